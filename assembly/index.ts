@@ -1,0 +1,15 @@
+// lowbit WASM kernel core — exports only.
+//
+// Conventions for every kernel (see README "Kernel ABI"):
+// - Arguments are byte offsets into linear memory plus sizes; kernels never
+//   allocate and never grow memory. The TS side owns the arena.
+// - Tensors are NHWC, densely packed, batch 1 (batches are separate calls).
+// - Every export has a plain TS reference in src/kernels/ref/ with the same
+//   contract; integer kernels match it bit for bit.
+export * from "./probe/relaxed-selftest";
+export * from "./probe/peak";
+
+/** First byte the TS arena may use (after static data), rounded up to 64 by the caller. */
+export function heap_base(): usize {
+  return __heap_base;
+}

@@ -1,0 +1,5 @@
+// Test entry: imports every test module, then prints one closing line
+// "N passed, N failed" (assertions). Run as `node --import tsx test/index.ts [--backend relaxed]`.
+// Static imports evaluate in order: the reporter attaches before any test registers.
+import "./util/report.ts";
+import "./runtime.test.ts";
