@@ -1,0 +1,98 @@
+/**
+ * lowbit's graph IR: what an importer produces and the compiler lowers to a plan.
+ *
+ * Spatial sizes are dynamic (an SR net accepts any H×W), so a tensor's shape is
+ * its channel count plus its *spatial factor* relative to the graph input: LR
+ * tensors have factor 1, tensors after a ×s upsample have factor s. All convs
+ * are stride 1 with 'same' padding, so only upsample / depth-to-space change
+ * the factor. Nodes are kept in topological order (inputs before users).
+ */
+
+/** Elementwise activations a Keras Conv2D/Activation layer can carry. */
+export type ActivationKind =
+  | "linear"
+  | "relu"
+  | "relu6"
+  | "leaky_relu" // alpha in `alpha`
+  | "elu"
+  | "selu"
+  | "sigmoid"
+  | "hard_sigmoid"
+  | "tanh"
+  | "softplus"
+  | "softsign"
+  | "swish"
+  | "exponential";
+
+export interface Activation {
+  kind: ActivationKind;
+  /** leaky_relu slope (Keras LeakyReLU default 0.3) or elu alpha (default 1). */
+  alpha?: number;
+}
+
+export type NodeOp =
+  | { op: "input" }
+  | {
+      op: "conv2d";
+      /** Odd kernel size (square). */
+      k: number;
+      cin: number;
+      cout: number;
+      /** HWIO float32 weights [k, k, cin, cout]. */
+      weights: Float32Array;
+      /** [cout] or null. */
+      bias: Float32Array | null;
+      /** Fused activation (Keras `activation` on the conv). */
+      activation: Activation;
+    }
+  | { op: "activation"; activation: Activation }
+  /** Elementwise sum of all inputs (same shape). */
+  | { op: "add" }
+  /** Channel concat (last axis) of all inputs, in input order. */
+  | { op: "concat" }
+  /** y = factor · x (MultiplyBeta, factor 0.2). */
+  | { op: "scale"; factor: number }
+  /** Nearest-neighbour upsampling by an integer factor (UpSampling2D, 'nearest'). */
+  | { op: "upsample_nearest"; factor: number }
+  /** TF depthToSpace, NHWC, DCR order: out[h·b+i, w·b+j, c] = in[h, w, (i·b+j)·C + c]. */
+  | { op: "depth_to_space"; block: number };
+
+export type Node = NodeOp & {
+  /** Index in Graph.nodes. */
+  id: number;
+  /** Layer name from the source model (unique), used in error messages. */
+  name: string;
+  /** Producer node ids. */
+  inputs: number[];
+  /** Output channel count (shape inference). */
+  channels: number;
+  /** Output spatial factor relative to the graph input (shape inference). */
+  spatial: number;
+};
+
+/** Numeric range the model expects at its input and produces at its output. */
+export type ValueRange = [number, number];
+
+export interface GraphMeta {
+  /** Human-readable model name (e.g. "esrgan-medium-x2"). */
+  name: string;
+  /** Upscale factor = spatial factor of the output node. */
+  scale: number;
+  /** Input value range the network was trained on (pixels are mapped 0..255 → this). */
+  inputRange: ValueRange;
+  /** Output value range (clip to it, then map to 0..255). */
+  outputRange: ValueRange;
+  /** Architecture tag when known ("rdn", "rrdn"), for tiling defaults. */
+  arch?: string;
+  /** Receptive-field radius in LR pixels (exact tiling margin = ceil). */
+  receptiveRadius?: number;
+}
+
+export interface Graph {
+  nodes: Node[];
+  /** Id of the single input node (3 channels, RGB). */
+  input: number;
+  /** Id of the output node. */
+  output: number;
+  meta: GraphMeta;
+}
