@@ -46,8 +46,12 @@ export type NodeOp =
       activation: Activation;
     }
   | { op: "activation"; activation: Activation }
-  /** Elementwise sum of all inputs (same shape). */
-  | { op: "add" }
+  /**
+   * Elementwise sum of all inputs (same shape), optionally weighted:
+   * y = Σ coeffs[i]·x_i (coeffs absent = all 1). Weights come from folding a
+   * `scale` node (RRDN's MultiplyBeta before a residual add) into the add.
+   */
+  | { op: "add"; coeffs?: number[] }
   /** Channel concat (last axis) of all inputs, in input order. */
   | { op: "concat" }
   /** y = factor · x (MultiplyBeta, factor 0.2). */

@@ -1,0 +1,75 @@
+/**
+ * Tile planning for upscaling images of any size with memory bounded by the
+ * tile, not the image.
+ *
+ * The image (LR) is cut into cores of at most `tile`×`tile` pixels. Each core
+ * is computed on a *region* = core grown by `margin` on every side, clipped to
+ * the image. Inside the image, the margin replaces the network's zero padding
+ * with real neighbours; at the true image border the region stops, so the
+ * network sees the same zero padding as on the whole image. With
+ * margin ≥ ⌈receptive radius⌉ (models.md §6) each core's output is exactly the
+ * untiled output; smaller margins trade exactness for speed.
+ */
+import { LowbitError } from "../runtime/errors.ts";
+
+export interface Tile {
+  /** Core, in LR pixels: the part of the output this tile owns. */
+  x: number;
+  y: number;
+  w: number;
+  h: number;
+  /** Region computed (core + margin, clipped), in LR pixels. */
+  rx: number;
+  ry: number;
+  rw: number;
+  rh: number;
+}
+
+export interface TileGrid {
+  tiles: Tile[];
+  /** Largest region (the plan is compiled for it). */
+  maxW: number;
+  maxH: number;
+}
+
+/**
+ * Splits W×H into near-equal cores of at most `tile` pixels per side (balanced,
+ * so no sliver tile at the edge), each with its margin region.
+ */
+export function planTiles(width: number, height: number, tile: number, margin: number): TileGrid {
+  for (const [v, n] of [[width, "width"], [height, "height"], [tile, "tile"]] as const) {
+    if (!Number.isInteger(v) || v < 1) throw new LowbitError("E_ARGUMENT", `${n} must be a positive integer, got ${v}`);
+  }
+  if (!Number.isInteger(margin) || margin < 0) throw new LowbitError("E_ARGUMENT", `margin must be an integer ≥ 0, got ${margin}`);
+  const nx = Math.ceil(width / tile);
+  const ny = Math.ceil(height / tile);
+  const xs = split(width, nx);
+  const ys = split(height, ny);
+  const tiles: Tile[] = [];
+  let maxW = 0;
+  let maxH = 0;
+  for (const [y, h] of ys) {
+    for (const [x, w] of xs) {
+      const rx = Math.max(0, x - margin);
+      const ry = Math.max(0, y - margin);
+      const rw = Math.min(width, x + w + margin) - rx;
+      const rh = Math.min(height, y + h + margin) - ry;
+      tiles.push({ x, y, w, h, rx, ry, rw, rh });
+      maxW = Math.max(maxW, rw);
+      maxH = Math.max(maxH, rh);
+    }
+  }
+  return { tiles, maxW, maxH };
+}
+
+/** n near-equal [start, length] segments covering [0, len). */
+function split(len: number, n: number): [number, number][] {
+  const out: [number, number][] = [];
+  let s = 0;
+  for (let i = 0; i < n; i++) {
+    const e = Math.round(((i + 1) * len) / n);
+    out.push([s, e - s]);
+    s = e;
+  }
+  return out;
+}
