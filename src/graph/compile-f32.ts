@@ -1,0 +1,246 @@
+/**
+ * FP32 plan compiler: graph → a flat list of kernel calls over one arena.
+ *
+ * Everything that can be decided before seeing pixels is decided here, once:
+ * graph rewrites (fused activations, folded MultiplyBeta), packed weights,
+ * buffer offsets (memory-plan.ts: concat by channel slices, liveness reuse),
+ * the scratch size, and one closure per node that calls a WASM export with
+ * constant pointers. Running a tile is then a loop over closures with the
+ * tile's width and height: no allocation, no validation, no lookups.
+ *
+ * Arena layout: [packed weights | tensor buffers | conv scratch].
+ */
+import type { ActivationKind, Graph, Node } from "./ir.ts";
+import { optimizeGraph } from "./passes.ts";
+import { planMemory, type MemoryPlan } from "./memory-plan.ts";
+import type { Runtime } from "../runtime/runtime.ts";
+import { LowbitError } from "../runtime/errors.ts";
+import { f32ConvScratchBytes, packF32Conv } from "../kernels/f32-conv.ts";
+import type { ExecutablePlan } from "../engine/upscaler.ts";
+
+interface F32Exports {
+  f32_conv_nhwc(input: number, inStride: number, output: number, outStride: number, h: number, w: number,
+    cin: number, cout: number, k: number, packed: number, outMin: number, outMax: number, scratch: number): void;
+  f32_add_nhwc(a: number, b: number, n: number, c: number, aStride: number, bStride: number, y: number, yStride: number, beta: number): void;
+  f32_scale_nhwc(x: number, n: number, c: number, xStride: number, y: number, yStride: number, beta: number): void;
+  f32_activation_nhwc(x: number, n: number, c: number, xStride: number, y: number, yStride: number, kind: number, alpha: number): void;
+  x32_copy_nhwc(x: number, n: number, c: number, xStride: number, y: number, yStride: number): void;
+  x32_upsample_nearest_nhwc(x: number, h: number, w: number, c: number, factor: number, xStride: number, y: number, yStride: number): void;
+  x32_depth_to_space_nhwc(x: number, h: number, w: number, c: number, block: number, xStride: number, y: number, yStride: number): void;
+}
+
+/** Kernel codes of f32_activation_nhwc: the order of ActivationKind. */
+export const ACTIVATION_CODES: Record<ActivationKind, number> = {
+  linear: 0, relu: 1, relu6: 2, leaky_relu: 3, elu: 4, selu: 5, sigmoid: 6, hard_sigmoid: 7, tanh: 8,
+  softplus: 9, softsign: 10, swish: 11, exponential: 12,
+};
+
+/** Activations a conv applies as its output clamp (no extra pass). */
+function clampOf(kind: ActivationKind): [number, number] | null {
+  if (kind === "linear") return [-Infinity, Infinity];
+  if (kind === "relu") return [0, Infinity];
+  if (kind === "relu6") return [0, 6];
+  return null;
+}
+
+type Step = (w: number, h: number) => void;
+
+export interface F32PlanInfo {
+  /** The optimized graph the plan runs. */
+  graph: Graph;
+  memory: MemoryPlan;
+  /** Bytes of packed weights, of tensor buffers, of scratch. */
+  weightBytes: number;
+  tensorBytes: number;
+  scratchBytes: number;
+  /** MACs per LR pixel (convs only). */
+  macsPerPixel: number;
+}
+
+export class F32Plan implements ExecutablePlan {
+  readonly scale: number;
+  readonly maxW: number;
+  readonly maxH: number;
+  readonly info: F32PlanInfo;
+  private readonly rt: Runtime;
+  private readonly steps: Step[];
+  private readonly inPtr: number;
+  private readonly outPtr: number;
+  private readonly mark: number;
+
+  constructor(rt: Runtime, graph: Graph, maxW: number, maxH: number) {
+    if (!Number.isInteger(maxW) || !Number.isInteger(maxH) || maxW < 1 || maxH < 1) {
+      throw new LowbitError("E_ARGUMENT", `plan size must be positive integers, got ${maxW}×${maxH}`);
+    }
+    const g = optimizeGraph(graph);
+    this.rt = rt;
+    this.maxW = maxW;
+    this.maxH = maxH;
+    this.scale = g.nodes[g.output].spatial;
+    if (g.nodes[g.input].channels !== 3 || g.nodes[g.output].channels !== 3) {
+      throw new LowbitError("E_SHAPE", `an upscaling model maps RGB to RGB; this one maps ${g.nodes[g.input].channels} to ${g.nodes[g.output].channels} channels`);
+    }
+    const mem = planMemory(g, { tileW: maxW, tileH: maxH, elemBytes: () => 4, pinned: new Set([g.input, g.output]) });
+    const k = rt.kernels<F32Exports>();
+    const arena = rt.arena;
+    this.mark = arena.mark();
+
+    // 1. Packed weights (persistent for the plan's lifetime).
+    const packedAt = new Map<number, number>();
+    let weightBytes = 0;
+    let macsPerPixel = 0;
+    let scratchBytes = 0;
+    for (const n of g.nodes) {
+      if (n.op !== "conv2d") continue;
+      const packed = packF32Conv(n.weights, n.k, n.cin, n.cout, n.bias);
+      packedAt.set(n.id, arena.put(packed));
+      weightBytes += packed.byteLength;
+      macsPerPixel += n.k * n.k * n.cin * n.cout * n.spatial * n.spatial;
+      scratchBytes = Math.max(scratchBytes, f32ConvScratchBytes(maxW * n.spatial, n.cin, n.k));
+    }
+    // 2. Tensor buffers, then scratch: reserved in one growth.
+    const tensorBase = arena.alloc(mem.totalBytes);
+    const scratch = arena.alloc(scratchBytes);
+    const ptr = (id: number): number => tensorBase + mem.buffers[mem.placement[id].buffer].offset + 4 * mem.placement[id].channelOffset;
+    const stride = (id: number): number => mem.placement[id].pixelStride;
+
+    // 3. One closure per node.
+    const steps: Step[] = [];
+    for (const n of g.nodes) {
+      const s = n.spatial;
+      const y = ptr(n.id);
+      const ys = stride(n.id);
+      const c = n.channels;
+      switch (n.op) {
+        case "input":
+          break;
+        case "conv2d": {
+          const x = n.inputs[0];
+          const xp = ptr(x), xs = stride(x), wp = packedAt.get(n.id)!;
+          const clamp = clampOf(n.activation.kind);
+          const [lo, hi] = clamp ?? [-Infinity, Infinity];
+          const { cin, cout, k: kk } = n;
+          steps.push((w, h) => k.f32_conv_nhwc(xp, xs, y, ys, h * s, w * s, cin, cout, kk, wp, lo, hi, scratch));
+          if (!clamp) {
+            const code = ACTIVATION_CODES[n.activation.kind];
+            const alpha = n.activation.alpha ?? defaultAlpha(n.activation.kind);
+            steps.push((w, h) => k.f32_activation_nhwc(y, h * s * w * s, c, ys, y, ys, code, alpha));
+          }
+          break;
+        }
+        case "activation": {
+          const x = n.inputs[0];
+          const xp = ptr(x), xs = stride(x);
+          const code = ACTIVATION_CODES[n.activation.kind];
+          const alpha = n.activation.alpha ?? defaultAlpha(n.activation.kind);
+          steps.push((w, h) => k.f32_activation_nhwc(xp, h * s * w * s, c, xs, y, ys, code, alpha));
+          break;
+        }
+        case "add": {
+          const coeffs = n.coeffs ?? n.inputs.map(() => 1);
+          const [a0, ...rest] = n.inputs;
+          const a0p = ptr(a0), a0s = stride(a0);
+          // y = c0·x0 + c1·x1 + …, as a chain of fused y = a + β·b passes.
+          let first: Step;
+          if (coeffs[0] === 1) {
+            const b = rest[0], bp = ptr(b), bs = stride(b), beta = coeffs[1];
+            first = (w, h) => k.f32_add_nhwc(a0p, bp, h * s * w * s, c, a0s, bs, y, ys, beta);
+            steps.push(first);
+            rest.slice(1).forEach((b2, j) => {
+              const bp2 = ptr(b2), bs2 = stride(b2), beta2 = coeffs[j + 2];
+              steps.push((w, h) => k.f32_add_nhwc(y, bp2, h * s * w * s, c, ys, bs2, y, ys, beta2));
+            });
+          } else {
+            const c0 = coeffs[0];
+            steps.push((w, h) => k.f32_scale_nhwc(a0p, h * s * w * s, c, a0s, y, ys, c0));
+            rest.forEach((b2, j) => {
+              const bp2 = ptr(b2), bs2 = stride(b2), beta2 = coeffs[j + 1];
+              steps.push((w, h) => k.f32_add_nhwc(y, bp2, h * s * w * s, c, ys, bs2, y, ys, beta2));
+            });
+          }
+          break;
+        }
+        case "concat": {
+          const copies = new Set(mem.concatCopies.get(n.id) ?? []);
+          let off = 0;
+          for (const i of n.inputs) {
+            const ci = g.nodes[i].channels;
+            if (copies.has(off)) {
+              const xp = ptr(i), xs = stride(i), dst = y + 4 * off;
+              steps.push((w, h) => k.x32_copy_nhwc(xp, h * s * w * s, ci, xs, dst, ys));
+            }
+            off += ci;
+          }
+          break;
+        }
+        case "scale": {
+          const x = n.inputs[0];
+          const xp = ptr(x), xs = stride(x), beta = n.factor;
+          steps.push((w, h) => k.f32_scale_nhwc(xp, h * s * w * s, c, xs, y, ys, beta));
+          break;
+        }
+        case "upsample_nearest": {
+          const x = n.inputs[0];
+          const xp = ptr(x), xs = stride(x), f = n.factor, si = g.nodes[x].spatial;
+          steps.push((w, h) => k.x32_upsample_nearest_nhwc(xp, h * si, w * si, c, f, xs, y, ys));
+          break;
+        }
+        case "depth_to_space": {
+          const x = n.inputs[0];
+          const xp = ptr(x), xs = stride(x), b = n.block, si = g.nodes[x].spatial;
+          steps.push((w, h) => k.x32_depth_to_space_nhwc(xp, h * si, w * si, c, b, xs, y, ys));
+          break;
+        }
+        default:
+          throw new LowbitError("E_UNSUPPORTED_LAYER", `layer '${(n as Node).name}': op '${(n as Node).op}' has no FP32 lowering`);
+      }
+    }
+    this.steps = steps;
+    this.inPtr = ptr(g.input);
+    this.outPtr = ptr(g.output);
+    if (stride(g.input) !== 3 || stride(g.output) !== 3) throw new LowbitError("E_SHAPE", "internal: graph input/output must be dense");
+    this.info = { graph: g, memory: mem, weightBytes, tensorBytes: mem.totalBytes, scratchBytes, macsPerPixel };
+  }
+
+  get stepCount(): number {
+    return this.steps.length;
+  }
+
+  private checkSize(w: number, h: number): void {
+    if (!Number.isInteger(w) || !Number.isInteger(h) || w < 1 || h < 1 || w > this.maxW || h > this.maxH) {
+      throw new LowbitError("E_SHAPE", `tile ${w}×${h} does not fit the plan (max ${this.maxW}×${this.maxH})`);
+    }
+  }
+
+  inputView(w: number, h: number): Float32Array {
+    this.checkSize(w, h);
+    return this.rt.arena.f32.subarray(this.inPtr / 4, this.inPtr / 4 + w * h * 3);
+  }
+
+  outputView(w: number, h: number): Float32Array {
+    this.checkSize(w, h);
+    const n = w * this.scale * h * this.scale * 3;
+    return this.rt.arena.f32.subarray(this.outPtr / 4, this.outPtr / 4 + n);
+  }
+
+  runSteps(w: number, h: number, from: number, to: number): void {
+    this.checkSize(w, h);
+    for (let i = from; i < to; i++) this.steps[i](w, h);
+  }
+
+  /** Returns the plan's arena space (plans must be disposed in reverse order of creation). */
+  dispose(): void {
+    this.rt.arena.release(this.mark);
+  }
+
+  /** Runs the whole plan on a w×h input (NHWC RGB in the model's range); returns a copy of the output. */
+  run(input: Float32Array, w: number, h: number): Float32Array {
+    this.inputView(w, h).set(input.subarray(0, w * h * 3));
+    this.runSteps(w, h, 0, this.steps.length);
+    return this.outputView(w, h).slice();
+  }
+}
+
+function defaultAlpha(kind: ActivationKind): number {
+  return kind === "leaky_relu" ? 0.3 : 1;
+}
