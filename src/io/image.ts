@@ -1,4 +1,5 @@
 import { readFile, writeFile } from "node:fs/promises";
+import { inflateSync } from "node:zlib";
 import pngjs from "pngjs";
 import jpeg from "jpeg-js";
 import { LowbitError } from "../runtime/errors.ts";
@@ -58,6 +59,7 @@ function u16be(b: Uint8Array, p: number): number {
 
 /** Sniffs the format from the first bytes; E_ARGUMENT when it is neither PNG nor JPEG. */
 export function sniffFormat(bytes: Uint8Array): ImageFormat {
+  if (bytes.length === 0) throw new LowbitError("E_IO", "image file is empty");
   if (bytes.length >= 8 && PNG_SIGNATURE.every((v, i) => bytes[i] === v)) return "png";
   if (bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) return "jpeg";
   if (bytes.length < 8 && (isPrefix(bytes, PNG_SIGNATURE) || isPrefix(bytes, [0xff, 0xd8, 0xff]))) {
@@ -78,7 +80,7 @@ const PNG_DEPTHS: Record<number, number[]> = { 0: [1, 2, 4, 8, 16], 2: [8, 16], 
  * header and the byte length up to the end of IEND (pngjs rejects trailing bytes, which some
  * writers append; they are ignored here).
  */
-function pngStructure(b: Uint8Array): { header: ImageHeader; end: number } {
+function pngStructure(b: Uint8Array): { header: ImageHeader & { interlaced: boolean }; end: number; idat: Uint8Array[] } {
   if (b.length < 33) throw new LowbitError("E_IO", `PNG truncated: ${b.length} bytes, the header alone needs 33`);
   if (u32be(b, 8) !== 13 || String.fromCharCode(b[12], b[13], b[14], b[15]) !== "IHDR") {
     throw new LowbitError("E_IO", "PNG corrupt: the first chunk is not a 13-byte IHDR");
@@ -99,6 +101,7 @@ function pngStructure(b: Uint8Array): { header: ImageHeader; end: number } {
   let hasAlpha = colorType === 4 || colorType === 6;
   let p = 8;
   let sawIdat = false;
+  const idat: Uint8Array[] = [];
   for (;;) {
     if (p + 12 > b.length) throw new LowbitError("E_IO", `PNG truncated at byte ${p} of ${b.length} (no IEND chunk)`);
     const len = u32be(b, p);
@@ -109,12 +112,53 @@ function pngStructure(b: Uint8Array): { header: ImageHeader; end: number } {
       throw new LowbitError("E_IO", `PNG truncated: chunk ${JSON.stringify(type)} at byte ${p} needs ${len + 12} bytes, ${b.length - p} left`);
     }
     if (type === "tRNS") hasAlpha = true;
-    if (type === "IDAT") sawIdat = true;
+    if (type === "IDAT") {
+      sawIdat = true;
+      idat.push(b.subarray(p + 8, p + 8 + len));
+    }
     p = next;
     if (type === "IEND") break;
   }
   if (!sawIdat) throw new LowbitError("E_IO", "PNG corrupt: no IDAT chunk");
-  return { header: { format: "png", width, height, hasAlpha, bitDepth, colorType }, end: p };
+  return { header: { format: "png", width, height, hasAlpha, bitDepth, colorType, interlaced: b[28] === 1 }, end: p, idat };
+}
+
+const PNG_SAMPLES: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
+// Adam7 passes: x0, y0, dx, dy.
+const ADAM7 = [[0, 0, 8, 8], [4, 0, 8, 8], [0, 4, 4, 8], [2, 0, 4, 4], [0, 2, 2, 4], [1, 0, 2, 2], [0, 1, 1, 2]];
+
+/** Bytes the zlib stream must inflate to: per (pass and) row one filter byte plus the packed samples. */
+function pngRawBytes(h: ImageHeader & { interlaced: boolean }): number {
+  const bpp = PNG_SAMPLES[h.colorType] * h.bitDepth;
+  const rowBytes = (cols: number) => 1 + Math.ceil((cols * bpp) / 8);
+  if (!h.interlaced) return h.height * rowBytes(h.width);
+  let n = 0;
+  for (const [x0, y0, dx, dy] of ADAM7) {
+    const cols = h.width > x0 ? Math.ceil((h.width - x0) / dx) : 0;
+    const rows = h.height > y0 ? Math.ceil((h.height - y0) / dy) : 0;
+    if (cols > 0 && rows > 0) n += rows * rowBytes(cols);
+  }
+  return n;
+}
+
+/**
+ * Inflates the IDAT stream once to check it holds exactly the image's bytes: pngjs pads a short
+ * stream with zeros instead of failing, which would turn a cut-off file into a black image.
+ */
+function checkPngData(h: ImageHeader & { interlaced: boolean }, idat: Uint8Array[]): void {
+  const want = pngRawBytes(h);
+  let got: number;
+  try {
+    got = inflateSync(Buffer.concat(idat), { maxOutputLength: want + 1 }).length;
+  } catch (e) {
+    const msg = (e as Error).message;
+    if (/unexpected end/i.test(msg)) throw new LowbitError("E_IO", "PNG truncated: the image data stream ends early", { cause: e });
+    if (e instanceof RangeError) throw new LowbitError("E_IO", `PNG corrupt: image data exceeds the ${want} bytes of a ${h.width}×${h.height} image`, { cause: e });
+    throw new LowbitError("E_IO", `PNG corrupt: image data: ${msg}`, { cause: e });
+  }
+  if (got !== want) {
+    throw new LowbitError("E_IO", `PNG ${got < want ? "truncated" : "corrupt"}: image data inflates to ${got} bytes, a ${h.width}×${h.height} image needs ${want}`);
+  }
 }
 
 /**
@@ -172,7 +216,9 @@ function jpegStructure(b: Uint8Array): ImageHeader {
 /** Header of a PNG or JPEG held in memory: format, size, alpha, depth — no pixel decoding. */
 export function readImageHeader(bytes: Uint8Array): ImageHeader {
   if (!(bytes instanceof Uint8Array)) throw new LowbitError("E_ARGUMENT", "image bytes must be a Uint8Array");
-  return sniffFormat(bytes) === "png" ? pngStructure(bytes).header : jpegStructure(bytes);
+  if (sniffFormat(bytes) === "jpeg") return jpegStructure(bytes);
+  const { format, width, height, hasAlpha, bitDepth, colorType } = pngStructure(bytes).header;
+  return { format, width, height, hasAlpha, bitDepth, colorType };
 }
 
 function checkOptions(opts: ReadImageOptions): { maxPixels: number; channels: 3 | 4 | undefined } {
@@ -220,8 +266,9 @@ export function decodeImage(bytes: Uint8Array, opts: ReadImageOptions = {}): Ima
   if (!(bytes instanceof Uint8Array)) throw new LowbitError("E_ARGUMENT", "image bytes must be a Uint8Array");
   const format = sniffFormat(bytes);
   if (format === "png") {
-    const { header, end } = pngStructure(bytes);
+    const { header, end, idat } = pngStructure(bytes);
     checkSize(header, o.maxPixels);
+    checkPngData(header, idat);
     let png: { width: number; height: number; data: Uint8Array; alpha?: boolean };
     try {
       const buf = Buffer.from(bytes.buffer, bytes.byteOffset, end);

@@ -1,5 +1,5 @@
 import { LowbitError, checkInt } from "../runtime/errors.ts";
-import { checkImage, roundU8, type ImageU8, type ImageView, type PixelArray } from "./color.ts";
+import { checkImage, type ImageU8, type ImageView } from "./color.ts";
 
 /**
  * MATLAB `imresize(A, scale, 'bicubic')` reproduced sample for sample (protocol.md §2) — the
@@ -156,7 +156,7 @@ function plan(width: number, height: number, spec: ResizeSpec): Plan {
 }
 
 /** Vertical pass: dst (outH × width × c) from src (inH × width × c). Sums taps in order from 0. */
-function passRows(dst: Float64Array, src: PixelArray | Float64Array, rowLen: number, ct: Contributions): void {
+function passRows(dst: Float64Array, src: Float64Array, rowLen: number, ct: Contributions): void {
   const { outLength, taps, weights, indices } = ct;
   for (let i = 0; i < outLength; i++) {
     const o = i * rowLen;
@@ -174,13 +174,32 @@ function passRows(dst: Float64Array, src: PixelArray | Float64Array, rowLen: num
 }
 
 /** Horizontal pass: dst (rows × outW × c) from src (rows × inW × c). */
-function passCols(dst: Float64Array, src: PixelArray | Float64Array, rows: number, c: number, ct: Contributions): void {
+function passCols(dst: Float64Array, src: Float64Array, rows: number, c: number, ct: Contributions): void {
   const { inLength, outLength, taps, weights, indices } = ct;
   const inRow = inLength * c;
   const outRow = outLength * c;
   for (let r = 0; r < rows; r++) {
     const si = r * inRow;
     const so = r * outRow;
+    if (c === 3) {
+      // The common case, with the three sums in registers (same per-sample order as below).
+      for (let i = 0; i < outLength; i++) {
+        const wi = i * taps;
+        let a0 = 0, a1 = 0, a2 = 0;
+        for (let k = 0; k < taps; k++) {
+          const w = weights[wi + k];
+          const p = si + indices[wi + k] * 3;
+          a0 += w * src[p];
+          a1 += w * src[p + 1];
+          a2 += w * src[p + 2];
+        }
+        const o = so + i * 3;
+        dst[o] = a0;
+        dst[o + 1] = a1;
+        dst[o + 2] = a2;
+      }
+      continue;
+    }
     for (let i = 0; i < outLength; i++) {
       const wi = i * taps;
       const o = so + i * c;
@@ -204,7 +223,9 @@ export interface ImageF64 extends ImageView {
  */
 export function imresizeFloat(img: ImageView, spec: ResizeSpec): ImageF64 {
   checkImage(img);
-  const { width, height, channels: c, data } = img;
+  const { width, height, channels: c } = img;
+  // One element type through both passes keeps the loops monomorphic (u8 and f32 convert exactly).
+  const data = img.data instanceof Float64Array ? img.data : Float64Array.from(img.data);
   const p = plan(width, height, spec);
   const { outWidth, outHeight } = p;
   const out = new Float64Array(outWidth * outHeight * c);
@@ -229,7 +250,14 @@ export function imresize(img: ImageView, spec: ResizeSpec): ImageU8 {
   const f = imresizeFloat(img, spec);
   const out = new Uint8Array(f.data.length);
   const d = f.data;
-  for (let i = 0; i < d.length; i++) out[i] = roundU8(d[i]);
+  // roundU8 inlined with an integer result (a double stored to a Uint8Array takes a slow path):
+  // for 0.5 ≤ v < 254.5, (v + 0.5) | 0 = floor(v + 0.5) = round-half-up(v) exactly: if v + 0.5 stays
+  // in v's binade the add is exact (0.5 is a multiple of v's ulp); if it crosses into the next
+  // binade it is ≥ that power of two, which rounding cannot undercut.
+  for (let i = 0; i < d.length; i++) {
+    const v = d[i];
+    out[i] = v >= 0.5 ? (v >= 254.5 ? 255 : (v + 0.5) | 0) : 0;
+  }
   return { data: out, width: f.width, height: f.height, channels: f.channels };
 }
 
