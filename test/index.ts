@@ -3,3 +3,5 @@
 // Static imports evaluate in order: the reporter attaches before any test registers.
 import "./util/report.ts";
 import "./runtime.test.ts";
+import "./metrics.test.ts";
+import "./image-io.test.ts";
