@@ -196,14 +196,14 @@ export function decodeGroups(groups: WeightGroup[], shards: Uint8Array[][]): Map
     const have = parts.reduce((a, p) => a + p.byteLength, 0);
     const need = groupByteSize(g);
     const last = g.paths[g.paths.length - 1] ?? "(none)";
-    const shardList = g.paths.length === 1 ? `shard '${g.paths[0]}'` : `shards '${g.paths[0]}' … '${last}'`;
+    const shardList = g.paths.length === 1 ? `shard '${g.paths[0]}' holds` : `shards '${g.paths[0]}' … '${last}' hold`;
     if (have < need) {
       let off = 0;
       for (const w of g.weights) {
         const end = off + byteSize(w);
         if (end > have) {
           throw fmt(
-            `weight '${w.name}' needs bytes [${off}, ${end}) of group ${gi + 1} but ${shardList} hold only ${have} bytes ` +
+            `weight '${w.name}' needs bytes [${off}, ${end}) of group ${gi + 1} but ${shardList} only ${have} bytes ` +
               `(expected ${need}): a shard is truncated or missing`,
           );
         }
@@ -213,7 +213,7 @@ export function decodeGroups(groups: WeightGroup[], shards: Uint8Array[][]): Map
     if (have > need) {
       const lw = g.weights[g.weights.length - 1];
       throw fmt(
-        `${shardList} of group ${gi + 1} hold ${have} bytes but the manifest's tensors need ${need} ` +
+        `group ${gi + 1}: ${shardList} ${have} bytes but the manifest's tensors need ${need} ` +
           `(${have - need} extra bytes after '${lw?.name ?? "nothing"}'): wrong or corrupt shard '${last}'`,
       );
     }
