@@ -675,23 +675,26 @@ test("builder: shapes, radius, errors", (t) => {
 test("tfjs reference: esrgan-slim-x2 and rrdn models run; the imported IR computes the same thing", async (t) => {
   const rng = new Rng(11);
   // Relative tolerances: the IR is evaluated in f64 here, tfjs sums in f32 (observed ~1e-6 relative).
-  for (const [name, backend, size, tol] of [["esrgan-slim-x2", "wasm", 8, 2e-5], ["esrgan-thick-x2", "wasm", 8, 2e-5], ["legacy-gans-x4", "cpu", 4, 2e-5]] as const) {
+  // The f64 evaluation of an rrdn is slow in plain JS, so it compares a 4×4 input there.
+  for (const [name, backend, cmp] of [["esrgan-slim-x2", "wasm", 8], ["esrgan-thick-x2", "wasm", 4], ["legacy-gans-x4", "cpu", 4]] as const) {
     const t0 = performance.now();
     const info = getModelInfo(name)!;
-    const ref = await loadTfjsReference(name, { backend });
-    const x = rng.fillF32(new Float32Array(size * size * 3), info.inputRange[0], info.inputRange[1]);
-    const y = ref.predict(x, size, size);
-    ref.dispose();
     const s = info.scale;
-    t.deepEqual(y.shape, [1, size * s, size * s, 3], `${name} (${backend}): output shape`);
-    t.ok(y.data.every(Number.isFinite), `${name}: finite`);
-    const g = await loadModel(name);
-    const a = evalGraph(g, x, size, size);
+    const ref = await loadTfjsReference(name, { backend });
+    const x8 = rng.fillF32(new Float32Array(8 * 8 * 3), info.inputRange[0], info.inputRange[1]);
+    const y8 = ref.predict(x8, 8, 8);
+    t.deepEqual(y8.shape, [1, 8 * s, 8 * s, 3], `${name} (${backend}): 8×8 → ${8 * s}×${8 * s}×3`);
+    t.ok(y8.data.every(Number.isFinite), `${name}: finite`);
+    const x = cmp === 8 ? x8 : rng.fillF32(new Float32Array(cmp * cmp * 3), info.inputRange[0], info.inputRange[1]);
+    const y = cmp === 8 ? y8 : ref.predict(x, cmp, cmp);
+    ref.dispose();
+    const a = evalGraph(await loadModel(name), x, cmp, cmp);
     let err = 0, mag = 0;
     for (let i = 0; i < a.data.length; i++) {
       err = Math.max(err, Math.abs(a.data[i] - y.data[i]));
       mag = Math.max(mag, Math.abs(a.data[i]));
     }
-    t.ok(err < tol * Math.max(1, info.outputRange[1]) && mag > 0, `${name}: max |IR(f64) − tfjs| = ${err.toExponential(2)} (out max ${mag.toFixed(3)}), ${(performance.now() - t0).toFixed(0)} ms`);
+    t.ok(err < 2e-5 * info.outputRange[1] && mag > 0.1 * info.outputRange[1],
+      `${name}: ${cmp}×${cmp}: max |IR(f64) − tfjs| = ${err.toExponential(2)} (out max ${mag.toFixed(3)}), ${(performance.now() - t0).toFixed(0)} ms`);
   }
 });
