@@ -5,3 +5,4 @@ import "./util/report.ts";
 import "./runtime.test.ts";
 import "./metrics.test.ts";
 import "./image-io.test.ts";
+import "./io-tfjs.test.ts";

@@ -30,6 +30,20 @@ export interface Activation {
   alpha?: number;
 }
 
+/**
+ * A tensor stored as unsigned integer codes q with a per-tensor affine map w = q·scale + min
+ * (TF.js weight quantization). `zeroPoint` = −min/scale when that is an exact integer inside
+ * the code range (the converter nudges min so 0 is representable when the range spans 0),
+ * else null (all-one-sign tensors keep their raw min).
+ */
+export interface AffineQuantized {
+  dtype: "uint8" | "uint16";
+  scale: number;
+  min: number;
+  zeroPoint: number | null;
+  q: Uint8Array | Uint16Array;
+}
+
 export type NodeOp =
   | { op: "input" }
   | {
@@ -44,6 +58,13 @@ export type NodeOp =
       bias: Float32Array | null;
       /** Fused activation (Keras `activation` on the conv). */
       activation: Activation;
+      /**
+       * The stored integer codes when the source file was affine-quantized (esrgan-legacy's
+       * uint8). `weights`/`bias` are always the decoded float32 values (bit-identical to tfjs);
+       * this keeps the exact codes so an integer path can run the shipped model without a
+       * second rounding (w = scale·(q − zp), zp = −min/scale). Absent for float files.
+       */
+      sourceQuant?: { kernel?: AffineQuantized; bias?: AffineQuantized };
     }
   | { op: "activation"; activation: Activation }
   /**
