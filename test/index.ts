@@ -4,3 +4,5 @@
 import "./util/report.ts";
 import "./runtime.test.ts";
 import "./kernels/quantize.test.ts";
+import "./kernels/requant-add.test.ts";
+import "./kernels/concat.test.ts";

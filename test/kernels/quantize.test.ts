@@ -1,29 +1,11 @@
 import test from "tape";
 import { Rng } from "../util/rng.ts";
 import { testRuntime } from "../util/runtime.ts";
-import { LowbitError } from "../../src/runtime/errors.ts";
+import { firstDiff, throwsCode } from "./_elem-helpers.ts";
 import { quantize, dequantize, quantRange, quantizeAt } from "../../src/kernels/quantize.ts";
 import { quantizeRef, dequantizeRef, quantizeOne } from "../../src/kernels/ref/quantize.ts";
 
 const CH = [1, 3, 5, 12, 16, 17, 31, 48, 64];
-
-function firstDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) return i;
-  return -1;
-}
-
-export function expectCode(t: test.Test, e: unknown, code: string, what: string): void {
-  t.ok(e instanceof LowbitError && e.code === code, `${what} → ${code} (${(e as Error).message})`);
-}
-
-export function throwsCode(t: test.Test, fn: () => void, code: string, what: string): void {
-  try {
-    fn();
-    t.fail(`${what}: should throw ${code}`);
-  } catch (e) {
-    expectCode(t, e, code, what);
-  }
-}
 
 test("quantize: reference rounds half to even and clamps (hand cases)", (t) => {
   t.equal(quantizeOne(2.5, 1, 0, 0, 255), 2, "2.5 → 2");
