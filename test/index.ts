@@ -6,3 +6,6 @@ import "./runtime.test.ts";
 import "./kernels/quantize.test.ts";
 import "./kernels/requant-add.test.ts";
 import "./kernels/concat.test.ts";
+import "./kernels/depth-to-space.test.ts";
+import "./kernels/upsample.test.ts";
+import "./kernels/f32-elementwise.test.ts";

@@ -36,8 +36,11 @@ export const ACTIVATION_CODES: Readonly<Record<ActivationKind, number>> = Object
 /** Activations computed exactly (bit-identical to the reference). */
 export const EXACT_ACTIVATIONS: ReadonlySet<ActivationKind> = new Set(["linear", "relu", "relu6", "leaky_relu", "hard_sigmoid", "softsign"]);
 
-/** |wasm − ref| ≤ rel·|ref| + abs for the transcendental activations (asserted by the tests). */
-export const ACTIVATION_TOLERANCE = { rel: 4e-6, abs: 1e-7 } as const;
+/**
+ * |wasm − ref| ≤ rel·|ref| + abs for the transcendental activations (≈ 2 ulp; the
+ * measured worst case is ≈ 1.3 ulp; abs only covers f32 underflow to 0 / subnormals).
+ */
+export const ACTIVATION_TOLERANCE = { rel: 2.5e-7, abs: 1e-37 } as const;
 
 /** Keras defaults: LeakyReLU alpha 0.3, ELU alpha 1. */
 export function activationAlpha(act: Activation): number {
