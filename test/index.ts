@@ -9,3 +9,5 @@ import "./kernels/concat.test.ts";
 import "./kernels/depth-to-space.test.ts";
 import "./kernels/upsample.test.ts";
 import "./kernels/f32-elementwise.test.ts";
+import "./kernels/channel-stats.test.ts";
+import "./kernels/histogram.test.ts";

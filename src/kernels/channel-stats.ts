@@ -66,7 +66,6 @@ export function channelStats(out: Float32Array, x: Float32Array | Codes, layout:
   checkF32(out, "out");
   const f32 = x instanceof Float32Array;
   if (!f32) checkCodes(x, "x");
-  check(f32 || q === undefined || q !== null, "E_ARGUMENT", "q");
   check(!(f32 && q), "E_ARGUMENT", "scale/zero point apply to 8-bit input only");
   const { pixels: n, channels: c } = layout;
   checkDims(n, c, 1);

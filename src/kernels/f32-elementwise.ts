@@ -99,7 +99,7 @@ export function activationAt(rt: Runtime, a: UnaryAt & { activation: Activation 
   rt.kernels<Kernels>().f32_activation_nhwc(a.x, a.pixels, a.channels, xs, a.y, ys, code, alpha);
 }
 
-function unaryTyped<T extends Tensor>(out: T, x: T, layout: PixelLayout, rt: Runtime | undefined, es: number,
+function unaryTyped<T extends Tensor>(out: T, x: T, layout: PixelLayout, rt: Runtime | undefined,
   run: (r: Runtime, a: UnaryAt) => void): void {
   const { pixels: n, channels: c } = layout;
   checkDims(n, c);
@@ -107,7 +107,6 @@ function unaryTyped<T extends Tensor>(out: T, x: T, layout: PixelLayout, rt: Run
   checkArray(x, spanOf(n, c, xs), "x");
   checkArray(out, spanOf(n, c, ys), "out");
   const r = rtOr(rt);
-  void es;
   withScratch(r, (s) => run(r, { x: s.put(x, spanOf(n, c, xs)), y: s.out(out, spanOf(n, c, ys), ys > c), pixels: n, channels: c, xStride: xs, yStride: ys }));
 }
 
@@ -135,7 +134,7 @@ export function scale(out: Float32Array, x: Float32Array, layout: PixelLayout, b
   checkF32(out, "out");
   checkF32(x, "x");
   checkFinite(beta, "beta");
-  unaryTyped(out, x, layout, rt, 4, (r, a) => scaleAt(r, { ...a, beta }));
+  unaryTyped(out, x, layout, rt, (r, a) => scaleAt(r, { ...a, beta }));
 }
 
 /** out = clamp(x, lo, hi): f32, or 8-bit codes (out and x the same code type, integer bounds). */
@@ -143,7 +142,7 @@ export function clamp<T extends Float32Array | Codes>(out: T, x: T, layout: Pixe
   if (x instanceof Float32Array) {
     checkF32(out, "out");
     check(!Number.isNaN(lo) && !Number.isNaN(hi) && Math.fround(lo) <= Math.fround(hi), "E_RANGE", `clamp bounds [${lo}, ${hi}]`);
-    unaryTyped(out, x, layout, rt, 4, (r, a) => clampAt(r, { ...a, lo, hi }));
+    unaryTyped(out, x, layout, rt, (r, a) => clampAt(r, { ...a, lo, hi }));
     return;
   }
   checkCodes(x, "x");
@@ -152,7 +151,7 @@ export function clamp<T extends Float32Array | Codes>(out: T, x: T, layout: Pixe
   const signed = isSigned(x);
   checkInt(lo, signed ? -128 : 0, signed ? 127 : 255, "clamp lo", "E_RANGE");
   checkInt(hi, lo, signed ? 127 : 255, "clamp hi", "E_RANGE");
-  unaryTyped(out, x, layout, rt, 1, (r, a) => clampCodesAt(r, { ...a, lo, hi, signed }));
+  unaryTyped(out, x, layout, rt, (r, a) => clampCodesAt(r, { ...a, lo, hi, signed }));
 }
 
 /** out = act(x) (f32). */
@@ -161,5 +160,5 @@ export function activation(out: Float32Array, x: Float32Array, layout: PixelLayo
   checkF32(x, "x");
   check(ACTIVATION_CODES[act?.kind] !== undefined, "E_UNSUPPORTED_LAYER", `activation '${String(act?.kind)}' is not supported`);
   checkFinite(activationAlpha(act), "activation alpha");
-  unaryTyped(out, x, layout, rt, 4, (r, a) => activationAt(r, { ...a, activation: act }));
+  unaryTyped(out, x, layout, rt, (r, a) => activationAt(r, { ...a, activation: act }));
 }
