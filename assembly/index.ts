@@ -13,3 +13,11 @@ export * from "./probe/peak";
 export function heap_base(): usize {
   return __heap_base;
 }
+export * from "./elementwise/quantize";
+export * from "./elementwise/requant-add";
+export * from "./elementwise/concat";
+export * from "./elementwise/depth-to-space";
+export * from "./elementwise/upsample";
+export * from "./elementwise/f32-elementwise";
+export * from "./stats/channel-stats";
+export * from "./stats/histogram";

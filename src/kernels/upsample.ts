@@ -1,0 +1,37 @@
+// Nearest-neighbour upsampling by an integer factor (assembly/elementwise/upsample.ts):
+//   out[h·f + i, w·f + j, ch] = in[h, w, ch].
+import type { Runtime } from "../runtime/runtime.ts";
+import { check } from "../runtime/errors.ts";
+import { type Tensor, checkArray, checkPtr, rtOr, spanOf, strideOf, withScratch } from "./elementwise-common.ts";
+import { checkSpatialGeometry, elemBytesOf, type SpatialLayout } from "./depth-to-space.ts";
+
+interface Kernels {
+  x8_upsample_nearest_nhwc(x: number, h: number, w: number, c: number, f: number, xs: number, y: number, ys: number): void;
+  x32_upsample_nearest_nhwc(x: number, h: number, w: number, c: number, f: number, xs: number, y: number, ys: number): void;
+}
+
+export function upsampleNearestAt(rt: Runtime, a: { x: number; y: number; height: number; width: number; channels: number; factor: number; xStride?: number; yStride?: number; elemBytes: 1 | 4 }): void {
+  checkSpatialGeometry(a.height, a.width, a.channels, a.factor, "factor");
+  check(a.elemBytes === 1 || a.elemBytes === 4, "E_ARGUMENT", `elemBytes must be 1 or 4, got ${a.elemBytes}`);
+  const xs = strideOf(a.xStride, a.channels, "input"), ys = strideOf(a.yStride, a.channels, "output");
+  const nIn = a.height * a.width;
+  checkPtr(rt, a.x, a.elemBytes * spanOf(nIn, a.channels, xs), "input", a.elemBytes);
+  checkPtr(rt, a.y, a.elemBytes * spanOf(nIn * a.factor * a.factor, a.channels, ys), "output", a.elemBytes);
+  const k = rt.kernels<Kernels>();
+  (a.elemBytes === 1 ? k.x8_upsample_nearest_nhwc : k.x32_upsample_nearest_nhwc)(a.x, a.height, a.width, a.channels, a.factor, xs, a.y, ys);
+}
+
+/** out = nearest upsample of x ([height, width, channels]) by `factor` (1..16). */
+export function upsampleNearest<T extends Tensor>(out: T, x: T, layout: SpatialLayout, factor: number, rt?: Runtime): void {
+  const es = elemBytesOf(out, x);
+  const { height: h, width: w, channels: c } = layout;
+  checkSpatialGeometry(h, w, c, factor, "factor");
+  const xs = strideOf(layout.inStride, c, "input"), ys = strideOf(layout.outStride, c, "output");
+  const xSpan = spanOf(h * w, c, xs), ySpan = spanOf(h * w * factor * factor, c, ys);
+  checkArray(x, xSpan, "x");
+  checkArray(out, ySpan, "out");
+  const r = rtOr(rt);
+  withScratch(r, (s) => {
+    upsampleNearestAt(r, { x: s.put(x, xSpan), y: s.out(out, ySpan, ys > c), height: h, width: w, channels: c, factor, xStride: xs, yStride: ys, elemBytes: es });
+  });
+}
