@@ -6,7 +6,11 @@
 // accumulators) or 6 pixels × 4 channels (6 accumulators) and, per input
 // element, splats one activation per pixel and multiplies it by the channel
 // vector(s) of weights. 8 accumulators + 2 weight vectors + 4 splats = 14 of
-// the 16 xmm registers V8 has on x64, so nothing spills.
+// the 16 xmm registers V8 has on x64, so nothing spills — also after V8
+// unrolls the inner loop 2× (it does; each copy loads its operands after the
+// previous copy's exit branch, so the copies do not compete for registers).
+// Unlike the peak probes (assembly/probe/peak.ts) no anti-unrolling guard is
+// needed: measured, the guard's extra stack check and branch cost more here.
 //
 // Borders: for k > 1 the input rows are copied (once each) into a ring of k
 // rows in scratch with (k-1)/2 zero pixels on each side and a dense pixel
@@ -40,26 +44,11 @@
   return f32x4.add(acc, f32x4.mul(x, w));
 }
 
-/**
- * V8 unrolls small innermost wasm loops (and Node 20's TurboFan also peels
- * them); the unrolled copies of an 8-accumulator loop no longer fit the 16 xmm
- * registers and spill accumulators through the stack (~40 % slower). V8 only
- * does this to loops whose bytecode contains no nested `loop`, so the hot
- * loops carry this never-taken branch holding one (`never` is a runtime value
- * the wrapper guarantees false, so neither Binaryen nor V8 can delete it
- * before V8 has decided not to unroll). Cost: one fused compare+branch.
- */
-// @ts-ignore: decorator
-@inline function keepLoop(acc: v128, never: bool, n: i32): v128 {
-  if (never) {
-    for (let j = 0; j < n; j++) acc = f32x4.add(acc, acc);
-  }
-  return acc;
-}
-
 // @ts-ignore: decorator
 @inline function clamp(v: v128, lo: v128, hi: v128): v128 {
-  return f32x4.min(f32x4.max(v, lo), hi);
+  // pmax/pmin are one maxps/minps each (max/min cost ~8 instructions for their
+  // NaN/-0 rules); operand order keeps a NaN (v < lo and hi < v are false).
+  return f32x4.pmin(f32x4.pmax(v, lo), hi);
 }
 
 /** Stores the first n (1..4) lanes of v at p. */
@@ -94,7 +83,7 @@
  * each row contributes n = k·cin steps.
  */
 function mk8x4(table: usize, nrows: i32, xoff: usize, ps: usize, n: i32, blk: usize,
-  out: usize, ops: usize, lo: v128, hi: v128, nvalid: i32, never: bool): void {
+  out: usize, ops: usize, lo: v128, hi: v128, nvalid: i32): void {
   let a0 = v128.load(blk), a1 = v128.load(blk, 16);
   let b0 = a0, b1 = a1, c0 = a0, c1 = a1, d0 = a0, d1 = a1;
   const wblk = blk + 32;
@@ -113,7 +102,6 @@ function mk8x4(table: usize, nrows: i32, xoff: usize, ps: usize, n: i32, blk: us
       c0 = madd(c0, x, w0); c1 = madd(c1, x, w1);
       x = v128.load32_splat(xp + ps3);
       d0 = madd(d0, x, w0); d1 = madd(d1, x, w1);
-      d1 = keepLoop(d1, never, n);
       xp += 4;
       wp += 32;
     } while (xp < end);
@@ -146,7 +134,7 @@ function mk8x1(table: usize, nrows: i32, xoff: usize, n: i32, blk: usize,
 
 /** 6 pixels × 4 channels: the last block when ≤ 4 output channels remain (cout 3, 12, …). */
 function mk4x6(table: usize, nrows: i32, xoff: usize, ps: usize, n: i32, blk: usize,
-  out: usize, ops: usize, lo: v128, hi: v128, nvalid: i32, never: bool): void {
+  out: usize, ops: usize, lo: v128, hi: v128, nvalid: i32): void {
   let a = v128.load(blk);
   let b = a, c = a, d = a, e = a, f = a;
   const wblk = blk + 16;
@@ -163,7 +151,6 @@ function mk4x6(table: usize, nrows: i32, xoff: usize, ps: usize, n: i32, blk: us
       d = madd(d, v128.load32_splat(xp + ps3), w);
       e = madd(e, v128.load32_splat(xp + ps4), w);
       f = madd(f, v128.load32_splat(xp + ps5), w);
-      f = keepLoop(f, never, n);
       xp += 4;
       wp += 16;
     } while (xp < end);
@@ -221,7 +208,6 @@ export function f32_conv_nhwc(input: usize, inStride: i32, output: usize, outStr
   h: i32, w: i32, cin: i32, cout: i32, k: i32, packed: usize, outMin: f32, outMax: f32, scratch: usize): void {
   const p = (k - 1) >> 1;
   const lo = f32x4.splat(outMin), hi = f32x4.splat(outMax);
-  const never = k <= 0; // the wrapper guarantees k ≥ 1 (see keepLoop)
   const table = scratch;
   const n = k * cin; // steps per kernel row
   const ops = <usize>outStride << 2;
@@ -267,34 +253,43 @@ export function f32_conv_nhwc(input: usize, inStride: i32, output: usize, outStr
       nrows++;
     }
     const outRow = output + <usize>(y * w) * ops;
-    for (let b = 0; b < nblocks; b++) {
-      const oc0 = b << 3;
-      const rem = cout - oc0;
-      const blk = packed + (<usize>(b * full) << 2);
-      const out0 = outRow + (<usize>oc0 << 2);
-      if (rem > 4) {
-        const nvalid = min(rem, 8);
-        if (w >= 4) {
-          let x = 0;
-          while (true) {
-            mk8x4(table, nrows, <usize>x * ps, ps, n, blk, out0 + <usize>x * ops, ops, lo, hi, nvalid, never);
-            if (x + 4 == w) break;
-            x = min(x + 4, w - 4); // the last block overlaps the previous one (same values rewritten)
+    // Blocks of 8 channels: pixel blocks outer, channel blocks inner, so the
+    // 4-pixel input window (k rows × (k+3) pixels × cin) stays in L1 while the
+    // weights stream through it once per pixel block.
+    const nfull = (cout - (nblocks - 1 << 3)) > 4 ? nblocks : nblocks - 1;
+    if (nfull > 0) {
+      if (w >= 4) {
+        let x = 0;
+        while (true) {
+          const xoff = <usize>x * ps, outx = outRow + <usize>x * ops;
+          for (let b = 0; b < nfull; b++) {
+            mk8x4(table, nrows, xoff, ps, n, packed + (<usize>(b * full) << 2), outx + (<usize>b << 5), ops, lo, hi, min(cout - (b << 3), 8));
           }
-        } else {
-          for (let x = 0; x < w; x++) mk8x1(table, nrows, <usize>x * ps, n, blk, out0 + <usize>x * ops, lo, hi, nvalid);
+          if (x + 4 == w) break;
+          x = min(x + 4, w - 4); // the last block overlaps the previous one (same values rewritten)
         }
       } else {
-        if (w >= 6) {
-          let x = 0;
-          while (true) {
-            mk4x6(table, nrows, <usize>x * ps, ps, n, blk, out0 + <usize>x * ops, ops, lo, hi, rem, never);
-            if (x + 6 == w) break;
-            x = min(x + 6, w - 6);
+        for (let x = 0; x < w; x++) {
+          for (let b = 0; b < nfull; b++) {
+            mk8x1(table, nrows, <usize>x * ps, n, packed + (<usize>(b * full) << 2), outRow + <usize>x * ops + (<usize>b << 5), lo, hi, min(cout - (b << 3), 8));
           }
-        } else {
-          for (let x = 0; x < w; x++) mk4x1(table, nrows, <usize>x * ps, n, blk, out0 + <usize>x * ops, lo, hi, rem);
         }
+      }
+    }
+    // A last block of ≤ 4 channels: 6 pixels × 4 channels.
+    if (nfull < nblocks) {
+      const rem = cout - (nfull << 3);
+      const blk = packed + (<usize>(nfull * full) << 2);
+      const out0 = outRow + (<usize>nfull << 5);
+      if (w >= 6) {
+        let x = 0;
+        while (true) {
+          mk4x6(table, nrows, <usize>x * ps, ps, n, blk, out0 + <usize>x * ops, ops, lo, hi, rem);
+          if (x + 6 == w) break;
+          x = min(x + 6, w - 6);
+        }
+      } else {
+        for (let x = 0; x < w; x++) mk4x1(table, nrows, <usize>x * ps, n, blk, out0 + <usize>x * ops, lo, hi, rem);
       }
     }
   }
