@@ -8,6 +8,7 @@
 //   contract; integer kernels match it bit for bit.
 export * from "./probe/relaxed-selftest";
 export * from "./probe/peak";
+export * from "./conv/f32-conv-nhwc";
 
 /** First byte the TS arena may use (after static data), rounded up to 64 by the caller. */
 export function heap_base(): usize {

@@ -3,6 +3,7 @@
 // Each line: `<precision> <kernel> <shape>: X GMAC/s (Y% of peak)`.
 import { createRuntime } from "../src/runtime/runtime.ts";
 import { measurePeak, fmt } from "./util.ts";
+import { run as runF32Conv } from "./kernels/f32-conv.bench.ts";
 
 const backend = process.argv.includes("--relaxed") ? "relaxed" : "simd";
 const rt = await createRuntime({ backend });
@@ -11,3 +12,4 @@ const peak = measurePeak(rt);
 console.log(`peak i32x4.dot_i16x8_s: ${fmt(peak.dotI16)} GMAC/s`);
 console.log(`peak f32x4 mul+add: ${fmt(peak.f32)} GMAC/s`);
 if (peak.relaxedDot !== null) console.log(`peak relaxed dot i8x16.i7x16: ${fmt(peak.relaxedDot)} GMAC/s`);
+await runF32Conv(rt, peak);

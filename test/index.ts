@@ -14,3 +14,4 @@ import "./kernels/upsample.test.ts";
 import "./kernels/f32-elementwise.test.ts";
 import "./kernels/channel-stats.test.ts";
 import "./kernels/histogram.test.ts";
+import "./kernels/f32-conv.test.ts";

@@ -33,29 +33,85 @@ export function peak_dot_i16x8(src: usize, iters: i32): i32 {
   return i32x4.extract_lane(s, 0) + i32x4.extract_lane(s, 3);
 }
 
-/** 12 × (f32x4.mul + f32x4.add) per iteration = 48 MACs. Returns a checksum. */
-export function peak_f32x4_muladd(src: usize, iters: i32): f32 {
-  const a = v128.load(src);
-  const b = v128.load(src, 16);
-  let c0 = f32x4.splat(0), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
-  let c6 = c0, c7 = c0, c8 = c0, c9 = c0, c10 = c0, c11 = c0;
-  const b1 = f32x4.add(b, a), b2 = f32x4.sub(b, a), b3 = f32x4.mul(b1, a);
-  for (let i = 0; i < iters; i++) {
-    c0 = f32x4.add(c0, f32x4.mul(a, b));
-    c1 = f32x4.add(c1, f32x4.mul(a, b1));
-    c2 = f32x4.add(c2, f32x4.mul(a, b2));
-    c3 = f32x4.add(c3, f32x4.mul(a, b3));
-    c4 = f32x4.add(c4, f32x4.mul(b, b));
-    c5 = f32x4.add(c5, f32x4.mul(b, b1));
-    c6 = f32x4.add(c6, f32x4.mul(b, b2));
-    c7 = f32x4.add(c7, f32x4.mul(b, b3));
-    c8 = f32x4.add(c8, f32x4.mul(b1, b1));
-    c9 = f32x4.add(c9, f32x4.mul(b1, b2));
-    c10 = f32x4.add(c10, f32x4.mul(b1, b3));
-    c11 = f32x4.add(c11, f32x4.mul(b2, b3));
+// The f32 probes differ from the integer ones on purpose. Measured on Zen 4 /
+// V8 11.3 (Node 20) and 12.4 (Node 22), the earlier 12-accumulator form of
+// peak_f32x4_muladd ran at ~14 GMAC/s instead of ~28 because
+//  1. its extra operands were pure expressions of the two loaded vectors
+//     (b + a, b - a, (b + a)·a); V8's scheduler sinks such values into the
+//     loop, so every iteration recomputed them (3 more FP ops) and needed
+//     5 operand registers + 12 accumulators + 1 product > 16 xmm: V8 spilled
+//     three accumulators, and the one carried through a stack slot put a
+//     store→load round trip on its add chain;
+//  2. V8 unrolls small innermost loops (Node 20 also peels them); the
+//     unrolled 8-accumulator loop spills even without (1).
+// So: every operand is its own load (V8 cannot sink loads), 8 accumulators
+// (enough to cover the 3-cycle add latency on 2 add pipes, leaving registers
+// for 4 operands and the product), and a never-taken branch holding a nested
+// loop (keepLoop), which makes V8 treat the loop as non-innermost and leave it
+// alone. `--no-wasm-loop-unrolling --no-wasm-loop-peeling` gives the same
+// figure without the guard, which is how the cause was confirmed.
+
+/** A never-taken branch holding a `loop` opcode: V8 does not unroll/peel loops that contain one. */
+// @ts-ignore: decorator
+@inline function keepLoop(acc: v128, never: bool, n: i32): v128 {
+  if (never) {
+    for (let j = 0; j < n; j++) acc = f32x4.add(acc, acc);
   }
-  const s = f32x4.add(f32x4.add(f32x4.add(c0, c1), f32x4.add(c2, c3)),
-    f32x4.add(f32x4.add(f32x4.add(c4, c5), f32x4.add(c6, c7)), f32x4.add(f32x4.add(c8, c9), f32x4.add(c10, c11))));
+  return acc;
+}
+
+/** 12 × (f32x4.mul + f32x4.add) per iteration into 8 accumulators = 48 MACs. Returns a checksum. */
+export function peak_f32x4_muladd(src: usize, iters: i32): f32 {
+  const a = v128.load(src), b = v128.load(src, 4), c = v128.load(src, 8), d = v128.load(src, 12);
+  let c0 = f32x4.splat(0), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0;
+  const never = iters < 0;
+  for (let i = 0; i < iters; i++) {
+    c0 = f32x4.add(c0, f32x4.mul(a, a));
+    c1 = f32x4.add(c1, f32x4.mul(a, b));
+    c2 = f32x4.add(c2, f32x4.mul(a, c));
+    c3 = f32x4.add(c3, f32x4.mul(a, d));
+    c4 = f32x4.add(c4, f32x4.mul(b, b));
+    c5 = f32x4.add(c5, f32x4.mul(b, c));
+    c6 = f32x4.add(c6, f32x4.mul(b, d));
+    c7 = f32x4.add(c7, f32x4.mul(c, c));
+    c0 = f32x4.add(c0, f32x4.mul(c, d));
+    c1 = f32x4.add(c1, f32x4.mul(d, d));
+    c2 = f32x4.add(c2, f32x4.mul(d, a));
+    c3 = f32x4.add(c3, f32x4.mul(d, b));
+    c7 = keepLoop(c7, never, iters);
+  }
+  const s = f32x4.add(f32x4.add(f32x4.add(c0, c1), f32x4.add(c2, c3)), f32x4.add(f32x4.add(c4, c5), f32x4.add(c6, c7)));
+  return f32x4.extract_lane(s, 0) + f32x4.extract_lane(s, 3);
+}
+
+/**
+ * 12 × f32x4.relaxed_madd per iteration into 12 accumulators = 48 MACs (relaxed
+ * build; FMA latency 4 × 2 pipes needs ≥ 8 chains, and FMA needs no product
+ * register, so 12 accumulators + 4 operands fit). The simd build returns -1.
+ */
+export function peak_f32x4_relaxed_madd(src: usize, iters: i32): f32 {
+  if (!ASC_FEATURE_RELAXED_SIMD) return -1;
+  const a = v128.load(src), b = v128.load(src, 4), c = v128.load(src, 8), d = v128.load(src, 12);
+  let c0 = f32x4.splat(0), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0;
+  let c8 = c0, c9 = c0, c10 = c0, c11 = c0;
+  const never = iters < 0;
+  for (let i = 0; i < iters; i++) {
+    c0 = f32x4.relaxed_madd(a, a, c0);
+    c1 = f32x4.relaxed_madd(a, b, c1);
+    c2 = f32x4.relaxed_madd(a, c, c2);
+    c3 = f32x4.relaxed_madd(a, d, c3);
+    c4 = f32x4.relaxed_madd(b, b, c4);
+    c5 = f32x4.relaxed_madd(b, c, c5);
+    c6 = f32x4.relaxed_madd(b, d, c6);
+    c7 = f32x4.relaxed_madd(c, c, c7);
+    c8 = f32x4.relaxed_madd(c, d, c8);
+    c9 = f32x4.relaxed_madd(d, d, c9);
+    c10 = f32x4.relaxed_madd(d, a, c10);
+    c11 = f32x4.relaxed_madd(d, b, c11);
+    c11 = keepLoop(c11, never, iters);
+  }
+  const s = f32x4.add(f32x4.add(f32x4.add(f32x4.add(c0, c1), f32x4.add(c2, c3)), f32x4.add(f32x4.add(c4, c5), f32x4.add(c6, c7))),
+    f32x4.add(f32x4.add(c8, c9), f32x4.add(c10, c11)));
   return f32x4.extract_lane(s, 0) + f32x4.extract_lane(s, 3);
 }
 
