@@ -17,6 +17,7 @@ import type { Runtime } from "../runtime/runtime.ts";
 import { LowbitError } from "../runtime/errors.ts";
 import { f32ConvScratchBytes, packF32Conv } from "../kernels/f32-conv.ts";
 import type { ExecutablePlan } from "../engine/upscaler.ts";
+import { ACTIVATION_CODES } from "../kernels/f32-elementwise.ts";
 
 interface F32Exports {
   f32_conv_nhwc(input: number, inStride: number, output: number, outStride: number, h: number, w: number,
@@ -28,12 +29,6 @@ interface F32Exports {
   x32_upsample_nearest_nhwc(x: number, h: number, w: number, c: number, factor: number, xStride: number, y: number, yStride: number): void;
   x32_depth_to_space_nhwc(x: number, h: number, w: number, c: number, block: number, xStride: number, y: number, yStride: number): void;
 }
-
-/** Kernel codes of f32_activation_nhwc: the order of ActivationKind. */
-export const ACTIVATION_CODES: Record<ActivationKind, number> = {
-  linear: 0, relu: 1, relu6: 2, leaky_relu: 3, elu: 4, selu: 5, sigmoid: 6, hard_sigmoid: 7, tanh: 8,
-  softplus: 9, softsign: 10, swish: 11, exponential: 12,
-};
 
 /** Activations a conv applies as its output clamp (no extra pass). */
 function clampOf(kind: ActivationKind): [number, number] | null {
