@@ -13,3 +13,5 @@ export * from "./probe/peak";
 export function heap_base(): usize {
   return __heap_base;
 }
+export * from "./conv/qs8-qc8w-conv-nhwc";
+export * from "./conv/qs8-qc4w-conv-nhwc";

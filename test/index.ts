@@ -3,3 +3,4 @@
 // Static imports evaluate in order: the reporter attaches before any test registers.
 import "./util/report.ts";
 import "./runtime.test.ts";
+import "./kernels/qs8-conv.test.ts";
