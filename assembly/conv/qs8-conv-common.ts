@@ -18,11 +18,13 @@
 //   2. prepare a band of input rows into scratch, padded with a ring of "zero" (and to an even / multiple-of-4
 //      channel count):
 //        simd path:    i16 (x − z_x)            — the subtraction is folded in once, not per MAC
-//        relaxed path: u8  x' = x (+64 if signed) — raw codes 0..127 for the i7 operand, ring = z_x'
+//        relaxed path: u8  x' = x (+2^(b−1) if signed) — raw codes 0..2^b−1 ≤ 127 for the i7 operand, ring = z_x'
 //   3. int32 accumulate: output channels across lanes, register block 4 pixels × 8 output channels
 //      (8 v128 accumulators: V8 keeps ~8 in registers; more spill).
 //        simd:    i32x4.dot_i16x8_s( splat(x[c], x[c+1]) , [w(o0..o3; c, c+1)] )            8 MAC / op
 //        relaxed: i32x4.relaxed_dot_i8x16_i7x16_add_s( [w(o0..o3; c..c+3)], splat(x'[c..c+3]), acc )  16 MAC / op
+//        relaxed, small products: i16x8.relaxed_dot_i8x16_i7x16_s summed in i16 for a bounded number of steps,
+//                 then widened (accumulateU7Acc16) — half the multiply-unit work of the other two
 //      For one kernel row kh the taps (kw, c) are contiguous in both the padded input row and the packed
 //      weights, so the inner loop is a single run of k·Cin' values with no index arithmetic.
 //   4. requantize from registers (or store the raw int32 accumulators: the acc32 variants).
@@ -41,9 +43,6 @@ export const OUT_I32: i32 = 2;
 /** 1.5·2^23: adding it to |v| < 2^22 leaves round_half_even(v) in the low mantissa bits. */
 const MAGIC: f32 = 12582912.0;
 const MAGIC_BITS: i32 = 0x4b400000;
-
-/** Shift that maps signed ≤7-bit codes (−64..63) to 0..127 for the relaxed i7 operand. */
-const SIGNED_SHIFT: i32 = 64;
 
 /** 32 bytes of static data for partial (channel-tail) stores. */
 const TAIL: usize = memory.data(32, 16);
@@ -317,18 +316,108 @@ function accumulateU7(src: usize, W: i32, Wc: i32, p: i32, Cin4: i32, k: i32, nR
   }
 }
 
+/**
+ * Relaxed path for small products (low-bit activations and/or int4 weights): `i16x8.relaxed_dot_i8x16_i7x16_s`
+ * (one pmaddubsw on x86) sums pairs into i16 lanes; `chunk` quads of those are added in i16 before one
+ * `i32x4.extadd_pairwise_i16x8_s` widens them into the int32 accumulators. The wrapper picks
+ * chunk = ⌊32767 / (2·max x'·max|w|)⌋ ≥ 2, so no i16 partial sum can leave int16 (and none saturates).
+ * Per 16 MACs this costs one multiply-unit op instead of two (the i32 dot is pmaddubsw + pmaddwd without
+ * AVX-VNNI), which is what limits both other paths.
+ */
+function accumulateU7Acc16(src: usize, W: i32, Wc: i32, p: i32, Cin4: i32, k: i32, nRows: i32, zpShifted: i32,
+  packed: usize, w8: usize, Cout: i32, mult: usize, out: usize, outStride: i32, mode: i32,
+  outZp: i32, qmin: i32, qmax: i32, chunk: i32): void {
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    const CoutP = (Cout + 7) & ~7;
+    const pxBytes = <usize>Cin4;
+    const px2 = pxBytes << 1;
+    const px3 = px2 + pxBytes;
+    const rowBytes = <usize>(Wc + 2 * p) * pxBytes;
+    const runBytes = <usize>k * pxBytes;
+    const chunkBytes = <usize>chunk << 2;
+    const wBlock = w8BlockBytes(k, Cin4);
+    const outPx: usize = mode == OUT_I32 ? <usize>outStride << 2 : <usize>outStride;
+    const nPix = W < 4 ? W : 4;
+    const lastX = W < 4 ? 0 : W - 4;
+    const lo = f32x4.splat(<f32>(qmin - outZp));
+    const hi = f32x4.splat(<f32>(qmax - outZp));
+    const mz = i32x4.splat(MAGIC_BITS - outZp);
+    const zv = i32x4.splat(zpShifted);
+    const zero = i32x4.splat(0);
+    for (let r = 0; r < nRows; r++) {
+      const rowIn = src + <usize>r * rowBytes;
+      const rowOut = out + <usize>r * <usize>W * outPx;
+      for (let ob = 0; ob < CoutP; ob += 8) {
+        const b0 = i32x4.sub(v128.load(packed + (<usize>ob << 2)), i32x4.mul(zv, v128.load(packed + (<usize>(CoutP + ob) << 2))));
+        const b1 = i32x4.sub(v128.load(packed + (<usize>ob << 2), 16), i32x4.mul(zv, v128.load(packed + (<usize>(CoutP + ob) << 2), 16)));
+        const m0 = v128.load(mult + (<usize>ob << 2));
+        const m1 = v128.load(mult + (<usize>ob << 2), 16);
+        const wb = w8 + <usize>(ob >> 3) * wBlock;
+        const nValid = min(8, Cout - ob);
+        for (let x = 0; x < W; x += 4) {
+          const xs = x > lastX ? lastX : x;
+          let c00 = b0, c01 = b1, c10 = b0, c11 = b1, c20 = b0, c21 = b1, c30 = b0, c31 = b1;
+          let pw = wb;
+          let pi = rowIn + <usize>xs * pxBytes;
+          for (let kh = 0; kh < k; kh++) {
+            let pa = pi;
+            const end = pa + runBytes;
+            do {
+              const stop = pa + chunkBytes < end ? pa + chunkBytes : end;
+              let h00 = zero, h01 = zero, h10 = zero, h11 = zero, h20 = zero, h21 = zero, h30 = zero, h31 = zero;
+              do {
+                const w0 = v128.load(pw);
+                const w1 = v128.load(pw, 16);
+                const a0 = v128.load32_splat(pa);
+                const a1 = v128.load32_splat(pa + pxBytes);
+                const a2 = v128.load32_splat(pa + px2);
+                const a3 = v128.load32_splat(pa + px3);
+                h00 = i16x8.add(h00, i16x8.relaxed_dot_i8x16_i7x16_s(w0, a0));
+                h01 = i16x8.add(h01, i16x8.relaxed_dot_i8x16_i7x16_s(w1, a0));
+                h10 = i16x8.add(h10, i16x8.relaxed_dot_i8x16_i7x16_s(w0, a1));
+                h11 = i16x8.add(h11, i16x8.relaxed_dot_i8x16_i7x16_s(w1, a1));
+                h20 = i16x8.add(h20, i16x8.relaxed_dot_i8x16_i7x16_s(w0, a2));
+                h21 = i16x8.add(h21, i16x8.relaxed_dot_i8x16_i7x16_s(w1, a2));
+                h30 = i16x8.add(h30, i16x8.relaxed_dot_i8x16_i7x16_s(w0, a3));
+                h31 = i16x8.add(h31, i16x8.relaxed_dot_i8x16_i7x16_s(w1, a3));
+                pa += 4;
+                pw += 32;
+              } while (pa < stop);
+              c00 = i32x4.add(c00, i32x4.extadd_pairwise_i16x8_s(h00));
+              c01 = i32x4.add(c01, i32x4.extadd_pairwise_i16x8_s(h01));
+              c10 = i32x4.add(c10, i32x4.extadd_pairwise_i16x8_s(h10));
+              c11 = i32x4.add(c11, i32x4.extadd_pairwise_i16x8_s(h11));
+              c20 = i32x4.add(c20, i32x4.extadd_pairwise_i16x8_s(h20));
+              c21 = i32x4.add(c21, i32x4.extadd_pairwise_i16x8_s(h21));
+              c30 = i32x4.add(c30, i32x4.extadd_pairwise_i16x8_s(h30));
+              c31 = i32x4.add(c31, i32x4.extadd_pairwise_i16x8_s(h31));
+            } while (pa < end);
+            pi += rowBytes;
+          }
+          const d = rowOut + <usize>xs * outPx + (mode == OUT_I32 ? <usize>ob << 2 : <usize>ob);
+          storePixel(c00, c01, d, nValid, mode, m0, m1, lo, hi, mz);
+          if (nPix > 1) storePixel(c10, c11, d + outPx, nValid, mode, m0, m1, lo, hi, mz);
+          if (nPix > 2) storePixel(c20, c21, d + 2 * outPx, nValid, mode, m0, m1, lo, hi, mz);
+          if (nPix > 3) storePixel(c30, c31, d + 3 * outPx, nValid, mode, m0, m1, lo, hi, mz);
+        }
+      }
+    }
+  }
+}
+
 // ------------------------------------------- driver -------------------------------------------------------
 
 /**
  * The whole conv: in bands of `bandRows` output rows, prepare the band's padded input rows into `scratch`
- * (see qs8ConvScratchBytes in the wrapper), then accumulate + requantize them. `relaxed` ≠ 0 selects the
- * relaxed ≤7-bit path (the caller guarantees codes 0..127 unsigned or −64..63 signed); the simd build
- * ignores it. `inSigned` ≠ 0: the input bytes are int8 codes, else uint8.
+ * (see qs8ConvScratchBytes in the wrapper), then accumulate + requantize them. `relaxed` ≥ 1 selects the
+ * relaxed ≤7-bit path (the caller guarantees codes 0..2^b−1 unsigned or −2^(b−1)..2^(b−1)−1 signed, b = `inBits`):
+ * 1 → i32 relaxed dot, ≥ 2 → i16 partial sums over `relaxed` quads (accumulateU7Acc16). The simd build ignores
+ * it. `inSigned` ≠ 0: the input bytes are int8 codes, else uint8.
  */
 export function qs8ConvNhwc(input: usize, inStride: i32, H: i32, W: i32, Cin: i32, inZp: i32, inSigned: i32,
   k: i32, packed: usize, Cout: i32, mult: usize,
   output: usize, outStride: i32, outZp: i32, qmin: i32, qmax: i32, mode: i32,
-  scratch: usize, bandRows: i32, relaxed: i32): void {
+  scratch: usize, bandRows: i32, relaxed: i32, inBits: i32): void {
   const p = (k - 1) >> 1;
   const Wc = W < 4 ? 4 : W;
   const outPx: usize = mode == OUT_I32 ? <usize>outStride << 2 : <usize>outStride;
@@ -339,10 +428,15 @@ export function qs8ConvNhwc(input: usize, inStride: i32, H: i32, W: i32, Cin: i3
     const n = min(bandRows, H - y0);
     const dst = output + <usize>y0 * <usize>W * outPx;
     if (ASC_FEATURE_RELAXED_SIMD && relaxed != 0) {
-      const shift = inSigned != 0 ? SIGNED_SHIFT : 0;
+      // Signed b-bit codes −2^(b−1)..2^(b−1)−1 move to 0..2^b−1 (x − z is unchanged when both shift).
+      const shift = inSigned != 0 ? 1 << (inBits - 1) : 0;
       prepareU7(input, inStride, H, W, Cin, shift, inZp + shift, y0, n + 2 * p, p, Wc, Cin4, scratch);
       const w8 = packed + w16Offset(CoutP) + <usize>(CoutP >> 3) * w16BlockBytes(k, Cin2);
-      accumulateU7(scratch, W, Wc, p, Cin4, k, n, inZp + shift, packed, w8, Cout, mult, dst, outStride, mode, outZp, qmin, qmax);
+      if (relaxed >= 2) {
+        accumulateU7Acc16(scratch, W, Wc, p, Cin4, k, n, inZp + shift, packed, w8, Cout, mult, dst, outStride, mode, outZp, qmin, qmax, relaxed);
+      } else {
+        accumulateU7(scratch, W, Wc, p, Cin4, k, n, inZp + shift, packed, w8, Cout, mult, dst, outStride, mode, outZp, qmin, qmax);
+      }
     } else {
       prepareI16(input, inStride, H, W, Cin, inZp, inSigned != 0, y0, n + 2 * p, p, Wc, Cin2, scratch);
       accumulateI16(scratch, W, Wc, p, Cin2, k, n, packed, Cout, mult, dst, outStride, mode, outZp, qmin, qmax);

@@ -9,15 +9,15 @@ import { qs8ConvNhwc, OUT_I32, OUT_S8, OUT_U8 } from "./qs8-conv-common";
 export function qs8_qc4w_conv_nhwc(input: usize, inStride: i32, H: i32, W: i32, Cin: i32, inZp: i32, inSigned: i32,
   k: i32, packed: usize, Cout: i32, mult: usize,
   output: usize, outStride: i32, outZp: i32, qmin: i32, qmax: i32, outSigned: i32,
-  scratch: usize, bandRows: i32, relaxed: i32): void {
+  scratch: usize, bandRows: i32, relaxed: i32, inBits: i32): void {
   qs8ConvNhwc(input, inStride, H, W, Cin, inZp, inSigned, k, packed, Cout, mult,
-    output, outStride, outZp, qmin, qmax, outSigned != 0 ? OUT_S8 : OUT_U8, scratch, bandRows, relaxed);
+    output, outStride, outZp, qmin, qmax, outSigned != 0 ? OUT_S8 : OUT_U8, scratch, bandRows, relaxed, inBits);
 }
 
 /** Raw int32 accumulators; arguments as qs8_qc8w_conv_nhwc_acc32. */
 export function qs8_qc4w_conv_nhwc_acc32(input: usize, inStride: i32, H: i32, W: i32, Cin: i32, inZp: i32, inSigned: i32,
   k: i32, packed: usize, Cout: i32,
-  output: usize, outStride: i32, scratch: usize, bandRows: i32, relaxed: i32): void {
+  output: usize, outStride: i32, scratch: usize, bandRows: i32, relaxed: i32, inBits: i32): void {
   qs8ConvNhwc(input, inStride, H, W, Cin, inZp, inSigned, k, packed, Cout, 0,
-    output, outStride, 0, 0, 0, OUT_I32, scratch, bandRows, relaxed);
+    output, outStride, 0, 0, 0, OUT_I32, scratch, bandRows, relaxed, inBits);
 }

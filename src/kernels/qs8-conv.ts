@@ -14,10 +14,10 @@ import { unpackInt4 } from "./requant.ts";
 type ConvFn = (input: number, inStride: number, H: number, W: number, Cin: number, inZp: number, inSigned: number,
   k: number, packed: number, Cout: number, mult: number,
   output: number, outStride: number, outZp: number, qmin: number, qmax: number, outSigned: number,
-  scratch: number, bandRows: number, relaxed: number) => void;
+  scratch: number, bandRows: number, relaxed: number, inBits: number) => void;
 type ConvAcc32Fn = (input: number, inStride: number, H: number, W: number, Cin: number, inZp: number, inSigned: number,
   k: number, packed: number, Cout: number,
-  output: number, outStride: number, scratch: number, bandRows: number, relaxed: number) => void;
+  output: number, outStride: number, scratch: number, bandRows: number, relaxed: number, inBits: number) => void;
 
 interface QConvExports {
   qs8_qc8w_conv_nhwc: ConvFn;
@@ -48,6 +48,8 @@ export interface PackedQs8Conv {
   readonly absWeightSum: Float64Array;
   /** |bias_q[o]|. */
   readonly absBias: Float64Array;
+  /** max |w| over the layer (bounds the i16 partial sums of the relaxed-i7-acc16 path). */
+  readonly maxAbsWeight: number;
 }
 
 export interface QConvPackArgs {
@@ -109,6 +111,8 @@ function packBlocks(w: Int8Array, a: QConvPackArgs, weightFormat: "qc8w" | "qc4w
   const dv = new DataView(bytes.buffer);
   const absWeightSum = new Float64Array(cout);
   const absBias = new Float64Array(cout);
+  let maxAbsWeight = 0;
+  for (let i = 0; i < w.length; i++) maxAbsWeight = Math.max(maxAbsWeight, Math.abs(w[i]));
   for (let o = 0; o < cout; o++) {
     const b = a.bias ? a.bias[o] : 0;
     let sum = 0, abs = 0;
@@ -150,7 +154,7 @@ function packBlocks(w: Int8Array, a: QConvPackArgs, weightFormat: "qc8w" | "qc4w
       }
     }
   }
-  return { weightFormat, k, cin, cout, coutPadded: coutP, bytes, absWeightSum, absBias };
+  return { weightFormat, k, cin, cout, coutPadded: coutP, bytes, absWeightSum, absBias, maxAbsWeight };
 }
 
 // --------------------------------------------------------------------------------------------------------
@@ -170,12 +174,28 @@ export interface QOutput {
   qmax: number;
 }
 
-/** Which inner loop runs: i16 `dot_i16x8_s` (simd, any bits) or relaxed i8×i7 dot (relaxed build, ≤7 bits). */
-export type QConvPath = "i16" | "relaxed-i7";
+/**
+ * Which inner loop runs:
+ *   "i16"              simd build, or 8-bit activations: i32x4.dot_i16x8_s on (x − z) pre-widened to i16.
+ *   "relaxed-i7"       relaxed build, ≤7-bit activations: i32x4.relaxed_dot_i8x16_i7x16_add_s on raw codes.
+ *   "relaxed-i7-acc16" relaxed build, ≤7-bit activations with small products (2·max x·max|w| ≤ 16383):
+ *                      i16x8.relaxed_dot_i8x16_i7x16_s summed in i16 for `chunk` steps, then widened.
+ * All three give bit-identical results.
+ */
+export type QConvPath = "i16" | "relaxed-i7" | "relaxed-i7-acc16";
 
-/** The path the kernels take on this runtime for these activations. */
-export function qs8ConvPath(rt: Runtime, act: { bits: number }): QConvPath {
-  return rt.info.backend === "relaxed" && act.bits <= 7 ? "relaxed-i7" : "i16";
+/** The path (and the kernel's `relaxed` argument: 0, 1, or the i16 chunk length) for a layer and activations. */
+export function qs8ConvPlan(rt: Runtime, layer: PackedQs8Conv, act: { bits: number }): { path: QConvPath; relaxedArg: number } {
+  if (rt.info.backend !== "relaxed" || act.bits > 7) return { path: "i16", relaxedArg: 0 };
+  // i7 operand ≤ 2^b − 1 (signed codes are shifted by 2^(b−1)); one i16 lane gains ≤ 2·xmax·wmax per step.
+  const step = 2 * (2 ** act.bits - 1) * Math.max(layer.maxAbsWeight, 1);
+  const chunk = Math.min(Math.floor(32767 / step), 1 << 16);
+  return chunk >= 2 ? { path: "relaxed-i7-acc16", relaxedArg: chunk } : { path: "relaxed-i7", relaxedArg: 1 };
+}
+
+/** The inner loop the kernels take on this runtime for this layer and these activations. */
+export function qs8ConvPath(rt: Runtime, layer: PackedQs8Conv, act: { bits: number }): QConvPath {
+  return qs8ConvPlan(rt, layer, act).path;
 }
 
 function codeRange(bits: number, signed: boolean): [number, number] {
@@ -279,7 +299,7 @@ export function qs8ConvRun(rt: Runtime, c: QConvRequantCall): void {
   const fn = L.weightFormat === "qc4w" ? k.qs8_qc4w_conv_nhwc : k.qs8_qc8w_conv_nhwc;
   fn(c.input, c.inStride, c.H, c.W, L.cin, c.act.zeroPoint, c.act.signed ? 1 : 0, L.k, c.packed, L.cout, c.multipliers,
     c.output, c.outStride, c.out.zeroPoint, c.out.qmin, c.out.qmax, c.out.signed ? 1 : 0,
-    c.scratch, bandRows(c.H, c.W, L.cin, L.k), qs8ConvPath(rt, c.act) === "relaxed-i7" ? 1 : 0);
+    c.scratch, bandRows(c.H, c.W, L.cin, L.k), qs8ConvPlan(rt, L, c.act).relaxedArg, c.act.bits);
 }
 
 /** int32-output conv on arena offsets: out = Σ(x − z_x)·w + bias_q, no requantization. */
@@ -289,7 +309,7 @@ export function qs8ConvAcc32Run(rt: Runtime, c: QConvCall): void {
   const k = rt.kernels<QConvExports>();
   const fn = L.weightFormat === "qc4w" ? k.qs8_qc4w_conv_nhwc_acc32 : k.qs8_qc8w_conv_nhwc_acc32;
   fn(c.input, c.inStride, c.H, c.W, L.cin, c.act.zeroPoint, c.act.signed ? 1 : 0, L.k, c.packed, L.cout,
-    c.output, c.outStride, c.scratch, bandRows(c.H, c.W, L.cin, L.k), qs8ConvPath(rt, c.act) === "relaxed-i7" ? 1 : 0);
+    c.output, c.outStride, c.scratch, bandRows(c.H, c.W, L.cin, L.k), qs8ConvPlan(rt, L, c.act).relaxedArg, c.act.bits);
 }
 
 // --------------------------------------------------------------------------------------------------------

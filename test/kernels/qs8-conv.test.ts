@@ -157,7 +157,7 @@ test("qs8 conv: int4 packing round-trips; qc4w packs exactly like qc8w of the sa
 test("qs8 conv: requantized output is bit-exact vs the reference (random shapes, formats, strides)", async (t) => {
   const rt = await testRuntime();
   const r = new Rng(20240601);
-  const paths = { i16: 0, "relaxed-i7": 0 };
+  const paths = { i16: 0, "relaxed-i7": 0, "relaxed-i7-acc16": 0 };
   let bad = 0;
   const N = 400;
   for (let i = 0; i < N; i++) {
@@ -170,15 +170,17 @@ test("qs8 conv: requantized output is bit-exact vs the reference (random shapes,
     got.fill(77); want.fill(77); // channels between slices must stay untouched
     qs8Conv(rt, got, c.layer, { H: c.H, W: c.W, input: c.input, inStride: c.inStride, act: c.act, outStride: c.outStride }, mult, q);
     qconvRef(want, c.outStride, refArgs(c), mult, q.zeroPoint, q.qmin, q.qmax);
-    paths[qs8ConvPath(rt, c.act)]++;
+    paths[qs8ConvPath(rt, c.layer, c.act)]++;
     const d = firstDiff(got, want);
     if (d !== "equal") {
       if (bad++ < 5) t.fail(`${describe(c)} out ${q.signed ? "s8" : "u8"} zp ${q.zeroPoint} [${q.qmin}, ${q.qmax}]: ${d}`);
     }
   }
-  t.equal(bad, 0, `${N} random cases bit-exact (paths: i16 ${paths.i16}, relaxed-i7 ${paths["relaxed-i7"]})`);
-  if (testBackend() === "relaxed") t.ok(paths["relaxed-i7"] > 100, "relaxed build: the i8×i7 path ran on the ≤7-bit cases");
-  else t.equal(paths["relaxed-i7"], 0, "simd build: only the i16 path");
+  t.equal(bad, 0, `${N} random cases bit-exact (paths: ${JSON.stringify(paths)})`);
+  if (testBackend() === "relaxed") {
+    t.ok(paths["relaxed-i7"] > 30, `relaxed build: the i32 i8×i7 dot path ran (${paths["relaxed-i7"]} cases)`);
+    t.ok(paths["relaxed-i7-acc16"] > 100, `relaxed build: the i16-accumulating i8×i7 path ran (${paths["relaxed-i7-acc16"]} cases)`);
+  } else t.equal(paths.i16, N, "simd build: only the i16 path");
 });
 
 test("qs8 conv: int32-output variant is bit-exact vs the reference", async (t) => {
@@ -251,7 +253,32 @@ test("qs8 conv: real layer shapes (several bands, 1×1/3×3/5×5, 64/128/640 cha
       const want = q.signed ? new Int8Array(len) : new Uint8Array(len);
       qs8Conv(rt, got, c.layer, { H, W, input: c.input, act: c.act, outStride: c.outStride }, mult, q);
       qconvRef(want, c.outStride, refArgs(c), mult, q.zeroPoint, q.qmin, q.qmax);
-      t.equal(firstDiff(got, want), "equal", `${describe(c)} (${qs8ConvPath(rt, c.act)})`);
+      t.equal(firstDiff(got, want), "equal", `${describe(c)} (${qs8ConvPath(rt, c.layer, c.act)})`);
+    }
+  }
+});
+
+test("qs8 conv: worst-case partial sums (all weights ±max, all codes max) stay exact on every path", async (t) => {
+  const rt = await testRuntime();
+  for (const wf of ["qc8w", "qc4w"] as const) {
+    for (const bits of [2, 3, 4, 5, 6, 7, 8]) {
+      for (const wv of wf === "qc8w" ? [-128, 127] : [-8, 7]) {
+        for (const signed of [false, true]) {
+          const [lo, hi] = codeRange(bits, signed);
+          const cin = 37, cout = 9, k = 3, H = 3, W = 6;
+          const weights = new Int8Array(cout * k * k * cin).fill(wv);
+          const args = { cout, k, cin, bias: new Int32Array(cout) };
+          const layer = wf === "qc8w" ? packQs8Qc8wConv(weights, args) : packQs8Qc4wConv(packInt4(new Uint8Array((weights.length + 1) >> 1), weights), args);
+          for (const zeroPoint of [lo, hi]) {
+            const act = { bits, signed, zeroPoint };
+            const input = signed ? new Int8Array(H * W * cin).fill(zeroPoint === lo ? hi : lo) : new Uint8Array(H * W * cin).fill(zeroPoint === lo ? hi : lo);
+            const c: Case = { H, W, cin, cout, k, wf, act, inStride: cin, outStride: cout, weights, bias: args.bias, input, layer };
+            const got = qs8ConvAcc32(rt, new Int32Array(H * W * cout), layer, { H, W, input, act });
+            const want = qconvAcc32Ref(new Int32Array(H * W * cout), cout, refArgs(c));
+            t.equal(firstDiff(got, want), "equal", `${describe(c)} w=${wv} [${qs8ConvPath(rt, layer, act)}]`);
+          }
+        }
+      }
     }
   }
 });
