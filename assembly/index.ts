@@ -22,3 +22,5 @@ export * from "./elementwise/upsample";
 export * from "./elementwise/f32-elementwise";
 export * from "./stats/channel-stats";
 export * from "./stats/histogram";
+export * from "./conv/qs8-qc8w-conv-nhwc";
+export * from "./conv/qs8-qc4w-conv-nhwc";

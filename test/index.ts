@@ -15,3 +15,4 @@ import "./kernels/f32-elementwise.test.ts";
 import "./kernels/channel-stats.test.ts";
 import "./kernels/histogram.test.ts";
 import "./kernels/f32-conv.test.ts";
+import "./kernels/qs8-conv.test.ts";

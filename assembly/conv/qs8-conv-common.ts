@@ -1,0 +1,445 @@
+// Shared core of the quantized NHWC convolutions (qs8/qu8 activations × qc8w/qc4w weights).
+//
+// Arithmetic (gemmlowp notation). A quantized tensor holds codes q with real value r = s·(q − z).
+// For one output pixel and output channel o of a k×k 'same' conv:
+//
+//   r_y[o] = Σ_taps r_x·r_w[o] + r_b[o]
+//          = s_x·s_w[o] · ( Σ_taps (x − z_x)·w[o]  +  bias_q[o] )        (weights symmetric: z_w = 0,
+//                                                                        bias_q = round(r_b / (s_x·s_w[o])))
+//   acc[o] = Σ_taps (x − z_x)·w[o] + bias_q[o]                           (exact int32: the wrapper proves
+//                                                                        max|x − z_x|·Σ|w[o]| + |bias_q[o]| < 2^31)
+//   y[o]   = clamp(round_half_even(f32(acc[o]) · M[o]) + z_y, qmin, qmax),  M[o] = s_x·s_w[o]/s_y  (one f32)
+//
+// 'same' padding pads the *real* tensor with 0, i.e. with the code z_x, whose (x − z_x) is 0: taps that fall
+// outside the image contribute nothing, so the border needs no special case once the input is padded.
+//
+// Pipeline (gemmlowp / ruy style, each stage a separate function):
+//   1. pack (TS, once per layer): weights → the block layouts below, bias and Σw per output channel.
+//   2. prepare a band of input rows into scratch, padded with a ring of "zero" (and to an even / multiple-of-4
+//      channel count):
+//        simd path:    i16 (x − z_x)            — the subtraction is folded in once, not per MAC
+//        relaxed path: u8  x' = x (+2^(b−1) if signed) — raw codes 0..2^b−1 ≤ 127 for the i7 operand, ring = z_x'
+//   3. int32 accumulate: output channels across lanes, register block 4 pixels × 8 output channels
+//      (8 v128 accumulators: V8 keeps ~8 in registers; more spill).
+//        simd:    i32x4.dot_i16x8_s( splat(x[c], x[c+1]) , [w(o0..o3; c, c+1)] )            8 MAC / op
+//        relaxed: i32x4.relaxed_dot_i8x16_i7x16_add_s( [w(o0..o3; c..c+3)], splat(x'[c..c+3]), acc )  16 MAC / op
+//        relaxed, small products: i16x8.relaxed_dot_i8x16_i7x16_s summed in i16 for a bounded number of steps,
+//                 then widened (accumulateU7Acc16) — half the multiply-unit work of the other two
+//      For one kernel row kh the taps (kw, c) are contiguous in both the padded input row and the packed
+//      weights, so the inner loop is a single run of k·Cin' values with no index arithmetic.
+//   4. requantize from registers (or store the raw int32 accumulators: the acc32 variants).
+//
+// The relaxed path computes Σ x'·w over all taps (ring padded with z_x' = z_x + shift), then adds the
+// per-channel constant −z_x'·Σw[o]:  Σ (x' − z_x')·w = Σ x'·w − z_x'·Σ_all-taps w.  The partial sums may wrap
+// in int32, but i32 addition is exact modulo 2^32 and the true final value is proven to lie in int32, so the
+// result is exact and bit-identical to the simd path. (The i8×i7 pair sums, ≤ 2·128·127 = 32512, never hit
+// the i16 saturation of x86's pmaddubsw lowering.)
+
+/** Output modes: requantize to uint8 / int8 codes, or store the raw int32 accumulators. */
+export const OUT_U8: i32 = 0;
+export const OUT_S8: i32 = 1;
+export const OUT_I32: i32 = 2;
+
+/** 1.5·2^23: adding it to |v| < 2^22 leaves round_half_even(v) in the low mantissa bits. */
+const MAGIC: f32 = 12582912.0;
+const MAGIC_BITS: i32 = 0x4b400000;
+
+/** 32 bytes of static data for partial (channel-tail) stores. */
+const TAIL: usize = memory.data(32, 16);
+
+// ---------------------------------------------------------------------------------------------------------
+// Packed weight blob (built by packQs8Conv in src/kernels/qs8-conv.ts). CoutP = Cout rounded up to 8,
+// Cin2 = Cin rounded up to 2, Cin4 = Cin rounded up to 4; all padding weights are 0.
+//   [0, 4·CoutP)          bias_q[o]           int32
+//   [4·CoutP, 8·CoutP)    Σ_taps w[o]         int32 (relaxed-path zero-point correction)
+//   w16 section           per block of 8 output channels, per kh, per kw, per input-channel pair c:
+//                         32 bytes = i16 [w(o0,c) w(o0,c+1) w(o1,c) w(o1,c+1) w(o2,c) … w(o3,c+1)]
+//                                        [w(o4,c) w(o4,c+1) …                        w(o7,c+1)]
+//   w8 section            per block of 8, per kh, per kw, per input-channel quad c:
+//                         32 bytes = i8  [w(o0,c..c+3) w(o1,c..c+3) w(o2,…) w(o3,…)] [w(o4,…) … w(o7,…)]
+// ---------------------------------------------------------------------------------------------------------
+
+@inline function w16Offset(CoutP: i32): usize {
+  return <usize>CoutP << 3;
+}
+
+@inline function w16BlockBytes(k: i32, Cin2: i32): usize {
+  return <usize>(k * k * Cin2) << 4; // k·k·(Cin2/2) pairs × 32 bytes
+}
+
+@inline function w8BlockBytes(k: i32, Cin4: i32): usize {
+  return <usize>(k * k * Cin4) << 3; // k·k·(Cin4/4) quads × 32 bytes
+}
+
+// ------------------------------------------- stage 2: prepare ---------------------------------------------
+
+/**
+ * Writes padded input rows y0−p … y0−p+nRows−1 as i16 (x − z) into dst: each row is p ring pixels, Wc image
+ * pixels (Wc ≥ W; columns W..Wc−1 are ring too, so a 4-pixel block always has data to read), p ring pixels;
+ * each pixel Cin2 i16 with the channel padding 0. Rows outside the image are all ring.
+ */
+function prepareI16(input: usize, inStride: i32, H: i32, W: i32, Cin: i32, zp: i32, signed: bool,
+  y0: i32, nRows: i32, p: i32, Wc: i32, Cin2: i32, dst: usize): void {
+  const pxBytes = <usize>Cin2 << 1;
+  const rowBytes = <usize>(Wc + 2 * p) * pxBytes;
+  const zpv = i16x8.splat(<i16>zp);
+  for (let r = 0; r < nRows; r++) {
+    const y = y0 - p + r;
+    const d = dst + <usize>r * rowBytes;
+    if (y < 0 || y >= H) {
+      memory.fill(d, 0, rowBytes);
+      continue;
+    }
+    memory.fill(d, 0, <usize>p * pxBytes);
+    memory.fill(d + <usize>(p + W) * pxBytes, 0, <usize>(Wc - W + p) * pxBytes);
+    let s = input + <usize>y * <usize>W * <usize>inStride;
+    let q = d + <usize>p * pxBytes;
+    for (let x = 0; x < W; x++) {
+      let c = 0;
+      if (signed) {
+        for (; c + 8 <= Cin; c += 8) v128.store(q + (<usize>c << 1), i16x8.sub(v128.load8x8_s(s + c), zpv));
+        for (; c < Cin; c++) store<i16>(q + (<usize>c << 1), <i16>(<i32>load<i8>(s + c) - zp));
+      } else {
+        for (; c + 8 <= Cin; c += 8) v128.store(q + (<usize>c << 1), i16x8.sub(v128.load8x8_u(s + c), zpv));
+        for (; c < Cin; c++) store<i16>(q + (<usize>c << 1), <i16>(<i32>load<u8>(s + c) - zp));
+      }
+      if (c < Cin2) store<i16>(q + (<usize>c << 1), 0);
+      s += <usize>inStride;
+      q += pxBytes;
+    }
+  }
+}
+
+/**
+ * Relaxed-path preparation: padded rows of u8 codes x' = x + shift (0..127), Cin4 channels per pixel
+ * (padding channels 0: their weights are 0), ring = z' = z + shift.
+ */
+function prepareU7(input: usize, inStride: i32, H: i32, W: i32, Cin: i32, shift: i32, zpShifted: i32,
+  y0: i32, nRows: i32, p: i32, Wc: i32, Cin4: i32, dst: usize): void {
+  const pxBytes = <usize>Cin4;
+  const rowBytes = <usize>(Wc + 2 * p) * pxBytes;
+  const sv = i8x16.splat(<i8>shift);
+  for (let r = 0; r < nRows; r++) {
+    const y = y0 - p + r;
+    const d = dst + <usize>r * rowBytes;
+    if (y < 0 || y >= H) {
+      memory.fill(d, <u8>zpShifted, rowBytes);
+      continue;
+    }
+    memory.fill(d, <u8>zpShifted, <usize>p * pxBytes);
+    memory.fill(d + <usize>(p + W) * pxBytes, <u8>zpShifted, <usize>(Wc - W + p) * pxBytes);
+    let s = input + <usize>y * <usize>W * <usize>inStride;
+    let q = d + <usize>p * pxBytes;
+    for (let x = 0; x < W; x++) {
+      let c = 0;
+      for (; c + 16 <= Cin; c += 16) v128.store(q + c, i8x16.add(v128.load(s + c), sv));
+      for (; c < Cin; c++) store<u8>(q + c, <u8>(<i32>load<u8>(s + c) + shift));
+      for (; c < Cin4; c++) store<u8>(q + c, 0);
+      s += <usize>inStride;
+      q += pxBytes;
+    }
+  }
+}
+
+// ------------------------------------------- stage 4: requantize ------------------------------------------
+
+/** f32(acc)·M → clamp to [qmin−z, qmax−z] → round half to even (+MAGIC) → bits − (MAGIC_BITS − z) = code. */
+@inline function requant(acc: v128, m: v128, lo: v128, hi: v128, magicMinusZp: v128): v128 {
+  let f = f32x4.mul(f32x4.convert_i32x4_s(acc), m);
+  f = f32x4.pmin(f32x4.pmax(f, lo), hi);
+  return i32x4.sub(f32x4.add(f, f32x4.splat(MAGIC)), magicMinusZp);
+}
+
+/** Stores one pixel's 8 channels (accumulators a = o0..3, b = o4..7), nValid ≤ 8 of them. */
+@inline function storePixel(a: v128, b: v128, dst: usize, nValid: i32, mode: i32,
+  m0: v128, m1: v128, lo: v128, hi: v128, mz: v128): void {
+  if (mode == OUT_I32) {
+    if (nValid == 8) {
+      v128.store(dst, a);
+      v128.store(dst, b, 16);
+    } else {
+      v128.store(TAIL, a);
+      v128.store(TAIL, b, 16);
+      for (let i = 0; i < nValid; i++) store<i32>(dst + (<usize>i << 2), load<i32>(TAIL + (<usize>i << 2)));
+    }
+    return;
+  }
+  // Codes already lie in [qmin, qmax] ⊂ [−128, 255]: the saturating narrows only repack.
+  const h = i16x8.narrow_i32x4_s(requant(a, m0, lo, hi, mz), requant(b, m1, lo, hi, mz));
+  const v = mode == OUT_U8 ? i8x16.narrow_i16x8_u(h, h) : i8x16.narrow_i16x8_s(h, h);
+  if (nValid == 8) {
+    v128.store64_lane(dst, v, 0);
+  } else {
+    v128.store(TAIL, v);
+    for (let i = 0; i < nValid; i++) store<u8>(dst + i, load<u8>(TAIL + i));
+  }
+}
+
+// ------------------------------------------- stage 3: accumulate ------------------------------------------
+
+/**
+ * Output rows for one band from i16-prepared rows: for each row, for each block of 8 output channels (its
+ * weights stay in L1 across the row), for each block of 4 pixels (the last block overlaps the previous one
+ * when W % 4 ≠ 0: recomputing a few pixels is cheaper than a tail kernel).
+ */
+function accumulateI16(src: usize, W: i32, Wc: i32, p: i32, Cin2: i32, k: i32, nRows: i32,
+  packed: usize, Cout: i32, mult: usize, out: usize, outStride: i32, mode: i32,
+  outZp: i32, qmin: i32, qmax: i32): void {
+  const CoutP = (Cout + 7) & ~7;
+  const pxBytes = <usize>Cin2 << 1;
+  const px2 = pxBytes << 1;
+  const px3 = px2 + pxBytes;
+  const rowBytes = <usize>(Wc + 2 * p) * pxBytes;
+  const runBytes = <usize>k * pxBytes;
+  const wBlock = w16BlockBytes(k, Cin2);
+  const w16 = packed + w16Offset(CoutP);
+  const outPx: usize = mode == OUT_I32 ? <usize>outStride << 2 : <usize>outStride;
+  const nPix = W < 4 ? W : 4;
+  const lastX = W < 4 ? 0 : W - 4;
+  const lo = f32x4.splat(<f32>(qmin - outZp));
+  const hi = f32x4.splat(<f32>(qmax - outZp));
+  const mz = i32x4.splat(MAGIC_BITS - outZp);
+  for (let r = 0; r < nRows; r++) {
+    const rowIn = src + <usize>r * rowBytes;
+    const rowOut = out + <usize>r * <usize>W * outPx;
+    for (let ob = 0; ob < CoutP; ob += 8) {
+      const b0 = v128.load(packed + (<usize>ob << 2));
+      const b1 = v128.load(packed + (<usize>ob << 2), 16);
+      const m0 = v128.load(mult + (<usize>ob << 2));
+      const m1 = v128.load(mult + (<usize>ob << 2), 16);
+      const wb = w16 + <usize>(ob >> 3) * wBlock;
+      const nValid = min(8, Cout - ob);
+      for (let x = 0; x < W; x += 4) {
+        const xs = x > lastX ? lastX : x;
+        let c00 = b0, c01 = b1, c10 = b0, c11 = b1, c20 = b0, c21 = b1, c30 = b0, c31 = b1;
+        let pw = wb;
+        let pi = rowIn + <usize>xs * pxBytes;
+        for (let kh = 0; kh < k; kh++) {
+          let pa = pi;
+          const end = pa + runBytes;
+          do {
+            const w0 = v128.load(pw);
+            const w1 = v128.load(pw, 16);
+            const a0 = v128.load32_splat(pa);
+            const a1 = v128.load32_splat(pa + pxBytes);
+            const a2 = v128.load32_splat(pa + px2);
+            const a3 = v128.load32_splat(pa + px3);
+            c00 = i32x4.add(c00, i32x4.dot_i16x8_s(a0, w0));
+            c01 = i32x4.add(c01, i32x4.dot_i16x8_s(a0, w1));
+            c10 = i32x4.add(c10, i32x4.dot_i16x8_s(a1, w0));
+            c11 = i32x4.add(c11, i32x4.dot_i16x8_s(a1, w1));
+            c20 = i32x4.add(c20, i32x4.dot_i16x8_s(a2, w0));
+            c21 = i32x4.add(c21, i32x4.dot_i16x8_s(a2, w1));
+            c30 = i32x4.add(c30, i32x4.dot_i16x8_s(a3, w0));
+            c31 = i32x4.add(c31, i32x4.dot_i16x8_s(a3, w1));
+            pa += 4;
+            pw += 32;
+          } while (pa < end);
+          pi += rowBytes;
+        }
+        const d = rowOut + <usize>xs * outPx + (mode == OUT_I32 ? <usize>ob << 2 : <usize>ob);
+        storePixel(c00, c01, d, nValid, mode, m0, m1, lo, hi, mz);
+        if (nPix > 1) storePixel(c10, c11, d + outPx, nValid, mode, m0, m1, lo, hi, mz);
+        if (nPix > 2) storePixel(c20, c21, d + 2 * outPx, nValid, mode, m0, m1, lo, hi, mz);
+        if (nPix > 3) storePixel(c30, c31, d + 3 * outPx, nValid, mode, m0, m1, lo, hi, mz);
+      }
+    }
+  }
+}
+
+/** Relaxed-SIMD twin of accumulateI16 on u8 codes 0..127 (compiled only into the relaxed build). */
+function accumulateU7(src: usize, W: i32, Wc: i32, p: i32, Cin4: i32, k: i32, nRows: i32, zpShifted: i32,
+  packed: usize, w8: usize, Cout: i32, mult: usize, out: usize, outStride: i32, mode: i32,
+  outZp: i32, qmin: i32, qmax: i32): void {
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    const CoutP = (Cout + 7) & ~7;
+    const pxBytes = <usize>Cin4;
+    const px2 = pxBytes << 1;
+    const px3 = px2 + pxBytes;
+    const rowBytes = <usize>(Wc + 2 * p) * pxBytes;
+    const runBytes = <usize>k * pxBytes;
+    const wBlock = w8BlockBytes(k, Cin4);
+    const outPx: usize = mode == OUT_I32 ? <usize>outStride << 2 : <usize>outStride;
+    const nPix = W < 4 ? W : 4;
+    const lastX = W < 4 ? 0 : W - 4;
+    const lo = f32x4.splat(<f32>(qmin - outZp));
+    const hi = f32x4.splat(<f32>(qmax - outZp));
+    const mz = i32x4.splat(MAGIC_BITS - outZp);
+    const zv = i32x4.splat(zpShifted);
+    for (let r = 0; r < nRows; r++) {
+      const rowIn = src + <usize>r * rowBytes;
+      const rowOut = out + <usize>r * <usize>W * outPx;
+      for (let ob = 0; ob < CoutP; ob += 8) {
+        // acc starts at bias − z'·Σw (see the header): exact modulo 2^32.
+        const b0 = i32x4.sub(v128.load(packed + (<usize>ob << 2)), i32x4.mul(zv, v128.load(packed + (<usize>(CoutP + ob) << 2))));
+        const b1 = i32x4.sub(v128.load(packed + (<usize>ob << 2), 16), i32x4.mul(zv, v128.load(packed + (<usize>(CoutP + ob) << 2), 16)));
+        const m0 = v128.load(mult + (<usize>ob << 2));
+        const m1 = v128.load(mult + (<usize>ob << 2), 16);
+        const wb = w8 + <usize>(ob >> 3) * wBlock;
+        const nValid = min(8, Cout - ob);
+        for (let x = 0; x < W; x += 4) {
+          const xs = x > lastX ? lastX : x;
+          let c00 = b0, c01 = b1, c10 = b0, c11 = b1, c20 = b0, c21 = b1, c30 = b0, c31 = b1;
+          let pw = wb;
+          let pi = rowIn + <usize>xs * pxBytes;
+          for (let kh = 0; kh < k; kh++) {
+            let pa = pi;
+            const end = pa + runBytes;
+            do {
+              const w0 = v128.load(pw);
+              const w1 = v128.load(pw, 16);
+              const a0 = v128.load32_splat(pa);
+              const a1 = v128.load32_splat(pa + pxBytes);
+              const a2 = v128.load32_splat(pa + px2);
+              const a3 = v128.load32_splat(pa + px3);
+              c00 = i32x4.relaxed_dot_i8x16_i7x16_add_s(w0, a0, c00);
+              c01 = i32x4.relaxed_dot_i8x16_i7x16_add_s(w1, a0, c01);
+              c10 = i32x4.relaxed_dot_i8x16_i7x16_add_s(w0, a1, c10);
+              c11 = i32x4.relaxed_dot_i8x16_i7x16_add_s(w1, a1, c11);
+              c20 = i32x4.relaxed_dot_i8x16_i7x16_add_s(w0, a2, c20);
+              c21 = i32x4.relaxed_dot_i8x16_i7x16_add_s(w1, a2, c21);
+              c30 = i32x4.relaxed_dot_i8x16_i7x16_add_s(w0, a3, c30);
+              c31 = i32x4.relaxed_dot_i8x16_i7x16_add_s(w1, a3, c31);
+              pa += 4;
+              pw += 32;
+            } while (pa < end);
+            pi += rowBytes;
+          }
+          const d = rowOut + <usize>xs * outPx + (mode == OUT_I32 ? <usize>ob << 2 : <usize>ob);
+          storePixel(c00, c01, d, nValid, mode, m0, m1, lo, hi, mz);
+          if (nPix > 1) storePixel(c10, c11, d + outPx, nValid, mode, m0, m1, lo, hi, mz);
+          if (nPix > 2) storePixel(c20, c21, d + 2 * outPx, nValid, mode, m0, m1, lo, hi, mz);
+          if (nPix > 3) storePixel(c30, c31, d + 3 * outPx, nValid, mode, m0, m1, lo, hi, mz);
+        }
+      }
+    }
+  }
+}
+
+/**
+ * Relaxed path for small products (low-bit activations and/or int4 weights): `i16x8.relaxed_dot_i8x16_i7x16_s`
+ * (one pmaddubsw on x86) sums pairs into i16 lanes; `chunk` quads of those are added in i16 before one
+ * `i32x4.extadd_pairwise_i16x8_s` widens them into the int32 accumulators. The wrapper picks
+ * chunk = ⌊32767 / (2·max x'·max|w|)⌋ ≥ 2, so no i16 partial sum can leave int16 (and none saturates).
+ * Per 16 MACs this costs one multiply-unit op instead of two (the i32 dot is pmaddubsw + pmaddwd without
+ * AVX-VNNI), which is what limits both other paths.
+ */
+function accumulateU7Acc16(src: usize, W: i32, Wc: i32, p: i32, Cin4: i32, k: i32, nRows: i32, zpShifted: i32,
+  packed: usize, w8: usize, Cout: i32, mult: usize, out: usize, outStride: i32, mode: i32,
+  outZp: i32, qmin: i32, qmax: i32, chunk: i32): void {
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    const CoutP = (Cout + 7) & ~7;
+    const pxBytes = <usize>Cin4;
+    const px2 = pxBytes << 1;
+    const px3 = px2 + pxBytes;
+    const rowBytes = <usize>(Wc + 2 * p) * pxBytes;
+    const runBytes = <usize>k * pxBytes;
+    const chunkBytes = <usize>chunk << 2;
+    const wBlock = w8BlockBytes(k, Cin4);
+    const outPx: usize = mode == OUT_I32 ? <usize>outStride << 2 : <usize>outStride;
+    const nPix = W < 4 ? W : 4;
+    const lastX = W < 4 ? 0 : W - 4;
+    const lo = f32x4.splat(<f32>(qmin - outZp));
+    const hi = f32x4.splat(<f32>(qmax - outZp));
+    const mz = i32x4.splat(MAGIC_BITS - outZp);
+    const zv = i32x4.splat(zpShifted);
+    const zero = i32x4.splat(0);
+    for (let r = 0; r < nRows; r++) {
+      const rowIn = src + <usize>r * rowBytes;
+      const rowOut = out + <usize>r * <usize>W * outPx;
+      for (let ob = 0; ob < CoutP; ob += 8) {
+        const b0 = i32x4.sub(v128.load(packed + (<usize>ob << 2)), i32x4.mul(zv, v128.load(packed + (<usize>(CoutP + ob) << 2))));
+        const b1 = i32x4.sub(v128.load(packed + (<usize>ob << 2), 16), i32x4.mul(zv, v128.load(packed + (<usize>(CoutP + ob) << 2), 16)));
+        const m0 = v128.load(mult + (<usize>ob << 2));
+        const m1 = v128.load(mult + (<usize>ob << 2), 16);
+        const wb = w8 + <usize>(ob >> 3) * wBlock;
+        const nValid = min(8, Cout - ob);
+        for (let x = 0; x < W; x += 4) {
+          const xs = x > lastX ? lastX : x;
+          let c00 = b0, c01 = b1, c10 = b0, c11 = b1, c20 = b0, c21 = b1, c30 = b0, c31 = b1;
+          let pw = wb;
+          let pi = rowIn + <usize>xs * pxBytes;
+          for (let kh = 0; kh < k; kh++) {
+            let pa = pi;
+            const end = pa + runBytes;
+            do {
+              const stop = pa + chunkBytes < end ? pa + chunkBytes : end;
+              let h00 = zero, h01 = zero, h10 = zero, h11 = zero, h20 = zero, h21 = zero, h30 = zero, h31 = zero;
+              do {
+                const w0 = v128.load(pw);
+                const w1 = v128.load(pw, 16);
+                const a0 = v128.load32_splat(pa);
+                const a1 = v128.load32_splat(pa + pxBytes);
+                const a2 = v128.load32_splat(pa + px2);
+                const a3 = v128.load32_splat(pa + px3);
+                h00 = i16x8.add(h00, i16x8.relaxed_dot_i8x16_i7x16_s(w0, a0));
+                h01 = i16x8.add(h01, i16x8.relaxed_dot_i8x16_i7x16_s(w1, a0));
+                h10 = i16x8.add(h10, i16x8.relaxed_dot_i8x16_i7x16_s(w0, a1));
+                h11 = i16x8.add(h11, i16x8.relaxed_dot_i8x16_i7x16_s(w1, a1));
+                h20 = i16x8.add(h20, i16x8.relaxed_dot_i8x16_i7x16_s(w0, a2));
+                h21 = i16x8.add(h21, i16x8.relaxed_dot_i8x16_i7x16_s(w1, a2));
+                h30 = i16x8.add(h30, i16x8.relaxed_dot_i8x16_i7x16_s(w0, a3));
+                h31 = i16x8.add(h31, i16x8.relaxed_dot_i8x16_i7x16_s(w1, a3));
+                pa += 4;
+                pw += 32;
+              } while (pa < stop);
+              c00 = i32x4.add(c00, i32x4.extadd_pairwise_i16x8_s(h00));
+              c01 = i32x4.add(c01, i32x4.extadd_pairwise_i16x8_s(h01));
+              c10 = i32x4.add(c10, i32x4.extadd_pairwise_i16x8_s(h10));
+              c11 = i32x4.add(c11, i32x4.extadd_pairwise_i16x8_s(h11));
+              c20 = i32x4.add(c20, i32x4.extadd_pairwise_i16x8_s(h20));
+              c21 = i32x4.add(c21, i32x4.extadd_pairwise_i16x8_s(h21));
+              c30 = i32x4.add(c30, i32x4.extadd_pairwise_i16x8_s(h30));
+              c31 = i32x4.add(c31, i32x4.extadd_pairwise_i16x8_s(h31));
+            } while (pa < end);
+            pi += rowBytes;
+          }
+          const d = rowOut + <usize>xs * outPx + (mode == OUT_I32 ? <usize>ob << 2 : <usize>ob);
+          storePixel(c00, c01, d, nValid, mode, m0, m1, lo, hi, mz);
+          if (nPix > 1) storePixel(c10, c11, d + outPx, nValid, mode, m0, m1, lo, hi, mz);
+          if (nPix > 2) storePixel(c20, c21, d + 2 * outPx, nValid, mode, m0, m1, lo, hi, mz);
+          if (nPix > 3) storePixel(c30, c31, d + 3 * outPx, nValid, mode, m0, m1, lo, hi, mz);
+        }
+      }
+    }
+  }
+}
+
+// ------------------------------------------- driver -------------------------------------------------------
+
+/**
+ * The whole conv: in bands of `bandRows` output rows, prepare the band's padded input rows into `scratch`
+ * (see qs8ConvScratchBytes in the wrapper), then accumulate + requantize them. `relaxed` ≥ 1 selects the
+ * relaxed ≤7-bit path (the caller guarantees codes 0..2^b−1 unsigned or −2^(b−1)..2^(b−1)−1 signed, b = `inBits`):
+ * 1 → i32 relaxed dot, ≥ 2 → i16 partial sums over `relaxed` quads (accumulateU7Acc16). The simd build ignores
+ * it. `inSigned` ≠ 0: the input bytes are int8 codes, else uint8.
+ */
+export function qs8ConvNhwc(input: usize, inStride: i32, H: i32, W: i32, Cin: i32, inZp: i32, inSigned: i32,
+  k: i32, packed: usize, Cout: i32, mult: usize,
+  output: usize, outStride: i32, outZp: i32, qmin: i32, qmax: i32, mode: i32,
+  scratch: usize, bandRows: i32, relaxed: i32, inBits: i32): void {
+  const p = (k - 1) >> 1;
+  const Wc = W < 4 ? 4 : W;
+  const outPx: usize = mode == OUT_I32 ? <usize>outStride << 2 : <usize>outStride;
+  const CoutP = (Cout + 7) & ~7;
+  const Cin2 = (Cin + 1) & ~1;
+  const Cin4 = (Cin + 3) & ~3;
+  for (let y0 = 0; y0 < H; y0 += bandRows) {
+    const n = min(bandRows, H - y0);
+    const dst = output + <usize>y0 * <usize>W * outPx;
+    if (ASC_FEATURE_RELAXED_SIMD && relaxed != 0) {
+      // Signed b-bit codes −2^(b−1)..2^(b−1)−1 move to 0..2^b−1 (x − z is unchanged when both shift).
+      const shift = inSigned != 0 ? 1 << (inBits - 1) : 0;
+      prepareU7(input, inStride, H, W, Cin, shift, inZp + shift, y0, n + 2 * p, p, Wc, Cin4, scratch);
+      const w8 = packed + w16Offset(CoutP) + <usize>(CoutP >> 3) * w16BlockBytes(k, Cin2);
+      if (relaxed >= 2) {
+        accumulateU7Acc16(scratch, W, Wc, p, Cin4, k, n, inZp + shift, packed, w8, Cout, mult, dst, outStride, mode, outZp, qmin, qmax, relaxed);
+      } else {
+        accumulateU7(scratch, W, Wc, p, Cin4, k, n, inZp + shift, packed, w8, Cout, mult, dst, outStride, mode, outZp, qmin, qmax);
+      }
+    } else {
+      prepareI16(input, inStride, H, W, Cin, inZp, inSigned != 0, y0, n + 2 * p, p, Wc, Cin2, scratch);
+      accumulateI16(scratch, W, Wc, p, Cin2, k, n, packed, Cout, mult, dst, outStride, mode, outZp, qmin, qmax);
+    }
+  }
+}

@@ -1,0 +1,415 @@
+// Quantized NHWC convolution (stride 1, 'same' padding, odd k): uint8/int8 activations of 2..8 bits with a
+// per-tensor zero point × int8 (qc8w) or int4 (qc4w) weights with per-output-channel scales.
+//
+// Three layers of API, gemmlowp/XNNPACK style:
+//   pack…            once per layer: weights → the kernel's block layout (PackedQs8Conv.bytes), Σ|w| for the
+//                    overflow proof.
+//   qs8ConvRun       the engine's call: every tensor is an arena offset, validated scalars, no copies.
+//   qs8Conv / …Acc32 typed-array convenience: validates the data too, copies through arena scratch.
+// Arithmetic and kernel design: assembly/conv/qs8-conv-common.ts. Reference: ./ref/qs8-conv.ts.
+import { LowbitError, check, checkInt } from "../runtime/errors.ts";
+import type { Runtime } from "../runtime/runtime.ts";
+import { unpackInt4 } from "./requant.ts";
+
+type ConvFn = (input: number, inStride: number, H: number, W: number, Cin: number, inZp: number, inSigned: number,
+  k: number, packed: number, Cout: number, mult: number,
+  output: number, outStride: number, outZp: number, qmin: number, qmax: number, outSigned: number,
+  scratch: number, bandRows: number, relaxed: number, inBits: number) => void;
+type ConvAcc32Fn = (input: number, inStride: number, H: number, W: number, Cin: number, inZp: number, inSigned: number,
+  k: number, packed: number, Cout: number,
+  output: number, outStride: number, scratch: number, bandRows: number, relaxed: number, inBits: number) => void;
+
+interface QConvExports {
+  qs8_qc8w_conv_nhwc: ConvFn;
+  qs8_qc8w_conv_nhwc_acc32: ConvAcc32Fn;
+  qs8_qc4w_conv_nhwc: ConvFn;
+  qs8_qc4w_conv_nhwc_acc32: ConvAcc32Fn;
+}
+
+const I32_MAX = 2147483647;
+
+/** A layer packed for the kernels. `bytes` goes into the arena once; the rest is metadata for validation. */
+export interface PackedQs8Conv {
+  readonly weightFormat: "qc8w" | "qc4w";
+  readonly k: number;
+  readonly cin: number;
+  readonly cout: number;
+  /** cout rounded up to 8 (length of the multiplier array the kernel reads). */
+  readonly coutPadded: number;
+  /**
+   * Kernel layout (CoutP = cout↑8, Cin2 = cin↑2, Cin4 = cin↑4, padding weights 0):
+   *   int32 bias_q[CoutP] | int32 Σ_taps w[o] [CoutP] |
+   *   i16 block layout: per 8 output channels, per kh, kw, input-channel pair: w(o0,c) w(o0,c+1) … w(o7,c+1) |
+   *   i8 block layout:  per 8 output channels, per kh, kw, input-channel quad: w(o0,c..c+3) … w(o7,c..c+3)
+   * (exact byte order: assembly/conv/qs8-conv-common.ts).
+   */
+  readonly bytes: Uint8Array;
+  /** Σ_taps |w[o]| per output channel. */
+  readonly absWeightSum: Float64Array;
+  /** |bias_q[o]|. */
+  readonly absBias: Float64Array;
+  /** max |w| over the layer (bounds the i16 partial sums of the relaxed-i7-acc16 path). */
+  readonly maxAbsWeight: number;
+}
+
+export interface QConvPackArgs {
+  /** Output channels, kernel size (odd), input channels. */
+  cout: number;
+  k: number;
+  cin: number;
+  /** int32 quantized bias per output channel (see quantizeBias in ./requant.ts), or null/absent for 0. */
+  bias?: Int32Array | null;
+}
+
+/** Bytes of the packed blob of a layer. */
+export function packedQs8ConvBytes(cout: number, k: number, cin: number): number {
+  const coutP = (cout + 7) & ~7;
+  const cin2 = (cin + 1) & ~1;
+  const cin4 = (cin + 3) & ~3;
+  return coutP * 8 + coutP * k * k * cin2 * 2 + coutP * k * k * cin4;
+}
+
+function checkLayerShape(a: QConvPackArgs): void {
+  checkInt(a.cout, 1, 1 << 16, "cout", "E_SHAPE");
+  checkInt(a.cin, 1, 1 << 16, "cin", "E_SHAPE");
+  checkInt(a.k, 1, 63, "k");
+  check(a.k % 2 === 1, "E_ARGUMENT", `k must be odd ('same' padding of (k−1)/2), got ${a.k}`);
+  if (a.bias) check(a.bias.length === a.cout, "E_SHAPE", `bias has ${a.bias.length} entries, cout is ${a.cout}`);
+}
+
+/**
+ * Packs int8 weights, OHWI (`weights[((o·k + kh)·k + kw)·cin + c]`, the TFLite order), symmetric per output
+ * channel, and the int32 bias into the kernel layout.
+ */
+export function packQs8Qc8wConv(weights: Int8Array, args: QConvPackArgs): PackedQs8Conv {
+  checkLayerShape(args);
+  check(weights instanceof Int8Array, "E_ARGUMENT", "qc8w weights must be an Int8Array");
+  const n = args.cout * args.k * args.k * args.cin;
+  check(weights.length === n, "E_SHAPE", `weights have ${weights.length} values, cout·k·k·cin = ${n}`);
+  return packBlocks(weights, args, "qc8w");
+}
+
+/**
+ * Packs int4 weights given in the public nibble format (OHWI order as qc8w, flattened; two signed nibbles per
+ * byte, element 2i in the low nibble — see packInt4 in ./requant.ts) into the kernel layout. The kernels
+ * read them widened (i16 / i8), so packing decodes each nibble once.
+ */
+export function packQs8Qc4wConv(weights: Uint8Array, args: QConvPackArgs): PackedQs8Conv {
+  checkLayerShape(args);
+  check(weights instanceof Uint8Array, "E_ARGUMENT", "qc4w weights must be a Uint8Array of nibble pairs");
+  const n = args.cout * args.k * args.k * args.cin;
+  check(weights.length === (n + 1) >> 1, "E_SHAPE", `int4 weights have ${weights.length} bytes, ceil(cout·k·k·cin/2) = ${(n + 1) >> 1}`);
+  return packBlocks(unpackInt4(new Int8Array(n), weights), args, "qc4w");
+}
+
+function packBlocks(w: Int8Array, a: QConvPackArgs, weightFormat: "qc8w" | "qc4w"): PackedQs8Conv {
+  const { cout, k, cin } = a;
+  const coutP = (cout + 7) & ~7;
+  const cin2 = (cin + 1) & ~1;
+  const cin4 = (cin + 3) & ~3;
+  const bytes = new Uint8Array(packedQs8ConvBytes(cout, k, cin));
+  const dv = new DataView(bytes.buffer);
+  const absWeightSum = new Float64Array(cout);
+  const absBias = new Float64Array(cout);
+  let maxAbsWeight = 0;
+  for (let i = 0; i < w.length; i++) maxAbsWeight = Math.max(maxAbsWeight, Math.abs(w[i]));
+  for (let o = 0; o < cout; o++) {
+    const b = a.bias ? a.bias[o] : 0;
+    let sum = 0, abs = 0;
+    for (let i = o * k * k * cin; i < (o + 1) * k * k * cin; i++) {
+      sum += w[i];
+      abs += Math.abs(w[i]);
+    }
+    dv.setInt32(o * 4, b, true);
+    dv.setInt32((coutP + o) * 4, sum, true);
+    absWeightSum[o] = abs;
+    absBias[o] = Math.abs(b);
+  }
+  const W = (o: number, kh: number, kw: number, c: number): number =>
+    o < cout && c < cin ? w[((o * k + kh) * k + kw) * cin + c] : 0;
+  // i16 blocks: 8 output channels × (kh, kw, pair) × 2 halves of 4 channels × (c, c+1).
+  let off = coutP * 8;
+  for (let ob = 0; ob < coutP; ob += 8) {
+    for (let kh = 0; kh < k; kh++) {
+      for (let kw = 0; kw < k; kw++) {
+        for (let c = 0; c < cin2; c += 2) {
+          for (let j = 0; j < 8; j++) {
+            dv.setInt16(off, W(ob + j, kh, kw, c), true);
+            dv.setInt16(off + 2, W(ob + j, kh, kw, c + 1), true);
+            off += 4;
+          }
+        }
+      }
+    }
+  }
+  // i8 blocks: 8 output channels × (kh, kw, quad) × 4 consecutive input channels.
+  for (let ob = 0; ob < coutP; ob += 8) {
+    for (let kh = 0; kh < k; kh++) {
+      for (let kw = 0; kw < k; kw++) {
+        for (let c = 0; c < cin4; c += 4) {
+          for (let j = 0; j < 8; j++) {
+            for (let q = 0; q < 4; q++) dv.setInt8(off++, W(ob + j, kh, kw, c + q));
+          }
+        }
+      }
+    }
+  }
+  return { weightFormat, k, cin, cout, coutPadded: coutP, bytes, absWeightSum, absBias, maxAbsWeight };
+}
+
+// --------------------------------------------------------------------------------------------------------
+
+/** An activation tensor's code format: b-bit codes, unsigned 0..2^b−1 or signed −2^(b−1)..2^(b−1)−1. */
+export interface QActivation {
+  bits: number;
+  signed: boolean;
+  zeroPoint: number;
+}
+
+/** Requantized 8-bit output: codes uint8 or int8, clamped to [qmin, qmax] (ReLU: qmin = zeroPoint). */
+export interface QOutput {
+  signed: boolean;
+  zeroPoint: number;
+  qmin: number;
+  qmax: number;
+}
+
+/**
+ * Which inner loop runs:
+ *   "i16"              simd build, or 8-bit activations: i32x4.dot_i16x8_s on (x − z) pre-widened to i16.
+ *   "relaxed-i7"       relaxed build, ≤7-bit activations: i32x4.relaxed_dot_i8x16_i7x16_add_s on raw codes.
+ *   "relaxed-i7-acc16" relaxed build, ≤7-bit activations with small products (2·max x·max|w| ≤ 16383):
+ *                      i16x8.relaxed_dot_i8x16_i7x16_s summed in i16 for `chunk` steps, then widened.
+ * All three give bit-identical results.
+ */
+export type QConvPath = "i16" | "relaxed-i7" | "relaxed-i7-acc16";
+
+/** The path (and the kernel's `relaxed` argument: 0, 1, or the i16 chunk length) for a layer and activations. */
+export function qs8ConvPlan(rt: Runtime, layer: PackedQs8Conv, act: { bits: number }): { path: QConvPath; relaxedArg: number } {
+  if (rt.info.backend !== "relaxed" || act.bits > 7) return { path: "i16", relaxedArg: 0 };
+  // i7 operand ≤ 2^b − 1 (signed codes are shifted by 2^(b−1)); one i16 lane gains ≤ 2·xmax·wmax per step.
+  const step = 2 * (2 ** act.bits - 1) * Math.max(layer.maxAbsWeight, 1);
+  const chunk = Math.min(Math.floor(32767 / step), 1 << 16);
+  return chunk >= 2 ? { path: "relaxed-i7-acc16", relaxedArg: chunk } : { path: "relaxed-i7", relaxedArg: 1 };
+}
+
+/** The inner loop the kernels take on this runtime for this layer and these activations. */
+export function qs8ConvPath(rt: Runtime, layer: PackedQs8Conv, act: { bits: number }): QConvPath {
+  return qs8ConvPlan(rt, layer, act).path;
+}
+
+function codeRange(bits: number, signed: boolean): [number, number] {
+  return signed ? [-(2 ** (bits - 1)), 2 ** (bits - 1) - 1] : [0, 2 ** bits - 1];
+}
+
+/** Rows per band of the prepared (widened, padded) input: about 384 KiB of scratch, so it stays in L2. */
+function bandRows(H: number, W: number, cin: number, k: number): number {
+  const p = (k - 1) >> 1;
+  const rowBytes = (Math.max(W, 4) + 2 * p) * ((cin + 1) & ~1) * 2;
+  return Math.max(1, Math.min(H, Math.floor((384 * 1024) / rowBytes) - 2 * p));
+}
+
+/** Scratch bytes the kernels need for an H×W input of `cin` channels and kernel size k (either path). */
+export function qs8ConvScratchBytes(H: number, W: number, cin: number, k: number): number {
+  const p = (k - 1) >> 1;
+  // The i16 band is the larger of the two preparations (u8 rows of cin↑4 bytes ≤ i16 rows of cin↑2 × 2).
+  return (bandRows(H, W, cin, k) + 2 * p) * (Math.max(W, 4) + 2 * p) * ((cin + 1) & ~1) * 2;
+}
+
+/** Throws E_BITS / E_RANGE unless `act` is a valid code format with its zero point inside the code range. */
+export function checkActivation(act: QActivation, what = "input"): void {
+  check(act && typeof act === "object", "E_ARGUMENT", `${what} activation format missing`);
+  checkInt(act.bits, 2, 8, `${what} bits`, "E_BITS");
+  const [lo, hi] = codeRange(act.bits, act.signed);
+  checkInt(act.zeroPoint, lo, hi, `${what} zero point (${act.bits}-bit ${act.signed ? "signed" : "unsigned"} codes)`, "E_RANGE");
+}
+
+function checkOutput(q: QOutput): void {
+  check(q && typeof q === "object", "E_ARGUMENT", "output format missing");
+  const [lo, hi] = codeRange(8, q.signed);
+  checkInt(q.zeroPoint, lo, hi, "output zero point", "E_RANGE");
+  checkInt(q.qmin, lo, hi, "qmin", "E_RANGE");
+  checkInt(q.qmax, q.qmin, hi, "qmax (≥ qmin)", "E_RANGE");
+}
+
+/**
+ * E_RANGE unless every accumulator provably fits int32:
+ * max|x − z_x| · Σ|w[o]| + |bias_q[o]| < 2^31 for each output channel o.
+ */
+export function checkAccumulatorRange(layer: PackedQs8Conv, act: QActivation): void {
+  const [lo, hi] = codeRange(act.bits, act.signed);
+  const maxDx = Math.max(act.zeroPoint - lo, hi - act.zeroPoint);
+  for (let o = 0; o < layer.cout; o++) {
+    const bound = maxDx * layer.absWeightSum[o] + layer.absBias[o];
+    if (bound > I32_MAX) {
+      throw new LowbitError("E_RANGE", `int32 accumulator may overflow at output channel ${o}: ` +
+        `max|x−z|·Σ|w| + |bias| = ${maxDx}·${layer.absWeightSum[o]} + ${layer.absBias[o]} ≥ 2^31`);
+    }
+  }
+}
+
+/** One conv call on arena offsets (the engine's entry). */
+export interface QConvCall {
+  layer: PackedQs8Conv;
+  /** Arena offset of layer.bytes. */
+  packed: number;
+  H: number;
+  W: number;
+  /** Offset of the input codes; pixel p's channels start at input + p·inStride. */
+  input: number;
+  inStride: number;
+  act: QActivation;
+  /** Offset of the output; elements (bytes, or int32 for acc32) between pixels. */
+  output: number;
+  outStride: number;
+  /** Offset of ≥ qs8ConvScratchBytes(H, W, cin, k) bytes. */
+  scratch: number;
+}
+
+export interface QConvRequantCall extends QConvCall {
+  /** Offset of layer.coutPadded f32 multipliers s_x·s_w[o]/s_y (entries past cout are read, not used). */
+  multipliers: number;
+  out: QOutput;
+}
+
+function checkCall(c: QConvCall): void {
+  const L = c.layer;
+  check(L && L.bytes instanceof Uint8Array, "E_ARGUMENT", "layer must come from packQs8Qc8wConv / packQs8Qc4wConv");
+  checkInt(c.H, 1, 1 << 16, "H", "E_SHAPE");
+  checkInt(c.W, 1, 1 << 16, "W", "E_SHAPE");
+  checkInt(c.inStride, L.cin, 1 << 20, "inStride (≥ cin)", "E_SHAPE");
+  checkInt(c.outStride, L.cout, 1 << 20, "outStride (≥ cout)", "E_SHAPE");
+  checkActivation(c.act);
+  checkAccumulatorRange(L, c.act);
+  for (const [name, v] of [["packed", c.packed], ["input", c.input], ["output", c.output], ["scratch", c.scratch]] as const) {
+    checkInt(v, 0, 2 ** 32 - 1, `${name} offset`);
+  }
+}
+
+/**
+ * Requantized conv on arena offsets. Validates every scalar argument and the overflow bound; the caller
+ * guarantees the input codes lie in the declared `act.bits` range (the relaxed path relies on it).
+ */
+export function qs8ConvRun(rt: Runtime, c: QConvRequantCall): void {
+  checkCall(c);
+  checkOutput(c.out);
+  checkInt(c.multipliers, 0, 2 ** 32 - 1, "multipliers offset");
+  const L = c.layer;
+  const k = rt.kernels<QConvExports>();
+  const fn = L.weightFormat === "qc4w" ? k.qs8_qc4w_conv_nhwc : k.qs8_qc8w_conv_nhwc;
+  fn(c.input, c.inStride, c.H, c.W, L.cin, c.act.zeroPoint, c.act.signed ? 1 : 0, L.k, c.packed, L.cout, c.multipliers,
+    c.output, c.outStride, c.out.zeroPoint, c.out.qmin, c.out.qmax, c.out.signed ? 1 : 0,
+    c.scratch, bandRows(c.H, c.W, L.cin, L.k), qs8ConvPlan(rt, L, c.act).relaxedArg, c.act.bits);
+}
+
+/** int32-output conv on arena offsets: out = Σ(x − z_x)·w + bias_q, no requantization. */
+export function qs8ConvAcc32Run(rt: Runtime, c: QConvCall): void {
+  checkCall(c);
+  const L = c.layer;
+  const k = rt.kernels<QConvExports>();
+  const fn = L.weightFormat === "qc4w" ? k.qs8_qc4w_conv_nhwc_acc32 : k.qs8_qc8w_conv_nhwc_acc32;
+  fn(c.input, c.inStride, c.H, c.W, L.cin, c.act.zeroPoint, c.act.signed ? 1 : 0, L.k, c.packed, L.cout,
+    c.output, c.outStride, c.scratch, bandRows(c.H, c.W, L.cin, L.k), qs8ConvPlan(rt, L, c.act).relaxedArg, c.act.bits);
+}
+
+// --------------------------------------------------------------------------------------------------------
+
+export interface QConvArrays {
+  H: number;
+  W: number;
+  /** Activation codes: Uint8Array for unsigned, Int8Array for signed formats. */
+  input: Uint8Array | Int8Array;
+  /** Elements between pixels (default cin). */
+  inStride?: number;
+  act: QActivation;
+  /** Elements between output pixels (default cout); other channels of `out` are left untouched. */
+  outStride?: number;
+}
+
+function checkArrays(layer: PackedQs8Conv, a: QConvArrays, out: ArrayBufferView & { length: number }, cout: number): [number, number] {
+  check(layer && layer.bytes instanceof Uint8Array, "E_ARGUMENT", "layer must come from packQs8Qc8wConv / packQs8Qc4wConv");
+  checkActivation(a.act);
+  check(a.act.signed ? a.input instanceof Int8Array : a.input instanceof Uint8Array, "E_ARGUMENT",
+    `${a.act.signed ? "signed" : "unsigned"} activations need an ${a.act.signed ? "Int8Array" : "Uint8Array"}`);
+  checkInt(a.H, 1, 1 << 16, "H", "E_SHAPE");
+  checkInt(a.W, 1, 1 << 16, "W", "E_SHAPE");
+  const inStride = a.inStride ?? layer.cin;
+  const outStride = a.outStride ?? cout;
+  checkInt(inStride, layer.cin, 1 << 20, "inStride (≥ cin)", "E_SHAPE");
+  checkInt(outStride, cout, 1 << 20, "outStride (≥ cout)", "E_SHAPE");
+  const px = a.H * a.W;
+  const needIn = (px - 1) * inStride + layer.cin;
+  const needOut = (px - 1) * outStride + cout;
+  check(a.input.length >= needIn, "E_SHAPE", `input holds ${a.input.length} codes, ${a.H}×${a.W} at stride ${inStride} needs ${needIn}`);
+  check(out.length >= needOut, "E_SHAPE", `output holds ${out.length} elements, ${a.H}×${a.W}×${cout} at stride ${outStride} needs ${needOut}`);
+  const [lo, hi] = codeRange(a.act.bits, a.act.signed);
+  if (a.act.bits < 8) {
+    for (let p = 0; p < px; p++) {
+      for (let c = p * inStride, e = c + layer.cin; c < e; c++) {
+        const v = a.input[c];
+        if (v < lo || v > hi) throw new LowbitError("E_RANGE", `input code ${v} at pixel ${p} outside the ${a.act.bits}-bit range [${lo}, ${hi}]`);
+      }
+    }
+  }
+  return [inStride, outStride];
+}
+
+function stage(rt: Runtime, layer: PackedQs8Conv, a: QConvArrays, out: ArrayBufferView, multipliers: Float32Array | null) {
+  const ar = rt.arena;
+  const packed = ar.put(layer.bytes);
+  const input = ar.put(a.input);
+  let mult = 0;
+  if (multipliers) {
+    const m = new Float32Array(layer.coutPadded);
+    m.set(multipliers.subarray(0, layer.cout));
+    mult = ar.put(m);
+  }
+  const output = ar.put(out); // keeps the channels of a wider buffer that this conv does not write
+  const scratch = ar.alloc(qs8ConvScratchBytes(a.H, a.W, layer.cin, layer.k));
+  return { packed, input, mult, output, scratch };
+}
+
+/**
+ * out = requantized conv(input) as typed arrays (copied through arena scratch). `multipliers[o]` =
+ * s_x·s_w[o]/s_y (requantMultipliers in ./requant.ts). `out` is Uint8Array for unsigned, Int8Array for signed output.
+ */
+export function qs8Conv(rt: Runtime, out: Uint8Array | Int8Array, layer: PackedQs8Conv, a: QConvArrays,
+  multipliers: Float32Array, q: QOutput): Uint8Array | Int8Array {
+  const [inStride, outStride] = checkArrays(layer, a, out, layer.cout);
+  checkOutput(q);
+  check(q.signed ? out instanceof Int8Array : out instanceof Uint8Array, "E_ARGUMENT",
+    `${q.signed ? "signed" : "unsigned"} output needs an ${q.signed ? "Int8Array" : "Uint8Array"}`);
+  check(multipliers instanceof Float32Array && multipliers.length === layer.cout, "E_SHAPE",
+    `multipliers must be a Float32Array of ${layer.cout}`);
+  for (let o = 0; o < layer.cout; o++) {
+    check(Number.isFinite(multipliers[o]) && multipliers[o] > 0, "E_RANGE", () => `multiplier [${o}] = ${multipliers[o]} must be finite and > 0`);
+  }
+  checkAccumulatorRange(layer, a.act);
+  const m = rt.arena.mark();
+  try {
+    const s = stage(rt, layer, a, out, multipliers);
+    qs8ConvRun(rt, { layer, packed: s.packed, H: a.H, W: a.W, input: s.input, inStride, act: a.act,
+      output: s.output, outStride, scratch: s.scratch, multipliers: s.mult, out: q });
+    rt.arena.read(s.output, out);
+  } finally {
+    rt.arena.release(m);
+  }
+  return out;
+}
+
+/** out = Σ(x − z_x)·w + bias_q as int32 (no requantization), typed arrays. */
+export function qs8ConvAcc32(rt: Runtime, out: Int32Array, layer: PackedQs8Conv, a: QConvArrays): Int32Array {
+  const [inStride, outStride] = checkArrays(layer, a, out, layer.cout);
+  check(out instanceof Int32Array, "E_ARGUMENT", "int32 output needs an Int32Array");
+  checkAccumulatorRange(layer, a.act);
+  const m = rt.arena.mark();
+  try {
+    const s = stage(rt, layer, a, out, null);
+    qs8ConvAcc32Run(rt, { layer, packed: s.packed, H: a.H, W: a.W, input: s.input, inStride, act: a.act,
+      output: s.output, outStride, scratch: s.scratch });
+    rt.arena.read(s.output, out);
+  } finally {
+    rt.arena.release(m);
+  }
+  return out;
+}
