@@ -85,15 +85,16 @@ export function peak_f32x4_muladd(src: usize, iters: i32): f32 {
 }
 
 /**
- * 12 × f32x4.relaxed_madd per iteration into 12 accumulators = 48 MACs (relaxed
- * build; FMA latency 4 × 2 pipes needs ≥ 8 chains, and FMA needs no product
- * register, so 12 accumulators + 4 operands fit). The simd build returns -1.
+ * 10 × f32x4.relaxed_madd per iteration into 10 accumulators = 40 MACs (relaxed
+ * build; FMA latency 4 × 2 pipes needs ≥ 8 independent chains). 12
+ * accumulators + 4 operands would be all 16 xmm registers, and V8 then spills
+ * (measured ~13 GMAC/s instead of ~27). The simd build returns -1.
  */
 export function peak_f32x4_relaxed_madd(src: usize, iters: i32): f32 {
   if (!ASC_FEATURE_RELAXED_SIMD) return -1;
   const a = v128.load(src), b = v128.load(src, 4), c = v128.load(src, 8), d = v128.load(src, 12);
   let c0 = f32x4.splat(0), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0;
-  let c8 = c0, c9 = c0, c10 = c0, c11 = c0;
+  let c8 = c0, c9 = c0;
   const never = iters < 0;
   for (let i = 0; i < iters; i++) {
     c0 = f32x4.relaxed_madd(a, a, c0);
@@ -106,12 +107,10 @@ export function peak_f32x4_relaxed_madd(src: usize, iters: i32): f32 {
     c7 = f32x4.relaxed_madd(c, c, c7);
     c8 = f32x4.relaxed_madd(c, d, c8);
     c9 = f32x4.relaxed_madd(d, d, c9);
-    c10 = f32x4.relaxed_madd(d, a, c10);
-    c11 = f32x4.relaxed_madd(d, b, c11);
-    c11 = keepLoop(c11, never, iters);
+    c9 = keepLoop(c9, never, iters);
   }
   const s = f32x4.add(f32x4.add(f32x4.add(f32x4.add(c0, c1), f32x4.add(c2, c3)), f32x4.add(f32x4.add(c4, c5), f32x4.add(c6, c7))),
-    f32x4.add(f32x4.add(c8, c9), f32x4.add(c10, c11)));
+    f32x4.add(c8, c9));
   return f32x4.extract_lane(s, 0) + f32x4.extract_lane(s, 3);
 }
 
