@@ -6,6 +6,8 @@ import "./runtime.test.ts";
 import "./metrics.test.ts";
 import "./image-io.test.ts";
 import "./io-tfjs.test.ts";
+import "./engine.test.ts";
+import "./parity-tfjs.test.ts";
 import "./kernels/quantize.test.ts";
 import "./kernels/requant-add.test.ts";
 import "./kernels/concat.test.ts";
