@@ -1,0 +1,37 @@
+/**
+ * lowbit — image super-resolution at int8/int4 in WebAssembly SIMD.
+ *
+ *   import { createUpscaler } from "lowbit";
+ *   const up = await createUpscaler("esrgan-slim-x4");
+ *   const out = await up.upscale({ data, width, height });   // RGB or RGBA, 8-bit
+ *
+ * Node-only helpers (image files, eval-set reader) live in the CLI, not here,
+ * so this entry stays usable in browsers and bundlers.
+ */
+export { init, createRuntime, runtime, backendInfo, Runtime, relaxedSelfTest } from "./runtime/runtime.ts";
+export type { Backend, BackendInfo, InitOptions, WasmSource } from "./runtime/runtime.ts";
+export { LowbitError } from "./runtime/errors.ts";
+export type { LowbitErrorCode } from "./runtime/errors.ts";
+export { Arena } from "./runtime/arena.ts";
+
+export { createUpscaler, Upscaler, fp32Model, defaultMargin } from "./engine/upscaler-api.ts";
+export type { CompilableModel, UpscalerOptions, RunOptions } from "./engine/upscaler-api.ts";
+export type { ExecutablePlan, UpscaleOptions, UpscaleProgress } from "./engine/upscaler.ts";
+export type { ImageLike, RgbImage } from "./engine/image.ts";
+
+export type * from "./graph/ir.ts";
+export { GraphBuilder } from "./graph/builder.ts";
+export { validateGraph, receptiveRadius } from "./graph/validate.ts";
+export { optimizeGraph, fuseActivations, foldScales } from "./graph/passes.ts";
+export { F32Plan } from "./graph/compile-f32.ts";
+export { planMemory } from "./graph/memory-plan.ts";
+export { planTiles } from "./tiling/tiles.ts";
+export type { Tile, TileGrid } from "./tiling/tiles.ts";
+
+export { loadModel, listModels, getModelInfo, resolveModelPath } from "./models/registry.ts";
+export type { ModelInfo, LoadModelOptions } from "./models/registry.ts";
+export { loadTfjsModel } from "./io/tfjs/index.ts";
+export type { TfjsModelSource, TfjsModelBuffers } from "./io/tfjs/index.ts";
+
+export * from "./metrics/index.ts";
+export * as kernels from "./kernels/index.ts";
