@@ -62,6 +62,9 @@ export class F32Plan implements ExecutablePlan {
   private readonly inPtr: number;
   private readonly outPtr: number;
   private readonly mark: number;
+  /** Per node of info.graph: its steps [from, to) (empty for inputs and free concats). */
+  readonly nodeSteps: [number, number][];
+  private readonly tensorPtr: number[];
 
   constructor(rt: Runtime, graph: Graph, maxW: number, maxH: number) {
     if (!Number.isInteger(maxW) || !Number.isInteger(maxH) || maxW < 1 || maxH < 1) {
@@ -101,7 +104,9 @@ export class F32Plan implements ExecutablePlan {
 
     // 3. One closure per node.
     const steps: Step[] = [];
+    const nodeSteps: [number, number][] = [];
     for (const n of g.nodes) {
+      const firstStep = steps.length;
       const s = n.spatial;
       const y = ptr(n.id);
       const ys = stride(n.id);
@@ -189,7 +194,10 @@ export class F32Plan implements ExecutablePlan {
         default:
           throw new LowbitError("E_UNSUPPORTED_LAYER", `layer '${(n as Node).name}': op '${(n as Node).op}' has no FP32 lowering`);
       }
+      nodeSteps.push([firstStep, steps.length]);
     }
+    this.nodeSteps = nodeSteps;
+    this.tensorPtr = g.nodes.map((n) => ptr(n.id));
     this.steps = steps;
     this.inPtr = ptr(g.input);
     this.outPtr = ptr(g.output);
@@ -221,6 +229,25 @@ export class F32Plan implements ExecutablePlan {
   runSteps(w: number, h: number, from: number, to: number): void {
     this.checkSize(w, h);
     for (let i = from; i < to; i++) this.steps[i](w, h);
+  }
+
+  /**
+   * Node `id`'s output (of info.graph) after its steps ran on a w×h tile, as a
+   * strided view into the arena: element (p, c) = data[offset + p·stride + c].
+   * Valid until the buffer is reused by a later node (calibration observes it
+   * right after the node's steps).
+   */
+  tensorView(id: number, w: number, h: number): { data: Float32Array; offset: number; stride: number; pixels: number; channels: number } {
+    this.checkSize(w, h);
+    const n = this.info.graph.nodes[id];
+    const s = n.spatial;
+    return {
+      data: this.rt.arena.f32,
+      offset: this.tensorPtr[id] / 4,
+      stride: this.info.memory.placement[id].pixelStride,
+      pixels: w * s * h * s,
+      channels: n.channels,
+    };
   }
 
   /** Returns the plan's arena space (plans must be disposed in reverse order of creation). */
