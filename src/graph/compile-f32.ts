@@ -19,7 +19,7 @@ import { f32ConvScratchBytes, packF32Conv } from "../kernels/f32-conv.ts";
 import type { ExecutablePlan } from "../engine/upscaler.ts";
 import { ACTIVATION_CODES } from "../kernels/f32-elementwise.ts";
 
-interface F32Exports {
+export interface F32Exports {
   f32_conv_nhwc(input: number, inStride: number, output: number, outStride: number, h: number, w: number,
     cin: number, cout: number, k: number, packed: number, outMin: number, outMax: number, scratch: number): void;
   f32_add_nhwc(a: number, b: number, n: number, c: number, aStride: number, bStride: number, y: number, yStride: number, beta: number): void;
@@ -38,7 +38,7 @@ function clampOf(kind: ActivationKind): [number, number] | null {
   return null;
 }
 
-type Step = (w: number, h: number) => void;
+export type Step = (w: number, h: number) => void;
 
 export interface F32PlanInfo {
   /** The optimized graph the plan runs. */
@@ -107,93 +107,7 @@ export class F32Plan implements ExecutablePlan {
     const nodeSteps: [number, number][] = [];
     for (const n of g.nodes) {
       const firstStep = steps.length;
-      const s = n.spatial;
-      const y = ptr(n.id);
-      const ys = stride(n.id);
-      const c = n.channels;
-      switch (n.op) {
-        case "input":
-          break;
-        case "conv2d": {
-          const x = n.inputs[0];
-          const xp = ptr(x), xs = stride(x), wp = packedAt.get(n.id)!;
-          const clamp = clampOf(n.activation.kind);
-          const [lo, hi] = clamp ?? [-Infinity, Infinity];
-          const { cin, cout, k: kk } = n;
-          steps.push((w, h) => k.f32_conv_nhwc(xp, xs, y, ys, h * s, w * s, cin, cout, kk, wp, lo, hi, scratch));
-          if (!clamp) {
-            const code = ACTIVATION_CODES[n.activation.kind];
-            const alpha = n.activation.alpha ?? defaultAlpha(n.activation.kind);
-            steps.push((w, h) => k.f32_activation_nhwc(y, h * s * w * s, c, ys, y, ys, code, alpha));
-          }
-          break;
-        }
-        case "activation": {
-          const x = n.inputs[0];
-          const xp = ptr(x), xs = stride(x);
-          const code = ACTIVATION_CODES[n.activation.kind];
-          const alpha = n.activation.alpha ?? defaultAlpha(n.activation.kind);
-          steps.push((w, h) => k.f32_activation_nhwc(xp, h * s * w * s, c, xs, y, ys, code, alpha));
-          break;
-        }
-        case "add": {
-          const coeffs = n.coeffs ?? n.inputs.map(() => 1);
-          const [a0, ...rest] = n.inputs;
-          const a0p = ptr(a0), a0s = stride(a0);
-          // y = c0·x0 + c1·x1 + …, as a chain of fused y = a + β·b passes.
-          let first: Step;
-          if (coeffs[0] === 1) {
-            const b = rest[0], bp = ptr(b), bs = stride(b), beta = coeffs[1];
-            first = (w, h) => k.f32_add_nhwc(a0p, bp, h * s * w * s, c, a0s, bs, y, ys, beta);
-            steps.push(first);
-            rest.slice(1).forEach((b2, j) => {
-              const bp2 = ptr(b2), bs2 = stride(b2), beta2 = coeffs[j + 2];
-              steps.push((w, h) => k.f32_add_nhwc(y, bp2, h * s * w * s, c, ys, bs2, y, ys, beta2));
-            });
-          } else {
-            const c0 = coeffs[0];
-            steps.push((w, h) => k.f32_scale_nhwc(a0p, h * s * w * s, c, a0s, y, ys, c0));
-            rest.forEach((b2, j) => {
-              const bp2 = ptr(b2), bs2 = stride(b2), beta2 = coeffs[j + 1];
-              steps.push((w, h) => k.f32_add_nhwc(y, bp2, h * s * w * s, c, ys, bs2, y, ys, beta2));
-            });
-          }
-          break;
-        }
-        case "concat": {
-          const copies = new Set(mem.concatCopies.get(n.id) ?? []);
-          let off = 0;
-          for (const i of n.inputs) {
-            const ci = g.nodes[i].channels;
-            if (copies.has(off)) {
-              const xp = ptr(i), xs = stride(i), dst = y + 4 * off;
-              steps.push((w, h) => k.x32_copy_nhwc(xp, h * s * w * s, ci, xs, dst, ys));
-            }
-            off += ci;
-          }
-          break;
-        }
-        case "scale": {
-          const x = n.inputs[0];
-          const xp = ptr(x), xs = stride(x), beta = n.factor;
-          steps.push((w, h) => k.f32_scale_nhwc(xp, h * s * w * s, c, xs, y, ys, beta));
-          break;
-        }
-        case "upsample_nearest": {
-          const x = n.inputs[0];
-          const xp = ptr(x), xs = stride(x), f = n.factor, si = g.nodes[x].spatial;
-          steps.push((w, h) => k.x32_upsample_nearest_nhwc(xp, h * si, w * si, c, f, xs, y, ys));
-          break;
-        }
-        case "depth_to_space": {
-          const x = n.inputs[0];
-          const xp = ptr(x), xs = stride(x), b = n.block, si = g.nodes[x].spatial;
-          steps.push((w, h) => k.x32_depth_to_space_nhwc(xp, h * si, w * si, c, b, xs, y, ys));
-          break;
-        }
-        default:
-          throw new LowbitError("E_UNSUPPORTED_LAYER", `layer '${(n as Node).name}': op '${(n as Node).op}' has no FP32 lowering`);
-      }
+      lowerF32Node({ g, k, ptr, stride, scratch, packedAt, steps, concatCopies: mem.concatCopies }, n);
       nodeSteps.push([firstStep, steps.length]);
     }
     this.nodeSteps = nodeSteps;
@@ -263,6 +177,110 @@ export class F32Plan implements ExecutablePlan {
   }
 }
 
-function defaultAlpha(kind: ActivationKind): number {
+export function defaultAlpha(kind: ActivationKind): number {
   return kind === "leaky_relu" ? 0.3 : 1;
+}
+
+/** What lowering one FP32 node needs: pointers and strides of every tensor, packed weights, scratch. */
+export interface F32LowerContext {
+  g: Graph;
+  k: F32Exports;
+  ptr: (id: number) => number;
+  stride: (id: number) => number;
+  scratch: number;
+  packedAt: Map<number, number>;
+  steps: Step[];
+  concatCopies: Map<number, number[]>;
+}
+
+/** Appends the kernel calls of one node computed in FP32 (shared with the quantized compiler's FP32 islands). */
+export function lowerF32Node(cx: F32LowerContext, n: Node): void {
+  const { g, k, ptr, stride, scratch, packedAt, steps } = cx;
+  const s = n.spatial;
+  const y = ptr(n.id);
+  const ys = stride(n.id);
+  const c = n.channels;
+  switch (n.op) {
+    case "input":
+      break;
+    case "conv2d": {
+      const x = n.inputs[0];
+      const xp = ptr(x), xs = stride(x), wp = packedAt.get(n.id)!;
+      const clamp = clampOf(n.activation.kind);
+      const [lo, hi] = clamp ?? [-Infinity, Infinity];
+      const { cin, cout, k: kk } = n;
+      steps.push((w, h) => k.f32_conv_nhwc(xp, xs, y, ys, h * s, w * s, cin, cout, kk, wp, lo, hi, scratch));
+      if (!clamp) {
+        const code = ACTIVATION_CODES[n.activation.kind];
+        const alpha = n.activation.alpha ?? defaultAlpha(n.activation.kind);
+        steps.push((w, h) => k.f32_activation_nhwc(y, h * s * w * s, c, ys, y, ys, code, alpha));
+      }
+      break;
+    }
+    case "activation": {
+      const x = n.inputs[0];
+      const xp = ptr(x), xs = stride(x);
+      const code = ACTIVATION_CODES[n.activation.kind];
+      const alpha = n.activation.alpha ?? defaultAlpha(n.activation.kind);
+      steps.push((w, h) => k.f32_activation_nhwc(xp, h * s * w * s, c, xs, y, ys, code, alpha));
+      break;
+    }
+    case "add": {
+      const coeffs = n.coeffs ?? n.inputs.map(() => 1);
+      const [a0, ...rest] = n.inputs;
+      const a0p = ptr(a0), a0s = stride(a0);
+      // y = c0·x0 + c1·x1 + …, as a chain of fused y = a + β·b passes.
+      let first: Step;
+      if (coeffs[0] === 1) {
+        const b = rest[0], bp = ptr(b), bs = stride(b), beta = coeffs[1];
+        first = (w, h) => k.f32_add_nhwc(a0p, bp, h * s * w * s, c, a0s, bs, y, ys, beta);
+        steps.push(first);
+        rest.slice(1).forEach((b2, j) => {
+          const bp2 = ptr(b2), bs2 = stride(b2), beta2 = coeffs[j + 2];
+          steps.push((w, h) => k.f32_add_nhwc(y, bp2, h * s * w * s, c, ys, bs2, y, ys, beta2));
+        });
+      } else {
+        const c0 = coeffs[0];
+        steps.push((w, h) => k.f32_scale_nhwc(a0p, h * s * w * s, c, a0s, y, ys, c0));
+        rest.forEach((b2, j) => {
+          const bp2 = ptr(b2), bs2 = stride(b2), beta2 = coeffs[j + 1];
+          steps.push((w, h) => k.f32_add_nhwc(y, bp2, h * s * w * s, c, ys, bs2, y, ys, beta2));
+        });
+      }
+      break;
+    }
+    case "concat": {
+      const copies = new Set(cx.concatCopies.get(n.id) ?? []);
+      let off = 0;
+      for (const i of n.inputs) {
+        const ci = g.nodes[i].channels;
+        if (copies.has(off)) {
+          const xp = ptr(i), xs = stride(i), dst = y + 4 * off;
+          steps.push((w, h) => k.x32_copy_nhwc(xp, h * s * w * s, ci, xs, dst, ys));
+        }
+        off += ci;
+      }
+      break;
+    }
+    case "scale": {
+      const x = n.inputs[0];
+      const xp = ptr(x), xs = stride(x), beta = n.factor;
+      steps.push((w, h) => k.f32_scale_nhwc(xp, h * s * w * s, c, xs, y, ys, beta));
+      break;
+    }
+    case "upsample_nearest": {
+      const x = n.inputs[0];
+      const xp = ptr(x), xs = stride(x), f = n.factor, si = g.nodes[x].spatial;
+      steps.push((w, h) => k.x32_upsample_nearest_nhwc(xp, h * si, w * si, c, f, xs, y, ys));
+      break;
+    }
+    case "depth_to_space": {
+      const x = n.inputs[0];
+      const xp = ptr(x), xs = stride(x), b = n.block, si = g.nodes[x].spatial;
+      steps.push((w, h) => k.x32_depth_to_space_nhwc(xp, h * si, w * si, c, b, xs, y, ys));
+      break;
+    }
+    default:
+      throw new LowbitError("E_UNSUPPORTED_LAYER", `layer '${(n as Node).name}': op '${(n as Node).op}' has no FP32 lowering`);
+  }
 }
