@@ -1,0 +1,337 @@
+/**
+ * Quantized plan compiler: a QuantizedModel → kernel calls on 8-bit codes.
+ *
+ * Lowering, in order:
+ * 1. Domains. Each tensor is 8-bit codes ("q8") or f32 (FP32 islands: layers
+ *    kept in full precision, and the f32 image at the input). Where a
+ *    consumer needs the other domain, a `quantize` or `dequantize` node is
+ *    inserted (one per producer and direction). A fully quantized model thus
+ *    has exactly one quantize (the image) and one dequantize (the output).
+ * 2. Memory. The same planner as FP32 (concat by channel slices, liveness
+ *    reuse) with 1-byte codes. A tensor written into a concat's slice must be
+ *    on the concat's grid, so every buffer's members share one grid: the union
+ *    of their ranges at the largest bit-width. Ops that cannot change the grid
+ *    (pixel shuffle, upsample, ReLU clamp) are never aliased into a concat;
+ *    their inputs are requantized into the slice instead.
+ * 3. Grids. (scale, zero-point) from each tensor's range and bits
+ *    (affineParams: zero exactly representable), shared per buffer; grid-
+ *    preserving ops inherit their input's grid.
+ * 4. Steps. conv: int8/int4 weights, int32 accumulators, per-channel f32
+ *    requantization multipliers s_x·s_w[o]/s_y, int32 bias round(b/(s_x·s_w)),
+ *    fused ReLU as the clamp qmin = z_y (ReLU6: qmax = z_y + round(6/s_y));
+ *    add: y = z_y + round(Σ c_i·(s_i/s_y)·(x_i − z_i)) (MultiplyBeta folded
+ *    into c_i); concat copies: requantize m = s_x/s_y (a plain copy when the
+ *    grids match); scale: requantize with m = β·s_x/s_y.
+ */
+import type { Graph, Node } from "./ir.ts";
+import { planMemory, type MemoryPlan } from "./memory-plan.ts";
+import { lowerF32Node, type F32Exports, type Step } from "./compile-f32.ts";
+import { packF32Conv, f32ConvScratchBytes } from "../kernels/f32-conv.ts";
+import { packQs8Qc4wConv, packQs8Qc8wConv, qs8ConvRun, qs8ConvScratchBytes, checkAccumulatorRange, type PackedQs8Conv } from "../kernels/qs8-conv.ts";
+import { packInt4, quantizeBias, requantMultipliers } from "../kernels/requant.ts";
+import { affineParams, type QuantParams } from "../quant/params.ts";
+import type { QuantizedModel } from "../quant/quantize-model.ts";
+import { isGridPreserving } from "../quant/quantize-model.ts";
+import { LowbitError } from "../runtime/errors.ts";
+import type { Runtime } from "../runtime/runtime.ts";
+import type { ExecutablePlan } from "../engine/upscaler.ts";
+
+interface Q8Exports extends F32Exports {
+  f32_q8_quantize_nhwc(x: number, n: number, c: number, xs: number, y: number, ys: number, invScale: number, zp: number, qmin: number, qmax: number): void;
+  q8_f32_dequantize_nhwc(x: number, n: number, c: number, xs: number, y: number, ys: number, scale: number, zp: number, signed: number): void;
+  q8_add_nhwc(a: number, b: number, n: number, c: number, as: number, bs: number, y: number, ys: number, za: number, zb: number, ma: number, mb: number, zo: number, qmin: number, qmax: number, signed: number): void;
+  q8_requantize_nhwc(x: number, n: number, c: number, xs: number, y: number, ys: number, zx: number, m: number, zy: number, qmin: number, qmax: number, signed: number): void;
+  x8_copy_nhwc(x: number, n: number, c: number, xs: number, y: number, ys: number): void;
+  x8_upsample_nearest_nhwc(x: number, h: number, w: number, c: number, factor: number, xs: number, y: number, ys: number): void;
+  x8_depth_to_space_nhwc(x: number, h: number, w: number, c: number, block: number, xs: number, y: number, ys: number): void;
+  q8_clamp_nhwc(x: number, n: number, c: number, xs: number, y: number, ys: number, lo: number, hi: number, signed: number): void;
+}
+
+/** A lowered node: an IR node, or a domain conversion. `src` = id in the model graph (−1 for conversions). */
+export type LNode = (Node | (Omit<Node, "op"> & { op: "quantize" | "dequantize" })) & { src: number; domain: "q8" | "f32" };
+
+export interface Q8PlanInfo {
+  nodes: LNode[];
+  memory: MemoryPlan;
+  /** Grid of every q8 tensor (null for f32). */
+  grids: (QuantParams | null)[];
+  /** Op name per step, for inspection ("conv q8", "quantize"…). */
+  stepOps: string[];
+  weightBytes: number;
+  tensorBytes: number;
+  scratchBytes: number;
+}
+
+const f = Math.fround;
+
+export class Q8Plan implements ExecutablePlan {
+  readonly scale: number;
+  readonly maxW: number;
+  readonly maxH: number;
+  readonly info: Q8PlanInfo;
+  private readonly rt: Runtime;
+  private readonly steps: Step[];
+  private readonly inPtr: number;
+  private readonly outPtr: number;
+  private readonly mark: number;
+
+  constructor(rt: Runtime, qm: QuantizedModel, maxW: number, maxH: number) {
+    if (!Number.isInteger(maxW) || !Number.isInteger(maxH) || maxW < 1 || maxH < 1) {
+      throw new LowbitError("E_ARGUMENT", `plan size must be positive integers, got ${maxW}×${maxH}`);
+    }
+    const g = qm.graph;
+    this.rt = rt;
+    this.maxW = maxW;
+    this.maxH = maxH;
+    this.scale = g.nodes[g.output].spatial;
+
+    // 1. Lowered graph with domain conversions.
+    const nodes: LNode[] = [];
+    const mapped = new Array<number>(g.nodes.length);
+    const conv = new Map<string, number>(); // `${src}:${domain}` → lowered id
+    const want = (src: number, d: "q8" | "f32"): number => {
+      const id = mapped[src];
+      if (nodes[id].domain === d) return id;
+      const key = `${src}:${d}`;
+      let c = conv.get(key);
+      if (c === undefined) {
+        const s = nodes[id];
+        c = nodes.length;
+        nodes.push({ id: c, name: `${s.name}/${d === "q8" ? "quantize" : "dequantize"}`, op: d === "q8" ? "quantize" : "dequantize",
+          inputs: [id], channels: s.channels, spatial: s.spatial, src: -1, domain: d } as LNode);
+        conv.set(key, c);
+      }
+      return c;
+    };
+    for (const n of g.nodes) {
+      const d = qm.tensors[n.id].domain;
+      const inputs = n.inputs.map((i) => want(i, d));
+      const id = nodes.length;
+      nodes.push({ ...n, id, inputs, src: n.id, domain: d } as LNode);
+      mapped[n.id] = id;
+    }
+    const outId = want(g.output, "f32");
+    const inId = mapped[g.input];
+    const lg = { ...g, nodes: nodes as unknown as Node[], input: inId, output: outId } as Graph;
+
+    // 2. Memory (codes are 1 byte; grid-fixed ops and the input never alias into a concat).
+    const bytes = (id: number) => (nodes[id].domain === "q8" ? 1 : 4);
+    const mem = planMemory(lg, {
+      tileW: maxW, tileH: maxH, elemBytes: bytes, pinned: new Set([inId, outId]),
+      canWriteStrided: (id) => !(nodes[id].domain === "q8" && isGridPreserving(nodes[id] as Node)),
+    });
+
+    // 3. Grids: range of the model tensor (a quantize node: of its producer), shared per buffer.
+    const rangeOf = (ln: LNode): [number, number, number] => {
+      const t = qm.tensors[ln.src >= 0 ? ln.src : nodes[ln.inputs[0]].src];
+      return [t.range[0], t.range[1], t.bits];
+    };
+    const grids: (QuantParams | null)[] = nodes.map(() => null);
+    const byBuffer = new Map<number, number[]>();
+    nodes.forEach((ln) => {
+      if (ln.domain !== "q8") return;
+      const b = mem.placement[ln.id].buffer;
+      if (!byBuffer.has(b)) byBuffer.set(b, []);
+      byBuffer.get(b)!.push(ln.id);
+    });
+    for (const ids of byBuffer.values()) {
+      let lo = 0, hi = 0, bits = 2;
+      for (const id of ids) {
+        const [a, b, nb] = rangeOf(nodes[id]);
+        lo = Math.min(lo, a);
+        hi = Math.max(hi, b);
+        bits = Math.max(bits, nb);
+      }
+      const p = affineParams(lo, hi, bits, { signed: false });
+      for (const id of ids) grids[id] = p;
+    }
+    // The image quantize is exact: 8-bit grid of the input range.
+    for (const ln of nodes) if (ln.op === "quantize" && ln.inputs[0] === inId) grids[ln.id] = affineParams(g.meta.inputRange[0], g.meta.inputRange[1], 8, { signed: false });
+    for (const ln of nodes) if (ln.domain === "q8" && isGridPreserving(ln as Node)) grids[ln.id] = grids[ln.inputs[0]];
+
+    // 4. Weights, then buffers, then scratch.
+    const k = rt.kernels<Q8Exports>();
+    const arena = rt.arena;
+    this.mark = arena.mark();
+    const f32Packed = new Map<number, number>();
+    const qLayers = new Map<number, { layer: PackedQs8Conv; packed: number; mult: number }>();
+    let weightBytes = 0, scratchBytes = 0;
+    for (const ln of nodes) {
+      if (ln.op !== "conv2d") continue;
+      const n = ln as Extract<Node, { op: "conv2d" }>;
+      const W = maxW * n.spatial, H = maxH * n.spatial;
+      if (ln.domain === "f32") {
+        const p = packF32Conv(n.weights, n.k, n.cin, n.cout, n.bias);
+        f32Packed.set(ln.id, arena.put(p));
+        weightBytes += p.byteLength;
+        scratchBytes = Math.max(scratchBytes, f32ConvScratchBytes(W, n.cin, n.k));
+        continue;
+      }
+      const qw = qm.weights[ln.src];
+      if (!qw) throw new LowbitError("E_ARGUMENT", `internal: quantized conv '${n.name}' has no weights`);
+      const gx = grids[ln.inputs[0]]!, gy = grids[ln.id]!;
+      const biasQ = quantizeBias(new Int32Array(n.cout), n.bias ?? new Float32Array(n.cout), gx.scale, qw.scales);
+      const ohwi = hwioToOhwi(qw.codes, n.k, n.cin, n.cout);
+      const args = { cout: n.cout, k: n.k, cin: n.cin, bias: biasQ };
+      const layer = qw.bits <= 4 ? packQs8Qc4wConv(packInt4(new Uint8Array((ohwi.length + 1) >> 1), ohwi), args) : packQs8Qc8wConv(ohwi, args);
+      checkAccumulatorRange(layer, { bits: gx.bits, signed: false, zeroPoint: gx.zeroPoint });
+      const mult = requantMultipliers(new Float32Array(layer.coutPadded), gx.scale, qw.scales, gy.scale);
+      const packed = arena.put(layer.bytes);
+      qLayers.set(ln.id, { layer, packed, mult: arena.put(mult) });
+      weightBytes += layer.bytes.byteLength;
+      scratchBytes = Math.max(scratchBytes, qs8ConvScratchBytes(H, W, n.cin, n.k));
+    }
+    const base = arena.alloc(mem.totalBytes);
+    const scratch = arena.alloc(scratchBytes);
+    const ptr = (id: number) => base + mem.buffers[mem.placement[id].buffer].offset + bytes(id) * mem.placement[id].channelOffset;
+    const stride = (id: number) => mem.placement[id].pixelStride;
+
+    // 5. Steps.
+    const steps: Step[] = [];
+    const stepOps: string[] = [];
+    const f32cx = { g: lg, k, ptr, stride, scratch, packedAt: f32Packed, steps, concatCopies: mem.concatCopies };
+    for (const ln of nodes) {
+      const before = steps.length;
+      const s = ln.spatial, c = ln.channels, y = ptr(ln.id), ys = stride(ln.id);
+      const npx = (w: number, h: number) => w * s * h * s;
+      if (ln.domain === "f32" && ln.op !== "dequantize") {
+        lowerF32Node(f32cx, ln as Node);
+      } else if (ln.op === "dequantize") {
+        const x = ln.inputs[0], gx = grids[x]!, xp = ptr(x), xs = stride(x);
+        steps.push((w, h) => k.q8_f32_dequantize_nhwc(xp, npx(w, h), c, xs, y, ys, gx.scale, gx.zeroPoint, 0));
+      } else {
+        const gy = grids[ln.id]!;
+        switch (ln.op) {
+          case "quantize": {
+            const x = ln.inputs[0], xp = ptr(x), xs = stride(x), inv = f(1 / gy.scale);
+            steps.push((w, h) => k.f32_q8_quantize_nhwc(xp, npx(w, h), c, xs, y, ys, inv, gy.zeroPoint, gy.qmin, gy.qmax));
+            break;
+          }
+          case "conv2d": {
+            const n = ln as Extract<Node, { op: "conv2d" }>;
+            const x = n.inputs[0], gx = grids[x]!, L = qLayers.get(ln.id)!;
+            let qmin = gy.qmin, qmax = gy.qmax;
+            if (n.activation.kind === "relu" || n.activation.kind === "relu6") qmin = Math.max(qmin, gy.zeroPoint);
+            if (n.activation.kind === "relu6") qmax = Math.min(qmax, gy.zeroPoint + Math.round(6 / gy.scale));
+            const act = { bits: gx.bits, signed: false, zeroPoint: gx.zeroPoint };
+            const out = { signed: false, zeroPoint: gy.zeroPoint, qmin, qmax };
+            const xp = ptr(x), xs = stride(x);
+            steps.push((w, h) => qs8ConvRun(rt, { layer: L.layer, packed: L.packed, H: h * s, W: w * s, input: xp, inStride: xs, act,
+              output: y, outStride: ys, scratch, multipliers: L.mult, out }));
+            break;
+          }
+          case "add": {
+            const n = ln as Extract<Node, { op: "add" }>;
+            const coeffs = n.coeffs ?? n.inputs.map(() => 1);
+            const [a, b, ...rest] = n.inputs;
+            if (b === undefined) throw new LowbitError("E_SHAPE", `add '${n.name}' needs at least two inputs`);
+            const ga = grids[a]!, gb = grids[b]!;
+            const ap = ptr(a), as = stride(a), bp = ptr(b), bs = stride(b);
+            const ma = f((coeffs[0] * ga.scale) / gy.scale), mb = f((coeffs[1] * gb.scale) / gy.scale);
+            steps.push((w, h) => k.q8_add_nhwc(ap, bp, npx(w, h), c, as, bs, y, ys, ga.zeroPoint, gb.zeroPoint, ma, mb, gy.zeroPoint, gy.qmin, gy.qmax, 0));
+            rest.forEach((r, j) => {
+              const gr = grids[r]!, rp = ptr(r), rs = stride(r), mr = f((coeffs[j + 2] * gr.scale) / gy.scale);
+              steps.push((w, h) => k.q8_add_nhwc(y, rp, npx(w, h), c, ys, rs, y, ys, gy.zeroPoint, gr.zeroPoint, 1, mr, gy.zeroPoint, gy.qmin, gy.qmax, 0));
+            });
+            break;
+          }
+          case "concat": {
+            const copies = new Set(mem.concatCopies.get(ln.id) ?? []);
+            let off = 0;
+            for (const i of ln.inputs) {
+              const ci = nodes[i].channels;
+              if (copies.has(off)) steps.push(requantStep(k, ptr(i), stride(i), grids[i]!, y + off, ys, gy, ci, 1, npx));
+              off += ci;
+            }
+            break;
+          }
+          case "scale": {
+            const n = ln as Extract<Node, { op: "scale" }>;
+            steps.push(requantStep(k, ptr(n.inputs[0]), stride(n.inputs[0]), grids[n.inputs[0]]!, y, ys, gy, c, n.factor, npx));
+            break;
+          }
+          case "upsample_nearest": {
+            const n = ln as Extract<Node, { op: "upsample_nearest" }>;
+            const x = n.inputs[0], si = nodes[x].spatial, xp = ptr(x), xs = stride(x);
+            steps.push((w, h) => k.x8_upsample_nearest_nhwc(xp, h * si, w * si, c, n.factor, xs, y, ys));
+            break;
+          }
+          case "depth_to_space": {
+            const n = ln as Extract<Node, { op: "depth_to_space" }>;
+            const x = n.inputs[0], si = nodes[x].spatial, xp = ptr(x), xs = stride(x);
+            steps.push((w, h) => k.x8_depth_to_space_nhwc(xp, h * si, w * si, c, n.block, xs, y, ys));
+            break;
+          }
+          case "activation": {
+            const n = ln as Extract<Node, { op: "activation" }>;
+            const x = n.inputs[0], xp = ptr(x), xs = stride(x);
+            const lo = n.activation.kind === "linear" ? gy.qmin : gy.zeroPoint;
+            const hi = n.activation.kind === "relu6" ? Math.min(gy.qmax, gy.zeroPoint + Math.round(6 / gy.scale)) : gy.qmax;
+            steps.push((w, h) => k.q8_clamp_nhwc(xp, npx(w, h), c, xs, y, ys, lo, hi, 0));
+            break;
+          }
+          default:
+            throw new LowbitError("E_UNSUPPORTED_LAYER", `layer '${ln.name}': no integer lowering for '${ln.op}'`);
+        }
+      }
+      for (let i = before; i < steps.length; i++) stepOps.push(`${ln.op} ${ln.domain}`);
+    }
+    this.steps = steps;
+    this.inPtr = ptr(inId);
+    this.outPtr = ptr(outId);
+    this.info = { nodes, memory: mem, grids, stepOps, weightBytes, tensorBytes: mem.totalBytes, scratchBytes };
+  }
+
+  get stepCount(): number {
+    return this.steps.length;
+  }
+
+  private checkSize(w: number, h: number): void {
+    if (!Number.isInteger(w) || !Number.isInteger(h) || w < 1 || h < 1 || w > this.maxW || h > this.maxH) {
+      throw new LowbitError("E_SHAPE", `tile ${w}×${h} does not fit the plan (max ${this.maxW}×${this.maxH})`);
+    }
+  }
+
+  inputView(w: number, h: number): Float32Array {
+    this.checkSize(w, h);
+    return this.rt.arena.f32.subarray(this.inPtr / 4, this.inPtr / 4 + w * h * 3);
+  }
+
+  outputView(w: number, h: number): Float32Array {
+    this.checkSize(w, h);
+    return this.rt.arena.f32.subarray(this.outPtr / 4, this.outPtr / 4 + w * this.scale * h * this.scale * 3);
+  }
+
+  runSteps(w: number, h: number, from: number, to: number): void {
+    this.checkSize(w, h);
+    for (let i = from; i < to; i++) this.steps[i](w, h);
+  }
+
+  run(input: Float32Array, w: number, h: number): Float32Array {
+    this.inputView(w, h).set(input.subarray(0, w * h * 3));
+    this.runSteps(w, h, 0, this.steps.length);
+    return this.outputView(w, h).slice();
+  }
+
+  dispose(): void {
+    this.rt.arena.release(this.mark);
+  }
+}
+
+function requantStep(k: Q8Exports, xp: number, xs: number, gx: QuantParams, y: number, ys: number, gy: QuantParams, c: number, beta: number,
+  npx: (w: number, h: number) => number): Step {
+  if (beta === 1 && gx.scale === gy.scale && gx.zeroPoint === gy.zeroPoint && gx.qmin === gy.qmin && gx.qmax === gy.qmax) {
+    return (w, h) => k.x8_copy_nhwc(xp, npx(w, h), c, xs, y, ys);
+  }
+  const m = f((beta * gx.scale) / gy.scale);
+  return (w, h) => k.q8_requantize_nhwc(xp, npx(w, h), c, xs, y, ys, gx.zeroPoint, m, gy.zeroPoint, gy.qmin, gy.qmax, 0);
+}
+
+/** HWIO codes → OHWI (the qs8 packers' input order). */
+export function hwioToOhwi(w: Int8Array, k: number, cin: number, cout: number): Int8Array {
+  const out = new Int8Array(w.length);
+  for (let t = 0; t < k * k; t++) for (let i = 0; i < cin; i++) for (let o = 0; o < cout; o++) {
+    out[(o * k * k + t) * cin + i] = w[(t * cin + i) * cout + o];
+  }
+  return out;
+}

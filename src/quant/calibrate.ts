@@ -1,0 +1,101 @@
+/**
+ * Calibration: run the FP32 model over LR images (or patches) and observe
+ * every tensor of the optimized graph right after the step that produces it.
+ *
+ * Observed per tensor: exact min/max (MinMaxObserver) and a histogram
+ * (HistogramObserver, for percentile and MSE clipping). Node ids refer to
+ * `optimizeGraph(graph)` — the graph the quantized compiler lowers — so the
+ * statistics line up with the tensors that will be quantized.
+ *
+ * Images larger than `tile` are cut into tiles with the model's margin, the
+ * same way inference sees them; every tile's full region is observed.
+ */
+import type { Graph } from "../graph/ir.ts";
+import { optimizeGraph } from "../graph/passes.ts";
+import { F32Plan } from "../graph/compile-f32.ts";
+import { planTiles } from "../tiling/tiles.ts";
+import { imageChannels, type ImageLike } from "../engine/image.ts";
+import { defaultMargin } from "../engine/upscaler-api.ts";
+import { LowbitError, throwIfAborted } from "../runtime/errors.ts";
+import { init, type Runtime } from "../runtime/runtime.ts";
+import { HistogramObserver, MinMaxObserver } from "./observers.ts";
+
+export interface CalibrationOptions {
+  runtime?: Runtime;
+  /** Tile size for large images (default 96). */
+  tile?: number;
+  /** Histogram bins per tensor (default 2048). */
+  bins?: number;
+  onProgress?: (fraction: number) => void;
+  signal?: AbortSignal;
+}
+
+export interface TensorStats {
+  minmax: MinMaxObserver;
+  histogram: HistogramObserver;
+}
+
+export interface Calibration {
+  /** The optimized graph the statistics refer to. */
+  graph: Graph;
+  /** Per node id of `graph`. */
+  tensors: TensorStats[];
+  /** Number of images and pixels observed. */
+  images: number;
+  pixels: number;
+}
+
+/** Runs the FP32 model over `images` (8-bit RGB/RGBA LR images) and returns per-tensor statistics. */
+export async function calibrate(model: Graph, images: ImageLike[], o: CalibrationOptions = {}): Promise<Calibration> {
+  if (!Array.isArray(images) || images.length === 0) throw new LowbitError("E_ARGUMENT", "calibrate needs at least one image");
+  const rt = o.runtime ?? (await init());
+  const g = optimizeGraph(model);
+  const tensors: TensorStats[] = g.nodes.map(() => ({ minmax: new MinMaxObserver(), histogram: new HistogramObserver(o.bins ?? 2048) }));
+  const tile = o.tile ?? 96;
+  const margin = defaultMargin(g);
+  const grids = images.map((img) => {
+    imageChannels(img, 2 ** 26);
+    return planTiles(img.width, img.height, tile, margin);
+  });
+  const maxW = Math.max(...grids.map((gr) => gr.maxW));
+  const maxH = Math.max(...grids.map((gr) => gr.maxH));
+  const plan = new F32Plan(rt, g, maxW, maxH);
+  if (plan.info.graph.nodes.length !== g.nodes.length) throw new LowbitError("E_ARGUMENT", "internal: calibration graph changed under optimization");
+  const [lo, hi] = g.meta.inputRange;
+  const k = (hi - lo) / 255;
+  const total = grids.reduce((a, gr) => a + gr.tiles.length, 0);
+  let done = 0;
+  let pixels = 0;
+  try {
+    for (let i = 0; i < images.length; i++) {
+      const img = images[i];
+      const C = img.data.length / (img.width * img.height);
+      for (const t of grids[i].tiles) {
+        throwIfAborted(o.signal);
+        const x = plan.inputView(t.rw, t.rh);
+        let d = 0;
+        for (let yy = t.ry; yy < t.ry + t.rh; yy++) {
+          for (let xx = t.rx; xx < t.rx + t.rw; xx++) {
+            const p = (yy * img.width + xx) * C;
+            x[d++] = lo + img.data[p] * k;
+            x[d++] = lo + img.data[p + 1] * k;
+            x[d++] = lo + img.data[p + 2] * k;
+          }
+        }
+        for (let id = 0; id < g.nodes.length; id++) {
+          const [a, b] = plan.nodeSteps[id];
+          plan.runSteps(t.rw, t.rh, a, b);
+          const v = plan.tensorView(id, t.rw, t.rh);
+          tensors[id].minmax.observe(v.data, v.pixels, v.channels, v.stride, v.offset);
+          tensors[id].histogram.observe(v.data, v.pixels, v.channels, v.stride, v.offset);
+        }
+        pixels += t.rw * t.rh;
+        o.onProgress?.(++done / total);
+        await new Promise((r) => setTimeout(r, 0));
+      }
+    }
+  } finally {
+    plan.dispose();
+  }
+  return { graph: g, tensors, images: images.length, pixels };
+}

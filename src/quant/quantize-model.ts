@@ -1,0 +1,169 @@
+/**
+ * Static post-training quantization of a whole SR network (the FQSR scope:
+ * every conv incl. head, tail and upsampler, every skip add, concat,
+ * MultiplyBeta, upsampling and pixel shuffle run on integer codes).
+ *
+ * A QuantizedModel holds what is decided offline:
+ * - per tensor (node of the optimized graph): its domain (8-bit codes or
+ *   f32), its activation bit-width and its clipping range [lo, hi] from the
+ *   calibration statistics and the range method;
+ * - per quantized conv: symmetric per-output-channel weight codes.
+ * Scales, zero-points, int32 biases and requantization multipliers follow
+ * from these at compile time (compile-q8.ts), where tensors that share a
+ * buffer (concat by slices) also share one grid.
+ *
+ * Choices (documented here because the methods leave them open):
+ * - The image input is quantized at 8 bits whatever `actBits` is: pixels are
+ *   8-bit, so this is lossless (FQSR also leaves the input image unquantized).
+ * - The network output is dequantized from 8-bit codes (the result is an
+ *   8-bit image anyway).
+ * - A tensor's bit-width is the largest `actBits` among the quantized convs
+ *   that read it (per-layer configs can differ), else the global `actBits`.
+ * - Activations are asymmetric unsigned codes (0..2^b−1, zero-point exact);
+ *   weights are symmetric signed codes per output channel.
+ * - Convs with a non-piecewise-linear fused activation (sigmoid, tanh…) stay
+ *   FP32 (no integer LUT activation yet); so do layers the config keeps.
+ */
+import type { Graph, Node } from "../graph/ir.ts";
+import { LowbitError } from "../runtime/errors.ts";
+import type { Calibration } from "./calibrate.ts";
+import { quantConfig, resolveLayers, formatBits, type QuantConfig, type QuantConfigInput } from "./config.ts";
+import { minmaxRange, mseRange, percentileRange, type ValueRange } from "./range.ts";
+import { quantizeWeights } from "./weights.ts";
+import type { CompilableModel } from "../engine/upscaler-api.ts";
+import type { Runtime } from "../runtime/runtime.ts";
+import { Q8Plan } from "../graph/compile-q8.ts";
+
+export type Domain = "q8" | "f32";
+
+export interface QuantTensor {
+  domain: Domain;
+  /** Activation bits of the codes (q8 domain; for f32 tensors: bits if a consumer quantizes it). */
+  bits: number;
+  /** Clipping range (real values) the codes cover. */
+  range: ValueRange;
+}
+
+export interface QuantConvWeights {
+  bits: number;
+  /** Symmetric codes, HWIO like the float kernel. */
+  codes: Int8Array;
+  /** Per output channel. */
+  scales: Float32Array;
+}
+
+export class QuantizedModel implements CompilableModel {
+  readonly graph: Graph;
+  readonly tensors: QuantTensor[];
+  readonly weights: (QuantConvWeights | null)[];
+  readonly config: string;
+  readonly quantConfig: QuantConfig;
+
+  constructor(graph: Graph, tensors: QuantTensor[], weights: (QuantConvWeights | null)[], cfg: QuantConfig) {
+    this.graph = graph;
+    this.tensors = tensors;
+    this.weights = weights;
+    this.quantConfig = cfg;
+    const keep = cfg.keepFp32?.length ? ` keep-fp32:${cfg.keepFp32.join(",")}` : "";
+    this.config = `${formatBits({ weightBits: cfg.weightBits, actBits: cfg.actBits })} ${cfg.method}${keep}`;
+  }
+
+  compile(rt: Runtime, maxW: number, maxH: number): Q8Plan {
+    return new Q8Plan(rt, this, maxW, maxH);
+  }
+
+  /** Bytes of the quantized weights as stored (int4 packed two per byte) plus f32 layers and biases. */
+  get weightBytes(): number {
+    let b = 0;
+    for (const n of this.graph.nodes) {
+      if (n.op !== "conv2d") continue;
+      const q = this.weights[n.id];
+      b += q ? Math.ceil((q.codes.length * (q.bits <= 4 ? 4 : 8)) / 8) + 4 * q.scales.length + 4 * n.cout : 4 * (n.weights.length + n.cout);
+    }
+    return b;
+  }
+}
+
+const PWL = new Set(["linear", "relu", "relu6"]);
+
+/** Quantizes the calibrated model with `config` ("w8a8", or options). */
+export function quantizeModel(calib: Calibration, config: string | QuantConfigInput | QuantConfig): QuantizedModel {
+  const cfg = typeof config === "object" && "weightBits" in config && "method" in config ? (config as QuantConfig) : quantConfig(config as string | QuantConfigInput);
+  const g = calib.graph;
+  const layers = new Map(resolveLayers(cfg, g).map((l) => [l.id, l]));
+  const n = g.nodes.length;
+  const domain: Domain[] = new Array(n);
+  for (const node of g.nodes) domain[node.id] = nodeDomain(node, domain, layers);
+
+  // Bits per tensor: the largest actBits among quantized convs reading it, else the global actBits.
+  const bits = new Array<number>(n).fill(0);
+  for (const node of g.nodes) {
+    if (node.op !== "conv2d") continue;
+    const l = layers.get(node.id)!;
+    if (l.bits === "fp32" || domain[node.id] !== "q8") continue;
+    const x = node.inputs[0];
+    bits[x] = Math.max(bits[x], l.bits.actBits);
+  }
+  const tensors: QuantTensor[] = g.nodes.map((node) => {
+    let b = bits[node.id] || cfg.actBits;
+    if (node.id === g.output) b = 8;
+    if (node.id === g.input) b = 8;
+    return { domain: domain[node.id], bits: b, range: [0, 0] };
+  });
+  // Data movement and clamps keep their input's grid: give them their input's bits.
+  for (const node of g.nodes) {
+    if (isGridPreserving(node) && domain[node.id] === "q8") tensors[node.id].bits = tensors[node.inputs[0]].bits;
+  }
+  for (const node of g.nodes) tensors[node.id].range = chooseRange(calib, node.id, tensors[node.id].bits, cfg);
+  const [ilo, ihi] = g.meta.inputRange;
+  tensors[g.input].range = [ilo, ihi];
+
+  const weights: (QuantConvWeights | null)[] = g.nodes.map((node) => {
+    if (node.op !== "conv2d" || domain[node.id] !== "q8") return null;
+    const l = layers.get(node.id)!;
+    if (l.bits === "fp32") return null;
+    const q = quantizeWeights(node.weights, node.cout, l.bits.weightBits, { method: cfg.weightMethod ?? "minmax" });
+    return { bits: l.bits.weightBits, codes: q.codes, scales: q.params.scale };
+  });
+  return new QuantizedModel(g, tensors, weights, cfg);
+}
+
+/** Ops whose output codes are their input codes (moved or clamped): same grid in and out. */
+export function isGridPreserving(node: Node): boolean {
+  return node.op === "upsample_nearest" || node.op === "depth_to_space" || node.op === "activation";
+}
+
+function nodeDomain(node: Node, domain: Domain[], layers: Map<number, { bits: unknown }>): Domain {
+  switch (node.op) {
+    case "input":
+      return "f32";
+    case "conv2d":
+      return layers.get(node.id)!.bits === "fp32" || !PWL.has(node.activation.kind) ? "f32" : "q8";
+    case "activation":
+      return PWL.has(node.activation.kind) && domain[node.inputs[0]] === "q8" ? "q8" : "f32";
+    case "upsample_nearest":
+    case "depth_to_space":
+      return domain[node.inputs[0]];
+    case "add":
+    case "concat":
+    case "scale":
+      return node.inputs.every((i) => domain[i] === "f32") ? "f32" : "q8";
+    default:
+      throw new LowbitError("E_UNSUPPORTED_LAYER", `layer '${(node as Node).name}': no quantized lowering for '${(node as Node).op}'`);
+  }
+}
+
+function chooseRange(calib: Calibration, id: number, bits: number, cfg: QuantConfig): ValueRange {
+  const t = calib.tensors[id];
+  if (!t || t.minmax.count === 0) return [0, 0];
+  switch (cfg.method) {
+    case "minmax":
+      return minmaxRange(t.minmax);
+    case "percentile":
+      return percentileRange(t.histogram, { upper: cfg.percentile ?? 99.99 });
+    case "mse":
+      return mseRange(t.histogram, bits);
+    default:
+      throw new LowbitError("E_ARGUMENT", `unknown range method '${String(cfg.method)}'`);
+  }
+}
