@@ -6,3 +6,4 @@ import "./runtime.test.ts";
 import "./metrics.test.ts";
 import "./image-io.test.ts";
 import "./io-tfjs.test.ts";
+import "./quant.test.ts";
