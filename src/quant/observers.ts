@@ -140,6 +140,7 @@ function checkRanges(min: ArrayLike<number>, max: ArrayLike<number>): void {
 export class PerChannelMinMaxObserver implements Observer {
   readonly min: Float64Array;
   readonly max: Float64Array;
+  /** Pixels observed (tensor pass) plus range sets observed (fast path); 0 = nothing seen. */
   count = 0;
 
   constructor(readonly channels: number) {
@@ -274,9 +275,9 @@ export class HistogramObserver implements Observer {
     this.regrows++;
   }
 
-  /** Bin index of a value inside [lo, hi]. */
+  /** Bin index of a value inside [lo, hi] (the same f64 arithmetic observe() uses). */
   binOf(x: number): number {
-    const i = Math.floor(((x - this.lo) / (this.hi - this.lo)) * this.bins);
+    const i = Math.floor((x - this.lo) * (this.bins / (this.hi - this.lo)));
     return i < 0 ? 0 : i >= this.bins ? this.bins - 1 : i;
   }
 
