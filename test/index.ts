@@ -8,6 +8,7 @@ import "./image-io.test.ts";
 import "./io-tfjs.test.ts";
 import "./engine.test.ts";
 import "./parity-tfjs.test.ts";
+import "./quant-engine.test.ts";
 import "./kernels/quantize.test.ts";
 import "./kernels/requant-add.test.ts";
 import "./kernels/concat.test.ts";

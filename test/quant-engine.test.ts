@@ -1,0 +1,118 @@
+// Quantized inference end to end: calibrate → quantizeModel → Q8Plan, on a real model and real images.
+import test from "tape";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { createRuntime } from "../src/runtime/runtime.ts";
+import { loadModel } from "../src/models/registry.ts";
+import { calibrate } from "../src/quant/calibrate.ts";
+import { quantizeModel } from "../src/quant/quantize-model.ts";
+import { Q8Plan } from "../src/graph/compile-q8.ts";
+import { createUpscaler } from "../src/engine/upscaler-api.ts";
+import { decodeImage } from "../src/io/image.ts";
+import { psnrY } from "../src/metrics/psnr.ts";
+import { LowbitError } from "../src/runtime/errors.ts";
+import { evalDir } from "./util/eval-data.ts";
+import { testRuntime } from "./util/runtime.ts";
+
+function crop(scale: number, name: string, x0: number, y0: number, w: number, h: number) {
+  const img = decodeImage(readFileSync(join(evalDir(), `lr_x${scale}`, `${name}.png`)));
+  const data = new Uint8Array(w * h * 3);
+  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) for (let c = 0; c < 3; c++) {
+    data[(y * w + x) * 3 + c] = img.data[((y0 + y) * img.width + x0 + x) * img.channels + c];
+  }
+  return { data, width: w, height: h, channels: 3 as const };
+}
+
+const calibImages = () => [crop(2, "aero1", 20, 20, 64, 64), crop(2, "building", 100, 60, 64, 64)];
+const testImage = () => crop(2, "butterfly", 30, 20, 56, 44);
+
+test("quantized: a fully quantized plan has no float tensor between the image quantize and the output dequantize", async (t) => {
+  const rt = await testRuntime();
+  const g = await loadModel("esrgan-slim-x2");
+  const cal = await calibrate(g, calibImages(), { runtime: rt });
+  for (const bits of ["w8a8", "w4a4"]) {
+    const qm = quantizeModel(cal, bits);
+    const plan = new Q8Plan(rt, qm, 32, 32);
+    const ops = plan.info.stepOps;
+    t.equal(ops[0], "quantize q8", `${bits}: first step quantizes the image`);
+    t.equal(ops.at(-1), "dequantize f32", `${bits}: last step dequantizes the output`);
+    const f32Inside = ops.slice(1, -1).filter((o) => o.endsWith("f32"));
+    t.deepEqual(f32Inside, [], `${bits}: ${ops.length - 2} integer steps in between, none float`);
+    const convs = plan.info.nodes.filter((n) => n.op === "conv2d");
+    t.ok(convs.length === 12 && convs.every((n) => n.domain === "q8"), `${bits}: all 12 convs (head, tail, upsampler included) run on codes`);
+    const inner = plan.info.nodes.filter((n) => n.op !== "input" && n.op !== "dequantize");
+    t.ok(inner.every((n) => n.domain === "q8"), `${bits}: every add, concat, upsample runs on codes`);
+    plan.dispose();
+  }
+  const keep = quantizeModel(cal, { bits: "w8a8", keepFp32: ["head", "tail"] });
+  const plan = new Q8Plan(rt, keep, 16, 16);
+  const f32Convs = plan.info.nodes.filter((n) => n.op === "conv2d" && n.domain === "f32").map((n) => n.name);
+  t.equal(f32Convs.length, 2, `keepFp32 head+tail: FP32 islands ${f32Convs.join(", ")}`);
+  t.ok(plan.info.stepOps.filter((o) => o.startsWith("quantize")).length >= 1 && plan.info.stepOps.filter((o) => o.startsWith("dequantize")).length >= 1, "with conversions at the island borders");
+  plan.dispose();
+});
+
+test("quantized: W8A8 is faithful to FP32 on a held-out image; lower bits degrade gracefully", async (t) => {
+  const rt = await testRuntime();
+  const g = await loadModel("esrgan-slim-x2");
+  const cal = await calibrate(g, calibImages(), { runtime: rt });
+  const img = testImage();
+  const fp = await (await createUpscaler(g, { runtime: rt })).upscale(img);
+  const fid: Record<string, number> = {};
+  for (const [bits, method] of [["w8a8", "percentile"], ["w8a8", "minmax"], ["w4a8", "mse"], ["w4a4", "mse"]] as const) {
+    const up = await createUpscaler(quantizeModel(cal, { bits, method }), { runtime: rt });
+    const out = await up.upscale(img);
+    up.dispose();
+    fid[`${bits}/${method}`] = psnrY(out, fp, 2);
+  }
+  t.ok(fid["w8a8/percentile"] >= 40, `W8A8 percentile fidelity ${fid["w8a8/percentile"].toFixed(2)} dB ≥ 40`);
+  t.ok(fid["w8a8/minmax"] >= 40, `W8A8 minmax fidelity ${fid["w8a8/minmax"].toFixed(2)} dB ≥ 40`);
+  t.ok(fid["w4a8/mse"] < fid["w8a8/percentile"] && fid["w4a4/mse"] < fid["w4a8/mse"], `fidelity falls with bits: w4a8 ${fid["w4a8/mse"].toFixed(2)}, w4a4 ${fid["w4a4/mse"].toFixed(2)}`);
+  t.ok(fid["w4a4/mse"] > 20, "W4A4 still a recognisable image (fidelity > 20 dB)");
+});
+
+test("quantized: tiled output is bit-identical to untiled (static ranges)", async (t) => {
+  const rt = await testRuntime();
+  const g = await loadModel("esrgan-slim-x2");
+  const cal = await calibrate(g, calibImages(), { runtime: rt });
+  for (const bits of ["w8a8", "w4a4"]) {
+    const up = await createUpscaler(quantizeModel(cal, { bits, method: "mse" }), { runtime: rt });
+    const img = testImage();
+    const a = await up.upscale(img, { tile: 256 });
+    const b = await up.upscale(img, { tile: 20 });
+    let d = 0;
+    for (let i = 0; i < a.data.length; i++) d += a.data[i] !== b.data[i] ? 1 : 0;
+    t.equal(d, 0, `${bits}: 20-px tiles (margin ${up.margin}) = whole image, byte for byte`);
+    up.dispose();
+  }
+});
+
+test("quantized: simd and relaxed builds give identical bytes (where relaxed runs)", async (t) => {
+  const major = Number(process.versions.node.split(".")[0]);
+  if (major < 22) {
+    t.pass(`Node ${major}: relaxed SIMD is not trusted here; this comparison runs in the Node 22 pass`);
+    return;
+  }
+  const simd = await createRuntime({ backend: "simd" });
+  const relaxed = await createRuntime({ backend: "relaxed" });
+  const g = await loadModel("esrgan-slim-x2");
+  const cal = await calibrate(g, calibImages(), { runtime: simd });
+  for (const bits of ["w8a8", "w4a7", "w4a4", "w8a4"]) {
+    const qm = quantizeModel(cal, { bits, method: "mse" });
+    const img = testImage();
+    const a = await (await createUpscaler(qm, { runtime: simd })).upscale(img);
+    const b = await (await createUpscaler(qm, { runtime: relaxed })).upscale(img);
+    t.deepEqual(b.data, a.data, `${bits}: relaxed build output = simd build output`);
+  }
+});
+
+test("quantized: bad configurations are typed errors", async (t) => {
+  const rt = await testRuntime();
+  const g = await loadModel("esrgan-slim-x2");
+  await calibrate(g, [], { runtime: rt }).then(() => t.fail("no images"), (e) => t.equal((e as LowbitError).code, "E_ARGUMENT", "calibrate([]) → E_ARGUMENT"));
+  const cal = await calibrate(g, [crop(2, "aero1", 0, 0, 24, 24)], { runtime: rt });
+  for (const [cfg, code] of [["w9a8", "E_BITS"], ["w8a1", "E_BITS"], ["banana", "E_ARGUMENT"]] as const) {
+    t.throws(() => quantizeModel(cal, cfg), (e: unknown) => (e as LowbitError).code === code, `'${cfg}' → ${code}`);
+  }
+  t.throws(() => quantizeModel(cal, { bits: "w8a8", keepFp32: ["no-such-layer"] }), /E_ARGUMENT/, "unknown layer in keepFp32");
+});
