@@ -1,6 +1,4 @@
 import test from "tape";
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { GraphBuilder } from "../src/graph/builder.ts";
 import { F32Plan } from "../src/graph/compile-f32.ts";
 import { planMemory } from "../src/graph/memory-plan.ts";
@@ -8,10 +6,9 @@ import { foldScales, fuseActivations } from "../src/graph/passes.ts";
 import { planTiles } from "../src/tiling/tiles.ts";
 import { createUpscaler } from "../src/engine/upscaler-api.ts";
 import { loadModel } from "../src/models/registry.ts";
-import { decodeImage } from "../src/io/image.ts";
 import { LowbitError } from "../src/runtime/errors.ts";
 import { evalGraph } from "./util/eval-graph.ts";
-import { evalDir } from "./util/eval-data.ts";
+import { evalCrop } from "./util/eval-data.ts";
 import { Rng } from "./util/rng.ts";
 import { testRuntime } from "./util/runtime.ts";
 import type { Graph } from "../src/graph/ir.ts";
@@ -128,14 +125,7 @@ test("tiling: balanced cores cover the image once; regions clipped to it", async
   t.throws(() => planTiles(5, 5, 8, -1), /E_ARGUMENT/);
 });
 
-function lrCrop(scale: number, name: string, x0: number, y0: number, w: number, h: number) {
-  const img = decodeImage(readFileSync(join(evalDir(), `lr_x${scale}`, `${name}.png`)));
-  const data = new Uint8Array(w * h * 3);
-  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) for (let c = 0; c < 3; c++) {
-    data[(y * w + x) * 3 + c] = img.data[((y0 + y) * img.width + x0 + x) * img.channels + c];
-  }
-  return { data, width: w, height: h, channels: 3 as const };
-}
+const lrCrop = (scale: number, name: string, x0: number, y0: number, w: number, h: number) => evalCrop(`lr_x${scale}`, name, x0, y0, w, h);
 
 test("engine: tiled output equals untiled output (exact margin) on a real model and image", async (t) => {
   const rt = await testRuntime();

@@ -1,27 +1,17 @@
 // Quantized inference end to end: calibrate → quantizeModel → Q8Plan, on a real model and real images.
 import test from "tape";
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { createRuntime } from "../src/runtime/runtime.ts";
 import { loadModel } from "../src/models/registry.ts";
 import { calibrate } from "../src/quant/calibrate.ts";
 import { quantizeModel } from "../src/quant/quantize-model.ts";
 import { Q8Plan } from "../src/graph/compile-q8.ts";
 import { createUpscaler } from "../src/engine/upscaler-api.ts";
-import { decodeImage } from "../src/io/image.ts";
 import { psnrY } from "../src/metrics/psnr.ts";
 import { LowbitError } from "../src/runtime/errors.ts";
-import { evalDir } from "./util/eval-data.ts";
+import { evalCrop } from "./util/eval-data.ts";
 import { testRuntime } from "./util/runtime.ts";
 
-function crop(scale: number, name: string, x0: number, y0: number, w: number, h: number) {
-  const img = decodeImage(readFileSync(join(evalDir(), `lr_x${scale}`, `${name}.png`)));
-  const data = new Uint8Array(w * h * 3);
-  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) for (let c = 0; c < 3; c++) {
-    data[(y * w + x) * 3 + c] = img.data[((y0 + y) * img.width + x0 + x) * img.channels + c];
-  }
-  return { data, width: w, height: h, channels: 3 as const };
-}
+const crop = (scale: number, name: string, x0: number, y0: number, w: number, h: number) => evalCrop(`lr_x${scale}`, name, x0, y0, w, h);
 
 const calibImages = () => [crop(2, "aero1", 20, 20, 64, 64), crop(2, "building", 100, 60, 64, 64)];
 const testImage = () => crop(2, "butterfly", 30, 20, 56, 44);

@@ -16,7 +16,6 @@ import { planMemory, type MemoryPlan } from "./memory-plan.ts";
 import type { Runtime } from "../runtime/runtime.ts";
 import { LowbitError } from "../runtime/errors.ts";
 import { f32ConvScratchBytes, packF32Conv } from "../kernels/f32-conv.ts";
-import type { ExecutablePlan } from "../engine/upscaler.ts";
 import { ACTIVATION_CODES } from "../kernels/f32-elementwise.ts";
 
 export interface F32Exports {
@@ -38,7 +37,8 @@ function clampOf(kind: ActivationKind): [number, number] | null {
   return null;
 }
 
-export type Step = (w: number, h: number) => void;
+export type { Step } from "./step-plan.ts";
+import { StepPlan, type Step } from "./step-plan.ts";
 
 export interface F32PlanInfo {
   /** The optimized graph the plan runs. */
@@ -52,36 +52,21 @@ export interface F32PlanInfo {
   macsPerPixel: number;
 }
 
-export class F32Plan implements ExecutablePlan {
-  readonly scale: number;
-  readonly maxW: number;
-  readonly maxH: number;
+export class F32Plan extends StepPlan {
   readonly info: F32PlanInfo;
-  private readonly rt: Runtime;
-  private readonly steps: Step[];
-  private readonly inPtr: number;
-  private readonly outPtr: number;
-  private readonly mark: number;
   /** Per node of info.graph: its steps [from, to) (empty for inputs and free concats). */
   readonly nodeSteps: [number, number][];
   private readonly tensorPtr: number[];
 
   constructor(rt: Runtime, graph: Graph, maxW: number, maxH: number) {
-    if (!Number.isInteger(maxW) || !Number.isInteger(maxH) || maxW < 1 || maxH < 1) {
-      throw new LowbitError("E_ARGUMENT", `plan size must be positive integers, got ${maxW}×${maxH}`);
-    }
     const g = optimizeGraph(graph);
-    this.rt = rt;
-    this.maxW = maxW;
-    this.maxH = maxH;
-    this.scale = g.nodes[g.output].spatial;
+    super(rt, g.nodes[g.output].spatial, maxW, maxH);
     if (g.nodes[g.input].channels !== 3 || g.nodes[g.output].channels !== 3) {
       throw new LowbitError("E_SHAPE", `an upscaling model maps RGB to RGB; this one maps ${g.nodes[g.input].channels} to ${g.nodes[g.output].channels} channels`);
     }
     const mem = planMemory(g, { tileW: maxW, tileH: maxH, elemBytes: () => 4, pinned: new Set([g.input, g.output]) });
     const k = rt.kernels<F32Exports>();
     const arena = rt.arena;
-    this.mark = arena.mark();
 
     // 1. Packed weights (persistent for the plan's lifetime).
     const packedAt = new Map<number, number>();
@@ -119,32 +104,6 @@ export class F32Plan implements ExecutablePlan {
     this.info = { graph: g, memory: mem, weightBytes, tensorBytes: mem.totalBytes, scratchBytes, macsPerPixel };
   }
 
-  get stepCount(): number {
-    return this.steps.length;
-  }
-
-  private checkSize(w: number, h: number): void {
-    if (!Number.isInteger(w) || !Number.isInteger(h) || w < 1 || h < 1 || w > this.maxW || h > this.maxH) {
-      throw new LowbitError("E_SHAPE", `tile ${w}×${h} does not fit the plan (max ${this.maxW}×${this.maxH})`);
-    }
-  }
-
-  inputView(w: number, h: number): Float32Array {
-    this.checkSize(w, h);
-    return this.rt.arena.f32.subarray(this.inPtr / 4, this.inPtr / 4 + w * h * 3);
-  }
-
-  outputView(w: number, h: number): Float32Array {
-    this.checkSize(w, h);
-    const n = w * this.scale * h * this.scale * 3;
-    return this.rt.arena.f32.subarray(this.outPtr / 4, this.outPtr / 4 + n);
-  }
-
-  runSteps(w: number, h: number, from: number, to: number): void {
-    this.checkSize(w, h);
-    for (let i = from; i < to; i++) this.steps[i](w, h);
-  }
-
   /**
    * Node `id`'s output (of info.graph) after its steps ran on a w×h tile, as a
    * strided view into the arena: element (p, c) = data[offset + p·stride + c].
@@ -162,18 +121,6 @@ export class F32Plan implements ExecutablePlan {
       pixels: w * s * h * s,
       channels: n.channels,
     };
-  }
-
-  /** Returns the plan's arena space (plans must be disposed in reverse order of creation). */
-  dispose(): void {
-    this.rt.arena.release(this.mark);
-  }
-
-  /** Runs the whole plan on a w×h input (NHWC RGB in the model's range); returns a copy of the output. */
-  run(input: Float32Array, w: number, h: number): Float32Array {
-    this.inputView(w, h).set(input.subarray(0, w * h * 3));
-    this.runSteps(w, h, 0, this.steps.length);
-    return this.outputView(w, h).slice();
   }
 }
 

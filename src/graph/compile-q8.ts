@@ -25,7 +25,8 @@
  */
 import type { Graph, Node } from "./ir.ts";
 import { planMemory, type MemoryPlan } from "./memory-plan.ts";
-import { lowerF32Node, type F32Exports, type Step } from "./compile-f32.ts";
+import { lowerF32Node, type F32Exports } from "./compile-f32.ts";
+import { StepPlan, type Step } from "./step-plan.ts";
 import { packF32Conv, f32ConvScratchBytes } from "../kernels/f32-conv.ts";
 import { packQs8Qc4wConv, packQs8Qc8wConv, qs8ConvRun, qs8ConvScratchBytes, checkAccumulatorRange, type PackedQs8Conv } from "../kernels/qs8-conv.ts";
 import { packInt4, quantizeBias, requantMultipliers } from "../kernels/requant.ts";
@@ -34,7 +35,6 @@ import type { QuantizedModel } from "../quant/quantize-model.ts";
 import { isGridPreserving } from "../quant/quantize-model.ts";
 import { LowbitError } from "../runtime/errors.ts";
 import type { Runtime } from "../runtime/runtime.ts";
-import type { ExecutablePlan } from "../engine/upscaler.ts";
 
 interface Q8Exports extends F32Exports {
   f32_q8_quantize_nhwc(x: number, n: number, c: number, xs: number, y: number, ys: number, invScale: number, zp: number, qmin: number, qmax: number): void;
@@ -64,26 +64,12 @@ export interface Q8PlanInfo {
 
 const f = Math.fround;
 
-export class Q8Plan implements ExecutablePlan {
-  readonly scale: number;
-  readonly maxW: number;
-  readonly maxH: number;
+export class Q8Plan extends StepPlan {
   readonly info: Q8PlanInfo;
-  private readonly rt: Runtime;
-  private readonly steps: Step[];
-  private readonly inPtr: number;
-  private readonly outPtr: number;
-  private readonly mark: number;
 
   constructor(rt: Runtime, qm: QuantizedModel, maxW: number, maxH: number) {
-    if (!Number.isInteger(maxW) || !Number.isInteger(maxH) || maxW < 1 || maxH < 1) {
-      throw new LowbitError("E_ARGUMENT", `plan size must be positive integers, got ${maxW}×${maxH}`);
-    }
+    super(rt, qm.graph.nodes[qm.graph.output].spatial, maxW, maxH);
     const g = qm.graph;
-    this.rt = rt;
-    this.maxW = maxW;
-    this.maxH = maxH;
-    this.scale = g.nodes[g.output].spatial;
 
     // 1. Lowered graph with domain conversions.
     const nodes: LNode[] = [];
@@ -152,7 +138,6 @@ export class Q8Plan implements ExecutablePlan {
     // 4. Weights, then buffers, then scratch.
     const k = rt.kernels<Q8Exports>();
     const arena = rt.arena;
-    this.mark = arena.mark();
     const f32Packed = new Map<number, number>();
     const qLayers = new Map<number, { layer: PackedQs8Conv; packed: number; mult: number }>();
     let weightBytes = 0, scratchBytes = 0;
@@ -280,41 +265,6 @@ export class Q8Plan implements ExecutablePlan {
     this.inPtr = ptr(inId);
     this.outPtr = ptr(outId);
     this.info = { nodes, memory: mem, grids, stepOps, weightBytes, tensorBytes: mem.totalBytes, scratchBytes };
-  }
-
-  get stepCount(): number {
-    return this.steps.length;
-  }
-
-  private checkSize(w: number, h: number): void {
-    if (!Number.isInteger(w) || !Number.isInteger(h) || w < 1 || h < 1 || w > this.maxW || h > this.maxH) {
-      throw new LowbitError("E_SHAPE", `tile ${w}×${h} does not fit the plan (max ${this.maxW}×${this.maxH})`);
-    }
-  }
-
-  inputView(w: number, h: number): Float32Array {
-    this.checkSize(w, h);
-    return this.rt.arena.f32.subarray(this.inPtr / 4, this.inPtr / 4 + w * h * 3);
-  }
-
-  outputView(w: number, h: number): Float32Array {
-    this.checkSize(w, h);
-    return this.rt.arena.f32.subarray(this.outPtr / 4, this.outPtr / 4 + w * this.scale * h * this.scale * 3);
-  }
-
-  runSteps(w: number, h: number, from: number, to: number): void {
-    this.checkSize(w, h);
-    for (let i = from; i < to; i++) this.steps[i](w, h);
-  }
-
-  run(input: Float32Array, w: number, h: number): Float32Array {
-    this.inputView(w, h).set(input.subarray(0, w * h * 3));
-    this.runSteps(w, h, 0, this.steps.length);
-    return this.outputView(w, h).slice();
-  }
-
-  dispose(): void {
-    this.rt.arena.release(this.mark);
   }
 }
 

@@ -1,3 +1,5 @@
+import { readFileSync } from "node:fs";
+import { decodeImage } from "../../src/io/image.ts";
 import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -38,4 +40,19 @@ export function evalDir(): string {
 /** All 8 images × 3 scales unless LOWBIT_EVAL_SUBSET=1 (kept as an escape hatch for slow machines). */
 export function evalFull(): boolean {
   return process.env.LOWBIT_EVAL_SUBSET !== "1";
+}
+
+/** A w×h RGB crop at (x0, y0) of an eval-set image (`lr_x2/butterfly` style path under the eval dir). */
+export function evalCrop(sub: string, name: string, x0: number, y0: number, w: number, h: number): { data: Uint8Array; width: number; height: number; channels: 3 } {
+  // Lazy imports keep this helper usable from tests that never read images.
+  const img = decodePng(join(evalDir(), sub, `${name}.png`));
+  const data = new Uint8Array(w * h * 3);
+  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) for (let c = 0; c < 3; c++) {
+    data[(y * w + x) * 3 + c] = img.data[((y0 + y) * img.width + x0 + x) * img.channels + c];
+  }
+  return { data, width: w, height: h, channels: 3 };
+}
+
+function decodePng(path: string) {
+  return decodeImage(readFileSync(path));
 }
