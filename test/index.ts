@@ -18,3 +18,4 @@ import "./kernels/channel-stats.test.ts";
 import "./kernels/histogram.test.ts";
 import "./kernels/f32-conv.test.ts";
 import "./kernels/qs8-conv.test.ts";
+import "./cli.test.ts";
