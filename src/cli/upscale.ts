@@ -1,0 +1,94 @@
+/**
+ * `lowbit upscale <in.png|jpg> <out.png>`: decode, run the model tile by tile, encode PNG.
+ * RGBA input keeps its alpha (the network sees RGB; alpha is resized with MATLAB bicubic).
+ */
+import { extname } from "node:path";
+import { Upscaler } from "../engine/upscaler-api.ts";
+import { planTiles } from "../tiling/tiles.ts";
+import { readImage, writePng } from "../io/image.ts";
+import { BACKENDS, flag, int, oneOf, parseCommand, positionals, str, UsageError } from "./args.ts";
+import { loadModelArg, runtimeFor, seconds, type CliIO } from "./common.ts";
+import { buildModel, configName, parseModelOptions } from "./model-options.ts";
+import { ProgressBar } from "./progress.ts";
+
+export const DEFAULT_MODEL = "default-model";
+
+export const UPSCALE_USAGE = `Usage: lowbit upscale <in.png|in.jpg> <out.png> [options]
+
+Upscales a PNG or JPEG image and writes a PNG (RGBA input keeps its alpha).
+
+Options:
+  --model <name|path>   registered model name (see \`lowbit models\`), a model.json path or
+                        its directory (default: ${DEFAULT_MODEL}, ESRGAN-slim ×2)
+  --tile <N>            LR tile core size in pixels (default 128; 0 = whole image in one tile)
+  --margin <N>          tile overlap in LR pixels (default: exact receptive radius for rdn
+                        models, 16 for rrdn)
+  --backend <b>         auto | simd | relaxed (default auto: relaxed SIMD when it works here)
+  --bits <fp32|wXaY>    model configuration (default fp32)
+  --method <name>       quantization method for integer --bits
+  --calib <dir>         calibration images for integer --bits
+  --quiet, -q           no progress bar and no summary line
+  -h, --help            this help
+`;
+
+const OPTIONS = {
+  model: { type: "string" },
+  tile: { type: "string" },
+  margin: { type: "string" },
+  backend: { type: "string" },
+  bits: { type: "string" },
+  method: { type: "string" },
+  calib: { type: "string" },
+  quiet: { type: "boolean", short: "q" },
+} as const;
+
+export async function upscaleCommand(argv: string[], io: CliIO): Promise<number> {
+  const cmd = "upscale";
+  const p = parseCommand(argv, OPTIONS, cmd);
+  if (flag(p, "help")) {
+    io.stdout.write(UPSCALE_USAGE);
+    return 0;
+  }
+  const [input, output] = positionals(p, ["in.png|in.jpg", "out.png"], cmd);
+  if (extname(output).toLowerCase() !== ".png") throw new UsageError(`the output is written as PNG: name it *.png (got '${output}')`, cmd);
+  const modelArg = str(p, "model", cmd) ?? DEFAULT_MODEL;
+  const tileArg = int(p, "tile", 0, 1 << 16, cmd);
+  const margin = int(p, "margin", 0, 4096, cmd);
+  const backend = oneOf(p, "backend", BACKENDS, cmd);
+  const modelOptions = parseModelOptions({ bits: str(p, "bits", cmd), method: str(p, "method", cmd), calib: str(p, "calib", cmd) }, cmd);
+  const quiet = flag(p, "quiet");
+
+  const t0 = performance.now();
+  const img = await readImage(input);
+  const graph = await loadModelArg(modelArg, io.signal);
+  const model = await buildModel(graph, modelOptions);
+  const rt = await runtimeFor(backend);
+  const tile = tileArg === 0 ? Math.max(img.width, img.height) : tileArg;
+  const up = new Upscaler(model, rt, { tile });
+  const m = margin ?? up.margin;
+  const tiles = planTiles(img.width, img.height, up.tile, m).tiles.length;
+  const bar = new ProgressBar(quiet ? null : io.stderr, "upscale");
+  const tRun = performance.now();
+  let out;
+  try {
+    out = await up.upscale(img, {
+      margin: m,
+      signal: io.signal,
+      onProgress: (e) => bar.update(e.fraction, `tile ${Math.min(e.tile + 1, e.tiles)}/${e.tiles}`),
+    });
+  } finally {
+    bar.done();
+    up.dispose();
+  }
+  const runMs = performance.now() - tRun;
+  await writePng(output, out);
+  if (!quiet) {
+    const kind = out.channels === 4 ? "RGBA" : "RGB";
+    io.stdout.write(
+      `${output}: ${out.width}×${out.height} ${kind} (×${up.scale} from ${img.width}×${img.height}) · ` +
+        `${graph.meta.name} ${configName(modelOptions)} · ${seconds(runMs)} (total ${seconds(performance.now() - t0)}) · ` +
+        `backend ${rt.info.backend} · tile ${up.tile} margin ${m} (${tiles} tile${tiles === 1 ? "" : "s"})\n`,
+    );
+  }
+  return 0;
+}
