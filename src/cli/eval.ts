@@ -20,7 +20,7 @@ import { psnrY } from "../metrics/psnr.ts";
 import { scoreSR } from "../metrics/score.ts";
 import { BACKENDS, flag, int, oneOf, parseCommand, positionals, str, UsageError, type BackendChoice } from "./args.ts";
 import { defaultEvalDir, loadModelArg, rangeText, runtimeFor, type CliIO } from "./common.ts";
-import { buildModel, configName, parseModelOptions, type ModelOptions } from "./model-options.ts";
+import { buildModel, configName, defaultCalibDir, parseModelOptions, type ModelOptions } from "./model-options.ts";
 import { ProgressBar } from "./progress.ts";
 
 export interface EvaluateOptions {
@@ -125,7 +125,7 @@ export async function evaluate(o: EvaluateOptions): Promise<EvalResult> {
       throw new LowbitError("E_ARGUMENT", `--calib ${opts.calib} is inside the eval data ${o.data}: never calibrate on the eval images (protocol.md §7)`);
     }
     const graph = typeof o.model === "string" ? await loadModelArg(o.model, o.signal) : o.model;
-    model = await buildModel(graph, opts);
+    model = await buildModel(graph, opts, { defaultCalibDir: defaultCalibDir(), signal: o.signal });
   }
   const graph = model.graph;
   const scale = o.scale ?? graph.meta.scale;

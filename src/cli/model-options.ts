@@ -4,8 +4,14 @@
  * loaded FP32 graph into the CompilableModel the engine runs. Every command (upscale, eval)
  * goes through it, so a new quantization method plugs in by extending `buildModel` alone.
  */
-import { existsSync, statSync } from "node:fs";
-import { resolve } from "node:path";
+import { existsSync, readdirSync, statSync } from "node:fs";
+import { join, resolve } from "node:path";
+import type { ImageLike } from "../engine/image.ts";
+import type { Runtime } from "../runtime/runtime.ts";
+import { readImage } from "../io/image.ts";
+import { calibrate } from "../quant/calibrate.ts";
+import { quantizeModel } from "../quant/quantize-model.ts";
+import { packageRoot } from "./common.ts";
 import type { Graph } from "../graph/ir.ts";
 import { fp32Model, type CompilableModel } from "../engine/upscaler-api.ts";
 import { LowbitError } from "../runtime/errors.ts";
@@ -83,15 +89,79 @@ export function parseModelOptions(raw: { bits?: string; method?: string; calib?:
   return { bits, method: method as Method, calib };
 }
 
+/** Range methods implemented for static post-training quantization; the others are later methods. */
+export const PTQ_METHODS = ["minmax", "percentile", "mse"] as const;
+
+export interface BuildContext {
+  /** Images to calibrate on when --calib is absent (upscale: the input itself). */
+  fallbackImages?: ImageLike[];
+  /** Directory tried when neither --calib nor fallback images are given (eval: data/calib beside the package). */
+  defaultCalibDir?: string | null;
+  runtime?: Runtime;
+  signal?: AbortSignal;
+  /** Calibration progress 0..1. */
+  onProgress?: (fraction: number) => void;
+}
+
+/** Largest LR patch taken from each calibration image (a centre crop), and the image count cap. */
+export const CALIB_PATCH = 128;
+export const CALIB_MAX_IMAGES = 32;
+
 /**
- * The model a configuration runs. FP32 is the graph as imported; quantized configurations
- * arrive with the quantized-inference work (this body is where they plug in). Async because
- * calibration reads images and runs the FP32 model.
+ * Calibration images for a ×scale model: `<dir>/lr_x<scale>/` when it exists, else the images
+ * in `<dir>` itself (PNG/JPEG, sorted, at most CALIB_MAX_IMAGES), each centre-cropped to at
+ * most CALIB_PATCH² LR pixels so calibration costs a bounded number of FP32 runs.
  */
-export async function buildModel(graph: Graph, options: ModelOptions): Promise<CompilableModel> {
+export async function loadCalibImages(dir: string, scale: number): Promise<ImageLike[]> {
+  const sub = join(dir, `lr_x${scale}`);
+  const from = existsSync(sub) && statSync(sub).isDirectory() ? sub : dir;
+  const files = readdirSync(from).filter((f) => /\.(png|jpe?g)$/i.test(f)).sort().slice(0, CALIB_MAX_IMAGES);
+  if (files.length === 0) throw new LowbitError("E_IO", `--calib ${dir}: no PNG/JPEG images (looked in ${from})`);
+  const out: ImageLike[] = [];
+  for (const f of files) {
+    const img = await readImage(join(from, f), { channels: 3 });
+    out.push(centreCrop(img, CALIB_PATCH));
+  }
+  return out;
+}
+
+function centreCrop(img: { data: Uint8Array; width: number; height: number; channels: number }, side: number): ImageLike {
+  const w = Math.min(side, img.width), h = Math.min(side, img.height);
+  const x0 = (img.width - w) >> 1, y0 = (img.height - h) >> 1;
+  const C = img.channels;
+  const data = new Uint8Array(w * h * 3);
+  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) for (let c = 0; c < 3; c++) {
+    data[(y * w + x) * 3 + c] = img.data[((y0 + y) * img.width + x0 + x) * C + c];
+  }
+  return { data, width: w, height: h, channels: 3 };
+}
+
+/**
+ * The model a configuration runs. FP32 is the graph as imported; `wXaY` with a range method
+ * (minmax | percentile | mse) calibrates the FP32 model on --calib images (else on the
+ * context's fallback images, else on the default calibration directory) and quantizes it
+ * fully (src/quant/quantize-model.ts). Methods from later work (daq, dfsq, odm, adabm, cadyq,
+ * fqsr) are rejected with a clear error until they land.
+ */
+export async function buildModel(graph: Graph, options: ModelOptions, ctx: BuildContext = {}): Promise<CompilableModel> {
   if (options.bits.kind === "fp32") return fp32Model(graph);
-  throw new LowbitError(
-    "E_ARGUMENT",
-    `quantized configurations arrive with the quantized-inference work: ${configName(options)} is not available in this build; use --bits fp32`,
-  );
+  const method = options.method ?? "minmax";
+  if (!(PTQ_METHODS as readonly string[]).includes(method)) {
+    throw new LowbitError("E_ARGUMENT", `--method ${method} is not implemented in this version of lowbit (available: ${PTQ_METHODS.join(", ")})`);
+  }
+  let images: ImageLike[];
+  if (options.calib) images = await loadCalibImages(options.calib, graph.meta.scale);
+  else if (ctx.fallbackImages?.length) images = ctx.fallbackImages;
+  else if (ctx.defaultCalibDir && existsSync(ctx.defaultCalibDir)) images = await loadCalibImages(ctx.defaultCalibDir, graph.meta.scale);
+  else throw new LowbitError("E_ARGUMENT", `${configName(options)} needs calibration images: pass --calib <dir of LR images> (e.g. the set made by \`npm run calib-data\`)`);
+  const cal = await calibrate(graph, images, { runtime: ctx.runtime, signal: ctx.signal, onProgress: ctx.onProgress });
+  return quantizeModel(cal, { weightBits: options.bits.w, actBits: options.bits.a, method: method as "minmax" | "percentile" | "mse" });
+}
+
+/** `data/calib` beside the package (made by `npm run calib-data`), or null. */
+export function defaultCalibDir(): string | null {
+  const root = packageRoot();
+  if (!root) return null;
+  const d = resolve(root, "data", "calib");
+  return existsSync(d) ? d : null;
 }

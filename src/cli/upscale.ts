@@ -61,8 +61,9 @@ export async function upscaleCommand(argv: string[], io: CliIO): Promise<number>
   const t0 = performance.now();
   const img = await readImage(input);
   const graph = await loadModelArg(modelArg, io.signal);
-  const model = await buildModel(graph, modelOptions);
   const rt = await runtimeFor(backend);
+  // Quantized without --calib: calibrate on the input image itself (static ranges, self-calibrated).
+  const model = await buildModel(graph, modelOptions, { fallbackImages: [img], runtime: rt, signal: io.signal });
   const tile = tileArg === 0 ? Math.max(img.width, img.height) : tileArg;
   const up = new Upscaler(model, rt, { tile });
   const m = margin ?? up.margin;
