@@ -35,3 +35,12 @@ export type { TfjsModelSource, TfjsModelBuffers } from "./io/tfjs/index.ts";
 
 export * from "./metrics/index.ts";
 export * as kernels from "./kernels/index.ts";
+
+export { calibrate } from "./quant/calibrate.ts";
+export type { Calibration, CalibrationOptions } from "./quant/calibrate.ts";
+export { quantizeModel, QuantizedModel } from "./quant/quantize-model.ts";
+export type { QuantTensor, QuantConvWeights } from "./quant/quantize-model.ts";
+export { Q8Plan } from "./graph/compile-q8.ts";
+export { quantConfig, parseBits, resolveLayers } from "./quant/config.ts";
+export type { QuantConfig, QuantConfigInput } from "./quant/config.ts";
+export * as quant from "./quant/index.ts";
