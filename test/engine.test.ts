@@ -194,3 +194,25 @@ test("engine: bad images get typed errors before any WASM call", async (t) => {
   t.throws(() => p.runSteps(9, 8, 0, 1), /E_SHAPE/, "tile larger than the plan");
   p.dispose();
 });
+
+test("engine: plans on one runtime are independent — disposing one never frees another's memory", async (t) => {
+  const rt = await testRuntime();
+  const g = await loadModel("esrgan-slim-x2");
+  const x = new Rng(9).fillF32(new Float32Array(12 * 10 * 3), 0, 255);
+  const want = new F32Plan(rt, g, 12, 10);
+  const ref = want.run(x, 12, 10);
+  const a = new F32Plan(rt, g, 40, 40);
+  const b = new F32Plan(rt, g, 12, 10);
+  a.dispose(); // created before b: its memory is freed, b's stays
+  const c = new F32Plan(rt, g, 16, 16); // reuses a's gap
+  const rb = b.run(x, 12, 10);
+  const rc = c.run(x, 12, 10);
+  const rb2 = b.run(x, 12, 10);
+  t.deepEqual(Array.from(rb), Array.from(ref), "plan b intact after a was disposed and c was compiled");
+  t.deepEqual(Array.from(rc), Array.from(ref), "plan c correct in the reused gap");
+  t.deepEqual(Array.from(rb2), Array.from(ref), "b still correct after c ran");
+  want.dispose();
+  b.dispose();
+  c.dispose();
+  t.throws(() => rt.arena.freeBlock(12345), /E_ARGUMENT/, "freeing a non-block is an error");
+});

@@ -66,7 +66,6 @@ export class F32Plan extends StepPlan {
     }
     const mem = planMemory(g, { tileW: maxW, tileH: maxH, elemBytes: () => 4, pinned: new Set([g.input, g.output]) });
     const k = rt.kernels<F32Exports>();
-    const arena = rt.arena;
 
     // 1. Packed weights (persistent for the plan's lifetime).
     const packedAt = new Map<number, number>();
@@ -76,14 +75,14 @@ export class F32Plan extends StepPlan {
     for (const n of g.nodes) {
       if (n.op !== "conv2d") continue;
       const packed = packF32Conv(n.weights, n.k, n.cin, n.cout, n.bias);
-      packedAt.set(n.id, arena.put(packed));
+      packedAt.set(n.id, this.region.put(packed));
       weightBytes += packed.byteLength;
       macsPerPixel += n.k * n.k * n.cin * n.cout * n.spatial * n.spatial;
       scratchBytes = Math.max(scratchBytes, f32ConvScratchBytes(maxW * n.spatial, n.cin, n.k));
     }
     // 2. Tensor buffers, then scratch: reserved in one growth.
-    const tensorBase = arena.alloc(mem.totalBytes);
-    const scratch = arena.alloc(scratchBytes);
+    const tensorBase = this.region.alloc(mem.totalBytes);
+    const scratch = this.region.alloc(scratchBytes);
     const ptr = (id: number): number => tensorBase + mem.buffers[mem.placement[id].buffer].offset + 4 * mem.placement[id].channelOffset;
     const stride = (id: number): number => mem.placement[id].pixelStride;
 

@@ -64,10 +64,22 @@ export interface Q8PlanInfo {
 
 const f = Math.fround;
 
+export interface Q8PlanOptions {
+  /**
+   * Give every concat input its own grid and requantize it into the concat (a copy per input)
+   * instead of writing it in place on the concat's shared grid. Slower; an ablation switch.
+   */
+  noConcatAlias?: boolean;
+}
+
 export class Q8Plan extends StepPlan {
   readonly info: Q8PlanInfo;
+  /** Byte offset and pixel stride of lowered node `id`'s tensor (inspection and tests). */
+  readonly tensorAt: (id: number) => { ptr: number; stride: number };
+  /** Per lowered node: its steps [from, to). */
+  readonly nodeSteps: [number, number][];
 
-  constructor(rt: Runtime, qm: QuantizedModel, maxW: number, maxH: number) {
+  constructor(rt: Runtime, qm: QuantizedModel, maxW: number, maxH: number, opts: Q8PlanOptions = {}) {
     super(rt, qm.graph.nodes[qm.graph.output].spatial, maxW, maxH);
     const g = qm.graph;
 
@@ -103,7 +115,7 @@ export class Q8Plan extends StepPlan {
     // 2. Memory (codes are 1 byte; grid-fixed ops and the input never alias into a concat).
     const bytes = (id: number) => (nodes[id].domain === "q8" ? 1 : 4);
     const mem = planMemory(lg, {
-      tileW: maxW, tileH: maxH, elemBytes: bytes, pinned: new Set([inId, outId]),
+      tileW: maxW, tileH: maxH, elemBytes: bytes, pinned: new Set([inId, outId]), noConcatAlias: opts.noConcatAlias,
       canWriteStrided: (id) => !(nodes[id].domain === "q8" && isGridPreserving(nodes[id] as Node)),
     });
 
@@ -137,7 +149,6 @@ export class Q8Plan extends StepPlan {
 
     // 4. Weights, then buffers, then scratch.
     const k = rt.kernels<Q8Exports>();
-    const arena = rt.arena;
     const f32Packed = new Map<number, number>();
     const qLayers = new Map<number, { layer: PackedQs8Conv; packed: number; mult: number }>();
     let weightBytes = 0, scratchBytes = 0;
@@ -147,7 +158,7 @@ export class Q8Plan extends StepPlan {
       const W = maxW * n.spatial, H = maxH * n.spatial;
       if (ln.domain === "f32") {
         const p = packF32Conv(n.weights, n.k, n.cin, n.cout, n.bias);
-        f32Packed.set(ln.id, arena.put(p));
+        f32Packed.set(ln.id, this.region.put(p));
         weightBytes += p.byteLength;
         scratchBytes = Math.max(scratchBytes, f32ConvScratchBytes(W, n.cin, n.k));
         continue;
@@ -161,19 +172,20 @@ export class Q8Plan extends StepPlan {
       const layer = qw.bits <= 4 ? packQs8Qc4wConv(packInt4(new Uint8Array((ohwi.length + 1) >> 1), ohwi), args) : packQs8Qc8wConv(ohwi, args);
       checkAccumulatorRange(layer, { bits: gx.bits, signed: false, zeroPoint: gx.zeroPoint });
       const mult = requantMultipliers(new Float32Array(layer.coutPadded), gx.scale, qw.scales, gy.scale);
-      const packed = arena.put(layer.bytes);
-      qLayers.set(ln.id, { layer, packed, mult: arena.put(mult) });
+      const packed = this.region.put(layer.bytes);
+      qLayers.set(ln.id, { layer, packed, mult: this.region.put(mult) });
       weightBytes += layer.bytes.byteLength;
       scratchBytes = Math.max(scratchBytes, qs8ConvScratchBytes(H, W, n.cin, n.k));
     }
-    const base = arena.alloc(mem.totalBytes);
-    const scratch = arena.alloc(scratchBytes);
+    const base = this.region.alloc(mem.totalBytes);
+    const scratch = this.region.alloc(scratchBytes);
     const ptr = (id: number) => base + mem.buffers[mem.placement[id].buffer].offset + bytes(id) * mem.placement[id].channelOffset;
     const stride = (id: number) => mem.placement[id].pixelStride;
 
     // 5. Steps.
     const steps: Step[] = [];
     const stepOps: string[] = [];
+    const nodeSteps: [number, number][] = [];
     const f32cx = { g: lg, k, ptr, stride, scratch, packedAt: f32Packed, steps, concatCopies: mem.concatCopies };
     for (const ln of nodes) {
       const before = steps.length;
@@ -260,11 +272,14 @@ export class Q8Plan extends StepPlan {
         }
       }
       for (let i = before; i < steps.length; i++) stepOps.push(`${ln.op} ${ln.domain}`);
+      nodeSteps.push([before, steps.length]);
     }
     this.steps = steps;
     this.inPtr = ptr(inId);
     this.outPtr = ptr(outId);
     this.info = { nodes, memory: mem, grids, stepOps, weightBytes, tensorBytes: mem.totalBytes, scratchBytes };
+    this.tensorAt = (id: number) => ({ ptr: ptr(id), stride: stride(id) });
+    this.nodeSteps = nodeSteps;
   }
 }
 

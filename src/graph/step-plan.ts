@@ -5,6 +5,7 @@
  */
 import { LowbitError } from "../runtime/errors.ts";
 import type { Runtime } from "../runtime/runtime.ts";
+import { ArenaRegion } from "../runtime/arena.ts";
 import type { ExecutablePlan } from "../engine/upscaler.ts";
 
 /** One kernel call (or a few) for a w×h LR tile. */
@@ -18,7 +19,8 @@ export abstract class StepPlan implements ExecutablePlan {
   protected steps: Step[] = [];
   protected inPtr = 0;
   protected outPtr = 0;
-  private readonly mark: number;
+  /** The plan's memory: weights, tensor buffers, scratch (freed by dispose, in any order). */
+  protected readonly region: ArenaRegion;
 
   constructor(rt: Runtime, scale: number, maxW: number, maxH: number) {
     if (!Number.isInteger(maxW) || !Number.isInteger(maxH) || maxW < 1 || maxH < 1) {
@@ -28,7 +30,7 @@ export abstract class StepPlan implements ExecutablePlan {
     this.scale = scale;
     this.maxW = maxW;
     this.maxH = maxH;
-    this.mark = rt.arena.mark();
+    this.region = new ArenaRegion(rt.arena);
   }
 
   get stepCount(): number {
@@ -64,8 +66,8 @@ export abstract class StepPlan implements ExecutablePlan {
     return this.outputView(w, h).slice();
   }
 
-  /** Returns the plan's arena space (plans must be disposed in reverse order of creation). */
+  /** Returns the plan's arena space. */
   dispose(): void {
-    this.rt.arena.release(this.mark);
+    this.region.free();
   }
 }

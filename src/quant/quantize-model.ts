@@ -32,7 +32,7 @@ import { minmaxRange, mseRange, percentileRange, type ValueRange } from "./range
 import { quantizeWeights } from "./weights.ts";
 import type { CompilableModel } from "../engine/upscaler-api.ts";
 import type { Runtime } from "../runtime/runtime.ts";
-import { Q8Plan } from "../graph/compile-q8.ts";
+import { Q8Plan, type Q8PlanOptions } from "../graph/compile-q8.ts";
 
 export type Domain = "q8" | "f32";
 
@@ -68,8 +68,11 @@ export class QuantizedModel implements CompilableModel {
     this.config = `${formatBits({ weightBits: cfg.weightBits, actBits: cfg.actBits })} ${cfg.method}${keep}`;
   }
 
+  /** Options every compiled plan gets (see Q8PlanOptions). */
+  planOptions: Q8PlanOptions = {};
+
   compile(rt: Runtime, maxW: number, maxH: number): Q8Plan {
-    return new Q8Plan(rt, this, maxW, maxH);
+    return new Q8Plan(rt, this, maxW, maxH, this.planOptions);
   }
 
   /** Bytes of the quantized weights as stored (int4 packed two per byte) plus f32 layers and biases. */

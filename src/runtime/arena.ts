@@ -5,11 +5,15 @@ const PAGE = 65536;
 /**
  * The one region of WASM linear memory the TS side hands to kernels.
  *
- * Plans (compiled models) compute every buffer offset ahead of time and call
- * `reserve(bytes)` once, so memory grows at most once per plan, never per
- * call. Scratch users (the typed-array kernel wrappers) take a `mark()`,
- * `alloc()` what they need and `release(mark)` afterwards: the high-water
- * mark grows, then stays.
+ * Two ways to take memory:
+ * - Long-lived blocks (`ArenaRegion`, used by compiled plans): first-fit in
+ *   the gaps freed by earlier regions, else at the top. Each region frees only
+ *   its own blocks, so plans can be created and disposed in any order.
+ * - Scratch (the typed-array kernel wrappers): `mark()`, `alloc()` at the top,
+ *   `release(mark)`. Synchronous and strictly nested; the high-water mark
+ *   grows, then stays.
+ * Plans size everything ahead of time, so memory grows at most once per plan,
+ * never per call.
  *
  * Typed-array views are rebuilt lazily when `memory.buffer` changes (growth
  * detaches the old ArrayBuffer).
@@ -21,6 +25,8 @@ export class Arena {
   /** Upper bound on linear memory this arena may grow to, in bytes. */
   readonly maxBytes: number;
   private top: number;
+  /** Live long-lived blocks [start, end), sorted by start. */
+  private blocks: Array<[number, number]> = [];
   private buf: ArrayBuffer | null = null;
   private _u8!: Uint8Array;
   private _i8!: Int8Array;
@@ -54,8 +60,10 @@ export class Arena {
     if (!Number.isFinite(need) || need > this.maxBytes) {
       throw new LowbitError("E_MEMORY", `needs ${fmtBytes(need)} of WASM memory, over the limit of ${fmtBytes(this.maxBytes)}`);
     }
+    // Grow geometrically (×1.5, within the limit) so a plan compiling block by block grows a few times, not per block.
+    const target = Math.min(this.maxBytes, Math.max(need, Math.floor(have * 1.5)));
     try {
-      this.memory.grow(Math.ceil((need - have) / PAGE));
+      this.memory.grow(Math.ceil((target - have) / PAGE));
     } catch (e) {
       throw new LowbitError("E_MEMORY", `could not grow WASM memory to ${fmtBytes(need)}`, { cause: e });
     }
@@ -76,12 +84,50 @@ export class Arena {
 
   release(mark: number): void {
     check(mark >= this.base && mark <= this.top, "E_ARGUMENT", "arena release of a mark that is not live");
-    this.top = mark;
+    this.top = Math.max(mark, this.blocksEnd());
   }
 
   /** Frees everything handed out (memory stays grown). */
   reset(): void {
     this.top = this.base;
+    this.blocks = [];
+  }
+
+  private blocksEnd(): number {
+    let e = this.base;
+    for (const b of this.blocks) e = Math.max(e, b[1]);
+    return e;
+  }
+
+  /** A long-lived block: first fit in a gap between live blocks, else at the top. */
+  allocBlock(bytes: number, align = 64): number {
+    check(Number.isInteger(bytes) && bytes >= 0, "E_ARGUMENT", `alloc of ${bytes} bytes`);
+    let prev = this.base;
+    let at = -1;
+    let idx = this.blocks.length;
+    for (let i = 0; i < this.blocks.length; i++) {
+      const p = alignUp(prev, align);
+      if (p + bytes <= this.blocks[i][0]) {
+        at = p;
+        idx = i;
+        break;
+      }
+      prev = this.blocks[i][1];
+    }
+    if (at < 0) {
+      at = alignUp(Math.max(this.top, prev), align);
+      this.reserve(at + bytes - this.base);
+      this.top = at + bytes;
+    }
+    this.blocks.splice(idx, 0, [at, at + bytes]);
+    return at;
+  }
+
+  /** Frees a block from allocBlock. */
+  freeBlock(p: number): void {
+    const i = this.blocks.findIndex((b) => b[0] === p);
+    check(i >= 0, "E_ARGUMENT", `arena free of ${p}, which is not a live block`);
+    this.blocks.splice(i, 1);
   }
 
   private refresh(): void {
@@ -118,6 +164,36 @@ export class Arena {
     const p = this.alloc(src.byteLength, align);
     this.write(p, src);
     return p;
+  }
+}
+
+/**
+ * A set of long-lived blocks freed together: a compiled plan's weights, tensor
+ * buffers and scratch. Independent of other regions' lifetimes.
+ */
+export class ArenaRegion {
+  readonly arena: Arena;
+  private readonly owned: number[] = [];
+
+  constructor(arena: Arena) {
+    this.arena = arena;
+  }
+
+  alloc(bytes: number, align = 64): number {
+    const p = this.arena.allocBlock(bytes, align);
+    this.owned.push(p);
+    return p;
+  }
+
+  /** Allocates and fills; returns the offset. */
+  put(src: ArrayBufferView, align = 64): number {
+    const p = this.alloc(src.byteLength, align);
+    this.arena.write(p, src);
+    return p;
+  }
+
+  free(): void {
+    for (const p of this.owned.splice(0)) this.arena.freeBlock(p);
   }
 }
 
