@@ -89,15 +89,19 @@ function f32Bytes(a: Float32Array): Uint8Array {
 }
 
 function bytesF32(b: Uint8Array): Float32Array {
-  if (LITTLE_ENDIAN) return new Float32Array(b.slice().buffer);
+  if (LITTLE_ENDIAN) {
+    const c = new Uint8Array(b.length); // a fresh, 4-aligned copy (never Buffer#slice, which is a view)
+    c.set(b);
+    return new Float32Array(c.buffer);
+  }
   const out = new Float32Array(b.length >> 2);
   const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
   for (let i = 0; i < out.length; i++) out[i] = dv.getFloat32(4 * i, true);
   return out;
 }
 
+/** A plain Uint8Array view (a Node Buffer becomes one too: its slice() does not copy). */
 function toBytes(b: Uint8Array | ArrayBuffer | ArrayBufferView): Uint8Array {
-  if (b instanceof Uint8Array) return b;
   if (b instanceof ArrayBuffer) return new Uint8Array(b);
   if (ArrayBuffer.isView(b)) return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
   throw new LowbitError("E_ARGUMENT", "loadLowbit: expected a Uint8Array or ArrayBuffer");
@@ -251,8 +255,14 @@ function obj(v: Json | undefined, what: string): JsonObject {
 }
 
 function arr(v: Json | undefined, what: string, maxLen = Infinity): Json[] {
-  if (!Array.isArray(v) || v.length > maxLen) fail(`${what} must be an array${maxLen < Infinity ? ` of at most ${maxLen} items` : ""}`);
+  if (!Array.isArray(v)) fail(`${what} must be an array`);
+  if (v.length > maxLen) fail(`${what} has ${v.length} items, at most ${maxLen} allowed`);
   return v;
+}
+
+/** A wrapped error's message without its "E_CODE: " prefix. */
+function bare(e: LowbitError): string {
+  return e.message.slice(e.code.length + 2);
 }
 
 function range(v: Json | undefined, what: string, strict: boolean): ValueRange {
@@ -342,7 +352,7 @@ export function saveLowbit(model: LowbitSavable): Uint8Array {
   try {
     validateGraph(g);
   } catch (e) {
-    if (e instanceof LowbitError) throw new LowbitError(e.code, `saveLowbit: ${e.message}`, { cause: e });
+    if (e instanceof LowbitError) throw new LowbitError(e.code, `saveLowbit: ${bare(e)}`, { cause: e });
     throw e;
   }
   const tensors: OutTensor[] = [];
@@ -420,7 +430,7 @@ export function saveLowbit(model: LowbitSavable): Uint8Array {
   } catch (e) {
     if (!(e instanceof LowbitError)) throw e;
     const code = e.code === "E_BITS" || e.code === "E_RANGE" ? e.code : "E_ARGUMENT";
-    throw new LowbitError(code, `saveLowbit: the model cannot be stored: ${e.message}`, { cause: e });
+    throw new LowbitError(code, `saveLowbit: the model cannot be stored: ${bare(e)}`, { cause: e });
   }
   return out;
 }
@@ -590,7 +600,7 @@ function parseConfig(v: Json | undefined, g: Graph): QuantConfig {
     return cfg;
   } catch (e) {
     if (!(e instanceof LowbitError)) throw e;
-    throw new LowbitError(e.code === "E_BITS" ? "E_BITS" : "E_MODEL_FORMAT", `.lowbit: quant.config: ${e.message}`, { cause: e });
+    throw new LowbitError(e.code === "E_BITS" ? "E_BITS" : "E_MODEL_FORMAT", `.lowbit: quant.config: ${bare(e)}`, { cause: e });
   }
 }
 
@@ -693,7 +703,7 @@ export function loadLowbit(bytes: Uint8Array | ArrayBuffer): QuantizedModel | Gr
   } catch (e) {
     if (!(e instanceof LowbitError)) throw e;
     const code = e.code === "E_RANGE" || e.code === "E_UNSUPPORTED_LAYER" ? e.code : "E_MODEL_FORMAT";
-    throw new LowbitError(code, `.lowbit: graph: ${e.message}`, { cause: e });
+    throw new LowbitError(code, `.lowbit: graph: ${bare(e)}`, { cause: e });
   }
   for (const n of g.nodes) {
     const [ch, sp] = stored[n.id];
