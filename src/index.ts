@@ -32,6 +32,10 @@ export { loadModel, listModels, getModelInfo, resolveModelPath } from "./models/
 export type { ModelInfo, LoadModelOptions } from "./models/registry.ts";
 export { loadTfjsModel } from "./io/tfjs/index.ts";
 export type { TfjsModelSource, TfjsModelBuffers } from "./io/tfjs/index.ts";
+export { saveLowbit, loadLowbit, writeLowbitFile, readLowbitFile, LOWBIT_VERSION, LOWBIT_FORMAT_VERSION } from "./io/lowbit-file.ts";
+export type { LowbitSavable } from "./io/lowbit-file.ts";
+export { loadAnyModel } from "./io/load-any.ts";
+export type { AnyModelSource } from "./io/load-any.ts";
 
 export * from "./metrics/index.ts";
 export * as kernels from "./kernels/index.ts";

@@ -9,6 +9,7 @@ import "./io-tfjs.test.ts";
 import "./engine.test.ts";
 import "./parity-tfjs.test.ts";
 import "./quant-engine.test.ts";
+import "./lowbit-file.test.ts";
 import "./kernels/quantize.test.ts";
 import "./kernels/requant-add.test.ts";
 import "./kernels/concat.test.ts";

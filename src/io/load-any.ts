@@ -1,0 +1,101 @@
+/**
+ * One entry point for every model source lowbit reads: `.lowbit` files (quantized or FP32) and
+ * TF.js layers models / registry short names.
+ *
+ * Sniffing, in order:
+ * - bytes (Uint8Array / ArrayBuffer / typed array): a `.lowbit` file (TF.js models are a JSON
+ *   document plus shards, never one buffer);
+ * - a URL (object or http(s)/file string) whose path ends in `.lowbit`: fetched (file: read);
+ * - a registry short name: loadModel;
+ * - a path ending in `.lowbit`, or a regular file whose first bytes are a safetensors header
+ *   (8-byte length, then '{'): read and parsed with loadLowbit (which names the problem when it
+ *   is safetensors but not lowbit);
+ * - anything else (model.json path or folder, other URLs, `{ modelJson, weights }`): loadModel.
+ */
+import type { Graph } from "../graph/ir.ts";
+import { fp32Model, type CompilableModel } from "../engine/upscaler-api.ts";
+import { getModelInfo, loadModel, type LoadModelOptions } from "../models/registry.ts";
+import { LowbitError, throwIfAborted } from "../runtime/errors.ts";
+import type { QuantizedModel } from "../quant/quantize-model.ts";
+import type { TfjsModelBuffers } from "./tfjs/source.ts";
+import { loadLowbit, looksLikeSafetensors, readLowbitFile } from "./lowbit-file.ts";
+
+export type AnyModelSource = string | URL | Uint8Array | ArrayBuffer | ArrayBufferView | TfjsModelBuffers;
+
+function compilable(m: QuantizedModel | Graph): CompilableModel {
+  return "compile" in m ? m : fp32Model(m);
+}
+
+const isLowbitName = (p: string) => /\.lowbit$/i.test(p);
+
+async function fetchLowbit(u: URL, opts: LoadModelOptions): Promise<CompilableModel> {
+  if (u.protocol === "file:") {
+    const { fileURLToPath } = await import("node:url");
+    return compilable(await readLowbitFile(fileURLToPath(u)));
+  }
+  const f = opts.fetch ?? globalThis.fetch;
+  if (typeof f !== "function") throw new LowbitError("E_IO", "no fetch() available to load a model from a URL");
+  let res: Response;
+  try {
+    res = await f(u, opts.signal ? { signal: opts.signal } : undefined);
+  } catch (e) {
+    throwIfAborted(opts.signal);
+    throw new LowbitError("E_IO", `cannot fetch '${u.href}': ${(e as Error).message}`, { cause: e });
+  }
+  if (!res.ok) throw new LowbitError("E_IO", `fetching '${u.href}' failed: HTTP ${res.status}`);
+  const bytes = new Uint8Array(await res.arrayBuffer());
+  throwIfAborted(opts.signal);
+  return compilable(loadLowbit(bytes));
+}
+
+/** Whether the regular file at `path` starts with a safetensors header (false if unreadable / a folder). */
+async function fileLooksLikeSafetensors(path: string): Promise<boolean> {
+  let fs: typeof import("node:fs/promises");
+  try {
+    fs = await import("node:fs/promises");
+  } catch {
+    return false;
+  }
+  let h: import("node:fs/promises").FileHandle | undefined;
+  try {
+    h = await fs.open(path, "r");
+    const st = await h.stat();
+    if (!st.isFile()) return false;
+    const head = new Uint8Array(9);
+    const { bytesRead } = await h.read(head, 0, 9, 0);
+    return looksLikeSafetensors(head.subarray(0, bytesRead), st.size);
+  } catch {
+    return false; // loadModel reports the missing/unreadable path
+  } finally {
+    await h?.close();
+  }
+}
+
+/**
+ * Loads a model from any source lowbit understands (see the file comment) as something
+ * `createUpscaler` compiles: a QuantizedModel for quantized `.lowbit` files, `fp32Model(graph)`
+ * otherwise. `opts` are loadModel's (signal, fetch, ranges, …); ranges apply to TF.js models
+ * only (a `.lowbit` file carries its own).
+ */
+export async function loadAnyModel(src: AnyModelSource, opts: LoadModelOptions = {}): Promise<CompilableModel> {
+  throwIfAborted(opts.signal);
+  if (src instanceof ArrayBuffer || ArrayBuffer.isView(src)) {
+    const b = ArrayBuffer.isView(src) ? new Uint8Array(src.buffer, src.byteOffset, src.byteLength) : src;
+    return compilable(loadLowbit(b));
+  }
+  if (src instanceof URL) return isLowbitName(src.pathname) ? fetchLowbit(src, opts) : fp32Model(await loadModel(src, opts));
+  if (typeof src === "string") {
+    if (/^(https?|file):/i.test(src)) {
+      let u: URL;
+      try {
+        u = new URL(src);
+      } catch (e) {
+        throw new LowbitError("E_ARGUMENT", `invalid model URL '${src}'`, { cause: e });
+      }
+      if (isLowbitName(u.pathname)) return fetchLowbit(u, opts);
+    } else if (getModelInfo(src) === undefined && (isLowbitName(src) || (await fileLooksLikeSafetensors(src)))) {
+      return compilable(await readLowbitFile(src));
+    }
+  }
+  return fp32Model(await loadModel(src as string | URL | TfjsModelBuffers, opts));
+}

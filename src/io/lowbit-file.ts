@@ -1,0 +1,779 @@
+/**
+ * The `.lowbit` model file: a quantized (or FP32) lowbit model in one self-describing file that
+ * loads without TF.js or the original model.
+ *
+ * Container: safetensors, exactly (https://github.com/huggingface/safetensors):
+ *
+ *   [0, 8)          u64 little-endian N: byte length of the header
+ *   [8, 8 + N)      UTF-8 JSON object, padded with spaces so that 8 + N ≡ 0 (mod 8)
+ *   [8 + N, end)    the tensor bytes, little-endian, every byte owned by exactly one tensor
+ *
+ * The header maps each tensor name to { dtype, shape, data_offsets: [begin, end) } (offsets
+ * relative to the start of the data section) plus `__metadata__`, a string→string map. lowbit's
+ * own description is the JSON string `__metadata__.lowbit` (safetensors metadata values must be
+ * strings):
+ *
+ *   { format: "lowbit", formatVersion: 1, lowbitVersion, model: "quantized" | "fp32",
+ *     meta: { name, scale, inputRange, outputRange, arch?, receptiveRadius? },
+ *     graph: { input, output, nodes: [{ op, name, inputs, channels, spatial, …op attributes,
+ *              conv2d: k, cin, cout, activation, bias: bool,
+ *                      weight: { storage: "f32" | "int8" | "int4", bits?, shape: [k,k,cin,cout] } }] },
+ *     quant?: { config: QuantConfig (perLayer as [name, override] pairs),
+ *               tensors: [{ domain, bits, range }] (one per node, by node id) } }
+ *
+ * Tensors, per conv node `<name>`:
+ *   `<name>.weight`        F32 [k,k,cin,cout] (HWIO)               storage "f32"
+ *                          I8  [k,k,cin,cout] symmetric codes      storage "int8"
+ *                          U8  [ceil(n/2)] packInt4 of the codes   storage "int4" (bits ≤ 4)
+ *   `<name>.weight_scale`  F32 [cout] per-output-channel scale     quantized storages only
+ *   `<name>.bias`          F32 [cout]                              when the conv has a bias
+ * (Node names are unique and no suffix is a suffix of another, so tensor names never collide.)
+ *
+ * Alignment. The safetensors format forbids holes in the data section (the reference loader
+ * rejects a file whose offsets are not contiguous), so lowbit does not pad between tensors.
+ * Instead, like the reference writer, it orders tensors by element size (all F32 first, then the
+ * 1-byte I8/U8 ones) and pads the header so the data starts 8-byte aligned in the file: every
+ * tensor then starts at a multiple of its element size — the alignment a typed-array view needs.
+ * The reader does not rely on alignment (it copies every tensor), so files from other writers
+ * load too.
+ *
+ * Loading rebuilds the Graph (quantized convs get weights codes·scale, so the graph stays valid
+ * for FP32 simulation, while the QuantizedModel keeps the exact codes) and checks everything a
+ * hostile or corrupted file could get wrong before allocating by any claimed size: header and
+ * data bounds, dtype/shape vs byte counts, contiguity, missing and extra tensors, NaN/Inf,
+ * bit-widths and code ranges, domains, format name and version. Errors are LowbitError
+ * E_MODEL_FORMAT (E_BITS for bit-widths, E_RANGE for non-finite values and out-of-range codes)
+ * naming the tensor or field.
+ *
+ * Versioning: `formatVersion` is bumped on any change an older reader would misread; a reader
+ * refuses newer versions with an "upgrade lowbit" message. Unknown JSON fields are ignored.
+ * Not stored: TF.js `sourceQuant` codes of affine-quantized source files (their decoded f32
+ * values are stored instead).
+ */
+import type { Activation, Graph, GraphMeta, Node, NodeOp, ValueRange } from "../graph/ir.ts";
+import { MAX_CHANNELS, MAX_KERNEL, MAX_SPATIAL_FACTOR, receptiveRadius, validateGraph } from "../graph/validate.ts";
+import { QuantizedModel, type QuantConvWeights, type QuantTensor } from "../quant/quantize-model.ts";
+import { quantConfig, resolveLayers, type LayerOverride, type QuantConfig, type QuantConfigInput } from "../quant/config.ts";
+import { int4PackedBytes, packInt4, unpackInt4 } from "../quant/weights.ts";
+import { MAX_ACT_BITS, MAX_WEIGHT_BITS, MIN_ACT_BITS, MIN_WEIGHT_BITS } from "../quant/params.ts";
+import { LowbitError, type LowbitErrorCode } from "../runtime/errors.ts";
+import { get, isObject, sanitizeJson, type Json, type JsonObject } from "./tfjs/json.ts";
+
+/** lowbit's package version, written into every file (tests check it against package.json). */
+export const LOWBIT_VERSION = "0.1.0";
+/** The `.lowbit` format version this build writes and the newest it reads. */
+export const LOWBIT_FORMAT_VERSION = 1;
+/** Largest accepted safetensors header (the reference implementation's limit is also 100 MB). */
+export const MAX_HEADER_BYTES = 100 * 1024 * 1024;
+
+type Dtype = "F32" | "I32" | "I8" | "U8";
+const ITEM_BYTES: ReadonlyMap<string, number> = new Map([["F32", 4], ["I32", 4], ["I8", 1], ["U8", 1]]);
+const FORBIDDEN = new Set(["__proto__", "constructor", "prototype"]);
+const PWL = new Set(["linear", "relu", "relu6"]);
+const F32_MAX = 3.4028234663852886e38;
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+function fail(msg: string, code: LowbitErrorCode = "E_MODEL_FORMAT"): never {
+  throw new LowbitError(code, `.lowbit: ${msg}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Byte helpers (little-endian on any host; the reader always copies, so alignment is irrelevant).
+
+function f32Bytes(a: Float32Array): Uint8Array {
+  if (LITTLE_ENDIAN) return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+  const out = new Uint8Array(a.byteLength);
+  const dv = new DataView(out.buffer);
+  for (let i = 0; i < a.length; i++) dv.setFloat32(4 * i, a[i], true);
+  return out;
+}
+
+function bytesF32(b: Uint8Array): Float32Array {
+  if (LITTLE_ENDIAN) {
+    const c = new Uint8Array(b.length); // a fresh, 4-aligned copy (never Buffer#slice, which is a view)
+    c.set(b);
+    return new Float32Array(c.buffer);
+  }
+  const out = new Float32Array(b.length >> 2);
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  for (let i = 0; i < out.length; i++) out[i] = dv.getFloat32(4 * i, true);
+  return out;
+}
+
+/** A plain Uint8Array view (a Node Buffer becomes one too: its slice() does not copy). */
+function toBytes(b: Uint8Array | ArrayBuffer | ArrayBufferView): Uint8Array {
+  if (b instanceof ArrayBuffer) return new Uint8Array(b);
+  if (ArrayBuffer.isView(b)) return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+  throw new LowbitError("E_ARGUMENT", "loadLowbit: expected a Uint8Array or ArrayBuffer");
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON: strict parse (prototype-pollution keys are an error, not silently dropped).
+
+const MAX_DEPTH = 64;
+
+function rejectForbidden(v: unknown, where: string, path: string, depth: number): void {
+  if (depth > MAX_DEPTH) fail(`${where}: nested deeper than ${MAX_DEPTH} levels`);
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) rejectForbidden(v[i], where, `${path}[${i}]`, depth + 1);
+  } else if (typeof v === "object" && v !== null) {
+    for (const k of Object.keys(v)) {
+      if (FORBIDDEN.has(k)) fail(`${where}: forbidden key '${k}' at ${path || "top level"} (prototype pollution attempt?)`);
+      rejectForbidden((v as Record<string, unknown>)[k], where, `${path}.${k}`, depth + 1);
+    }
+  }
+}
+
+function strictJson(text: string, where: string): Json {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new LowbitError("E_MODEL_FORMAT", `.lowbit: ${where} is not valid JSON: ${(e as Error).message}`, { cause: e });
+  }
+  rejectForbidden(raw, where, "", 0);
+  return sanitizeJson(raw, where);
+}
+
+// ---------------------------------------------------------------------------------------------
+// safetensors container
+
+interface TensorEntry {
+  name: string;
+  dtype: Dtype;
+  shape: number[];
+  begin: number;
+  end: number;
+}
+
+interface Container {
+  metadata: Map<string, string>;
+  tensors: Map<string, TensorEntry>;
+  data: Uint8Array;
+}
+
+function parseContainer(bytes: Uint8Array): Container {
+  const len = bytes.length;
+  if (len < 8) fail(`file is ${len} bytes; a safetensors file starts with an 8-byte header length`);
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const n = dv.getUint32(4, true) * 2 ** 32 + dv.getUint32(0, true);
+  if (n > MAX_HEADER_BYTES) fail(`header length ${n} exceeds the ${MAX_HEADER_BYTES}-byte limit (corrupt file or not a safetensors file)`);
+  if (8 + n > len) fail(`header length ${n} extends beyond the file (${len} bytes): truncated or not a safetensors file`);
+  if (n < 2) fail(`header length ${n} is too small for a JSON object`);
+  const hb = bytes.subarray(8, 8 + n);
+  if (hb[0] !== 0x7b) fail("safetensors header does not start with '{'");
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(hb);
+  } catch (e) {
+    throw new LowbitError("E_MODEL_FORMAT", ".lowbit: safetensors header is not valid UTF-8", { cause: e });
+  }
+  const doc = strictJson(text, "safetensors header");
+  if (!isObject(doc)) fail("safetensors header is not a JSON object");
+  const data = bytes.subarray(8 + n);
+  const dataLen = data.length;
+
+  const metadata = new Map<string, string>();
+  const md = get(doc, "__metadata__");
+  if (md !== undefined) {
+    if (!isObject(md)) fail("__metadata__ is not an object");
+    for (const k of Object.keys(md)) {
+      const v = md[k];
+      if (typeof v !== "string") fail(`__metadata__['${k}'] is not a string (safetensors metadata is string → string)`);
+      metadata.set(k, v);
+    }
+  }
+
+  const tensors = new Map<string, TensorEntry>();
+  for (const name of Object.keys(doc)) {
+    if (name === "__metadata__") continue;
+    const e = doc[name];
+    const w = `tensor '${name}'`;
+    if (!isObject(e)) fail(`${w}: entry is not an object`);
+    const dtype = get(e, "dtype");
+    if (typeof dtype !== "string") fail(`${w}: dtype is missing`);
+    const item = ITEM_BYTES.get(dtype);
+    if (item === undefined) fail(`${w}: unsupported dtype '${dtype}' (lowbit files use ${[...ITEM_BYTES.keys()].join(", ")})`);
+    const shape = get(e, "shape");
+    if (!Array.isArray(shape) || shape.length > 8 || !shape.every((d) => typeof d === "number" && Number.isSafeInteger(d) && d >= 0)) {
+      fail(`${w}: shape must be an array of at most 8 non-negative integers, got ${JSON.stringify(shape)}`);
+    }
+    const dims = shape as number[];
+    // A float product: a claim like [1e6, 1e6] becomes 1e12, compared with the bytes that exist
+    // before anything is allocated.
+    const count = dims.reduce((a, d) => a * d, 1);
+    if (!(count * item <= dataLen)) fail(`${w}: shape [${dims.join(", ")}] claims ${count} ${dtype} elements, more than the ${dataLen} data bytes hold`);
+    const off = get(e, "data_offsets");
+    if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => typeof d === "number" && Number.isSafeInteger(d) && d >= 0)) {
+      fail(`${w}: data_offsets must be [begin, end] with non-negative integers, got ${JSON.stringify(off)}`);
+    }
+    const [begin, end] = off as number[];
+    if (begin > end) fail(`${w}: data_offsets [${begin}, ${end}) are reversed`);
+    if (end > dataLen) fail(`${w}: data_offsets [${begin}, ${end}) run past the end of the data (${dataLen} bytes): truncated file?`);
+    if (end - begin !== count * item) {
+      fail(`${w}: ${dtype} × [${dims.join(", ")}] is ${count * item} bytes but data_offsets [${begin}, ${end}) span ${end - begin}`);
+    }
+    tensors.set(name, { name, dtype: dtype as Dtype, shape: dims, begin, end });
+  }
+  // Every data byte belongs to exactly one tensor (no overlap, no gap, nothing trailing).
+  const order = [...tensors.values()].sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let at = 0;
+  let prev = "(start of data)";
+  for (const t of order) {
+    if (t.begin < at) fail(`tensor '${t.name}' [${t.begin}, ${t.end}) overlaps ${prev} (ends at ${at})`);
+    if (t.begin > at) fail(`gap of ${t.begin - at} bytes before tensor '${t.name}' (safetensors data must be contiguous)`);
+    at = t.end;
+    prev = `tensor '${t.name}'`;
+  }
+  if (at !== dataLen) fail(`${dataLen - at} trailing data bytes after the last tensor (${prev})`);
+  return { metadata, tensors, data };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Field readers for the lowbit JSON
+
+function str(v: Json | undefined, what: string): string {
+  if (typeof v !== "string") fail(`${what} must be a string, got ${JSON.stringify(v) ?? "nothing"}`);
+  return v;
+}
+
+function int(v: Json | undefined, lo: number, hi: number, what: string, code: LowbitErrorCode = "E_MODEL_FORMAT"): number {
+  if (typeof v !== "number" || !Number.isInteger(v) || v < lo || v > hi) {
+    fail(`${what} must be an integer in [${lo}, ${hi}], got ${JSON.stringify(v) ?? "nothing"}`, code);
+  }
+  return v;
+}
+
+function finite(v: Json | undefined, what: string): number {
+  if (typeof v !== "number" || !Number.isFinite(v)) fail(`${what} must be a finite number, got ${JSON.stringify(v) ?? "nothing"}`);
+  return v;
+}
+
+function obj(v: Json | undefined, what: string): JsonObject {
+  if (!isObject(v)) fail(`${what} must be an object`);
+  return v;
+}
+
+function arr(v: Json | undefined, what: string, maxLen = Infinity): Json[] {
+  if (!Array.isArray(v)) fail(`${what} must be an array`);
+  if (v.length > maxLen) fail(`${what} has ${v.length} items, at most ${maxLen} allowed`);
+  return v;
+}
+
+/** A wrapped error's message without its "E_CODE: " prefix. */
+function bare(e: LowbitError): string {
+  return e.message.slice(e.code.length + 2);
+}
+
+function range(v: Json | undefined, what: string, strict: boolean): ValueRange {
+  const a = arr(v, what);
+  if (a.length !== 2) fail(`${what} must be [lo, hi]`);
+  const lo = finite(a[0], `${what}[0]`), hi = finite(a[1], `${what}[1]`);
+  if (strict ? !(lo < hi) : !(lo <= hi)) fail(`${what} = [${lo}, ${hi}] must have lo ${strict ? "<" : "≤"} hi`);
+  if (Math.abs(lo) > F32_MAX || Math.abs(hi) > F32_MAX) fail(`${what} = [${lo}, ${hi}] exceeds the float32 range`, "E_RANGE");
+  return [lo, hi];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Save
+
+/** A model `saveLowbit` accepts: a QuantizedModel, an FP32 graph, or `fp32Model(graph)`. */
+export type LowbitSavable = QuantizedModel | Graph | { readonly graph: Graph; readonly config: string };
+
+function isQuantized(m: unknown): m is QuantizedModel {
+  if (m instanceof QuantizedModel) return true;
+  const q = m as QuantizedModel;
+  return typeof q === "object" && q !== null && "graph" in q && Array.isArray(q.tensors) && Array.isArray(q.weights) && typeof q.quantConfig === "object";
+}
+
+function graphOf(m: LowbitSavable): { g: Graph; q: QuantizedModel | null } {
+  if (isQuantized(m)) return { g: m.graph, q: m };
+  if (typeof m === "object" && m !== null && Array.isArray((m as Graph).nodes)) return { g: m as Graph, q: null };
+  if (typeof m === "object" && m !== null && "graph" in m && (m as { config?: unknown }).config === "fp32") return { g: m.graph, q: null };
+  throw new LowbitError("E_ARGUMENT", "saveLowbit: expected a QuantizedModel, a Graph or an fp32Model()");
+}
+
+interface OutTensor {
+  name: string;
+  dtype: Dtype;
+  shape: number[];
+  bytes: Uint8Array;
+}
+
+function nodeJson(n: Node): JsonObject {
+  const j: Record<string, unknown> = { op: n.op, name: n.name, inputs: [...n.inputs], channels: n.channels, spatial: n.spatial };
+  switch (n.op) {
+    case "conv2d":
+      Object.assign(j, { k: n.k, cin: n.cin, cout: n.cout, activation: activationJson(n.activation), bias: n.bias !== null });
+      break;
+    case "activation":
+      j.activation = activationJson(n.activation);
+      break;
+    case "add":
+      if (n.coeffs !== undefined) j.coeffs = [...n.coeffs];
+      break;
+    case "scale":
+    case "upsample_nearest":
+      j.factor = n.factor;
+      break;
+    case "depth_to_space":
+      j.block = n.block;
+      break;
+  }
+  return j as JsonObject;
+}
+
+function activationJson(a: Activation): JsonObject {
+  const j = { kind: a.kind } as Record<string, Json>;
+  if (a.alpha !== undefined) j.alpha = a.alpha;
+  return j as JsonObject;
+}
+
+function configJson(c: QuantConfig): JsonObject {
+  const j: Record<string, unknown> = {
+    weightBits: c.weightBits,
+    actBits: c.actBits,
+    method: c.method,
+    weightMethod: c.weightMethod ?? "minmax",
+    perLayer: Object.entries(c.perLayer ?? {}).map(([k, v]) => [k, typeof v === "string" ? v : { ...v }]),
+    keepFp32: [...(c.keepFp32 ?? [])],
+  };
+  if (c.percentile !== undefined) j.percentile = c.percentile;
+  return j as JsonObject;
+}
+
+/**
+ * Serializes a model to `.lowbit` bytes (see the file comment for the layout). The result is
+ * loaded back before it is returned, so saveLowbit never produces a file loadLowbit rejects: an
+ * inconsistent model fails here (E_ARGUMENT, or E_BITS / E_RANGE).
+ */
+export function saveLowbit(model: LowbitSavable): Uint8Array {
+  const { g, q } = graphOf(model);
+  try {
+    validateGraph(g);
+  } catch (e) {
+    if (e instanceof LowbitError) throw new LowbitError(e.code, `saveLowbit: ${bare(e)}`, { cause: e });
+    throw e;
+  }
+  const tensors: OutTensor[] = [];
+  const nodes: JsonObject[] = [];
+  for (const n of g.nodes) {
+    const j = nodeJson(n);
+    nodes.push(j);
+    if (n.op !== "conv2d") continue;
+    const shape = [n.k, n.k, n.cin, n.cout];
+    const qw = q ? q.weights[n.id] : null;
+    if (qw) {
+      const count = n.k * n.k * n.cin * n.cout;
+      if (!(qw.codes instanceof Int8Array) || qw.codes.length !== count || !(qw.scales instanceof Float32Array) || qw.scales.length !== n.cout) {
+        throw new LowbitError("E_ARGUMENT", `saveLowbit: conv '${n.name}': quantized weights need ${count} Int8Array codes and ${n.cout} Float32Array scales`);
+      }
+      const int4 = qw.bits <= 4;
+      (j as Record<string, Json>).weight = { storage: int4 ? "int4" : "int8", bits: qw.bits, shape } as JsonObject;
+      const bytes = int4
+        ? packInt4(new Uint8Array(int4PackedBytes(count)), qw.codes)
+        : new Uint8Array(qw.codes.buffer, qw.codes.byteOffset, qw.codes.byteLength);
+      tensors.push({ name: `${n.name}.weight`, dtype: int4 ? "U8" : "I8", shape: int4 ? [bytes.length] : shape, bytes });
+      tensors.push({ name: `${n.name}.weight_scale`, dtype: "F32", shape: [n.cout], bytes: f32Bytes(qw.scales) });
+    } else {
+      (j as Record<string, Json>).weight = { storage: "f32", shape } as JsonObject;
+      tensors.push({ name: `${n.name}.weight`, dtype: "F32", shape, bytes: f32Bytes(n.weights) });
+    }
+    if (n.bias) tensors.push({ name: `${n.name}.bias`, dtype: "F32", shape: [n.cout], bytes: f32Bytes(n.bias) });
+  }
+  const m = g.meta;
+  const meta: Record<string, unknown> = { name: m.name, scale: m.scale, inputRange: [...m.inputRange], outputRange: [...m.outputRange] };
+  if (m.arch !== undefined) meta.arch = m.arch;
+  if (m.receptiveRadius !== undefined) meta.receptiveRadius = m.receptiveRadius;
+  const doc: Record<string, unknown> = {
+    format: "lowbit",
+    formatVersion: LOWBIT_FORMAT_VERSION,
+    lowbitVersion: LOWBIT_VERSION,
+    model: q ? "quantized" : "fp32",
+    meta,
+    graph: { input: g.input, output: g.output, nodes },
+  };
+  if (q) {
+    if (q.tensors.length !== g.nodes.length || q.weights.length !== g.nodes.length) {
+      throw new LowbitError("E_ARGUMENT", `saveLowbit: QuantizedModel has ${q.tensors.length} tensor and ${q.weights.length} weight entries for ${g.nodes.length} nodes`);
+    }
+    doc.quant = {
+      config: configJson(q.quantConfig),
+      tensors: q.tensors.map((t) => ({ domain: t.domain, bits: t.bits, range: [t.range[0], t.range[1]] })),
+    };
+  }
+
+  // F32 first, then 1-byte dtypes: with an 8-aligned data start every tensor is aligned to its
+  // element size, with no holes (which safetensors forbids). Stable sort keeps node order.
+  tensors.sort((a, b) => ITEM_BYTES.get(b.dtype)! - ITEM_BYTES.get(a.dtype)!);
+  const header: Record<string, unknown> = { __metadata__: { lowbit: JSON.stringify(doc) } };
+  let off = 0;
+  for (const t of tensors) {
+    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [off, off + t.bytes.length] };
+    off += t.bytes.length;
+  }
+  const hjson = new TextEncoder().encode(JSON.stringify(header));
+  const padded = Math.ceil((8 + hjson.length) / 8) * 8 - 8;
+  const out = new Uint8Array(8 + padded + off);
+  const dv = new DataView(out.buffer);
+  dv.setUint32(0, padded, true);
+  dv.setUint32(4, 0, true);
+  out.set(hjson, 8);
+  out.fill(0x20, 8 + hjson.length, 8 + padded);
+  let at = 8 + padded;
+  for (const t of tensors) {
+    out.set(t.bytes, at);
+    at += t.bytes.length;
+  }
+  try {
+    loadLowbit(out);
+  } catch (e) {
+    if (!(e instanceof LowbitError)) throw e;
+    const code = e.code === "E_BITS" || e.code === "E_RANGE" ? e.code : "E_ARGUMENT";
+    throw new LowbitError(code, `saveLowbit: the model cannot be stored: ${bare(e)}`, { cause: e });
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Load
+
+interface ConvStore {
+  storage: "f32" | "int8" | "int4";
+  bits: number;
+}
+
+class TensorReader {
+  private readonly used = new Set<string>();
+  constructor(private readonly c: Container) {}
+
+  /** The bytes of tensor `name`, which must have exactly this dtype and shape. */
+  take(name: string, dtype: Dtype, shape: number[], why: string): Uint8Array {
+    const t = this.c.tensors.get(name);
+    if (t === undefined) fail(`tensor '${name}' (${why}) is missing`);
+    if (t.dtype !== dtype || t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+      fail(`tensor '${name}' (${why}) is ${t.dtype} [${t.shape.join(", ")}], expected ${dtype} [${shape.join(", ")}]`);
+    }
+    this.used.add(name);
+    return this.c.data.subarray(t.begin, t.end);
+  }
+
+  f32(name: string, shape: number[], why: string): Float32Array {
+    const a = bytesF32(this.take(name, "F32", shape, why));
+    for (let i = 0; i < a.length; i++) {
+      if (!Number.isFinite(a[i])) fail(`tensor '${name}' (${why}): element ${i} is ${a[i]}`, "E_RANGE");
+    }
+    return a;
+  }
+
+  /** Extra tensors are an error: a file lowbit did not write, or a node that lost its tensors. */
+  checkAllUsed(): void {
+    for (const name of this.c.tensors.keys()) if (!this.used.has(name)) fail(`unexpected tensor '${name}' (no node of the graph uses it)`);
+  }
+}
+
+function parseActivation(v: Json | undefined, what: string): Activation {
+  const o = obj(v, what);
+  const a: Activation = { kind: str(get(o, "kind"), `${what}.kind`) as Activation["kind"] };
+  const alpha = get(o, "alpha");
+  if (alpha !== undefined) a.alpha = finite(alpha, `${what}.alpha`);
+  return a;
+}
+
+const OPS = new Set(["input", "conv2d", "activation", "add", "concat", "scale", "upsample_nearest", "depth_to_space"]);
+
+function parseNode(v: Json, i: number, nNodes: number, writer: string): { node: Node; store: ConvStore | null; hasBias: boolean } {
+  const o = obj(v, `graph.nodes[${i}]`);
+  const name = str(get(o, "name"), `graph.nodes[${i}].name`);
+  const w = `node '${name}'`;
+  const op = str(get(o, "op"), `${w}.op`);
+  if (!OPS.has(op)) {
+    throw new LowbitError("E_UNSUPPORTED_LAYER", `.lowbit: ${w} has op '${op}', which this lowbit (${LOWBIT_VERSION}) does not know (file written by lowbit ${writer})`);
+  }
+  const inputs = arr(get(o, "inputs"), `${w}.inputs`, nNodes).map((x, j) => int(x, 0, nNodes - 1, `${w}.inputs[${j}]`));
+  const channels = int(get(o, "channels"), 1, MAX_CHANNELS, `${w}.channels`);
+  const spatial = int(get(o, "spatial"), 1, MAX_SPATIAL_FACTOR, `${w}.spatial`);
+  let p: NodeOp;
+  let store: ConvStore | null = null;
+  let hasBias = false;
+  switch (op) {
+    case "conv2d": {
+      const k = int(get(o, "k"), 1, MAX_KERNEL, `${w}.k`);
+      const cin = int(get(o, "cin"), 1, MAX_CHANNELS, `${w}.cin`);
+      const cout = int(get(o, "cout"), 1, MAX_CHANNELS, `${w}.cout`);
+      const b = get(o, "bias");
+      if (typeof b !== "boolean") fail(`${w}.bias must be true or false`);
+      hasBias = b;
+      const wj = obj(get(o, "weight"), `${w}.weight`);
+      const storage = str(get(wj, "storage"), `${w}.weight.storage`);
+      if (storage !== "f32" && storage !== "int8" && storage !== "int4") fail(`${w}.weight.storage '${storage}' is not f32, int8 or int4`);
+      const bits = storage === "f32" ? 32 : int(get(wj, "bits"), MIN_WEIGHT_BITS, MAX_WEIGHT_BITS, `${w}.weight.bits`, "E_BITS");
+      if (storage === "int4" && bits > 4) fail(`${w}.weight: int4 storage cannot hold ${bits}-bit codes`, "E_BITS");
+      const shape = arr(get(wj, "shape"), `${w}.weight.shape`);
+      const want = [k, k, cin, cout];
+      if (shape.length !== 4 || shape.some((d, j) => d !== want[j])) fail(`${w}.weight.shape ${JSON.stringify(shape)} is not [k, k, cin, cout] = [${want.join(", ")}]`);
+      store = { storage, bits };
+      p = { op, k, cin, cout, weights: new Float32Array(0), bias: null, activation: parseActivation(get(o, "activation"), `${w}.activation`) };
+      break;
+    }
+    case "activation":
+      p = { op, activation: parseActivation(get(o, "activation"), `${w}.activation`) };
+      break;
+    case "add": {
+      const c = get(o, "coeffs");
+      if (c === undefined) p = { op };
+      else {
+        const coeffs = arr(c, `${w}.coeffs`).map((x, j) => finite(x, `${w}.coeffs[${j}]`));
+        if (coeffs.length !== inputs.length) fail(`${w}.coeffs has ${coeffs.length} values for ${inputs.length} inputs`);
+        p = { op, coeffs };
+      }
+      break;
+    }
+    case "scale":
+      p = { op, factor: finite(get(o, "factor"), `${w}.factor`) };
+      break;
+    case "upsample_nearest":
+      p = { op, factor: int(get(o, "factor"), 1, MAX_SPATIAL_FACTOR, `${w}.factor`) };
+      break;
+    case "depth_to_space":
+      p = { op, block: int(get(o, "block"), 1, MAX_SPATIAL_FACTOR, `${w}.block`) };
+      break;
+    default:
+      p = { op: op as "input" | "concat" };
+  }
+  return { node: { ...p, id: i, name, inputs, channels, spatial } as Node, store, hasBias };
+}
+
+function parseMeta(v: Json | undefined): GraphMeta {
+  const o = obj(v, "meta");
+  const meta: GraphMeta = {
+    name: str(get(o, "name"), "meta.name"),
+    scale: int(get(o, "scale"), 1, MAX_SPATIAL_FACTOR, "meta.scale"),
+    inputRange: range(get(o, "inputRange"), "meta.inputRange", true),
+    outputRange: range(get(o, "outputRange"), "meta.outputRange", true),
+  };
+  const arch = get(o, "arch");
+  if (arch !== undefined) meta.arch = str(arch, "meta.arch");
+  const r = get(o, "receptiveRadius");
+  if (r !== undefined) {
+    meta.receptiveRadius = finite(r, "meta.receptiveRadius");
+    if (meta.receptiveRadius < 0) fail(`meta.receptiveRadius ${r} is negative`);
+  }
+  return meta;
+}
+
+function parseConfig(v: Json | undefined, g: Graph): QuantConfig {
+  const o = obj(v, "quant.config");
+  const input: QuantConfigInput & Record<string, unknown> = {};
+  for (const key of ["weightBits", "actBits", "percentile"] as const) {
+    const x = get(o, key);
+    if (x !== undefined) input[key] = finite(x, `quant.config.${key}`);
+  }
+  for (const key of ["method", "weightMethod"] as const) {
+    const x = get(o, key);
+    if (x !== undefined) (input as Record<string, unknown>)[key] = str(x, `quant.config.${key}`);
+  }
+  const pl = get(o, "perLayer");
+  if (pl !== undefined) {
+    const perLayer: Record<string, LayerOverride> = Object.create(null);
+    arr(pl, "quant.config.perLayer").forEach((e, i) => {
+      const pair = arr(e, `quant.config.perLayer[${i}]`);
+      if (pair.length !== 2) fail(`quant.config.perLayer[${i}] must be [layer, bits]`);
+      const name = str(pair[0], `quant.config.perLayer[${i}][0]`);
+      if (FORBIDDEN.has(name)) fail(`quant.config.perLayer[${i}]: forbidden layer name '${name}'`);
+      const b = pair[1];
+      if (typeof b === "string") perLayer[name] = b;
+      else {
+        const bo = obj(b, `quant.config.perLayer[${i}][1]`);
+        const ov: Record<string, number> = {};
+        for (const k of Object.keys(bo)) ov[k] = finite(bo[k], `quant.config.perLayer[${i}][1].${k}`);
+        perLayer[name] = ov;
+      }
+    });
+    input.perLayer = perLayer;
+  }
+  const kf = get(o, "keepFp32");
+  if (kf !== undefined) input.keepFp32 = arr(kf, "quant.config.keepFp32").map((x, i) => str(x, `quant.config.keepFp32[${i}]`));
+  try {
+    const cfg = quantConfig(input);
+    resolveLayers(cfg, g);
+    return cfg;
+  } catch (e) {
+    if (!(e instanceof LowbitError)) throw e;
+    throw new LowbitError(e.code === "E_BITS" ? "E_BITS" : "E_MODEL_FORMAT", `.lowbit: quant.config: ${bare(e)}`, { cause: e });
+  }
+}
+
+function parseQuantTensor(v: Json, n: Node): QuantTensor {
+  const w = `quant.tensors[${n.id}] (node '${n.name}')`;
+  const o = obj(v, w);
+  const domain = str(get(o, "domain"), `${w}.domain`);
+  if (domain !== "q8" && domain !== "f32") fail(`${w}.domain '${domain}' is not q8 or f32`);
+  const bits = int(get(o, "bits"), MIN_ACT_BITS, MAX_ACT_BITS, `${w}.bits`, "E_BITS");
+  return { domain, bits, range: range(get(o, "range"), `${w}.range`, false) };
+}
+
+/** Reads one quantized kernel: codes (checked against the bit range) and per-channel scales. */
+function readCodes(r: TensorReader, n: Extract<Node, { op: "conv2d" }>, st: ConvStore): QuantConvWeights {
+  const count = n.k * n.k * n.cin * n.cout;
+  const name = `${n.name}.weight`;
+  let codes: Int8Array;
+  if (st.storage === "int4") {
+    const packed = r.take(name, "U8", [int4PackedBytes(count)], `int4 codes of conv '${n.name}'`);
+    codes = unpackInt4(new Int8Array(count), packed);
+    if (count & 1 && packed[packed.length - 1] >> 4 !== 0) fail(`tensor '${name}': the padding nibble after the last int4 code is not 0`);
+  } else {
+    const b = r.take(name, "I8", [n.k, n.k, n.cin, n.cout], `int8 codes of conv '${n.name}'`);
+    codes = new Int8Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+  }
+  const qmax = (1 << (st.bits - 1)) - 1;
+  for (let i = 0; i < count; i++) {
+    const c = codes[i];
+    if (c < -qmax - 1 || c > qmax) fail(`tensor '${name}': code ${c} at ${i} is outside the ${st.bits}-bit range [${-qmax - 1}, ${qmax}]`, "E_RANGE");
+  }
+  const scales = r.f32(`${n.name}.weight_scale`, [n.cout], `weight scales of conv '${n.name}'`);
+  for (let o = 0; o < n.cout; o++) {
+    if (!(scales[o] > 0)) fail(`tensor '${n.name}.weight_scale': scale ${scales[o]} of channel ${o} is not positive`, "E_RANGE");
+  }
+  return { bits: st.bits, codes, scales };
+}
+
+/**
+ * Parses `.lowbit` bytes: a QuantizedModel, or a Graph when the file holds an FP32 model. Every
+ * inconsistency is a LowbitError (see the file comment); nothing is allocated by a size the file
+ * claims before that size was checked against the bytes that exist.
+ */
+export function loadLowbit(bytes: Uint8Array | ArrayBuffer): QuantizedModel | Graph {
+  const c = parseContainer(toBytes(bytes));
+  const text = c.metadata.get("lowbit");
+  if (text === undefined) fail("a safetensors file without lowbit metadata (__metadata__.lowbit): not a .lowbit model");
+  const doc = strictJson(text, "__metadata__.lowbit");
+  if (!isObject(doc)) fail("__metadata__.lowbit is not a JSON object");
+  if (get(doc, "format") !== "lowbit") fail(`__metadata__.lowbit.format is ${JSON.stringify(get(doc, "format")) ?? "missing"}, expected "lowbit"`);
+  const version = get(doc, "formatVersion");
+  const writer = typeof get(doc, "lowbitVersion") === "string" ? (get(doc, "lowbitVersion") as string) : "(unknown version)";
+  if (typeof version !== "number" || !Number.isInteger(version) || version < 1) fail(`formatVersion ${JSON.stringify(version) ?? "is missing"}: not a valid .lowbit format version`);
+  if (version > LOWBIT_FORMAT_VERSION) {
+    fail(`this file uses .lowbit format version ${version} (written by lowbit ${writer}); this lowbit (${LOWBIT_VERSION}) reads up to version ${LOWBIT_FORMAT_VERSION}: upgrade lowbit to load it`);
+  }
+  const kind = get(doc, "model");
+  if (kind !== "quantized" && kind !== "fp32") fail(`model kind ${JSON.stringify(kind) ?? "is missing"}: expected "quantized" or "fp32"`);
+
+  const meta = parseMeta(get(doc, "meta"));
+  const gj = obj(get(doc, "graph"), "graph");
+  const nj = arr(get(gj, "nodes"), "graph.nodes");
+  if (nj.length === 0) fail("graph.nodes is empty");
+  const nNodes = nj.length;
+  const parsed = nj.map((v, i) => parseNode(v, i, nNodes, writer));
+  const g: Graph = {
+    nodes: parsed.map((p) => p.node),
+    input: int(get(gj, "input"), 0, nNodes - 1, "graph.input"),
+    output: int(get(gj, "output"), 0, nNodes - 1, "graph.output"),
+    meta,
+  };
+
+  // Tensors: f32 kernels, quantized codes + scales, biases.
+  const r = new TensorReader(c);
+  const weights: (QuantConvWeights | null)[] = g.nodes.map(() => null);
+  for (const { node: n, store, hasBias } of parsed) {
+    if (n.op !== "conv2d") continue;
+    const why = `conv '${n.name}'`;
+    if (store!.storage === "f32") {
+      n.weights = r.f32(`${n.name}.weight`, [n.k, n.k, n.cin, n.cout], `f32 kernel of ${why}`);
+    } else {
+      if (kind === "fp32") fail(`conv '${n.name}' stores ${store!.storage} codes in an fp32 model`);
+      const qw = readCodes(r, n, store!);
+      // The graph keeps valid float weights (codes·scale, as dequantizeWeights computes them).
+      const wf = new Float32Array(qw.codes.length);
+      for (let i = 0, o = 0; i < wf.length; i++) {
+        wf[i] = Math.fround(qw.codes[i]) * qw.scales[o];
+        if (++o === n.cout) o = 0;
+      }
+      n.weights = wf;
+      weights[n.id] = qw;
+    }
+    if (hasBias) n.bias = r.f32(`${n.name}.bias`, [n.cout], `bias of ${why}`);
+  }
+  r.checkAllUsed();
+
+  // Structure and shapes, then the stored shapes must be the inferred ones.
+  const stored = g.nodes.map((n) => [n.channels, n.spatial]);
+  try {
+    validateGraph(g);
+  } catch (e) {
+    if (!(e instanceof LowbitError)) throw e;
+    const code = e.code === "E_RANGE" || e.code === "E_UNSUPPORTED_LAYER" ? e.code : "E_MODEL_FORMAT";
+    throw new LowbitError(code, `.lowbit: graph: ${bare(e)}`, { cause: e });
+  }
+  for (const n of g.nodes) {
+    const [ch, sp] = stored[n.id];
+    if (ch !== n.channels || sp !== n.spatial) fail(`node '${n.name}' stores ${ch} channels ×${sp} but its inputs give ${n.channels} ×${n.spatial}`);
+  }
+  if (meta.receptiveRadius !== undefined) {
+    const rr = receptiveRadius(g);
+    if (Math.abs(rr - meta.receptiveRadius) > 1e-9 * Math.max(1, rr)) fail(`meta.receptiveRadius ${meta.receptiveRadius} differs from the graph's ${rr}`);
+  }
+  if (kind === "fp32") {
+    if (get(doc, "quant") !== undefined) fail("an fp32 model has a quant section");
+    return g;
+  }
+
+  const qj = obj(get(doc, "quant"), "quant");
+  const tj = arr(get(qj, "tensors"), "quant.tensors");
+  if (tj.length !== nNodes) fail(`quant.tensors has ${tj.length} entries for ${nNodes} nodes`);
+  const tensors = g.nodes.map((n) => parseQuantTensor(tj[n.id], n));
+  // Domains the Q8 compiler can lower (quantizeModel's rules): the image enters as f32, a q8
+  // conv has codes and a piecewise-linear activation, an f32 conv has float weights, a q8
+  // activation is a clamp.
+  if (tensors[g.input].domain !== "f32") fail(`quant.tensors[${g.input}]: the input image must be in the f32 domain`);
+  for (const n of g.nodes) {
+    const d = tensors[n.id].domain;
+    if (n.op === "conv2d") {
+      const q = weights[n.id] !== null;
+      if (d === "q8" && !q) fail(`conv '${n.name}' is in the q8 domain but stores f32 weights`);
+      if (d === "f32" && q) fail(`conv '${n.name}' is in the f32 domain but stores quantized codes`);
+      if (d === "q8" && !PWL.has(n.activation.kind)) fail(`conv '${n.name}' in the q8 domain has activation '${n.activation.kind}' (only linear, relu, relu6 run on codes)`);
+    }
+    if (n.op === "activation" && d === "q8" && !PWL.has(n.activation.kind)) fail(`activation '${n.name}' in the q8 domain is '${n.activation.kind}' (only linear, relu, relu6 run on codes)`);
+  }
+  const cfg = parseConfig(get(qj, "config"), g);
+  return new QuantizedModel(g, tensors, weights, cfg);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Node helpers (node:fs imported lazily: this module stays browser-safe)
+
+/** Writes `saveLowbit(model)` to `path` (Node). Failures → E_IO. */
+export async function writeLowbitFile(path: string, model: LowbitSavable): Promise<void> {
+  const bytes = saveLowbit(model);
+  const fs = await import("node:fs/promises");
+  try {
+    await fs.writeFile(path, bytes);
+  } catch (e) {
+    throw new LowbitError("E_IO", `cannot write '${path}': ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/** Reads and parses a `.lowbit` file (Node). Read failures → E_IO. */
+export async function readLowbitFile(path: string): Promise<QuantizedModel | Graph> {
+  const fs = await import("node:fs/promises");
+  let bytes: Uint8Array;
+  try {
+    bytes = await fs.readFile(path);
+  } catch (e) {
+    throw new LowbitError("E_IO", `cannot read '${path}': ${(e as Error).message}`, { cause: e });
+  }
+  return loadLowbit(bytes);
+}
+
+/**
+ * True when `head` (the first bytes of a file, at least 9) starts like a safetensors file:
+ * a plausible header length within `fileSize` followed by '{'. TF.js model.json files start
+ * with '{' themselves, whose bytes read as an implausibly large length.
+ */
+export function looksLikeSafetensors(head: Uint8Array, fileSize: number): boolean {
+  if (head.length < 9) return false;
+  const dv = new DataView(head.buffer, head.byteOffset, head.byteLength);
+  const n = dv.getUint32(4, true) * 2 ** 32 + dv.getUint32(0, true);
+  return n >= 2 && n <= MAX_HEADER_BYTES && 8 + n <= fileSize && head[8] === 0x7b;
+}
