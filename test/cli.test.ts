@@ -129,6 +129,38 @@ test("cli: upscale PNG equals createUpscaler().upscale() bit for bit (one tile a
   t.end();
 });
 
+test("cli: quantize → .lowbit → upscale/eval; upscale --bits self-calibrates; the file equals the library's model", async (t) => {
+  if (!needBuilt(t)) return t.end();
+  const img = await smallImage();
+  const inPath = join(TMP, "qin.png");
+  await writePng(inPath, img);
+  const calib = mkdtempSync(join(tmpdir(), "lowbit-qcal-"));
+  await writePng(join(calib, "c.png"), img);
+  const file = join(TMP, "m.lowbit");
+  const q = cli(["quantize", "--model", "default-model", "--bits", "w4a8", "--method", "mse", "--calib", calib, "-o", file, "--quiet"]);
+  t.equal(q.status, 0, `quantize exit 0 ${q.stderr}`);
+  t.ok(existsSync(file) && readFileSync(file).length < 200_000, `.lowbit written (${existsSync(file) ? readFileSync(file).length : 0} bytes; FP32 weights are 888,300)`);
+  const outPath = join(TMP, "qout.png");
+  const u = cli(["upscale", inPath, outPath, "--model", file, "--backend", BACKEND]);
+  t.ok(u.status === 0 && /w4a8 mse/.test(u.stdout), `upscale --model m.lowbit: ${u.stdout.trim()}`);
+  // The same configuration built by the library from the same calibration image gives the same bytes.
+  const { loadCalibImages, buildModel, parseModelOptions: pmo } = await import("../src/cli/model-options.ts");
+  const graph = await loadModel("default-model");
+  const rt = await createRuntime({ backend: BACKEND });
+  const model = await buildModel(graph, pmo({ bits: "w4a8", method: "mse", calib }), { runtime: rt });
+  t.ok((await loadCalibImages(calib, 2)).length === 1, "one calibration image");
+  const want = await (await createUpscaler(model, { runtime: rt })).upscale(img);
+  const got = await readImage(outPath);
+  t.equal(sameBytes(got.data, want.data), 0, "CLI output from the .lowbit file = library output of the same configuration");
+  const both = cli(["upscale", inPath, outPath, "--model", file, "--bits", "w8a8"]);
+  t.ok(both.status === 2 && /already quantized/.test(both.stderr), ".lowbit plus --bits: usage error, exit 2");
+  const self = cli(["upscale", inPath, join(TMP, "self.png"), "--bits", "w8a8", "--backend", BACKEND]);
+  t.ok(self.status === 0 && /w8a8 minmax/.test(self.stdout), `upscale --bits w8a8 self-calibrates on the input: ${self.stdout.trim()}`);
+  const noBits = cli(["quantize", "--model", "default-model", "-o", file]);
+  t.ok(noBits.status === 2 && /--bits/.test(noBits.stderr), "quantize without --bits: exit 2");
+  t.end();
+});
+
 test("cli: JPEG input; RGBA PNG keeps its (bicubic-upscaled) alpha", async (t) => {
   if (!needBuilt(t)) return t.end();
   const img = await smallImage();

@@ -19,8 +19,9 @@ import { bicubicUp } from "../metrics/bicubic.ts";
 import { psnrY } from "../metrics/psnr.ts";
 import { scoreSR } from "../metrics/score.ts";
 import { BACKENDS, flag, int, oneOf, parseCommand, positionals, str, UsageError, type BackendChoice } from "./args.ts";
-import { defaultEvalDir, loadModelArg, rangeText, runtimeFor, type CliIO } from "./common.ts";
-import { buildModel, configName, defaultCalibDir, parseModelOptions, type ModelOptions } from "./model-options.ts";
+import { defaultEvalDir, rangeText, runtimeFor, type CliIO } from "./common.ts";
+import { buildModel, configName, defaultCalibDir, isLowbitPath, parseModelOptions, resolveModel, type ModelOptions } from "./model-options.ts";
+import { getModelInfo, loadModel } from "../models/registry.ts";
 import { ProgressBar } from "./progress.ts";
 
 export interface EvaluateOptions {
@@ -28,6 +29,8 @@ export interface EvaluateOptions {
   model: string | Graph | CompilableModel;
   /** Directory with hr/ and lr_x<scale>/. */
   data: string;
+  /** Set internally when `model` named a .lowbit file (its FP32 reference is the registered original). */
+  fromFile?: boolean;
   /** Upscale factor; default (and required to match) the model's. */
   scale?: number;
   /** Configuration, validated as on the command line (ignored when `model` is a CompilableModel). */
@@ -124,8 +127,9 @@ export async function evaluate(o: EvaluateOptions): Promise<EvalResult> {
     if (opts.calib && within(opts.calib, o.data)) {
       throw new LowbitError("E_ARGUMENT", `--calib ${opts.calib} is inside the eval data ${o.data}: never calibrate on the eval images (protocol.md §7)`);
     }
-    const graph = typeof o.model === "string" ? await loadModelArg(o.model, o.signal) : o.model;
-    model = await buildModel(graph, opts, { defaultCalibDir: defaultCalibDir(), signal: o.signal });
+    const ctx = { defaultCalibDir: defaultCalibDir(), signal: o.signal };
+    model = typeof o.model === "string" ? await resolveModel(o.model, opts, ctx, "eval") : await buildModel(o.model, opts, ctx);
+    if (typeof o.model === "string" && isLowbitPath(o.model)) o = { ...o, fromFile: true };
   }
   const graph = model.graph;
   const scale = o.scale ?? graph.meta.scale;
@@ -150,7 +154,12 @@ export async function evaluate(o: EvaluateOptions): Promise<EvalResult> {
   const margin = up.margin;
   const isFp32 = model.config === "fp32";
   // The FP32 reference runs on its own runtime: two plans in one arena would free each other's memory.
-  const ref = isFp32 ? null : new Upscaler(fp32Model(graph), await runtimeFor(rt.info.backend), { tile, margin });
+  // A model read from a .lowbit file carries dequantized weights only: its FP32 reference is the
+  // original registered model when lowbit knows it by name.
+  const refGraph = !isFp32 && o.fromFile && getModelInfo(graph.meta.name)
+    ? await loadModel(graph.meta.name, { inputRange: graph.meta.inputRange, signal: o.signal })
+    : graph;
+  const ref = isFp32 ? null : new Upscaler(fp32Model(refGraph), await runtimeFor(rt.info.backend), { tile, margin });
 
   // Compile once for the largest tile region of the set, so per-image times are inference only.
   let maxW = 0, maxH = 0;

@@ -9,6 +9,7 @@ import { packageVersion, processIO, type CliIO } from "./common.ts";
 import { evalCommand } from "./eval.ts";
 import { modelsCommand } from "./models.ts";
 import { upscaleCommand } from "./upscale.ts";
+import { quantizeCommand } from "./quantize.ts";
 
 export const USAGE = `Usage: lowbit <command> [options]
 
@@ -17,6 +18,7 @@ Image super-resolution in WebAssembly SIMD.
 Commands:
   upscale <in> <out.png>   upscale a PNG/JPEG image
   eval --model <m>         PSNR-Y / SSIM-Y of a model on an SR eval set, beside bicubic
+  quantize --model <m> …   calibrate + quantize a model into a .lowbit file
   models                   list the registered models
 
 Options:
@@ -30,6 +32,7 @@ const COMMANDS: Record<string, (argv: string[], io: CliIO) => Promise<number>> =
   upscale: upscaleCommand,
   eval: evalCommand,
   models: modelsCommand,
+  quantize: quantizeCommand,
 };
 
 /** Runs one command line (without `node lowbit`) and returns the exit code; never throws. */

@@ -4,14 +4,15 @@
  * loaded FP32 graph into the CompilableModel the engine runs. Every command (upscale, eval)
  * goes through it, so a new quantization method plugs in by extending `buildModel` alone.
  */
-import { existsSync, readdirSync, statSync } from "node:fs";
+import { closeSync, existsSync, openSync, readdirSync, readSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { ImageLike } from "../engine/image.ts";
 import type { Runtime } from "../runtime/runtime.ts";
 import { readImage } from "../io/image.ts";
 import { calibrate } from "../quant/calibrate.ts";
-import { quantizeModel } from "../quant/quantize-model.ts";
-import { packageRoot } from "./common.ts";
+import { loadModelArg, packageRoot } from "./common.ts";
+import { looksLikeSafetensors, readLowbitFile } from "../io/lowbit-file.ts";
+import { QuantizedModel, quantizeModel } from "../quant/quantize-model.ts";
 import type { Graph } from "../graph/ir.ts";
 import { fp32Model, type CompilableModel } from "../engine/upscaler-api.ts";
 import { LowbitError } from "../runtime/errors.ts";
@@ -164,4 +165,35 @@ export function defaultCalibDir(): string | null {
   if (!root) return null;
   const d = resolve(root, "data", "calib");
   return existsSync(d) ? d : null;
+}
+
+/**
+ * The model an upscale/eval command runs: a `.lowbit` file as saved (its configuration is
+ * fixed: combining it with --bits/--method/--calib is a usage error), or an FP32 model
+ * (name, model.json, folder) turned into `options`' configuration by buildModel.
+ */
+export async function resolveModel(arg: string, options: ModelOptions, ctx: BuildContext = {}, command = ""): Promise<CompilableModel> {
+  if (isLowbitPath(arg)) {
+    const m = await readLowbitFile(arg);
+    if (!(m instanceof QuantizedModel)) return buildModel(m, options, ctx);
+    if (options.bits.kind !== "fp32" || options.calib !== undefined) {
+      throw new UsageError(`${arg} is already quantized (${m.config}); --bits/--method/--calib apply to FP32 models`, command);
+    }
+    return m;
+  }
+  return buildModel(await loadModelArg(arg, ctx.signal), options, ctx);
+}
+
+/** A path to an existing `.lowbit` file (by extension, or by its safetensors header). */
+export function isLowbitPath(arg: string): boolean {
+  if (!existsSync(arg) || !statSync(arg).isFile()) return false;
+  if (arg.toLowerCase().endsWith(".lowbit")) return true;
+  const fd = openSync(arg, "r");
+  try {
+    const head = Buffer.alloc(9);
+    const n = readSync(fd, head, 0, 9, 0);
+    return n === 9 && looksLikeSafetensors(new Uint8Array(head), statSync(arg).size);
+  } finally {
+    closeSync(fd);
+  }
 }

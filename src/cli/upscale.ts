@@ -7,8 +7,8 @@ import { Upscaler } from "../engine/upscaler-api.ts";
 import { planTiles } from "../tiling/tiles.ts";
 import { readImage, writePng } from "../io/image.ts";
 import { BACKENDS, flag, int, oneOf, parseCommand, positionals, str, UsageError } from "./args.ts";
-import { loadModelArg, runtimeFor, seconds, type CliIO } from "./common.ts";
-import { buildModel, configName, parseModelOptions } from "./model-options.ts";
+import { runtimeFor, seconds, type CliIO } from "./common.ts";
+import { parseModelOptions, resolveModel } from "./model-options.ts";
 import { ProgressBar } from "./progress.ts";
 
 export const DEFAULT_MODEL = "default-model";
@@ -60,10 +60,10 @@ export async function upscaleCommand(argv: string[], io: CliIO): Promise<number>
 
   const t0 = performance.now();
   const img = await readImage(input);
-  const graph = await loadModelArg(modelArg, io.signal);
   const rt = await runtimeFor(backend);
   // Quantized without --calib: calibrate on the input image itself (static ranges, self-calibrated).
-  const model = await buildModel(graph, modelOptions, { fallbackImages: [img], runtime: rt, signal: io.signal });
+  const model = await resolveModel(modelArg, modelOptions, { fallbackImages: [img], runtime: rt, signal: io.signal }, cmd);
+  const graph = model.graph;
   const tile = tileArg === 0 ? Math.max(img.width, img.height) : tileArg;
   const up = new Upscaler(model, rt, { tile });
   const m = margin ?? up.margin;
@@ -87,7 +87,7 @@ export async function upscaleCommand(argv: string[], io: CliIO): Promise<number>
     const kind = out.channels === 4 ? "RGBA" : "RGB";
     io.stdout.write(
       `${output}: ${out.width}×${out.height} ${kind} (×${up.scale} from ${img.width}×${img.height}) · ` +
-        `${graph.meta.name} ${configName(modelOptions)} · ${seconds(runMs)} (total ${seconds(performance.now() - t0)}) · ` +
+        `${graph.meta.name} ${model.config} · ${seconds(runMs)} (total ${seconds(performance.now() - t0)}) · ` +
         `backend ${rt.info.backend} · tile ${up.tile} margin ${m} (${tiles} tile${tiles === 1 ? "" : "s"})\n`,
     );
   }

@@ -1,0 +1,69 @@
+/**
+ * `lowbit quantize`: calibrate an FP32 model on LR images, quantize it, and save a `.lowbit`
+ * file that `upscale`/`eval --model model.lowbit` (and the library's loadAnyModel) run without
+ * the original model or TF.js.
+ */
+import { statSync } from "node:fs";
+import { UsageError, flag, parseCommand, positionals, str } from "./args.ts";
+import { seconds, type CliIO } from "./common.ts";
+import { defaultCalibDir, parseModelOptions, resolveModel } from "./model-options.ts";
+import { ProgressBar } from "./progress.ts";
+import { writeLowbitFile } from "../io/lowbit-file.ts";
+import { QuantizedModel } from "../quant/quantize-model.ts";
+
+export const QUANTIZE_USAGE = `usage: lowbit quantize --model <name|model.json> --bits wXaY [--method minmax|percentile|mse]
+                      --calib <dir> -o <out.lowbit>
+
+Calibrates the FP32 model on the LR images in --calib (or <dir>/lr_x<scale>/; at most 32
+images, a centre patch of up to 128×128 each; default data/calib from \`npm run calib-data\`),
+quantizes every conv, add, concat and upsampler to integers, and writes a .lowbit file.
+
+  --model <m>        registered name (lowbit models), model.json path or its folder
+  --bits <wXaY>      weight / activation bits, X and Y in 2..8 (e.g. w8a8, w4a8, w4a4)
+  --method <m>       activation range: minmax (default), percentile (99.99), mse
+  --calib <dir>      calibration LR images (never the images you evaluate on)
+  -o, --output <f>   the .lowbit file to write
+  -q, --quiet        no progress
+  -h, --help         this help
+`;
+
+const OPTIONS = {
+  model: { type: "string" },
+  bits: { type: "string" },
+  method: { type: "string" },
+  calib: { type: "string" },
+  output: { type: "string", short: "o" },
+  quiet: { type: "boolean", short: "q" },
+} as const;
+
+export async function quantizeCommand(argv: string[], io: CliIO): Promise<number> {
+  const cmd = "quantize";
+  const p = parseCommand(argv, OPTIONS, cmd);
+  if (flag(p, "help")) {
+    io.stdout.write(QUANTIZE_USAGE);
+    return 0;
+  }
+  positionals(p, [], cmd);
+  const modelArg = str(p, "model", cmd);
+  const output = str(p, "output", cmd);
+  if (!modelArg) throw new UsageError("--model is required", cmd);
+  if (!output) throw new UsageError("-o <out.lowbit> is required", cmd);
+  const bits = str(p, "bits", cmd);
+  if (!bits) throw new UsageError("--bits wXaY is required (e.g. --bits w8a8)", cmd);
+  const opts = parseModelOptions({ bits, method: str(p, "method", cmd), calib: str(p, "calib", cmd) }, cmd);
+  if (opts.bits.kind === "fp32") throw new UsageError("--bits fp32 has nothing to quantize", cmd);
+  const bar = new ProgressBar(flag(p, "quiet") ? null : io.stderr, "calibrate");
+  const t0 = performance.now();
+  let model;
+  try {
+    model = await resolveModel(modelArg, opts, { defaultCalibDir: defaultCalibDir(), signal: io.signal, onProgress: (f) => bar.update(f, "") }, cmd);
+  } finally {
+    bar.done();
+  }
+  if (!(model instanceof QuantizedModel)) throw new UsageError(`${modelArg}: nothing to quantize`, cmd);
+  await writeLowbitFile(output, model);
+  if (!flag(p, "quiet")) {
+    io.stdout.write(`${output}: ${model.graph.meta.name} ${model.config} · ${statSync(output).size} bytes · ${seconds(performance.now() - t0)}\n`);
+  }
+  return 0;
+}
