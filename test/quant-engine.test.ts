@@ -59,6 +59,12 @@ test("quantized: W8A8 is faithful to FP32 on a held-out image; lower bits degrad
   t.ok(fid["w8a8/minmax"] >= 40, `W8A8 minmax fidelity ${fid["w8a8/minmax"].toFixed(2)} dB ≥ 40`);
   t.ok(fid["w4a8/mse"] < fid["w8a8/percentile"] && fid["w4a4/mse"] < fid["w4a8/mse"], `fidelity falls with bits: w4a8 ${fid["w4a8/mse"].toFixed(2)}, w4a4 ${fid["w4a4/mse"].toFixed(2)}`);
   t.ok(fid["w4a4/mse"] > 20, "W4A4 still a recognisable image (fidelity > 20 dB)");
+  const shared = quantizeModel(cal, { bits: "w8a8", method: "percentile" });
+  shared.planOptions = { concatGrids: "shared" };
+  const up = await createUpscaler(shared, { runtime: rt });
+  const fs = psnrY(await up.upscale(img), fp, 2);
+  up.dispose();
+  t.ok(fs >= 40 && fs <= fid["w8a8/percentile"] + 0.5, `W8A8 with shared concat grids: fidelity ${fs.toFixed(2)} dB (per-tensor grids ${fid["w8a8/percentile"].toFixed(2)})`);
 });
 
 test("quantized: tiled output is bit-identical to untiled (static ranges)", async (t) => {
