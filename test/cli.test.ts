@@ -5,13 +5,13 @@ import test from "tape";
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import jpeg from "jpeg-js";
 import { createUpscaler, fp32Model, type CompilableModel } from "../src/engine/upscaler-api.ts";
 import { F32Plan } from "../src/graph/compile-f32.ts";
 import type { Graph } from "../src/graph/ir.ts";
-import { loadModel } from "../src/models/registry.ts";
+import { loadModel, resolveModelPath } from "../src/models/registry.ts";
 import { decodeImage, readImage, writePng } from "../src/io/image.ts";
 import { bicubicDown, imresize } from "../src/metrics/bicubic.ts";
 import { psnrY } from "../src/metrics/psnr.ts";
@@ -126,6 +126,12 @@ test("cli: upscale PNG equals createUpscaler().upscale() bit for bit (one tile a
   }
   const q = cli(["upscale", inPath, join(TMP, "q.png"), "--backend", BACKEND, "--quiet"]);
   t.ok(q.status === 0 && q.stdout === "" && q.stderr === "", "--quiet prints nothing");
+  const dflt = await readImage(join(TMP, "out-dflt.png"));
+  const modelDir = dirname(await resolveModelPath("default-model"));
+  for (const m of [modelDir, join(modelDir, "model.json")]) {
+    const r = cli(["upscale", inPath, join(TMP, "bypath.png"), "--backend", BACKEND, "-q", "--model", m]);
+    t.ok(r.status === 0 && sameBytes((await readImage(join(TMP, "bypath.png"))).data, dflt.data) === 0, `--model ${m.endsWith(".json") ? "model.json path" : "directory"} = default-model`);
+  }
   t.end();
 });
 
