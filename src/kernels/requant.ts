@@ -37,44 +37,56 @@ export function roundHalfEven(x: number): number {
 }
 
 /**
- * out[o] = round_half_even(bias[o] / (inScale·weightScales[o])) as int32. E_RANGE if a bias is not finite or
- * its quantized value leaves int32 (a scale that small makes the layer unrepresentable in this scheme).
+ * out[o] = round_half_even(bias[o] / (s_x · s_w[o])) in f64 (the bias in accumulator units);
+ * bias null → zeros. |b_q| > 2^31 − 1 → E_RANGE naming the channel (the weight scale of that
+ * channel is degenerate relative to the bias: raise it or keep the layer in float).
  */
-export function quantizeBias(out: Int32Array, bias: ArrayLike<number>, inScale: number, weightScales: ArrayLike<number>): Int32Array {
-  check(bias.length === weightScales.length && out.length >= bias.length, "E_SHAPE",
-    `bias (${bias.length}), weight scales (${weightScales.length}) and output (${out.length}) lengths disagree`);
+export function quantizeBias(out: Int32Array, bias: ArrayLike<number> | null, inScale: number, weightScales: ArrayLike<number>): Int32Array {
+  const cout = weightScales.length;
+  check(out.length === cout, "E_SHAPE", () => `bias output has ${out.length} entries, cout is ${cout}`);
+  check(bias === null || bias.length === cout, "E_SHAPE", () => `bias has ${bias!.length} entries, cout is ${cout}`);
   checkScale(inScale, "input scale");
-  for (let o = 0; o < bias.length; o++) {
+  for (let o = 0; o < cout; o++) {
     checkScale(weightScales[o], `weight scale [${o}]`);
+    if (bias === null) {
+      out[o] = 0;
+      continue;
+    }
     check(Number.isFinite(bias[o]), "E_RANGE", () => `bias [${o}] is not finite (${bias[o]})`);
     const q = roundHalfEven(bias[o] / (inScale * weightScales[o]));
-    if (!(Math.abs(q) <= I32_MAX)) throw new LowbitError("E_RANGE", `quantized bias [${o}] = ${q} does not fit int32`);
+    if (!(Math.abs(q) <= I32_MAX)) {
+      throw new LowbitError("E_RANGE", `bias [${o}] = ${bias[o]} is ${q} in accumulator units (s_x = ${inScale}, s_w = ${weightScales[o]}): does not fit int32`);
+    }
     out[o] = q;
   }
   return out;
 }
 
+/** Bytes of n int4 codes packed two per byte. */
+export function int4PackedBytes(n: number): number {
+  return (n + 1) >> 1;
+}
+
 /**
- * The public int4 weight format: signed two's-complement nibbles (−8..7), two per byte, element 2i in the
- * low nibble and 2i+1 in the high nibble of byte i; an odd count leaves the last high nibble 0.
- * `out` must hold ceil(values.length/2) bytes. E_RANGE for a value outside −8..7.
+ * The public int4 storage format: two signed nibbles per byte, element 2i in the low nibble,
+ * an odd count leaves the last high nibble 0. `out` must be exactly int4PackedBytes(n) long.
  */
 export function packInt4(out: Uint8Array, values: ArrayLike<number>): Uint8Array {
   const n = values.length;
-  check(out.length >= (n + 1) >> 1, "E_SHAPE", `int4 output holds ${out.length} bytes, needs ${(n + 1) >> 1}`);
+  check(out.length === int4PackedBytes(n), "E_SHAPE", () => `int4 output holds ${out.length} bytes, needs exactly ${int4PackedBytes(n)}`);
   for (let i = 0; i < n; i += 2) {
     const a = values[i];
     const b = i + 1 < n ? values[i + 1] : 0;
     check(Number.isInteger(a) && a >= -8 && a <= 7 && Number.isInteger(b) && b >= -8 && b <= 7, "E_RANGE",
-      () => `int4 weight out of −8..7 at ${i}: ${a}, ${b}`);
+      () => `int4 code at ${i} (${a}, ${b}) is outside [−8, 7]`);
     out[i >> 1] = (a & 15) | ((b & 15) << 4);
   }
   return out;
 }
 
-/** Inverse of packInt4: out[i] = signed nibble i. */
+/** Inverse of packInt4 (sign-extends each nibble); `packed` must be exactly int4PackedBytes(out.length). */
 export function unpackInt4(out: Int8Array, packed: Uint8Array): Int8Array {
-  check(packed.length >= (out.length + 1) >> 1, "E_SHAPE", `int4 input holds ${packed.length} bytes, needs ${(out.length + 1) >> 1}`);
+  check(packed.length === int4PackedBytes(out.length), "E_SHAPE", () => `${packed.length} bytes cannot hold exactly ${out.length} int4 codes`);
   for (let i = 0; i < out.length; i++) out[i] = (((packed[i >> 1] >> ((i & 1) << 2)) & 15) << 28) >> 28;
   return out;
 }

@@ -200,11 +200,8 @@ export function representableRange(p: QuantParams): [number, number] {
   return [Math.fround((p.qmin - p.zeroPoint) * p.scale), Math.fround((p.qmax - p.zeroPoint) * p.scale)];
 }
 
-/** Round half to even for any double (exact; used where f32 magic rounding would not apply). */
-export function roundHalfEven(x: number): number {
-  const r = Math.round(x); // ties toward +∞
-  return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
+export { roundHalfEven } from "../kernels/requant.ts";
+import { roundHalfEven } from "../kernels/requant.ts";
 
 /**
  * One f32 quantization step, exactly as the ABI's kernels compute it:

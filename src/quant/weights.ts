@@ -166,46 +166,8 @@ export function fakeQuantizeWeights(weights: Float32Array, cout: number, bits: n
   return dequantizeWeights(new Float32Array(weights.length), quantizeWeights(weights, cout, bits, opts));
 }
 
-/** Bytes needed to pack n int4 codes. */
-export function int4PackedBytes(n: number): number {
-  return (n + 1) >>> 1;
-}
 
-/**
- * Storage format for int4 codes: two signed 4-bit two's-complement values per byte, element
- * 2j in the **low** nibble of byte j, element 2j+1 in the high nibble; an odd count leaves the
- * last high nibble 0. (Kernels may re-pack to their own interleaving; this is the file/storage
- * layout.) Codes outside [−8, 7] → E_RANGE.
- */
-export function packInt4(out: Uint8Array, codes: Int8Array): Uint8Array {
-  if (out.length !== int4PackedBytes(codes.length)) {
-    throw new LowbitError("E_SHAPE", `packInt4: out has ${out.length} bytes, need ${int4PackedBytes(codes.length)}`);
-  }
-  const n = codes.length;
-  for (let i = 0; i < n; i++) {
-    const v = codes[i];
-    if (v < -8 || v > 7) throw new LowbitError("E_RANGE", `packInt4: code ${v} at ${i} is outside [-8, 7]`);
-  }
-  for (let j = 0; 2 * j < n; j++) {
-    const lo = codes[2 * j] & 0xf;
-    const hi = 2 * j + 1 < n ? codes[2 * j + 1] & 0xf : 0;
-    out[j] = lo | (hi << 4);
-  }
-  return out;
-}
 
-/** Inverse of packInt4: out.length codes (sign-extended nibbles) from ceil(out.length/2) bytes. */
-export function unpackInt4(out: Int8Array, packed: Uint8Array): Int8Array {
-  if (packed.length !== int4PackedBytes(out.length)) {
-    throw new LowbitError("E_SHAPE", `unpackInt4: ${packed.length} bytes cannot hold exactly ${out.length} codes`);
-  }
-  for (let i = 0; i < out.length; i++) {
-    const b = packed[i >>> 1];
-    const nib = i & 1 ? b >>> 4 : b & 0xf;
-    out[i] = (nib << 28) >> 28; // sign-extend bit 3
-  }
-  return out;
-}
 
 const I32_MAX = 2147483647;
 
@@ -213,36 +175,6 @@ function checkScale(v: number, what: string): void {
   if (!(Number.isFinite(v) && v > 0)) throw new LowbitError("E_RANGE", `${what} must be a finite positive number, got ${v}`);
 }
 
-/**
- * out[o] = round_half_even(bias[o] / (s_x · s_w[o])) in f64 (the bias in accumulator units).
- * bias null → zeros. |b_q| > 2^31 − 1 → E_RANGE naming the channel (a bias that large relative
- * to s_x·s_w means the weight scale of that channel is degenerate; raise it or keep the layer
- * in float).
- */
-export function quantizeBias(out: Int32Array, bias: Float32Array | null, inputScale: number, weightScales: Float32Array): Int32Array {
-  const cout = weightScales.length;
-  if (out.length !== cout) throw new LowbitError("E_SHAPE", `out has ${out.length} elements, need cout = ${cout}`);
-  if (bias !== null && bias.length !== cout) throw new LowbitError("E_SHAPE", `bias has ${bias.length} elements, need cout = ${cout}`);
-  checkScale(inputScale, "input scale");
-  for (let o = 0; o < cout; o++) {
-    checkScale(weightScales[o], `weight scale[${o}]`);
-    if (bias === null) {
-      out[o] = 0;
-      continue;
-    }
-    const b = bias[o];
-    if (!Number.isFinite(b)) throw new LowbitError("E_RANGE", `bias[${o}] is ${b}`);
-    const r = roundHalfEven(b / (inputScale * weightScales[o]));
-    if (!(Math.abs(r) <= I32_MAX)) {
-      throw new LowbitError(
-        "E_RANGE",
-        `bias[${o}] = ${b} is ${b / (inputScale * weightScales[o])} in accumulator units (s_x = ${inputScale}, s_w = ${weightScales[o]}): does not fit int32`,
-      );
-    }
-    out[o] = r;
-  }
-  return out;
-}
 
 /**
  * Folds an input zero point into the quantized bias: out[o] = biasQ[o] − z_x·Σ_i codes[i·cout + o]
@@ -266,3 +198,6 @@ export function foldInputZeroPoint(out: Int32Array, biasQ: Int32Array, codes: In
   }
   return out;
 }
+
+// The int4 storage format and bias quantization live with the kernels that consume them.
+export { int4PackedBytes, packInt4, unpackInt4, quantizeBias } from "../kernels/requant.ts";
