@@ -11,10 +11,12 @@ export interface Timing {
   samples: number;
 }
 
-/** Runs fn under benchmark.js until `maxTime` seconds of samples are collected. */
-export function time(name: string, fn: () => void, maxTime = Number(process.env.LOWBIT_BENCH_TIME ?? 1.5)): Timing {
+/** Runs fn under benchmark.js until `maxTime` seconds and `minSamples` samples (default 5) are collected. */
+export function time(
+  name: string, fn: () => void, maxTime = Number(process.env.LOWBIT_BENCH_TIME ?? 1.5), minSamples = 5,
+): Timing {
   let result: Timing | null = null;
-  const b = new Benchmark(name, fn, { maxTime, minSamples: 5, initCount: 1, async: false });
+  const b = new Benchmark(name, fn, { maxTime, minSamples, initCount: 1, async: false });
   b.on("complete", () => {
     result = { mean: b.stats.mean, rme: b.stats.rme, samples: b.stats.sample.length };
   });
@@ -24,6 +26,30 @@ export function time(name: string, fn: () => void, maxTime = Number(process.env.
   b.run();
   if (!result) throw new Error(`benchmark ${name} produced no result`);
   return result;
+}
+
+/**
+ * Like {@link time} for a function returning a promise (benchmark.js `defer`): each sample is one
+ * awaited call. For slow calls (≥ 50 ms) one call is one sample.
+ */
+export function timeAsync(name: string, fn: () => Promise<unknown>, maxTime = 1.5, minSamples = 5): Promise<Timing> {
+  return new Promise((resolve, reject) => {
+    const b = new Benchmark(name, {
+      defer: true,
+      maxTime,
+      minSamples,
+      initCount: 1,
+      fn: (deferred: { resolve(): void }) => {
+        fn().then(() => deferred.resolve(), reject);
+      },
+    });
+    b.on("complete", () => {
+      if (b.error) reject(b.error);
+      else resolve({ mean: b.stats.mean, rme: b.stats.rme, samples: b.stats.sample.length });
+    });
+    b.on("error", () => reject(b.error));
+    b.run({ async: true });
+  });
 }
 
 export interface Peak {
