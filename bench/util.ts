@@ -9,6 +9,8 @@ export interface Timing {
   /** Relative margin of error (%). */
   rme: number;
   samples: number;
+  /** Fastest sample, seconds per call: the least disturbed estimate when other processes share the CPU. */
+  min: number;
 }
 
 /** Runs fn under benchmark.js until `maxTime` seconds and `minSamples` samples (default 5) are collected. */
@@ -18,7 +20,7 @@ export function time(
   let result: Timing | null = null;
   const b = new Benchmark(name, fn, { maxTime, minSamples, initCount: 1, async: false });
   b.on("complete", () => {
-    result = { mean: b.stats.mean, rme: b.stats.rme, samples: b.stats.sample.length };
+    result = { mean: b.stats.mean, rme: b.stats.rme, samples: b.stats.sample.length, min: Math.min(...b.stats.sample) };
   });
   b.on("error", (e: unknown) => {
     throw (e as { target?: { error?: unknown } }).target?.error ?? e;
@@ -45,7 +47,7 @@ export function timeAsync(name: string, fn: () => Promise<unknown>, maxTime = 1.
     });
     b.on("complete", () => {
       if (b.error) reject(b.error);
-      else resolve({ mean: b.stats.mean, rme: b.stats.rme, samples: b.stats.sample.length });
+      else resolve({ mean: b.stats.mean, rme: b.stats.rme, samples: b.stats.sample.length, min: Math.min(...b.stats.sample) });
     });
     b.on("error", () => reject(b.error));
     b.run({ async: true });
