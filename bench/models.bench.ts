@@ -1,7 +1,8 @@
 // `npm run bench:models`: lowbit FP32 against @tensorflow/tfjs-backend-wasm (XNNPACK, SIMD, 1 thread) on
 // the same @upscalerjs model, the same input, in the same process.
 //
-// Per configuration (model @ LR side):
+// Per configuration (model @ LR side), after a warm-up of each, in interleaved rounds (tfjs, lowbit,
+// relaxed, tiled, tfjs, …) so that load from other processes on this shared machine hits all alike:
 //   compile       F32Plan for the whole image (graph passes, weight packing, memory plan), median of 3;
 //   lowbit fp32   Upscaler.runFloat: untiled, float in/out, plan compiled before timing;
 //   lowbit tiled  Upscaler.upscale: 8-bit in/out, default tile (128) and margin — the user path;
@@ -35,7 +36,7 @@ import { planTiles } from "../src/tiling/tiles.ts";
 import type { Graph } from "../src/graph/ir.ts";
 import { loadTfjsReference } from "../test/util/tfjs-reference.ts";
 import { evalDir } from "../test/util/eval-data.ts";
-import { fmt, time, timeAsync, type Timing } from "./util.ts";
+import { fmt, pool, time, timeAsync, type Timing } from "./util.ts";
 
 const QUICK = process.env.LOWBIT_BENCH_QUICK === "1";
 const CONFIGS: Array<{ model: string; side: number }> = [
@@ -45,9 +46,11 @@ const CONFIGS: Array<{ model: string; side: number }> = [
   { model: "esrgan-medium-x2", side: 256 },
   { model: "esrgan-thick-x4", side: 64 },
 ];
-/** benchmark.js budget per row: every call here takes 0.2–5 s, so a few samples are all we can afford. */
-const MAX_TIME = QUICK ? 0.1 : 1.5;
-const MIN_SAMPLES = QUICK ? 2 : 3;
+/** benchmark.js budget per row and round: every call here takes 0.2–8 s, so a few samples are all we can afford. */
+const MAX_TIME = 0.05;
+const MIN_SAMPLES = 1;
+/** Interleaved rounds (see benchConfig); each sample costs about 2 calls in benchmark.js's slow-function mode. */
+const ROUNDS = QUICK ? 1 : 3;
 const COMPILE_REPS = QUICK ? 1 : 3;
 /** Agreement tolerances: float rows on the 0–255 scale; the 8-bit tiled row in levels (rounding may flip one). */
 const TOL_FLOAT = 0.25;
@@ -194,17 +197,42 @@ async function benchConfig(rt: Runtime, relaxed: { rt: Runtime | null; note: str
   console.log(`\n## ${cfg}: ${fmt(macs / 1e9, 2)} GMAC, output ${side * s}×${side * s}; compile ${fmt(compileMs, 0)} ms ` +
     `(median of ${COMPILE_REPS}; plan arena ${fmt(arenaMB, 0)} MiB of which weights ${fmt(weightsMB, 1)} MiB)`);
 
-  // (c) tfjs first: its output is the reference for the agreement checks.
+  // Set-up and warm-up of every contender, outside the timed loop: tfjs (its first predict creates the
+  // XNNPACK operators; its output is the reference), the untiled plans, the tile plan.
   const ref = await loadTfjsReference(name, { backend: "wasm" });
-  const theirs = ref.predict(x, side, side).data; // warm-up (XNNPACK operator creation) + reference output
-  const before = tf.memory().numTensors;
-  const tTf = time(`tfjs ${cfg}`, () => {
-    tf.tidy(() => {
-      (ref.model.predict(tf.tensor4d(x, [1, side, side, 3])) as tf.Tensor).dataSync();
-    });
-  }, MAX_TIME, MIN_SAMPLES);
-  if (tf.memory().numTensors !== before) throw new Error(`tfjs leaked ${tf.memory().numTensors - before} tensors`);
+  const theirs = ref.predict(x, side, side).data;
+  const tensorsBefore = tf.memory().numTensors;
+  const upA = new Upscaler(model, rt);
+  upA.planFor(side, side);
+  const oursA = upA.runFloat(x, side, side);
+  const upD = relaxed.rt ? new Upscaler(model, relaxed.rt) : null;
+  const oursD = upD ? (upD.planFor(side, side), upD.runFloat(x, side, side)) : null;
+  const upB = new Upscaler(model, rt);
+  const img = { data: u8, width: side, height: side, channels: 3 };
+  const grid = planTiles(side, side, upB.tile, upB.margin);
+  const work = grid.tiles.reduce((a, tt) => a + tt.rw * tt.rh, 0) / (side * side);
+  const oursB = (await upB.upscale(img)).data;
+
+  // Interleaved rounds: each round times every contender once (benchmark.js, MIN_SAMPLES samples), so a
+  // burst of load from other processes hits all of them alike; samples are pooled over the rounds.
+  const runs: Record<"tf" | "a" | "d" | "b", Timing[]> = { tf: [], a: [], d: [], b: [] };
+  for (let round = 0; round < ROUNDS; round++) {
+    runs.tf.push(time(`tfjs ${cfg}`, () => {
+      tf.tidy(() => {
+        (ref.model.predict(tf.tensor4d(x, [1, side, side, 3])) as tf.Tensor).dataSync();
+      });
+    }, MAX_TIME, MIN_SAMPLES));
+    runs.a.push(time(`lowbit fp32 ${cfg}`, () => upA.runFloat(x, side, side), MAX_TIME, MIN_SAMPLES));
+    if (upD) runs.d.push(time(`lowbit fp32 relaxed ${cfg}`, () => upD.runFloat(x, side, side), MAX_TIME, MIN_SAMPLES));
+    runs.b.push(await timeAsync(`lowbit upscale ${cfg}`, () => upB.upscale(img), MAX_TIME, MIN_SAMPLES));
+  }
+  if (tf.memory().numTensors !== tensorsBefore) throw new Error(`tfjs leaked ${tf.memory().numTensors - tensorsBefore} tensors`);
   ref.dispose();
+  upB.dispose(); // plans share an arena: release in reverse order of creation
+  upD?.dispose();
+  upA.dispose();
+
+  const tTf = pool(runs.tf);
   const row = (variant: string, t: Timing, diff: number, unit: string, tol: number): Row => {
     const ok = diff <= tol;
     if (!ok) failures++;
@@ -219,43 +247,18 @@ async function benchConfig(rt: Runtime, relaxed: { rt: Runtime | null; note: str
     return r;
   };
 
-  // (a) lowbit FP32 untiled.
-  {
-    const up = new Upscaler(model, rt);
-    up.planFor(side, side);
-    const ours = up.runFloat(x, side, side);
-    const t = time(`lowbit fp32 ${cfg}`, () => up.runFloat(x, side, side), MAX_TIME, MIN_SAMPLES);
-    up.dispose();
-    row("lowbit fp32 untiled (simd)", t, maxAbsDiff(ours, theirs, k255), "(0–255)", TOL_FLOAT);
-    ratios.push(`ratio fp32 ${cfg} tfjs-wasm=${fmt(tTf.mean / t.mean, 2)}`);
-  }
-
-  // (d) the same on the relaxed build.
-  if (relaxed.rt) {
-    const up = new Upscaler(model, relaxed.rt);
-    up.planFor(side, side);
-    const ours = up.runFloat(x, side, side);
-    const t = time(`lowbit fp32 relaxed ${cfg}`, () => up.runFloat(x, side, side), MAX_TIME, MIN_SAMPLES);
-    up.dispose();
-    row("lowbit fp32 untiled (relaxed)", t, maxAbsDiff(ours, theirs, k255), "(0–255)", TOL_FLOAT);
-    ratios.push(`ratio fp32-relaxed ${cfg} tfjs-wasm=${fmt(tTf.mean / t.mean, 2)}`);
+  const tA = pool(runs.a);
+  row("lowbit fp32 untiled (simd)", tA, maxAbsDiff(oursA, theirs, k255), "(0–255)", TOL_FLOAT);
+  ratios.push(`ratio fp32 ${cfg} tfjs-wasm=${fmt(tTf.mean / tA.mean, 2)}`);
+  if (oursD) {
+    const tD = pool(runs.d);
+    row("lowbit fp32 untiled (relaxed)", tD, maxAbsDiff(oursD, theirs, k255), "(0–255)", TOL_FLOAT);
+    ratios.push(`ratio fp32-relaxed ${cfg} tfjs-wasm=${fmt(tTf.mean / tD.mean, 2)}`);
   } else {
     rows.push({ config: cfg, variant: "lowbit fp32 untiled (relaxed)", t: null, note: relaxed.note });
   }
-
-  // (b) lowbit through upscale(): 8-bit in/out, default tiling.
-  {
-    const up = new Upscaler(model, rt);
-    const img = { data: u8, width: side, height: side, channels: 3 };
-    const grid = planTiles(side, side, up.tile, up.margin);
-    const work = grid.tiles.reduce((a, tt) => a + tt.rw * tt.rh, 0) / (side * side);
-    const ours = (await up.upscale(img)).data; // compiles the tile plan, warms up
-    const t = await timeAsync(`lowbit upscale ${cfg}`, () => up.upscale(img), MAX_TIME, MIN_SAMPLES);
-    up.dispose();
-    const r = row(`lowbit upscale() tile ${up.tile} margin ${up.margin}: ${grid.tiles.length} tile(s), work ×${fmt(work, 2)}`, t,
-      maxAbsDiff(ours, toU8(theirs, olo, ohi), 1), "(8-bit levels)", TOL_U8);
-    r.note = "GMAC/s counts the image's MACs, not the tile overlap";
-  }
+  row(`lowbit upscale() tile ${upB.tile} margin ${upB.margin}: ${grid.tiles.length} tile(s), work ×${fmt(work, 2)}`, pool(runs.b),
+    maxAbsDiff(oursB, toU8(theirs, olo, ohi), 1), "(8-bit levels)", TOL_U8);
 
   rows.push({ config: cfg, variant: "tfjs-wasm predict (XNNPACK SIMD, 1 thread)", t: tTf, gmacs: macs / tTf.mean / 1e9, msPerMpix: ms(tTf) / outMpix, speedup: 1, speedupMin: 1 });
   console.log(`tfjs-wasm predict: ${fmt(ms(tTf), 0)} ms ±${fmt(tTf.rme, 0)}% (${tTf.samples}, min ${fmt(tTf.min * 1e3, 0)}), ${fmt(macs / tTf.mean / 1e9, 2)} GMAC/s, ${fmt(ms(tTf) / outMpix, 0)} ms/MPix out`);
@@ -272,7 +275,7 @@ console.log(`# lowbit build ${rt.info.buildId}: simd${relaxed.rt ? " + relaxed" 
 console.log(`# ${tfjsLine}`);
 const load = () => os.loadavg().map((v) => v.toFixed(2)).join(" ");
 console.log(`# machine: ${os.cpus()[0]?.model ?? "?"}, ${os.cpus().length} logical CPUs; load average at start ${load()}`);
-console.log(`# input: centre crop of eval hr/baboon.png; benchmark.js maxTime ${MAX_TIME} s, minSamples ${MIN_SAMPLES}`);
+console.log(`# input: centre crop of eval hr/baboon.png; ${ROUNDS} interleaved round(s) of benchmark.js (maxTime ${MAX_TIME} s, minSamples ${MIN_SAMPLES}) per contender`);
 
 const graphs = new Map<string, Graph>();
 for (const { model, side } of CONFIGS) {
