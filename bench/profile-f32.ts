@@ -1,7 +1,7 @@
 // Where lowbit's FP32 time goes (bench-only; the engine is used through its public API only).
 //
 //   "$(which node)" --import tsx bench/profile-f32.ts [--model esrgan-medium-x2] [--side 256] [--reps 5]
-//       [--sweep esrgan-medium-x2@384,esrgan-slim-x4@384] [--no-sweep]
+//       [--sweep esrgan-medium-x2@384,esrgan-slim-x4@384] [--no-sweep | --sweep-only]
 //
 // 1. Per step: compiles an F32Plan for side×side and times every plan step on its own
 //    (runSteps(w, h, i, i+1), median of --reps full passes). Step → node mapping mirrors the lowering in
@@ -359,10 +359,12 @@ const rt = await createRuntime({ backend: process.argv.includes("--relaxed") ? "
 console.log(`# lowbit FP32 profile — backend ${rt.info.backend}, Node ${process.versions.node}, ${new Date().toISOString()}, single thread`);
 const peak = measurePeak(rt, "min");
 console.log(`peak f32x4 mul+add: ${fmt(peak.f32)} GMAC/s (fastest sample)`);
-const graph = await loadModel(MODEL);
-profilePlan(rt, graph, MODEL, SIDE, peak.f32);
-hrTail(rt, graph, MODEL, SIDE);
-for (const other of ["esrgan-slim-x4"]) if (other !== MODEL) hrTail(rt, await loadModel(other), other, SIDE);
+if (!process.argv.includes("--sweep-only")) {
+  const graph = await loadModel(MODEL);
+  profilePlan(rt, graph, MODEL, SIDE, peak.f32);
+  hrTail(rt, graph, MODEL, SIDE);
+  for (const other of ["esrgan-slim-x4"]) if (other !== MODEL) hrTail(rt, await loadModel(other), other, SIDE);
+}
 for (const spec of SWEEP) {
   const [name, s] = spec.split("@");
   await tileSweep(rt, await loadModel(name), name, Number(s));
