@@ -9,14 +9,20 @@ export interface Timing {
   /** Relative margin of error (%). */
   rme: number;
   samples: number;
+  /** Fastest sample, seconds per call: the least disturbed estimate when other processes share the CPU. */
+  min: number;
+  /** Seconds per call of every sample. */
+  sample: number[];
 }
 
-/** Runs fn under benchmark.js until `maxTime` seconds of samples are collected. */
-export function time(name: string, fn: () => void, maxTime = Number(process.env.LOWBIT_BENCH_TIME ?? 1.5)): Timing {
+/** Runs fn under benchmark.js until `maxTime` seconds and `minSamples` samples (default 5) are collected. */
+export function time(
+  name: string, fn: () => void, maxTime = Number(process.env.LOWBIT_BENCH_TIME ?? 1.5), minSamples = 5,
+): Timing {
   let result: Timing | null = null;
-  const b = new Benchmark(name, fn, { maxTime, minSamples: 5, initCount: 1, async: false });
+  const b = new Benchmark(name, fn, { maxTime, minSamples, initCount: 1, async: false });
   b.on("complete", () => {
-    result = { mean: b.stats.mean, rme: b.stats.rme, samples: b.stats.sample.length };
+    result = { mean: b.stats.mean, rme: b.stats.rme, samples: b.stats.sample.length, min: Math.min(...b.stats.sample), sample: [...b.stats.sample] };
   });
   b.on("error", (e: unknown) => {
     throw (e as { target?: { error?: unknown } }).target?.error ?? e;
@@ -24,6 +30,43 @@ export function time(name: string, fn: () => void, maxTime = Number(process.env.
   b.run();
   if (!result) throw new Error(`benchmark ${name} produced no result`);
   return result;
+}
+
+/**
+ * Like {@link time} for a function returning a promise (benchmark.js `defer`): each sample is one
+ * awaited call. For slow calls (≥ 50 ms) one call is one sample.
+ */
+export function timeAsync(name: string, fn: () => Promise<unknown>, maxTime = 1.5, minSamples = 5): Promise<Timing> {
+  return new Promise((resolve, reject) => {
+    const b = new Benchmark(name, {
+      defer: true,
+      maxTime,
+      minSamples,
+      initCount: 1,
+      fn: (deferred: { resolve(): void }) => {
+        fn().then(() => deferred.resolve(), reject);
+      },
+    });
+    b.on("complete", () => {
+      if (b.error) reject(b.error);
+      else resolve({ mean: b.stats.mean, rme: b.stats.rme, samples: b.stats.sample.length, min: Math.min(...b.stats.sample), sample: [...b.stats.sample] });
+    });
+    b.on("error", () => reject(b.error));
+    b.run({ async: true });
+  });
+}
+
+/** Two-sided 95 % Student t critical values by degrees of freedom (as benchmark.js computes rme). */
+const T95 = [NaN, 12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179];
+
+/** Merges timings of the same function taken in several rounds into one (all samples pooled). */
+export function pool(ts: Timing[]): Timing {
+  const sample = ts.flatMap((t) => t.sample);
+  const n = sample.length;
+  const mean = sample.reduce((a, b) => a + b, 0) / n;
+  const sd = n > 1 ? Math.sqrt(sample.reduce((a, b) => a + (b - mean) ** 2, 0) / (n - 1)) : NaN;
+  const t = n - 1 < T95.length ? T95[n - 1] : n - 1 <= 20 ? 2.1 : n - 1 <= 30 ? 2.05 : 1.96;
+  return { mean, rme: (100 * t * sd) / Math.sqrt(n) / mean, samples: n, min: Math.min(...sample), sample };
 }
 
 export interface Peak {
@@ -41,8 +84,11 @@ interface ProbeExports {
   peak_relaxed_dot_i8i7(src: number, iters: number): number;
 }
 
-/** Measures this machine's SIMD ceilings in the same process as the kernels. */
-export function measurePeak(rt: Runtime): Peak {
+/**
+ * Measures this machine's SIMD ceilings in the same process as the kernels. `stat` "min" uses the
+ * fastest sample (a ceiling is what the core does undisturbed; robust when other processes share the CPU).
+ */
+export function measurePeak(rt: Runtime, stat: "mean" | "min" = "mean"): Peak {
   const k = rt.kernels<ProbeExports>();
   const m = rt.arena.mark();
   const src = rt.arena.alloc(32);
@@ -54,10 +100,10 @@ export function measurePeak(rt: Runtime): Peak {
   let relaxedDot: number | null = null;
   if (rt.info.backend === "relaxed") {
     const r = time("peak relaxed dot i8i7", () => k.peak_relaxed_dot_i8i7(src, iters));
-    relaxedDot = (192 * iters) / r.mean / 1e9;
+    relaxedDot = (192 * iters) / r[stat] / 1e9;
   }
   rt.arena.release(m);
-  return { dotI16: (96 * iters) / dot.mean / 1e9, f32: (48 * iters) / fl.mean / 1e9, relaxedDot };
+  return { dotI16: (96 * iters) / dot[stat] / 1e9, f32: (48 * iters) / fl[stat] / 1e9, relaxedDot };
 }
 
 /** GMAC/s from a MAC count and a timing. */
