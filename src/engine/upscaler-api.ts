@@ -10,6 +10,8 @@
  */
 import type { Graph } from "../graph/ir.ts";
 import { F32Plan } from "../graph/compile-f32.ts";
+import { optimizeGraph } from "../graph/passes.ts";
+import { planMemory } from "../graph/memory-plan.ts";
 import { LowbitError, throwIfAborted } from "../runtime/errors.ts";
 import { init, type Runtime } from "../runtime/runtime.ts";
 import { loadModel, type LoadModelOptions } from "../models/registry.ts";
@@ -18,22 +20,54 @@ import { imresize } from "../metrics/bicubic.ts";
 import { upscaleTiled, type ExecutablePlan, type UpscaleOptions } from "./upscaler.ts";
 import type { ImageLike, RgbImage } from "./image.ts";
 
-/** Something the engine can compile: FP32 graphs, and (later) quantized models. */
+/** Something the engine can compile: FP32 graphs and quantized models. */
 export interface CompilableModel {
   readonly graph: Graph;
   /** Short description for logs/JSON, e.g. "fp32" or "w8a8 minmax". */
   readonly config: string;
   compile(rt: Runtime, maxW: number, maxH: number): ExecutablePlan & { dispose(): void };
+  /** Arena bytes of activations per LR pixel of a tile (for choosing tile sizes by memory). */
+  bytesPerPixel?(): number;
 }
 
 /** The full-precision model: the graph as imported. */
 export function fp32Model(graph: Graph): CompilableModel {
-  return { graph, config: "fp32", compile: (rt, w, h) => new F32Plan(rt, graph, w, h) };
+  let bpp = 0;
+  return {
+    graph,
+    config: "fp32",
+    compile: (rt, w, h) => new F32Plan(rt, graph, w, h),
+    bytesPerPixel: () => (bpp ||= activationBytesPerPixel(optimizeGraph(graph), () => 4)),
+  };
+}
+
+/** Tensor-arena bytes per LR pixel from the memory planner (a 32×32 plan, exact up to alignment). */
+export function activationBytesPerPixel(g: Graph, elemBytes: (id: number) => number): number {
+  const n = 32;
+  return planMemory(g, { tileW: n, tileH: n, elemBytes, pinned: new Set([g.input, g.output]) }).totalBytes / (n * n);
+}
+
+/** Default activation-memory budget of a plan: tiles are as large as this allows. */
+export const DEFAULT_MEMORY_BUDGET = 512 * 2 ** 20;
+
+/**
+ * The largest tile core whose region (tile + 2·margin)² fits `budget` bytes of activations,
+ * between 32 and 2048 LR pixels. Large tiles waste less work on overlap (the margin is
+ * recomputed by every tile) and speed per pixel does not depend on tile size otherwise.
+ */
+export function tileForBudget(bytesPerPixel: number, margin: number, budget = DEFAULT_MEMORY_BUDGET): number {
+  const side = Math.floor(Math.sqrt(budget / Math.max(bytesPerPixel, 1)));
+  return Math.max(32, Math.min(2048, side - 2 * margin));
 }
 
 export interface UpscalerOptions {
-  /** LR tile core size (default 128). Memory grows with (tile + 2·margin)². */
+  /**
+   * LR tile core size. Default: the largest tile whose activations fit `memoryBudget`
+   * (tileForBudget). Memory grows with (tile + 2·margin)².
+   */
   tile?: number;
+  /** Activation memory a plan may use when the tile size is chosen automatically (default 512 MiB). */
+  memoryBudget?: number;
   /** Overlap in LR pixels (default: exact margin ⌈receptive radius⌉ for rdn models, 16 for rrdn). */
   margin?: number;
   /** Runtime to run on (default: the process default from `init()`). */
@@ -68,8 +102,9 @@ export class Upscaler {
   constructor(model: CompilableModel, rt: Runtime, o: UpscalerOptions = {}) {
     this.model = model;
     this.rt = rt;
-    this.tile = o.tile ?? 128;
     this.margin = o.margin ?? defaultMargin(model.graph);
+    const bpp = model.bytesPerPixel?.();
+    this.tile = o.tile ?? (bpp ? tileForBudget(bpp, this.margin, o.memoryBudget) : 128);
     this.maxPixels = o.maxPixels ?? 2 ** 26;
   }
 

@@ -30,7 +30,7 @@ import type { Calibration } from "./calibrate.ts";
 import { quantConfig, resolveLayers, formatBits, type QuantConfig, type QuantConfigInput } from "./config.ts";
 import { minmaxRange, mseRange, percentileRange, type ValueRange } from "./range.ts";
 import { quantizeWeights } from "./weights.ts";
-import type { CompilableModel } from "../engine/upscaler-api.ts";
+import { activationBytesPerPixel, type CompilableModel } from "../engine/upscaler-api.ts";
 import type { Runtime } from "../runtime/runtime.ts";
 import { Q8Plan, type Q8PlanOptions } from "../graph/compile-q8.ts";
 
@@ -74,6 +74,12 @@ export class QuantizedModel implements CompilableModel {
   compile(rt: Runtime, maxW: number, maxH: number): Q8Plan {
     return new Q8Plan(rt, this, maxW, maxH, this.planOptions);
   }
+
+  /** Activation bytes per LR pixel (codes 1 byte, FP32 islands 4; conversions not counted). */
+  bytesPerPixel(): number {
+    return (this.bpp ||= activationBytesPerPixel(this.graph, (id) => (this.tensors[id].domain === "q8" ? 1 : 4)));
+  }
+  private bpp = 0;
 
   /** Bytes of the quantized weights as stored (int4 packed two per byte) plus f32 layers and biases. */
   get weightBytes(): number {
