@@ -216,3 +216,22 @@ test("engine: plans on one runtime are independent — disposing one never frees
   c.dispose();
   t.throws(() => rt.arena.freeBlock(12345), /E_ARGUMENT/, "freeing a non-block is an error");
 });
+
+test("passes: sub-pixel rewrite of upsample → conv is the same function (k 1/3/5, s 2/3/4, borders)", async (t) => {
+  const { subpixelTail } = await import("../src/graph/passes.ts");
+  for (const [k, s, act] of [[3, 2, "linear"], [3, 4, "relu"], [5, 2, "linear"], [5, 3, "linear"], [1, 3, "linear"], [3, 3, "relu6"]] as const) {
+    const b = new GraphBuilder({ seed: k * 10 + s });
+    const x = b.input(3);
+    const f = b.conv2d(x, 5, 3);
+    const g = b.build(b.conv2d(b.upsampleNearest(f, s), 3, k, { activation: act }), { scale: s });
+    const g2 = subpixelTail(g);
+    const conv = g2.nodes.find((n) => n.op === "conv2d" && n.spatial === 1 && n.cout === 3 * s * s);
+    t.ok(conv && g2.nodes.some((n) => n.op === "depth_to_space") && !g2.nodes.some((n) => n.op === "upsample_nearest"),
+      `k${k} s${s}: rewritten to a ${conv?.op === "conv2d" ? conv.k : "?"}×${conv?.op === "conv2d" ? conv.k : "?"} LR conv + depth-to-space`);
+    const x0 = new Rng(k + s).fillF32(new Float32Array(7 * 5 * 3));
+    const a = evalGraph(g, x0, 7, 5).data, c = evalGraph(g2, x0, 7, 5).data;
+    let err = 0;
+    for (let i = 0; i < a.length; i++) err = Math.max(err, Math.abs(a[i] - c[i]));
+    t.ok(a.length === c.length && err < 1e-5, `k${k} s${s} ${act}: max |Δ| ${err.toExponential(2)}`);
+  }
+});

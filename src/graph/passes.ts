@@ -6,6 +6,7 @@
  * - fuseActivations: conv → activation (sole consumer) becomes one conv with a
  *   fused activation (saves a pass over memory; the int8 kernels clamp in the
  *   requantization epilogue).
+ * - subpixelTail: upsample ×s → conv becomes conv (s²·cout at LR) → depth-to-space.
  * - foldScales: y = β·conv(x) folds into the conv (W·β, b·β) when the conv has
  *   no other consumer; y = a + β·b folds into the add's coefficients. These
  *   are RRDN's MultiplyBeta layers (β = 0.2, models.md §4). Folding changes
@@ -111,7 +112,54 @@ export function foldScales(g: Graph): Graph {
   return drop.size ? compact(g, replace, drop, redirect) : g;
 }
 
-/** The standard pipeline before planning an FP32 plan. */
+/**
+ * Sub-pixel rewrite of "nearest upsample ×s, then a k×k conv" (the RDN tail: UpSampling2D then
+ * the SR conv at HR resolution) into "k'×k' conv at LR resolution with s²·cout outputs, then
+ * depth-to-space ×s". Same MACs; the conv runs on s² fewer pixels with s² more output channels,
+ * which the kernels block far better (a 3-output-channel conv wastes most SIMD lanes).
+ *
+ * Derivation [derived]: HR output (sY+i, sX+j) reads HR input (sY+i+dy, sX+j+dx), |dy|,|dx| ≤ p,
+ * p = (k−1)/2, which is the LR pixel (Y + ⌊(i+dy)/s⌋, X + ⌊(j+dx)/s⌋). So phase (i, j) is an LR
+ * conv whose tap (a, b) sums the HR taps with ⌊(i+dy)/s⌋ = a, ⌊(j+dx)/s⌋ = b; a ranges over
+ * [−⌈p/s⌉, ⌈p/s⌉], so k' = 2⌈p/s⌉ + 1. Zero padding matches: an HR tap outside the image lands on
+ * an LR pixel outside it. Output channel (i·s + j)·cout + c is phase (i, j), channel c — TF's DCR
+ * order, which depth_to_space undoes. Pointwise activations apply per output either way.
+ */
+export function subpixelTail(g: Graph): Graph {
+  const cons = consumersOf(g);
+  const replace = new Map<number, Node>();
+  for (const u of g.nodes) {
+    if (u.op !== "upsample_nearest" || u.id === g.output || cons[u.id].length !== 1) continue;
+    const c = g.nodes[cons[u.id][0]];
+    if (c.op !== "conv2d") continue;
+    const s = u.factor, k = c.k, p = (k - 1) >> 1, cin = c.cin, cout = c.cout;
+    const q = Math.ceil(p / s), k2 = 2 * q + 1, cout2 = s * s * cout;
+    const w2 = new Float32Array(k2 * k2 * cin * cout2);
+    for (let i = 0; i < s; i++) for (let j = 0; j < s; j++) {
+      const ph = (i * s + j) * cout;
+      for (let dy = -p; dy <= p; dy++) for (let dx = -p; dx <= p; dx++) {
+        const a = Math.floor((i + dy) / s) + q, b = Math.floor((j + dx) / s) + q;
+        const src = ((dy + p) * k + (dx + p)) * cin * cout;
+        const dst = (a * k2 + b) * cin * cout2;
+        for (let ci = 0; ci < cin; ci++) for (let co = 0; co < cout; co++) {
+          w2[dst + ci * cout2 + ph + co] += c.weights[src + ci * cout + co];
+        }
+      }
+    }
+    let b2: Float32Array | null = null;
+    if (c.bias) {
+      b2 = new Float32Array(cout2);
+      for (let ph = 0; ph < s * s; ph++) b2.set(c.bias, ph * cout);
+    }
+    // The upsample node becomes the LR conv; the conv node becomes the depth-to-space.
+    replace.set(u.id, { id: u.id, name: `${c.name}/subpixel`, op: "conv2d", k: k2, cin, cout: cout2, weights: w2, bias: b2,
+      activation: { ...c.activation }, inputs: [...u.inputs], channels: cout2, spatial: g.nodes[u.inputs[0]].spatial } as Node);
+    replace.set(c.id, { id: c.id, name: c.name, op: "depth_to_space", block: s, inputs: [u.id], channels: cout, spatial: c.spatial } as Node);
+  }
+  return replace.size ? compact(g, replace, new Set(), new Map()) : g;
+}
+
+/** The standard pipeline before planning a plan. */
 export function optimizeGraph(g: Graph): Graph {
-  return fuseActivations(foldScales(g));
+  return subpixelTail(fuseActivations(foldScales(g)));
 }
