@@ -24,7 +24,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { getThreadsCount, setThreadsCount, setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
 import { createRequire } from "node:module";
-import { readFileSync } from "node:fs";
 import path from "node:path";
 import os from "node:os";
 import { join } from "node:path";
@@ -34,14 +33,13 @@ import { LowbitError } from "../src/runtime/errors.ts";
 import { fp32Model, Upscaler } from "../src/engine/upscaler-api.ts";
 import { F32Plan } from "../src/graph/compile-f32.ts";
 import { getModelInfo, loadModel } from "../src/models/registry.ts";
-import { decodeImage } from "../src/io/image.ts";
 import { planTiles } from "../src/tiling/tiles.ts";
 import type { Graph } from "../src/graph/ir.ts";
 import { loadTfjsReference } from "../test/util/tfjs-reference.ts";
 import { calibrate } from "../src/quant/calibrate.ts";
 import { quantizeModel } from "../src/quant/quantize-model.ts";
 import type { CompilableModel } from "../src/engine/upscaler-api.ts";
-import { evalDir } from "../test/util/eval-data.ts";
+import { evalCentreCrop } from "../test/util/eval-data.ts";
 import { fmt, pool, time, timeAsync, type Timing } from "./util.ts";
 
 const QUICK = process.env.LOWBIT_BENCH_QUICK === "1";
@@ -95,16 +93,7 @@ async function initTfjsWasm(): Promise<string> {
 // Input and comparison helpers.
 
 /** A side×side RGB crop from the centre of an eval-set HR photo (real content, not noise). */
-function cropImage(side: number): Uint8Array {
-  const img = decodeImage(readFileSync(join(evalDir(), "hr", "baboon.png")));
-  if (img.width < side || img.height < side) throw new Error(`baboon.png is ${img.width}×${img.height}, need ${side}`);
-  const x0 = (img.width - side) >> 1, y0 = (img.height - side) >> 1;
-  const out = new Uint8Array(side * side * 3);
-  for (let y = 0; y < side; y++) for (let x = 0; x < side; x++) for (let c = 0; c < 3; c++) {
-    out[(y * side + x) * 3 + c] = img.data[((y0 + y) * img.width + x0 + x) * img.channels + c];
-  }
-  return out;
-}
+const cropImage = (side: number): Uint8Array => evalCentreCrop("hr", "baboon", side);
 
 /** The float input exactly as upscale() builds it from 8-bit pixels (lo + p·(hi − lo)/255). */
 function toFloat(u8: Uint8Array, lo: number, hi: number): Float32Array {

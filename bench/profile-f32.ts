@@ -13,19 +13,16 @@
 //    `conv3×3 12→3s² @LR → depth_to_space(s)` (same MACs; weights folded from the model's own SR conv),
 //    timed on the same data and checked to agree.
 // 3. Tile size: upscale() (8-bit in/out, default margin) with tile 64/96/128/192/whole on larger images.
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { createRuntime, type Runtime } from "../src/runtime/runtime.ts";
 import { F32Plan } from "../src/graph/compile-f32.ts";
 import { fp32Model, Upscaler } from "../src/engine/upscaler-api.ts";
 import { getModelInfo, loadModel } from "../src/models/registry.ts";
-import { decodeImage } from "../src/io/image.ts";
 import { planTiles } from "../src/tiling/tiles.ts";
 import { f32ConvNhwc, f32ConvScratchBytes, packF32Conv } from "../src/kernels/f32-conv.ts";
 import type { Graph, Node } from "../src/graph/ir.ts";
 import { optimizeGraph } from "../src/graph/passes.ts";
-import { evalDir } from "../test/util/eval-data.ts";
+import { evalCentreCrop } from "../test/util/eval-data.ts";
 import { Rng } from "../test/util/rng.ts";
 import { fmt, measurePeak, time } from "./util.ts";
 
@@ -43,16 +40,8 @@ const median = (a: number[]): number => {
   return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
-function crop(side: number): Uint8Array {
-  const img = decodeImage(readFileSync(join(evalDir(), "hr", "baboon.png")));
-  if (img.width < side || img.height < side) throw new Error(`baboon.png is ${img.width}×${img.height}, need ${side}`);
-  const x0 = (img.width - side) >> 1, y0 = (img.height - side) >> 1;
-  const out = new Uint8Array(side * side * 3);
-  for (let y = 0; y < side; y++) for (let x = 0; x < side; x++) for (let c = 0; c < 3; c++) {
-    out[(y * side + x) * 3 + c] = img.data[((y0 + y) * img.width + x0 + x) * img.channels + c];
-  }
-  return out;
-}
+/** A side×side RGB crop from the centre of an eval-set HR photo (real content, not noise). */
+const crop = (side: number): Uint8Array => evalCentreCrop("hr", "baboon", side);
 
 // ---------------------------------------------------------------------------------------------------------
 // 1. Step mapping and per-step timing.

@@ -56,3 +56,10 @@ export function evalCrop(sub: string, name: string, x0: number, y0: number, w: n
 function decodePng(path: string) {
   return decodeImage(readFileSync(path));
 }
+
+/** The centred side×side RGB crop of an eval-set image. */
+export function evalCentreCrop(sub: string, name: string, side: number): Uint8Array {
+  const img = decodePng(join(evalDir(), sub, `${name}.png`));
+  if (img.width < side || img.height < side) throw new Error(`${sub}/${name}.png is ${img.width}×${img.height}, need ${side}`);
+  return evalCrop(sub, name, (img.width - side) >> 1, (img.height - side) >> 1, side, side).data;
+}
