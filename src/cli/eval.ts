@@ -20,7 +20,7 @@ import { psnrY } from "../metrics/psnr.ts";
 import { scoreSR } from "../metrics/score.ts";
 import { BACKENDS, flag, int, oneOf, parseCommand, positionals, str, UsageError, type BackendChoice } from "./args.ts";
 import { defaultEvalDir, rangeText, runtimeFor, type CliIO } from "./common.ts";
-import { buildModel, configName, defaultCalibDir, isLowbitPath, parseModelOptions, resolveModel, type ModelOptions } from "./model-options.ts";
+import { buildModel, defaultCalibDir, isLowbitPath, parseModelOptions, resolveModel, type ModelOptions } from "./model-options.ts";
 import { getModelInfo, loadModel } from "../models/registry.ts";
 import { ProgressBar } from "./progress.ts";
 

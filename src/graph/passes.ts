@@ -13,6 +13,7 @@
  *   float rounding by ~1 ulp per weight, far inside the parity tolerance.
  */
 import type { Graph, Node } from "./ir.ts";
+import { receptiveRadius } from "./validate.ts";
 
 function consumersOf(g: Graph): number[][] {
   const c: number[][] = g.nodes.map(() => []);
@@ -156,7 +157,11 @@ export function subpixelTail(g: Graph): Graph {
       activation: { ...c.activation }, inputs: [...u.inputs], channels: cout2, spatial: g.nodes[u.inputs[0]].spatial } as Node);
     replace.set(c.id, { id: c.id, name: c.name, op: "depth_to_space", block: s, inputs: [u.id], channels: cout, spatial: c.spatial } as Node);
   }
-  return replace.size ? compact(g, replace, new Set(), new Map()) : g;
+  if (!replace.size) return g;
+  const out = compact(g, replace, new Set(), new Map());
+  // The LR conv's support is whole LR pixels: the structural radius can grow by < 1 (9.5 → 10 for
+  // slim ×2). The exact margin ⌈r⌉ is unchanged; meta follows the structure so files stay consistent.
+  return { ...out, meta: { ...out.meta, receptiveRadius: receptiveRadius(out) } };
 }
 
 /** The standard pipeline before planning a plan. */

@@ -201,7 +201,6 @@ export function representableRange(p: QuantParams): [number, number] {
 }
 
 export { roundHalfEven } from "../kernels/requant.ts";
-import { roundHalfEven } from "../kernels/requant.ts";
 
 /**
  * One f32 quantization step, exactly as the ABI's kernels compute it:

@@ -25,7 +25,6 @@ import {
   checkBits,
   quantInvScale,
   quantizeScalar,
-  roundHalfEven,
   type ChannelQuantParams,
 } from "./params.ts";
 
@@ -171,9 +170,6 @@ export function fakeQuantizeWeights(weights: Float32Array, cout: number, bits: n
 
 const I32_MAX = 2147483647;
 
-function checkScale(v: number, what: string): void {
-  if (!(Number.isFinite(v) && v > 0)) throw new LowbitError("E_RANGE", `${what} must be a finite positive number, got ${v}`);
-}
 
 
 /**

@@ -9,7 +9,7 @@
 import { LowbitError } from "../../runtime/errors.ts";
 import type { Activation, ActivationKind, Graph, Node, NodeOp } from "../../graph/ir.ts";
 import { inferNodeShape, receptiveRadius, validateGraph } from "../../graph/validate.ts";
-import { get, type Json, type JsonObject } from "./json.ts";
+import { get, type Json } from "./json.ts";
 import type { LayerDesc, LayerRef, ModelTopology } from "./model-json.ts";
 import type { DecodedTensor } from "./weights.ts";
 
