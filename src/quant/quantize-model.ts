@@ -15,8 +15,8 @@
  * Choices (documented here because the methods leave them open):
  * - The image input is quantized at 8 bits whatever `actBits` is: pixels are
  *   8-bit, so this is lossless (FQSR also leaves the input image unquantized).
- * - The network output is dequantized from 8-bit codes (the result is an
- *   8-bit image anyway).
+ * - The network output is dequantized from 8-bit codes on exactly the model's
+ *   output range (the result is clipped to it and rounded to 8 bits anyway).
  * - A tensor's bit-width is the largest `actBits` among the quantized convs
  *   that read it (per-layer configs can differ), else the global `actBits`.
  * - Activations are asymmetric unsigned codes (0..2^b−1, zero-point exact);
@@ -126,6 +126,19 @@ export function quantizeModel(calib: Calibration, config: string | QuantConfigIn
   for (const node of g.nodes) tensors[node.id].range = chooseRange(calib, node.id, tensors[node.id].bits, cfg);
   const [ilo, ihi] = g.meta.inputRange;
   tensors[g.input].range = [ilo, ihi];
+  // The output is clipped to the model's output range and rounded to 8 bits anyway: an 8-bit grid
+  // on exactly that range loses nothing beyond that rounding, while a calibrated range would be
+  // coarser (raw outputs overshoot, e.g. −83..335 for legacy div2k) or clip highlights the
+  // calibration images never reached.
+  // Through a trailing pixel shuffle / upsample (grid-preserving), that is their producer's grid.
+  const users = g.nodes.map(() => 0);
+  for (const node of g.nodes) for (const i of node.inputs) users[i]++;
+  const chain = [g.output];
+  for (let id = g.output; isGridPreserving(g.nodes[id]) && users[g.nodes[id].inputs[0]] === 1; ) chain.push((id = g.nodes[id].inputs[0]));
+  for (const id of chain) {
+    tensors[id].range = [...g.meta.outputRange];
+    tensors[id].bits = 8;
+  }
 
   const weights: (QuantConvWeights | null)[] = g.nodes.map((node) => {
     if (node.op !== "conv2d" || domain[node.id] !== "q8") return null;
