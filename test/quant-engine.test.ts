@@ -144,3 +144,28 @@ test("calibrate: per-tensor and per-channel statistics agree with a direct FP32 
   plan.dispose();
   t.ok(worst < 1e-5, `${checked} channels over ${cal.graph.nodes.length} tensors: per-channel min/max/mean match (rel err ${worst.toExponential(1)})`);
 });
+
+test("quantized: the sub-pixel tail keeps the original kernel's b-bit weights (merged integer codes)", async (t) => {
+  const rt = await testRuntime();
+  const { GraphBuilder } = await import("../src/graph/builder.ts");
+  const { subpixelMerge } = await import("../src/graph/passes.ts");
+  const { quantizeWeights } = await import("../src/quant/weights.ts");
+  const b = new GraphBuilder({ seed: 11 });
+  const x = b.input(3);
+  const f = b.conv2d(x, 6, 3, { activation: "relu" });
+  const g = b.build(b.conv2d(b.upsampleNearest(f, 2), 3, 3), { scale: 2 });
+  const cal = await calibrate(g, [crop(2, "home", 10, 10, 16, 12)], { runtime: rt });
+  const conv = cal.graph.nodes.find((n) => n.op === "conv2d" && n.subpixelOf)!;
+  t.ok(conv && conv.op === "conv2d", "the tail was rewritten");
+  if (conv.op !== "conv2d" || !conv.subpixelOf) return;
+  for (const wb of [4, 6]) {
+    const qm = quantizeModel(cal, { bits: `w${wb}a8` });
+    const qw = qm.weights[conv.id]!;
+    const orig = quantizeWeights(conv.subpixelOf.weights, 3, wb);
+    const want = subpixelMerge(new Int16Array(qw.codes.length), orig.codes, 3, 2, conv.cin, 3);
+    t.ok(qw.bits === 8 && qw.codes.every((v, i) => v === want[i]), `w${wb}: merged codes = Σ of the original ${wb}-bit codes, stored as int8`);
+    t.ok(qw.scales.every((v, i) => v === orig.params.scale[i % 3]), `w${wb}: each phase keeps its output channel's scale`);
+  }
+  const q8 = quantizeModel(cal, "w8a8").weights[conv.id]!;
+  t.equal(q8.bits, 8, "w8: the merged kernel is quantized directly (sums of 8-bit codes would not fit int8)");
+});
