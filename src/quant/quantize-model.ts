@@ -66,7 +66,9 @@ export class QuantizedModel implements CompilableModel {
     this.weights = weights;
     this.quantConfig = cfg;
     const keep = cfg.keepFp32?.length ? ` keep-fp32:${cfg.keepFp32.join(",")}` : "";
-    this.config = `${formatBits({ weightBits: cfg.weightBits, actBits: cfg.actBits })} ${cfg.method}${keep}`;
+    const per = Object.entries(cfg.perLayer ?? {});
+    const layers = per.length ? ` layers:${per.map(([k, v]) => `${k}=${typeof v === "string" ? v : formatBits({ weightBits: v.weightBits ?? cfg.weightBits, actBits: v.actBits ?? cfg.actBits })}`).join(",")}` : "";
+    this.config = `${formatBits({ weightBits: cfg.weightBits, actBits: cfg.actBits })} ${cfg.method}${keep}${layers}`;
   }
 
   /** Options every compiled plan gets (see Q8PlanOptions). */
