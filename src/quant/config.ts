@@ -84,6 +84,12 @@ export interface QuantConfig {
   perLayer?: Record<string, LayerOverride>;
   /** Roles ("head", "tail", "upsampler") or conv layer names to keep in FP32. */
   keepFp32?: string[];
+  /**
+   * Empirical bias correction (default true): each quantized conv's bias absorbs the expected
+   * output shift of its weight rounding, −ΔW·E[x], with E[x] the calibration mean of each input
+   * channel (Nagel et al., "Data-Free Quantization…", ICCV 2019, §4.2, empirical variant).
+   */
+  biasCorrection?: boolean;
 }
 
 export type QuantConfigInput = Partial<Omit<QuantConfig, "weightBits" | "actBits">> & {
@@ -128,7 +134,8 @@ export function quantConfig(input: string | QuantConfigInput): QuantConfig {
   if (!Array.isArray(keepFp32) || keepFp32.some((k) => typeof k !== "string")) {
     throw new LowbitError("E_ARGUMENT", "keepFp32 must be an array of role or layer names");
   }
-  const cfg: QuantConfig = { weightBits, actBits, method, weightMethod, perLayer, keepFp32: [...keepFp32] };
+  if (o.biasCorrection !== undefined && typeof o.biasCorrection !== "boolean") throw new LowbitError("E_ARGUMENT", "biasCorrection must be a boolean");
+  const cfg: QuantConfig = { weightBits, actBits, method, weightMethod, perLayer, keepFp32: [...keepFp32], biasCorrection: o.biasCorrection ?? true };
   if (o.percentile !== undefined) cfg.percentile = o.percentile;
   return cfg;
 }
