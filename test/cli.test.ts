@@ -425,3 +425,16 @@ test("model options: --bits / --method / --calib validation, buildModel", async 
   t.equal(q, "E_ARGUMENT", "quantized: E_ARGUMENT until the quantized-inference work lands");
   t.end();
 });
+
+test("cli: --input-range overrides the model's range (psnr-small trained on 0–1), and is validated", async (t) => {
+  if (!needBuilt(t)) return t.end();
+  const dir = evalDir();
+  const a = cli(["eval", "--model", "default-model", "--data", dir, "--images", "messi5", "--json"]);
+  const b = cli(["eval", "--model", "default-model", "--data", dir, "--images", "messi5", "--json", "--input-range", "0,1"]);
+  const ja = JSON.parse(a.stdout), jb = JSON.parse(b.stdout);
+  t.deepEqual([ja.inputRange, jb.inputRange], [[0, 255], [0, 1]], "JSON reports the range used");
+  t.notEqual(ja.mean.psnr, jb.mean.psnr, `a different range gives a different result (${ja.mean.psnr.toFixed(3)} vs ${jb.mean.psnr.toFixed(3)} dB)`);
+  const bad = cli(["eval", "--model", "default-model", "--data", dir, "--input-range", "1,0"]);
+  t.ok(bad.status === 2 && /--input-range takes lo,hi/.test(bad.stderr), "lo ≥ hi: usage error");
+  t.end();
+});

@@ -6,6 +6,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Graph } from "../graph/ir.ts";
+import { UsageError } from "./args.ts";
 import { loadModel } from "../models/registry.ts";
 import { createRuntime, type Runtime } from "../runtime/runtime.ts";
 import type { ProgressSink } from "./progress.ts";
@@ -73,10 +74,21 @@ export function runtimeFor(backend: BackendChoice | undefined): Promise<Runtime>
 }
 
 /** A registered name, a model.json path, or a directory holding model.json. */
-export async function loadModelArg(arg: string, signal?: AbortSignal): Promise<Graph> {
+export async function loadModelArg(arg: string, signal?: AbortSignal, inputRange?: [number, number]): Promise<Graph> {
   let src = arg;
   if (existsSync(arg) && !arg.endsWith(".json") && existsSync(join(arg, "model.json"))) src = join(arg, "model.json");
-  return loadModel(src, { signal });
+  return loadModel(src, inputRange ? { signal, inputRange } : { signal });
+}
+
+/** `--input-range lo,hi` (or lo-hi, lo:hi): the value range pixels 0..255 are mapped to. */
+export function parseRange(s: string | undefined, command: string): [number, number] | undefined {
+  if (s === undefined) return undefined;
+  const m = /^\s*(-?[0-9.]+)\s*[,:]\s*(-?[0-9.]+)\s*$/.exec(s) ?? /^\s*(-?[0-9.]+)\s*-\s*([0-9.]+)\s*$/.exec(s);
+  const lo = m ? Number(m[1]) : NaN, hi = m ? Number(m[2]) : NaN;
+  if (!Number.isFinite(lo) || !Number.isFinite(hi) || !(lo < hi)) {
+    throw new UsageError(`--input-range takes lo,hi with lo < hi (e.g. 0,255 or 0,1), got '${s}'`, command);
+  }
+  return [lo, hi];
 }
 
 /** "0–255" / "0–1" */

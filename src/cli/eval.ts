@@ -19,7 +19,7 @@ import { bicubicUp } from "../metrics/bicubic.ts";
 import { psnrY } from "../metrics/psnr.ts";
 import { scoreSR } from "../metrics/score.ts";
 import { BACKENDS, flag, int, oneOf, parseCommand, positionals, str, UsageError, type BackendChoice } from "./args.ts";
-import { defaultEvalDir, rangeText, runtimeFor, type CliIO } from "./common.ts";
+import { defaultEvalDir, parseRange, rangeText, runtimeFor, type CliIO } from "./common.ts";
 import { buildModel, defaultCalibDir, isLowbitPath, parseModelOptions, resolveModel, type ModelOptions } from "./model-options.ts";
 import { getModelInfo, loadModel } from "../models/registry.ts";
 import { ProgressBar } from "./progress.ts";
@@ -39,6 +39,8 @@ export interface EvaluateOptions {
   calib?: string;
   /** --layer-bits: name=bits pairs (conv names or roles head/tail/upsampler). */
   layerBits?: string;
+  /** --input-range override for a model loaded by name/path. */
+  inputRange?: [number, number];
   /** LR tile core size (default 128; 0 = whole image). */
   tile?: number;
   /** Tile overlap in LR pixels (default: the engine's per-model default). */
@@ -129,7 +131,7 @@ export async function evaluate(o: EvaluateOptions): Promise<EvalResult> {
     if (opts.calib && within(opts.calib, o.data)) {
       throw new LowbitError("E_ARGUMENT", `--calib ${opts.calib} is inside the eval data ${o.data}: never calibrate on the eval images (protocol.md §7)`);
     }
-    const ctx = { defaultCalibDir: defaultCalibDir(), signal: o.signal };
+    const ctx = { defaultCalibDir: defaultCalibDir(), signal: o.signal, inputRange: o.inputRange };
     model = typeof o.model === "string" ? await resolveModel(o.model, opts, ctx, "eval") : await buildModel(o.model, opts, ctx);
     if (typeof o.model === "string" && isLowbitPath(o.model)) o = { ...o, fromFile: true };
   }
@@ -239,6 +241,7 @@ Options:
   --method <name>       quantization method for integer --bits (default minmax)
   --calib <dir>         calibration images (never the eval images)
   --layer-bits <l=b,…> per-layer bits: conv names or roles head|tail|upsampler = wXaY|fp32
+  --input-range <lo,hi> value range pixels 0..255 map to (default: the model's; psnr-small 0,1)
   --json                print one JSON object instead of the table:
                         {model, scale, config, images: [{name, psnr, ssim, ms, bicubic}],
                          mean: {psnr, ssim}, bicubic: {psnr, ssim}, tiling, backend, ...};
@@ -260,6 +263,7 @@ const OPTIONS = {
   method: { type: "string" },
   calib: { type: "string" },
   "layer-bits": { type: "string" },
+  "input-range": { type: "string" },
   json: { type: "boolean" },
   quiet: { type: "boolean", short: "q" },
 } as const;
@@ -294,6 +298,7 @@ export async function evalCommand(argv: string[], io: CliIO): Promise<number> {
     data,
     scale,
     ...raw,
+    inputRange: parseRange(str(p, "input-range", cmd), cmd),
     tile,
     margin,
     images,

@@ -109,6 +109,8 @@ export function parseModelOptions(raw: { bits?: string; method?: string; calib?:
 export const PTQ_METHODS = ["minmax", "percentile", "mse"] as const;
 
 export interface BuildContext {
+  /** --input-range override for models loaded by name/path (a .lowbit file's range is fixed). */
+  inputRange?: [number, number];
   /** Images to calibrate on when --calib is absent (upscale: the input itself). */
   fallbackImages?: ImageLike[];
   /** Directory tried when neither --calib nor fallback images are given (eval: data/calib beside the package). */
@@ -193,6 +195,7 @@ export function defaultCalibDir(): string | null {
  */
 export async function resolveModel(arg: string, options: ModelOptions, ctx: BuildContext = {}, command = ""): Promise<CompilableModel> {
   if (isLowbitPath(arg)) {
+    if (ctx.inputRange) throw new UsageError(`${arg}: a .lowbit file fixes its input range; --input-range applies to TF.js models`, command);
     const m = await readLowbitFile(arg);
     if (!(m instanceof QuantizedModel)) return buildModel(m, options, ctx);
     if (options.bits.kind !== "fp32" || options.calib !== undefined) {
@@ -200,7 +203,7 @@ export async function resolveModel(arg: string, options: ModelOptions, ctx: Buil
     }
     return m;
   }
-  return buildModel(await loadModelArg(arg, ctx.signal), options, ctx);
+  return buildModel(await loadModelArg(arg, ctx.signal, ctx.inputRange), options, ctx);
 }
 
 /** A path to an existing `.lowbit` file (by extension, or by its safetensors header). */

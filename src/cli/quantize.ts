@@ -5,7 +5,7 @@
  */
 import { statSync } from "node:fs";
 import { UsageError, flag, parseCommand, positionals, str } from "./args.ts";
-import { seconds, type CliIO } from "./common.ts";
+import { parseRange, seconds, type CliIO } from "./common.ts";
 import { defaultCalibDir, parseModelOptions, resolveModel } from "./model-options.ts";
 import { ProgressBar } from "./progress.ts";
 import { writeLowbitFile } from "../io/lowbit-file.ts";
@@ -23,6 +23,7 @@ quantizes every conv, add, concat and upsampler to integers, and writes a .lowbi
   --method <m>       activation range: minmax (default), percentile (99.99), mse
   --calib <dir>      calibration LR images (never the images you evaluate on)
   --layer-bits <l=b,…> per-layer bits: conv names or roles head|tail|upsampler = wXaY|fp32
+  --input-range <lo,hi> value range pixels 0..255 map to (default: the model's; psnr-small 0,1)
   -o, --output <f>   the .lowbit file to write
   -q, --quiet        no progress
   -h, --help         this help
@@ -34,6 +35,7 @@ const OPTIONS = {
   method: { type: "string" },
   calib: { type: "string" },
   "layer-bits": { type: "string" },
+  "input-range": { type: "string" },
   output: { type: "string", short: "o" },
   quiet: { type: "boolean", short: "q" },
 } as const;
@@ -54,11 +56,12 @@ export async function quantizeCommand(argv: string[], io: CliIO): Promise<number
   if (!bits) throw new UsageError("--bits wXaY is required (e.g. --bits w8a8)", cmd);
   const opts = parseModelOptions({ bits, method: str(p, "method", cmd), calib: str(p, "calib", cmd), layerBits: str(p, "layer-bits", cmd) }, cmd);
   if (opts.bits.kind === "fp32") throw new UsageError("--bits fp32 has nothing to quantize", cmd);
+  const inputRange = parseRange(str(p, "input-range", cmd), cmd);
   const bar = new ProgressBar(flag(p, "quiet") ? null : io.stderr, "calibrate");
   const t0 = performance.now();
   let model;
   try {
-    model = await resolveModel(modelArg, opts, { defaultCalibDir: defaultCalibDir(), signal: io.signal, onProgress: (f) => bar.update(f, "") }, cmd);
+    model = await resolveModel(modelArg, opts, { defaultCalibDir: defaultCalibDir(), signal: io.signal, onProgress: (f) => bar.update(f, ""), inputRange }, cmd);
   } finally {
     bar.done();
   }

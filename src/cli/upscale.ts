@@ -7,7 +7,7 @@ import { Upscaler } from "../engine/upscaler-api.ts";
 import { planTiles } from "../tiling/tiles.ts";
 import { readImage, writePng } from "../io/image.ts";
 import { BACKENDS, flag, int, oneOf, parseCommand, positionals, str, UsageError } from "./args.ts";
-import { runtimeFor, seconds, type CliIO } from "./common.ts";
+import { parseRange, runtimeFor, seconds, type CliIO } from "./common.ts";
 import { parseModelOptions, resolveModel } from "./model-options.ts";
 import { ProgressBar } from "./progress.ts";
 
@@ -28,6 +28,7 @@ Options:
   --method <name>       quantization method for integer --bits
   --calib <dir>         calibration images for integer --bits
   --layer-bits <l=b,…> per-layer bits: conv names or roles head|tail|upsampler = wXaY|fp32
+  --input-range <lo,hi> value range pixels 0..255 map to (default: the model's; psnr-small 0,1)
   --quiet, -q           no progress bar and no summary line
   -h, --help            this help
 `;
@@ -41,6 +42,7 @@ const OPTIONS = {
   method: { type: "string" },
   calib: { type: "string" },
   "layer-bits": { type: "string" },
+  "input-range": { type: "string" },
   quiet: { type: "boolean", short: "q" },
 } as const;
 
@@ -59,12 +61,13 @@ export async function upscaleCommand(argv: string[], io: CliIO): Promise<number>
   const backend = oneOf(p, "backend", BACKENDS, cmd);
   const modelOptions = parseModelOptions({ bits: str(p, "bits", cmd), method: str(p, "method", cmd), calib: str(p, "calib", cmd), layerBits: str(p, "layer-bits", cmd) }, cmd);
   const quiet = flag(p, "quiet");
+  const inputRange = parseRange(str(p, "input-range", cmd), cmd);
 
   const t0 = performance.now();
   const img = await readImage(input);
   const rt = await runtimeFor(backend);
   // Quantized without --calib: calibrate on the input image itself (static ranges, self-calibrated).
-  const model = await resolveModel(modelArg, modelOptions, { fallbackImages: [img], runtime: rt, signal: io.signal }, cmd);
+  const model = await resolveModel(modelArg, modelOptions, { fallbackImages: [img], runtime: rt, signal: io.signal, inputRange }, cmd);
   const graph = model.graph;
   const tile = tileArg === 0 ? Math.max(img.width, img.height) : tileArg;
   const up = new Upscaler(model, rt, { tile });
