@@ -112,3 +112,60 @@ test("quantized: bad configurations are typed errors", async (t) => {
   }
   t.throws(() => quantizeModel(cal, { bits: "w8a8", keepFp32: ["no-such-layer"] }), /E_ARGUMENT/, "unknown layer in keepFp32");
 });
+
+test("calibrate: per-tensor and per-channel statistics agree with a direct FP32 run", async (t) => {
+  const rt = await testRuntime();
+  const g = await loadModel("esrgan-slim-x2");
+  const img = crop(2, "aero1", 30, 40, 20, 16);
+  const cal = await calibrate(g, [img], { runtime: rt });
+  const { F32Plan } = await import("../src/graph/compile-f32.ts");
+  const plan = new F32Plan(rt, cal.graph, 20, 16);
+  const x = plan.inputView(20, 16);
+  for (let i = 0; i < x.length; i++) x[i] = img.data[i];
+  let worst = 0, checked = 0;
+  for (let id = 0; id < cal.graph.nodes.length; id++) {
+    const [a, b] = plan.nodeSteps[id];
+    plan.runSteps(20, 16, a, b);
+    const v = plan.tensorView(id, 20, 16);
+    const c = v.channels, ts = cal.tensors[id];
+    for (let ch = 0; ch < c; ch++) {
+      let mn = Infinity, mx = -Infinity, sum = 0;
+      for (let p = 0; p < v.pixels; p++) {
+        const val = v.data[v.offset + p * v.stride + ch];
+        mn = Math.min(mn, val); mx = Math.max(mx, val); sum += val;
+      }
+      const scale = Math.max(1, Math.abs(mx), Math.abs(mn));
+      worst = Math.max(worst, Math.abs(ts.perChannel.min[ch] - mn) / scale, Math.abs(ts.perChannel.max[ch] - mx) / scale,
+        Math.abs(ts.channelMean[ch] - sum / v.pixels) / scale);
+      checked++;
+    }
+    if (Math.abs(ts.minmax.min - Math.min(...ts.perChannel.min)) > 0 || Math.abs(ts.minmax.max - Math.max(...ts.perChannel.max)) > 0) t.fail(`node ${id}: per-tensor ≠ per-channel extremes`);
+  }
+  plan.dispose();
+  t.ok(worst < 1e-5, `${checked} channels over ${cal.graph.nodes.length} tensors: per-channel min/max/mean match (rel err ${worst.toExponential(1)})`);
+});
+
+test("quantized: the sub-pixel tail keeps the original kernel's b-bit weights (merged integer codes)", async (t) => {
+  const rt = await testRuntime();
+  const { GraphBuilder } = await import("../src/graph/builder.ts");
+  const { subpixelMerge } = await import("../src/graph/passes.ts");
+  const { quantizeWeights } = await import("../src/quant/weights.ts");
+  const b = new GraphBuilder({ seed: 11 });
+  const x = b.input(3);
+  const f = b.conv2d(x, 6, 3, { activation: "relu" });
+  const g = b.build(b.conv2d(b.upsampleNearest(f, 2), 3, 3), { scale: 2 });
+  const cal = await calibrate(g, [crop(2, "home", 10, 10, 16, 12)], { runtime: rt });
+  const conv = cal.graph.nodes.find((n) => n.op === "conv2d" && n.subpixelOf)!;
+  t.ok(conv && conv.op === "conv2d", "the tail was rewritten");
+  if (conv.op !== "conv2d" || !conv.subpixelOf) return;
+  for (const wb of [4, 6]) {
+    const qm = quantizeModel(cal, { bits: `w${wb}a8` });
+    const qw = qm.weights[conv.id]!;
+    const orig = quantizeWeights(conv.subpixelOf.weights, 3, wb);
+    const want = subpixelMerge(new Int16Array(qw.codes.length), orig.codes, 3, 2, conv.cin, 3);
+    t.ok(qw.bits === 8 && qw.codes.every((v, i) => v === want[i]), `w${wb}: merged codes = Σ of the original ${wb}-bit codes, stored as int8`);
+    t.ok(qw.scales.every((v, i) => v === orig.params.scale[i % 3]), `w${wb}: each phase keeps its output channel's scale`);
+  }
+  const q8 = quantizeModel(cal, "w8a8").weights[conv.id]!;
+  t.equal(q8.bits, 8, "w8: the merged kernel is quantized directly (sums of 8-bit codes would not fit int8)");
+});

@@ -59,6 +59,12 @@ export type NodeOp =
       /** Fused activation (Keras `activation` on the conv). */
       activation: Activation;
       /**
+       * Set by the sub-pixel pass: this conv is the LR form of a k×k conv that ran after a nearest
+       * ×block upsample, whose HWIO weights are kept so quantizers can quantize the original kernel
+       * and merge its integer codes exactly (passes.ts subpixelMerge).
+       */
+      subpixelOf?: { weights: Float32Array; k: number; block: number };
+      /**
        * The stored integer codes when the source file was affine-quantized (esrgan-legacy's
        * uint8). `weights`/`bias` are always the decoded float32 values (bit-identical to tfjs);
        * this keeps the exact codes so an integer path can run the shipped model without a

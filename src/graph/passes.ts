@@ -135,18 +135,7 @@ export function subpixelTail(g: Graph): Graph {
     if (c.op !== "conv2d") continue;
     const s = u.factor, k = c.k, p = (k - 1) >> 1, cin = c.cin, cout = c.cout;
     const q = Math.ceil(p / s), k2 = 2 * q + 1, cout2 = s * s * cout;
-    const w2 = new Float32Array(k2 * k2 * cin * cout2);
-    for (let i = 0; i < s; i++) for (let j = 0; j < s; j++) {
-      const ph = (i * s + j) * cout;
-      for (let dy = -p; dy <= p; dy++) for (let dx = -p; dx <= p; dx++) {
-        const a = Math.floor((i + dy) / s) + q, b = Math.floor((j + dx) / s) + q;
-        const src = ((dy + p) * k + (dx + p)) * cin * cout;
-        const dst = (a * k2 + b) * cin * cout2;
-        for (let ci = 0; ci < cin; ci++) for (let co = 0; co < cout; co++) {
-          w2[dst + ci * cout2 + ph + co] += c.weights[src + ci * cout + co];
-        }
-      }
-    }
+    const w2 = subpixelMerge(new Float32Array(k2 * k2 * cin * cout2), c.weights, k, s, cin, cout);
     let b2: Float32Array | null = null;
     if (c.bias) {
       b2 = new Float32Array(cout2);
@@ -154,7 +143,8 @@ export function subpixelTail(g: Graph): Graph {
     }
     // The upsample node becomes the LR conv; the conv node becomes the depth-to-space.
     replace.set(u.id, { id: u.id, name: `${c.name}/subpixel`, op: "conv2d", k: k2, cin, cout: cout2, weights: w2, bias: b2,
-      activation: { ...c.activation }, inputs: [...u.inputs], channels: cout2, spatial: g.nodes[u.inputs[0]].spatial } as Node);
+      activation: { ...c.activation }, inputs: [...u.inputs], channels: cout2, spatial: g.nodes[u.inputs[0]].spatial,
+      subpixelOf: { weights: c.weights, k, block: s } } as Node);
     replace.set(c.id, { id: c.id, name: c.name, op: "depth_to_space", block: s, inputs: [u.id], channels: cout, spatial: c.spatial } as Node);
   }
   if (!replace.size) return g;
@@ -162,6 +152,28 @@ export function subpixelTail(g: Graph): Graph {
   // The LR conv's support is whole LR pixels: the structural radius can grow by < 1 (9.5 → 10 for
   // slim ×2). The exact margin ⌈r⌉ is unchanged; meta follows the structure so files stay consistent.
   return { ...out, meta: { ...out.meta, receptiveRadius: receptiveRadius(out) } };
+}
+
+/**
+ * The sub-pixel kernel of a k×k HWIO kernel for upsampling factor s (see subpixelTail): `out` is the
+ * k'×k'×cin×(s²·cout) kernel, `w` the k×k×cin×cout one. Generic over the element type so that
+ * quantized codes merge exactly as the floats do.
+ */
+export function subpixelMerge<T extends Float32Array | Int8Array | Int16Array>(out: T, w: ArrayLike<number>, k: number, s: number, cin: number, cout: number): T {
+  const p = (k - 1) >> 1, q = Math.ceil(p / s), k2 = 2 * q + 1, cout2 = s * s * cout;
+  out.fill(0);
+  for (let i = 0; i < s; i++) for (let j = 0; j < s; j++) {
+    const ph = (i * s + j) * cout;
+    for (let dy = -p; dy <= p; dy++) for (let dx = -p; dx <= p; dx++) {
+      const a = Math.floor((i + dy) / s) + q, b = Math.floor((j + dx) / s) + q;
+      const src = ((dy + p) * k + (dx + p)) * cin * cout;
+      const dst = (a * k2 + b) * cin * cout2;
+      for (let ci = 0; ci < cin; ci++) for (let co = 0; co < cout; co++) {
+        out[dst + ci * cout2 + ph + co] += w[src + ci * cout + co];
+      }
+    }
+  }
+  return out;
 }
 
 /** The standard pipeline before planning a plan. */

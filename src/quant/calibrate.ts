@@ -2,8 +2,9 @@
  * Calibration: run the FP32 model over LR images (or patches) and observe
  * every tensor of the optimized graph right after the step that produces it.
  *
- * Observed per tensor: exact min/max (MinMaxObserver) and a histogram
- * (HistogramObserver, for percentile and MSE clipping). Node ids refer to
+ * Observed per tensor: exact min/max (MinMaxObserver), a histogram
+ * (HistogramObserver, for percentile and MSE clipping), and per-channel
+ * min/max/mean/std from the WASM one-pass statistics kernel. Node ids refer to
  * `optimizeGraph(graph)` — the graph the quantized compiler lowers — so the
  * statistics line up with the tensors that will be quantized.
  *
@@ -18,7 +19,13 @@ import { imageChannels, type ImageLike } from "../engine/image.ts";
 import { defaultMargin } from "../engine/upscaler-api.ts";
 import { LowbitError, throwIfAborted } from "../runtime/errors.ts";
 import { init, type Runtime } from "../runtime/runtime.ts";
-import { HistogramObserver, MinMaxObserver } from "./observers.ts";
+import { HistogramObserver, MinMaxObserver, PerChannelMinMaxObserver } from "./observers.ts";
+import { ArenaRegion } from "../runtime/arena.ts";
+
+interface StatsExports {
+  channel_stats_acc_bytes(c: number): number;
+  f32_channel_stats_nhwc(x: number, n: number, c: number, xStride: number, acc: number, out: number): void;
+}
 
 export interface CalibrationOptions {
   runtime?: Runtime;
@@ -33,6 +40,16 @@ export interface CalibrationOptions {
 export interface TensorStats {
   minmax: MinMaxObserver;
   histogram: HistogramObserver;
+  /** Per-channel min/max (from the WASM one-pass channel statistics kernel). */
+  perChannel: PerChannelMinMaxObserver;
+  /**
+   * Per-channel mean and std (population) of each tile, averaged over tiles: the per-image
+   * channel statistics the distribution-aware methods (DAQ, DFSQ) reason about.
+   */
+  channelMean: Float64Array;
+  channelStd: Float64Array;
+  /** Tiles averaged into channelMean/channelStd. */
+  tiles: number;
 }
 
 export interface Calibration {
@@ -50,7 +67,15 @@ export async function calibrate(model: Graph, images: ImageLike[], o: Calibratio
   if (!Array.isArray(images) || images.length === 0) throw new LowbitError("E_ARGUMENT", "calibrate needs at least one image");
   const rt = o.runtime ?? (await init());
   const g = optimizeGraph(model);
-  const tensors: TensorStats[] = g.nodes.map(() => ({ minmax: new MinMaxObserver(), histogram: new HistogramObserver(o.bins ?? 2048) }));
+  const tensors: TensorStats[] = g.nodes.map((n) => ({
+    minmax: new MinMaxObserver(),
+    histogram: new HistogramObserver(o.bins ?? 2048),
+    perChannel: new PerChannelMinMaxObserver(n.channels),
+    channelMean: new Float64Array(n.channels),
+    channelStd: new Float64Array(n.channels),
+    tiles: 0,
+  }));
+  const maxC = Math.max(...g.nodes.map((n) => n.channels));
   const tile = o.tile ?? 96;
   const margin = defaultMargin(g);
   const grids = images.map((img) => {
@@ -60,6 +85,10 @@ export async function calibrate(model: Graph, images: ImageLike[], o: Calibratio
   const maxW = Math.max(...grids.map((gr) => gr.maxW));
   const maxH = Math.max(...grids.map((gr) => gr.maxH));
   const plan = new F32Plan(rt, g, maxW, maxH);
+  const stats = rt.kernels<StatsExports>();
+  const region = new ArenaRegion(rt.arena);
+  const acc = region.alloc(stats.channel_stats_acc_bytes(maxC));
+  const out5 = region.alloc(5 * 4 * maxC);
   if (plan.info.graph.nodes.length !== g.nodes.length) throw new LowbitError("E_ARGUMENT", "internal: calibration graph changed under optimization");
   const [lo, hi] = g.meta.inputRange;
   const k = (hi - lo) / 255;
@@ -86,8 +115,19 @@ export async function calibrate(model: Graph, images: ImageLike[], o: Calibratio
           const [a, b] = plan.nodeSteps[id];
           plan.runSteps(t.rw, t.rh, a, b);
           const v = plan.tensorView(id, t.rw, t.rh);
-          tensors[id].minmax.observe(v.data, v.pixels, v.channels, v.stride, v.offset);
-          tensors[id].histogram.observe(v.data, v.pixels, v.channels, v.stride, v.offset);
+          const ts = tensors[id];
+          ts.minmax.observe(v.data, v.pixels, v.channels, v.stride, v.offset);
+          ts.histogram.observe(v.data, v.pixels, v.channels, v.stride, v.offset);
+          // min, max, mean, std, max|x−μ| per channel in one WASM pass (planar f32 [5][c]).
+          stats.f32_channel_stats_nhwc(v.offset * 4, v.pixels, v.channels, v.stride, acc, out5);
+          const c = v.channels;
+          const st = rt.arena.f32.subarray(out5 / 4, out5 / 4 + 5 * c);
+          ts.perChannel.observeChannelRanges(st.subarray(0, c), st.subarray(c, 2 * c));
+          for (let ch = 0; ch < c; ch++) {
+            ts.channelMean[ch] += (st[2 * c + ch] - ts.channelMean[ch]) / (ts.tiles + 1);
+            ts.channelStd[ch] += (st[3 * c + ch] - ts.channelStd[ch]) / (ts.tiles + 1);
+          }
+          ts.tiles++;
         }
         pixels += t.rw * t.rh;
         o.onProgress?.(++done / total);
@@ -95,6 +135,7 @@ export async function calibrate(model: Graph, images: ImageLike[], o: Calibratio
       }
     }
   } finally {
+    region.free();
     plan.dispose();
   }
   return { graph: g, tensors, images: images.length, pixels };
