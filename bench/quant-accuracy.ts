@@ -3,6 +3,8 @@
 //   node --import tsx bench/quant-accuracy.ts [--models a,b] [--scales 2,4] [--images x,y]
 //        [--configs fp32,w8a8-minmax,…] [--data DIR] [--calib DIR] [--tile N] [--json out.json]
 //   node --import tsx bench/quant-accuracy.ts --report out1.json,out2.json   (README tables)
+//   node --import tsx bench/quant-accuracy.ts --layers --models M --configs w8a8-mse [--images a,b] [--crop 96]
+//        (per-tensor error of the quantized plan against the FP32 plan, see layerReport)
 //
 // Same protocol as `lowbit eval` (src/cli/eval.ts): PSNR-Y / SSIM-Y with shave = scale on the
 // uint8 output, fidelity = PSNR-Y of the quantized output against the same model's FP32 output
@@ -30,6 +32,9 @@ import { psnrY } from "../src/metrics/psnr.ts";
 import { bicubicUp } from "../src/metrics/bicubic.ts";
 import { planTiles } from "../src/tiling/tiles.ts";
 import type { Graph } from "../src/graph/ir.ts";
+import { F32Plan } from "../src/graph/compile-f32.ts";
+import { Q8Plan } from "../src/graph/compile-q8.ts";
+import { fakeQuantize } from "../src/quant/params.ts";
 import type { RgbImage } from "../src/engine/image.ts";
 import type { ImageU8 } from "../src/metrics/color.ts";
 
@@ -250,17 +255,128 @@ function report(files: string[]): string {
   return lines.join("\n") + "\n";
 }
 
+// ---------------------------------------------------------------- per-tensor error
+
+/**
+ * Where a quantized model loses accuracy: the FP32 plan and the quantized plan run side by side
+ * on LR centre crops, node by node (each on its own runtime), and every tensor the quantized plan
+ * holds as codes is compared with the FP32 tensor of the same node of the optimized graph:
+ * - acc SQNR: dequantized codes vs FP32 — the error accumulated up to this tensor;
+ * - iso SQNR: the FP32 tensor fake-quantized on the tensor's own grid vs FP32 — what this grid
+ *   alone costs (rounding + clipping), independent of upstream error;
+ * - clip %: FP32 values outside the grid's representable range.
+ * SQNR = 10·log10(Σ f² / Σ (q − f)²) over all pixels and channels of all crops.
+ */
+async function layerReport(name: string, config: string, o: { data: string; calib: string; images?: string[]; crop: number }) {
+  const graph = await loadModel(name);
+  const scale = graph.meta.scale;
+  const { bits, method } = parseConfig(config);
+  if (!method) throw new Error("--layers needs a quantized --configs entry");
+  const cal = await calibrate(graph, await loadCalibImages(o.calib, scale), { runtime: await createRuntime({ backend: "simd" }) });
+  const qm = quantizeModel(cal, { bits, method });
+  const g = cal.graph;
+  const pairs = (await listEvalSet(o.data, scale)).filter((p) => !o.images || o.images.includes(p.name));
+  const crops = [];
+  for (const p of pairs) {
+    const { lr } = await loadEvalPair(p, { channels: 3 });
+    const w = Math.min(o.crop, lr.width), h = Math.min(o.crop, lr.height);
+    const x0 = (lr.width - w) >> 1, y0 = (lr.height - h) >> 1;
+    crops.push({ lr, w, h, x0, y0 });
+  }
+  const W = Math.max(...crops.map((c) => c.w)), H = Math.max(...crops.map((c) => c.h));
+  const rtF = await createRuntime({ backend: "simd" }), rtQ = await createRuntime({ backend: "simd" });
+  const fp = new F32Plan(rtF, g, W, H);
+  const qp = qm.compile(rtQ, W, H) as Q8Plan;
+  if (fp.info.graph.nodes.length !== g.nodes.length) throw new Error("internal: optimized graph changed");
+  const acc = g.nodes.map(() => ({ sig: 0, err: 0, iso: 0, clip: 0, n: 0 }));
+  const [lo, hi] = g.meta.inputRange;
+  const k = (hi - lo) / 255;
+  const lnodes = qp.info.nodes;
+  for (const c of crops) {
+    for (const plan of [fp, qp] as const) {
+      const x = plan.inputView(c.w, c.h);
+      let d = 0;
+      for (let y = c.y0; y < c.y0 + c.h; y++) for (let xx = c.x0; xx < c.x0 + c.w; xx++) {
+        const p = (y * c.lr.width + xx) * 3;
+        x[d++] = lo + c.lr.data[p] * k;
+        x[d++] = lo + c.lr.data[p + 1] * k;
+        x[d++] = lo + c.lr.data[p + 2] * k;
+      }
+    }
+    let li = 0;
+    for (const n of g.nodes) {
+      fp.runSteps(c.w, c.h, fp.nodeSteps[n.id][0], fp.nodeSteps[n.id][1]);
+      let at = -1;
+      while (at < 0 && li < lnodes.length) {
+        qp.runSteps(c.w, c.h, qp.nodeSteps[li][0], qp.nodeSteps[li][1]);
+        if (lnodes[li].src === n.id) at = li;
+        li++;
+      }
+      if (at < 0 || lnodes[at].domain !== "q8") continue;
+      const grid = qp.info.grids[at]!;
+      const v = fp.tensorView(n.id, c.w, c.h);
+      const { ptr, stride } = qp.tensorAt(at);
+      const u8 = rtQ.arena.u8, f32 = rtF.arena.f32;
+      const rlo = grid.scale * (grid.qmin - grid.zeroPoint), rhi = grid.scale * (grid.qmax - grid.zeroPoint);
+      const a = acc[n.id];
+      for (let p = 0; p < v.pixels; p++) for (let ch = 0; ch < v.channels; ch++) {
+        const f = f32[v.offset + p * v.stride + ch];
+        const q = grid.scale * (u8[ptr + p * stride + ch] - grid.zeroPoint);
+        const fq = fakeQuantize(f, grid);
+        a.sig += f * f;
+        a.err += (q - f) ** 2;
+        a.iso += (fq - f) ** 2;
+        if (f < rlo || f > rhi) a.clip++;
+        a.n++;
+      }
+    }
+  }
+  fp.dispose();
+  qp.dispose();
+  const db = (s: number, e: number) => (e === 0 ? Infinity : 10 * Math.log10(s / e));
+  const rows = g.nodes.filter((n) => acc[n.id].n > 0).map((n) => {
+    const a = acc[n.id], t = qm.tensors[n.id];
+    const desc = n.op === "conv2d" ? `conv${n.k} ${n.cin}→${n.cout}${n.activation.kind !== "linear" ? " " + n.activation.kind : ""}` : n.op;
+    return { id: n.id, name: n.name, op: desc, bits: t.bits, range: t.range, acc: db(a.sig, a.err), iso: db(a.sig, a.iso), clip: (100 * a.clip) / a.n };
+  });
+  const f2 = (v: number) => (Number.isFinite(v) ? v.toFixed(2) : "inf");
+  const line = (r: (typeof rows)[number]) =>
+    `${String(r.id).padStart(4)}  ${r.name.padEnd(34)} ${r.op.padEnd(22)} a${r.bits} [${r.range[0].toPrecision(4)}, ${r.range[1].toPrecision(4)}]`.padEnd(100) +
+    ` acc ${f2(r.acc).padStart(6)} dB  iso ${f2(r.iso).padStart(6)} dB  clip ${r.clip.toFixed(3)} %`;
+  const out = [`# ${name} ${bits} ${method}: per-tensor SQNR vs FP32 on ${crops.length} LR centre crop(s) ≤ ${o.crop}² (${pairs.map((p) => p.name).join(", ")})`, ...rows.map(line)];
+  out.push("", "# lowest isolated SQNR (the coarsest grids):", ...[...rows].sort((x, y) => x.iso - y.iso).slice(0, 8).map(line));
+  out.push("", "# largest accumulated-SQNR drop from the tensor's lowest-SQNR input:");
+  const byId = new Map(rows.map((r) => [r.id, r]));
+  const drops = rows.map((r) => {
+    const ins = g.nodes[r.id].inputs.map((i) => byId.get(i)?.acc).filter((x): x is number => x !== undefined);
+    return { r, drop: ins.length ? Math.min(...ins) - r.acc : 0 };
+  }).sort((x, y) => y.drop - x.drop).slice(0, 8);
+  out.push(...drops.map((d) => `${line(d.r)}  drop ${f2(d.drop)} dB`));
+  process.stdout.write(out.join("\n") + "\n");
+  return rows;
+}
+
 // ---------------------------------------------------------------- main
 
 const { values: a } = parseArgs({
   options: {
     models: { type: "string" }, scales: { type: "string" }, images: { type: "string" }, configs: { type: "string" },
     data: { type: "string" }, calib: { type: "string" }, tile: { type: "string" }, json: { type: "string" },
-    report: { type: "string" },
+    report: { type: "string" }, layers: { type: "boolean" }, crop: { type: "string" },
   },
 });
 
-if (a.report) {
+if (a.layers) {
+  const data = resolve(a.data ?? process.env.LOWBIT_EVAL_DIR ?? join(ROOT, "..", "..", "shared", "data", "eval"));
+  const calib = resolve(a.calib ?? join(ROOT, "data", "calib"));
+  const rows = [];
+  for (const m of resolveModels((a.models ?? "esrgan-slim-x2").split(","), a.scales ? a.scales.split(",").map(Number) : null)) {
+    for (const c of (a.configs ?? "w8a8-minmax").split(",")) {
+      rows.push({ model: m, config: c, tensors: await layerReport(m, c, { data, calib, images: a.images?.split(","), crop: a.crop ? Number(a.crop) : 96 }) });
+    }
+  }
+  if (a.json) writeFileSync(a.json, JSON.stringify(rows, null, 1));
+} else if (a.report) {
   process.stdout.write(report(a.report.split(",")));
 } else {
   const scales = a.scales ? a.scales.split(",").map(Number) : null;
