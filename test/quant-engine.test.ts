@@ -169,3 +169,38 @@ test("quantized: the sub-pixel tail keeps the original kernel's b-bit weights (m
   const q8 = quantizeModel(cal, "w8a8").weights[conv.id]!;
   t.equal(q8.bits, 8, "w8: the merged kernel is quantized directly (sums of 8-bit codes would not fit int8)");
 });
+
+test("quant config: roles as perLayer keys (mixed precision: W4 body, 8-bit head/tail/upsampler)", async (t) => {
+  const rt = await testRuntime();
+  const g = await loadModel("esrgan-slim-x2");
+  const cal = await calibrate(g, calibImages(), { runtime: rt });
+  const qm = quantizeModel(cal, { bits: "w4a8", perLayer: { head: "w8a8", tail: "w8a8", upsampler: "w8a8", F_0: "w6a8" } });
+  const bits = Object.fromEntries(cal.graph.nodes.filter((n) => n.op === "conv2d").map((n) => [n.name, qm.weights[n.id]!.bits]));
+  t.equal(bits.F_m1, 8, "head at 8 bits");
+  t.equal(bits["SR/subpixel"], 8, "tail at 8 bits");
+  t.equal(bits.F_0, 6, "a name beats a role");
+  t.equal(bits.F_1_1, 4, "body at the default 4 bits");
+  t.ok(/layers:head=w8a8/.test(qm.config), `config says so: ${qm.config}`);
+  const img = testImage();
+  const fp = await (await createUpscaler(g, { runtime: rt })).upscale(img);
+  const mixed = psnrY(await (await createUpscaler(qm, { runtime: rt })).upscale(img), fp, 2);
+  const plain = psnrY(await (await createUpscaler(quantizeModel(cal, "w4a8"), { runtime: rt })).upscale(img), fp, 2);
+  t.ok(mixed > plain, `8-bit head/tail/upsampler raise W4A8 fidelity: ${plain.toFixed(2)} → ${mixed.toFixed(2)} dB`);
+});
+
+test("quantized: bias correction removes the DC shift of weight rounding (W4A8) and is stored in .lowbit files", async (t) => {
+  const rt = await testRuntime();
+  const g = await loadModel("esrgan-slim-x2");
+  const cal = await calibrate(g, calibImages(), { runtime: rt });
+  const img = testImage();
+  const fp = await (await createUpscaler(g, { runtime: rt })).upscale(img);
+  const fid = async (bc: boolean) => psnrY(await (await createUpscaler(quantizeModel(cal, { bits: "w4a8", biasCorrection: bc }), { runtime: rt })).upscale(img), fp, 2);
+  const off = await fid(false), on = await fid(true);
+  t.ok(on > off, `W4A8 fidelity ${off.toFixed(2)} → ${on.toFixed(2)} dB with bias correction`);
+  const { saveLowbit, loadLowbit } = await import("../src/io/lowbit-file.ts");
+  const qm = quantizeModel(cal, "w4a8");
+  const back = loadLowbit(saveLowbit(qm));
+  const a = await (await createUpscaler(qm, { runtime: rt })).upscale(img);
+  const b = await (await createUpscaler(back as never, { runtime: rt })).upscale(img);
+  t.deepEqual(b.data, a.data, "a saved and reloaded bias-corrected model gives the same bytes");
+});

@@ -37,6 +37,8 @@ export interface EvaluateOptions {
   bits?: string;
   method?: string;
   calib?: string;
+  /** --layer-bits: name=bits pairs (conv names or roles head/tail/upsampler). */
+  layerBits?: string;
   /** LR tile core size (default 128; 0 = whole image). */
   tile?: number;
   /** Tile overlap in LR pixels (default: the engine's per-model default). */
@@ -123,7 +125,7 @@ export async function evaluate(o: EvaluateOptions): Promise<EvalResult> {
     }
     model = o.model;
   } else {
-    opts = parseModelOptions({ bits: o.bits, method: o.method, calib: o.calib }, "eval");
+    opts = parseModelOptions({ bits: o.bits, method: o.method, calib: o.calib, layerBits: o.layerBits }, "eval");
     if (opts.calib && within(opts.calib, o.data)) {
       throw new LowbitError("E_ARGUMENT", `--calib ${opts.calib} is inside the eval data ${o.data}: never calibrate on the eval images (protocol.md §7)`);
     }
@@ -236,6 +238,7 @@ Options:
   --bits <fp32|wXaY>    configuration (default fp32; X, Y in 2..8)
   --method <name>       quantization method for integer --bits (default minmax)
   --calib <dir>         calibration images (never the eval images)
+  --layer-bits <l=b,…> per-layer bits: conv names or roles head|tail|upsampler = wXaY|fp32
   --json                print one JSON object instead of the table:
                         {model, scale, config, images: [{name, psnr, ssim, ms, bicubic}],
                          mean: {psnr, ssim}, bicubic: {psnr, ssim}, tiling, backend, ...};
@@ -256,6 +259,7 @@ const OPTIONS = {
   bits: { type: "string" },
   method: { type: "string" },
   calib: { type: "string" },
+  "layer-bits": { type: "string" },
   json: { type: "boolean" },
   quiet: { type: "boolean", short: "q" },
 } as const;
@@ -271,7 +275,7 @@ export async function evalCommand(argv: string[], io: CliIO): Promise<number> {
   const modelArg = str(p, "model", cmd);
   if (modelArg === undefined) throw new UsageError("--model is required (a name from `lowbit models`, or a model.json path)", cmd);
   // Every option is validated before the model is loaded or the data is read.
-  const raw = { bits: str(p, "bits", cmd), method: str(p, "method", cmd), calib: str(p, "calib", cmd) };
+  const raw = { bits: str(p, "bits", cmd), method: str(p, "method", cmd), calib: str(p, "calib", cmd), layerBits: str(p, "layer-bits", cmd) };
   parseModelOptions(raw, cmd);
   const scale = int(p, "scale", 1, 64, cmd);
   const tile = int(p, "tile", 0, 1 << 16, cmd);

@@ -34,6 +34,8 @@ export const MAX_BITS = 8;
 
 export interface ModelOptions {
   bits: Bits;
+  /** Per-layer bits from --layer-bits: conv names or roles (head, tail, upsampler) → wXaY | fp32. */
+  perLayer?: Record<string, string>;
   /** Set iff bits is integer (default "minmax"). */
   method?: Method;
   /** Calibration image directory (absolute path), when given. */
@@ -62,18 +64,21 @@ export function bitsName(b: Bits): string {
 
 /** What JSON/table output calls a configuration: "fp32", or e.g. "w8a8 minmax". */
 export function configName(o: ModelOptions): string {
-  return o.bits.kind === "fp32" ? "fp32" : `${bitsName(o.bits)} ${o.method}`;
+  if (o.bits.kind === "fp32") return "fp32";
+  const layers = o.perLayer ? ` layers:${Object.entries(o.perLayer).map(([k, v]) => `${k}=${v}`).join(",")}` : "";
+  return `${bitsName(o.bits)} ${o.method}${layers}`;
 }
 
 /**
  * Validates the raw option strings. Usage errors (exit 2): malformed bits, unknown method,
  * --method/--calib without integer bits. E_IO (exit 1): --calib is not a readable directory.
  */
-export function parseModelOptions(raw: { bits?: string; method?: string; calib?: string }, command = ""): ModelOptions {
+export function parseModelOptions(raw: { bits?: string; method?: string; calib?: string; layerBits?: string }, command = ""): ModelOptions {
   const bits = raw.bits === undefined ? ({ kind: "fp32" } as Bits) : parseBits(raw.bits, command);
   if (bits.kind === "fp32") {
     if (raw.method !== undefined) throw new UsageError(`--method ${raw.method} needs quantized --bits (e.g. --bits w8a8); fp32 has no method`, command);
     if (raw.calib !== undefined) throw new UsageError("--calib needs quantized --bits (e.g. --bits w8a8); fp32 is not calibrated", command);
+    if (raw.layerBits !== undefined) throw new UsageError("--layer-bits needs quantized --bits (e.g. --bits w4a8)", command);
     return { bits };
   }
   const method = (raw.method ?? "minmax").toLowerCase();
@@ -87,7 +92,17 @@ export function parseModelOptions(raw: { bits?: string; method?: string; calib?:
       throw new LowbitError("E_IO", `--calib ${raw.calib}: not a directory`);
     }
   }
-  return { bits, method: method as Method, calib };
+  let perLayer: Record<string, string> | undefined;
+  if (raw.layerBits !== undefined) {
+    perLayer = {};
+    for (const part of raw.layerBits.split(",")) {
+      const m = /^\s*([^=\s]+)\s*=\s*(\S+)\s*$/.exec(part);
+      if (!m) throw new UsageError(`--layer-bits takes name=bits pairs (e.g. head=w8a8,tail=w8a8,upsampler=fp32), got '${part}'`, command);
+      parseBits(m[2], command);
+      perLayer[m[1]] = m[2].toLowerCase();
+    }
+  }
+  return { bits, method: method as Method, calib, ...(perLayer ? { perLayer } : {}) };
 }
 
 /** Range methods implemented for static post-training quantization; the others are later methods. */
@@ -158,7 +173,9 @@ export async function buildModel(graph: Graph, options: ModelOptions, ctx: Build
   const cal = await calibrate(graph, images, { runtime: ctx.runtime, signal: ctx.signal, onProgress: ctx.onProgress });
   // Weights keep their full per-channel range: MSE-optimal weight clipping measured worse here
   // (esrgan-slim ×2 W4A8 mse, 2 eval images: −1.59 dB vs −0.60 dB with the full range).
-  return quantizeModel(cal, { weightBits: options.bits.w, actBits: options.bits.a, method: method as "minmax" | "percentile" | "mse" });
+  return quantizeModel(cal, {
+    weightBits: options.bits.w, actBits: options.bits.a, method: method as "minmax" | "percentile" | "mse", perLayer: options.perLayer,
+  });
 }
 
 /** `data/calib` beside the package (made by `npm run calib-data`), or null. */

@@ -22,6 +22,7 @@ quantizes every conv, add, concat and upsampler to integers, and writes a .lowbi
   --bits <wXaY>      weight / activation bits, X and Y in 2..8 (e.g. w8a8, w4a8, w4a4)
   --method <m>       activation range: minmax (default), percentile (99.99), mse
   --calib <dir>      calibration LR images (never the images you evaluate on)
+  --layer-bits <l=b,…> per-layer bits: conv names or roles head|tail|upsampler = wXaY|fp32
   -o, --output <f>   the .lowbit file to write
   -q, --quiet        no progress
   -h, --help         this help
@@ -32,6 +33,7 @@ const OPTIONS = {
   bits: { type: "string" },
   method: { type: "string" },
   calib: { type: "string" },
+  "layer-bits": { type: "string" },
   output: { type: "string", short: "o" },
   quiet: { type: "boolean", short: "q" },
 } as const;
@@ -50,7 +52,7 @@ export async function quantizeCommand(argv: string[], io: CliIO): Promise<number
   if (!output) throw new UsageError("-o <out.lowbit> is required", cmd);
   const bits = str(p, "bits", cmd);
   if (!bits) throw new UsageError("--bits wXaY is required (e.g. --bits w8a8)", cmd);
-  const opts = parseModelOptions({ bits, method: str(p, "method", cmd), calib: str(p, "calib", cmd) }, cmd);
+  const opts = parseModelOptions({ bits, method: str(p, "method", cmd), calib: str(p, "calib", cmd), layerBits: str(p, "layer-bits", cmd) }, cmd);
   if (opts.bits.kind === "fp32") throw new UsageError("--bits fp32 has nothing to quantize", cmd);
   const bar = new ProgressBar(flag(p, "quiet") ? null : io.stderr, "calibrate");
   const t0 = performance.now();

@@ -27,6 +27,7 @@ Options:
   --bits <fp32|wXaY>    model configuration (default fp32)
   --method <name>       quantization method for integer --bits
   --calib <dir>         calibration images for integer --bits
+  --layer-bits <l=b,…> per-layer bits: conv names or roles head|tail|upsampler = wXaY|fp32
   --quiet, -q           no progress bar and no summary line
   -h, --help            this help
 `;
@@ -39,6 +40,7 @@ const OPTIONS = {
   bits: { type: "string" },
   method: { type: "string" },
   calib: { type: "string" },
+  "layer-bits": { type: "string" },
   quiet: { type: "boolean", short: "q" },
 } as const;
 
@@ -55,7 +57,7 @@ export async function upscaleCommand(argv: string[], io: CliIO): Promise<number>
   const tileArg = int(p, "tile", 0, 1 << 16, cmd);
   const margin = int(p, "margin", 0, 4096, cmd);
   const backend = oneOf(p, "backend", BACKENDS, cmd);
-  const modelOptions = parseModelOptions({ bits: str(p, "bits", cmd), method: str(p, "method", cmd), calib: str(p, "calib", cmd) }, cmd);
+  const modelOptions = parseModelOptions({ bits: str(p, "bits", cmd), method: str(p, "method", cmd), calib: str(p, "calib", cmd), layerBits: str(p, "layer-bits", cmd) }, cmd);
   const quiet = flag(p, "quiet");
 
   const t0 = performance.now();

@@ -171,7 +171,7 @@ export class Q8Plan extends StepPlan {
       const qw = qm.weights[ln.src];
       if (!qw) throw new LowbitError("E_ARGUMENT", `internal: quantized conv '${n.name}' has no weights`);
       const gx = grids[ln.inputs[0]]!, gy = grids[ln.id]!;
-      const biasQ = quantizeBias(new Int32Array(n.cout), n.bias ?? new Float32Array(n.cout), gx.scale, qw.scales);
+      const biasQ = quantizeBias(new Int32Array(n.cout), qw.bias ?? n.bias ?? null, gx.scale, qw.scales);
       const ohwi = hwioToOhwi(qw.codes, n.k, n.cin, n.cout);
       const args = { cout: n.cout, k: n.k, cin: n.cin, bias: biasQ };
       const layer = qw.bits <= 4 ? packQs8Qc4wConv(packInt4(new Uint8Array((ohwi.length + 1) >> 1), ohwi), args) : packQs8Qc8wConv(ohwi, args);

@@ -359,6 +359,7 @@ export function saveLowbit(model: LowbitSavable): Uint8Array {
   const nodes: JsonObject[] = [];
   for (const n of g.nodes) {
     const j = nodeJson(n);
+    if (n.op === "conv2d" && q?.weights[n.id]?.bias) j.bias = true;
     nodes.push(j);
     if (n.op !== "conv2d") continue;
     const shape = [n.k, n.k, n.cin, n.cout];
@@ -379,7 +380,9 @@ export function saveLowbit(model: LowbitSavable): Uint8Array {
       (j as Record<string, Json>).weight = { storage: "f32", shape } as JsonObject;
       tensors.push({ name: `${n.name}.weight`, dtype: "F32", shape, bytes: f32Bytes(n.weights) });
     }
-    if (n.bias) tensors.push({ name: `${n.name}.bias`, dtype: "F32", shape: [n.cout], bytes: f32Bytes(n.bias) });
+    // A quantized conv stores its (bias-corrected) bias: the one its integer plan uses.
+    const bias = (q ? q.weights[n.id]?.bias : undefined) ?? n.bias;
+    if (bias) tensors.push({ name: `${n.name}.bias`, dtype: "F32", shape: [n.cout], bytes: f32Bytes(bias) });
   }
   const m = g.meta;
   const meta: Record<string, unknown> = { name: m.name, scale: m.scale, inputRange: [...m.inputRange], outputRange: [...m.outputRange] };
@@ -693,6 +696,8 @@ export function loadLowbit(bytes: Uint8Array | ArrayBuffer): QuantizedModel | Gr
       weights[n.id] = qw;
     }
     if (hasBias) n.bias = r.f32(`${n.name}.bias`, [n.cout], `bias of ${why}`);
+    // A quantized conv's stored bias is the one its plan uses (bias-corrected when it was).
+    if (weights[n.id] && n.bias) weights[n.id]!.bias = n.bias;
   }
   r.checkAllUsed();
 
