@@ -20,7 +20,7 @@ import { psnrY } from "../metrics/psnr.ts";
 import { scoreSR } from "../metrics/score.ts";
 import { BACKENDS, flag, int, oneOf, parseCommand, positionals, str, UsageError, type BackendChoice } from "./args.ts";
 import { defaultEvalDir, parseRange, rangeText, runtimeFor, type CliIO } from "./common.ts";
-import { buildModel, defaultCalibDir, isLowbitPath, parseModelOptions, resolveModel, type ModelOptions } from "./model-options.ts";
+import { buildModel, defaultCalibDir, isLowbitPath, parseModelOptions, resolveModel, type ModelOptions, MODEL_OPTION_SPECS } from "./model-options.ts";
 import { getModelInfo, loadModel } from "../models/registry.ts";
 import { ProgressBar } from "./progress.ts";
 
@@ -252,20 +252,14 @@ Options:
 `;
 
 const OPTIONS = {
-  model: { type: "string" },
+  ...MODEL_OPTION_SPECS,
   data: { type: "string" },
   scale: { type: "string" },
   images: { type: "string" },
   tile: { type: "string" },
   margin: { type: "string" },
   backend: { type: "string" },
-  bits: { type: "string" },
-  method: { type: "string" },
-  calib: { type: "string" },
-  "layer-bits": { type: "string" },
-  "input-range": { type: "string" },
   json: { type: "boolean" },
-  quiet: { type: "boolean", short: "q" },
 } as const;
 
 export async function evalCommand(argv: string[], io: CliIO): Promise<number> {

@@ -21,6 +21,17 @@ import { UsageError } from "./args.ts";
 /** Weight / activation bit widths, or full precision. */
 export type Bits = { kind: "fp32" } | { kind: "int"; w: number; a: number };
 
+/** Options every command that loads a model shares (parseArgs specs): the model and its configuration. */
+export const MODEL_OPTION_SPECS = {
+  model: { type: "string" },
+  bits: { type: "string" },
+  method: { type: "string" },
+  calib: { type: "string" },
+  "layer-bits": { type: "string" },
+  "input-range": { type: "string" },
+  quiet: { type: "boolean", short: "q" },
+} as const;
+
 /**
  * Quantization methods the CLI accepts (shared/methods/*.md and DESIGN.md's quant/ list):
  * uniform PTQ observers (minmax, percentile, mse) and the SR-specific methods.

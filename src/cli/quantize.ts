@@ -6,7 +6,7 @@
 import { statSync } from "node:fs";
 import { UsageError, flag, parseCommand, positionals, str } from "./args.ts";
 import { parseRange, seconds, type CliIO } from "./common.ts";
-import { defaultCalibDir, parseModelOptions, resolveModel } from "./model-options.ts";
+import { defaultCalibDir, parseModelOptions, resolveModel, MODEL_OPTION_SPECS } from "./model-options.ts";
 import { ProgressBar } from "./progress.ts";
 import { writeLowbitFile } from "../io/lowbit-file.ts";
 import { QuantizedModel } from "../quant/quantize-model.ts";
@@ -30,14 +30,8 @@ quantizes every conv, add, concat and upsampler to integers, and writes a .lowbi
 `;
 
 const OPTIONS = {
-  model: { type: "string" },
-  bits: { type: "string" },
-  method: { type: "string" },
-  calib: { type: "string" },
-  "layer-bits": { type: "string" },
-  "input-range": { type: "string" },
+  ...MODEL_OPTION_SPECS,
   output: { type: "string", short: "o" },
-  quiet: { type: "boolean", short: "q" },
 } as const;
 
 export async function quantizeCommand(argv: string[], io: CliIO): Promise<number> {

@@ -8,7 +8,7 @@ import { planTiles } from "../tiling/tiles.ts";
 import { readImage, writePng } from "../io/image.ts";
 import { BACKENDS, flag, int, oneOf, parseCommand, positionals, str, UsageError } from "./args.ts";
 import { parseRange, runtimeFor, seconds, type CliIO } from "./common.ts";
-import { parseModelOptions, resolveModel } from "./model-options.ts";
+import { parseModelOptions, resolveModel, MODEL_OPTION_SPECS } from "./model-options.ts";
 import { ProgressBar } from "./progress.ts";
 
 export const DEFAULT_MODEL = "default-model";
@@ -34,16 +34,10 @@ Options:
 `;
 
 const OPTIONS = {
-  model: { type: "string" },
+  ...MODEL_OPTION_SPECS,
   tile: { type: "string" },
   margin: { type: "string" },
   backend: { type: "string" },
-  bits: { type: "string" },
-  method: { type: "string" },
-  calib: { type: "string" },
-  "layer-bits": { type: "string" },
-  "input-range": { type: "string" },
-  quiet: { type: "boolean", short: "q" },
 } as const;
 
 export async function upscaleCommand(argv: string[], io: CliIO): Promise<number> {
