@@ -234,7 +234,7 @@ function report(files: string[]): string {
     if (ref) lines.push(`| bicubic | – | ${f4(ref.bicubic.mean.psnr)} | ${f4(ref.bicubic.mean.ssim)} | | | |`);
     for (const r of at) {
       const n = r.configs[0]?.images.length ?? 0;
-      const label = full(r) ? r.model : `${r.model} (${n} img: ${r.configs[0].images.map((x) => x.name).join(", ")})`;
+      const label = full(r) ? r.model : `${r.model} (${n} img)`;
       if (!full(r)) lines.push(`| ${label} | bicubic | ${f4(r.bicubic.mean.psnr)} | ${f4(r.bicubic.mean.ssim)} | | | |`);
       for (const c of r.configs) {
         const fid = c.config === "fp32" ? "" : c.mean.fidelity === null ? "∞" : c.mean.fidelity.toFixed(2);
@@ -242,6 +242,9 @@ function report(files: string[]): string {
         const cfg = c.config === "fp32" ? "FP32" : c.config.replace(/^w(\d)a(\d)/, "W$1A$2");
         lines.push(`| ${label} | ${cfg} | ${f4(c.mean.psnr)} | ${f4(c.mean.ssim)} | ${d} | ${fid} | ${c.bytes.toLocaleString("en-US")} |`);
       }
+    }
+    for (const r of at.filter((x) => !full(x))) {
+      lines.push("", `${r.model} (${r.configs[0].images.length} img): only ${r.configs[0].images.map((x) => x.name).join(", ")}, with their own bicubic row.`);
     }
     lines.push("");
   }
