@@ -39,6 +39,8 @@ export interface EvaluateOptions {
   calib?: string;
   /** --layer-bits: name=bits pairs (conv names or roles head/tail/upsampler). */
   layerBits?: string;
+  /** --method-options k=v,… for daq / dfsq. */
+  methodOptions?: string;
   /** --input-range override for a model loaded by name/path. */
   inputRange?: [number, number];
   /** LR tile core size (default 128; 0 = whole image). */
@@ -127,7 +129,7 @@ export async function evaluate(o: EvaluateOptions): Promise<EvalResult> {
     }
     model = o.model;
   } else {
-    opts = parseModelOptions({ bits: o.bits, method: o.method, calib: o.calib, layerBits: o.layerBits }, "eval");
+    opts = parseModelOptions({ bits: o.bits, method: o.method, calib: o.calib, layerBits: o.layerBits, methodOptions: o.methodOptions }, "eval");
     if (opts.calib && within(opts.calib, o.data)) {
       throw new LowbitError("E_ARGUMENT", `--calib ${opts.calib} is inside the eval data ${o.data}: never calibrate on the eval images (protocol.md §7)`);
     }
@@ -151,7 +153,8 @@ export async function evaluate(o: EvaluateOptions): Promise<EvalResult> {
   }
 
   const rt = o.runtime ?? (await runtimeFor(o.backend));
-  const whole = o.tile === 0;
+  // Per-image statistics (DAQ, DFSQ) are defined on the whole image: one tile unless --tile is given.
+  const whole = o.tile === 0 || (o.tile === undefined && (model as { wholeImage?: boolean }).wholeImage === true);
   const maxLr = Math.max(...pairs.map((p) => Math.max(p.width, p.height) / scale));
   const tile = whole ? maxLr : (o.tile ?? 128);
   const up = new Upscaler(model, rt, { tile, margin: o.margin });
@@ -241,6 +244,9 @@ Options:
   --method <name>       quantization method for integer --bits (default minmax)
   --calib <dir>         calibration images (never the eval images)
   --layer-bits <l=b,…> per-layer bits: conv names or roles head|tail|upsampler = wXaY|fp32
+  --method-options <k=v,…>  daq|dfsq knobs: scope=reference|body|full, path=lut|exact|oracle;
+                       daq: step=code|mse, qq=<σ bits, 32 off>, mode=int|reference, sensitive=<fraction>, extra=<bits>;
+                       dfsq: patches=32, patch=<LR side>, seed=1, restarts=5
   --input-range <lo,hi> value range pixels 0..255 map to (default: the model's; psnr-small 0,1)
   --json                print one JSON object instead of the table:
                         {model, scale, config, images: [{name, psnr, ssim, ms, bicubic}],
@@ -273,7 +279,7 @@ export async function evalCommand(argv: string[], io: CliIO): Promise<number> {
   const modelArg = str(p, "model", cmd);
   if (modelArg === undefined) throw new UsageError("--model is required (a name from `lowbit models`, or a model.json path)", cmd);
   // Every option is validated before the model is loaded or the data is read.
-  const raw = { bits: str(p, "bits", cmd), method: str(p, "method", cmd), calib: str(p, "calib", cmd), layerBits: str(p, "layer-bits", cmd) };
+  const raw = { bits: str(p, "bits", cmd), method: str(p, "method", cmd), calib: str(p, "calib", cmd), layerBits: str(p, "layer-bits", cmd), methodOptions: str(p, "method-options", cmd) };
   parseModelOptions(raw, cmd);
   const scale = int(p, "scale", 1, 64, cmd);
   const tile = int(p, "tile", 0, 1 << 16, cmd);

@@ -17,6 +17,10 @@ import type { Graph } from "../graph/ir.ts";
 import { fp32Model, type CompilableModel } from "../engine/upscaler-api.ts";
 import { LowbitError } from "../runtime/errors.ts";
 import { UsageError } from "./args.ts";
+import { quantizeDaq } from "../methods/daq/quantize.ts";
+import { quantizeDfsq } from "../methods/dfsq/quantize.ts";
+import type { LayerScope } from "../methods/scope.ts";
+import type { DynamicPath } from "../graph/compile-dynamic.ts";
 
 /** Weight / activation bit widths, or full precision. */
 export type Bits = { kind: "fp32" } | { kind: "int"; w: number; a: number };
@@ -28,6 +32,7 @@ export const MODEL_OPTION_SPECS = {
   method: { type: "string" },
   calib: { type: "string" },
   "layer-bits": { type: "string" },
+  "method-options": { type: "string" },
   "input-range": { type: "string" },
   quiet: { type: "boolean", short: "q" },
 } as const;
@@ -51,6 +56,11 @@ export interface ModelOptions {
   method?: Method;
   /** Calibration image directory (absolute path), when given. */
   calib?: string;
+  /**
+   * Method knobs from --method-options k=v,… (DAQ: scope, path, step, qq, mode, sensitive, extra;
+   * DFSQ: scope, path, patches, patch, seed, restarts). Validated by the method.
+   */
+  methodOptions?: Record<string, string>;
 }
 
 /** `fp32` or `wXaY` (X, Y in 2..8), case-insensitive. */
@@ -84,12 +94,13 @@ export function configName(o: ModelOptions): string {
  * Validates the raw option strings. Usage errors (exit 2): malformed bits, unknown method,
  * --method/--calib without integer bits. E_IO (exit 1): --calib is not a readable directory.
  */
-export function parseModelOptions(raw: { bits?: string; method?: string; calib?: string; layerBits?: string }, command = ""): ModelOptions {
+export function parseModelOptions(raw: { bits?: string; method?: string; calib?: string; layerBits?: string; methodOptions?: string }, command = ""): ModelOptions {
   const bits = raw.bits === undefined ? ({ kind: "fp32" } as Bits) : parseBits(raw.bits, command);
   if (bits.kind === "fp32") {
     if (raw.method !== undefined) throw new UsageError(`--method ${raw.method} needs quantized --bits (e.g. --bits w8a8); fp32 has no method`, command);
     if (raw.calib !== undefined) throw new UsageError("--calib needs quantized --bits (e.g. --bits w8a8); fp32 is not calibrated", command);
     if (raw.layerBits !== undefined) throw new UsageError("--layer-bits needs quantized --bits (e.g. --bits w4a8)", command);
+    if (raw.methodOptions !== undefined) throw new UsageError("--method-options needs quantized --bits and a --method", command);
     return { bits };
   }
   const method = (raw.method ?? "minmax").toLowerCase();
@@ -113,8 +124,28 @@ export function parseModelOptions(raw: { bits?: string; method?: string; calib?:
       perLayer[m[1]] = m[2].toLowerCase();
     }
   }
-  return { bits, method: method as Method, calib, ...(perLayer ? { perLayer } : {}) };
+  let methodOptions: Record<string, string> | undefined;
+  if (raw.methodOptions !== undefined) {
+    if (!(DYNAMIC_METHODS as readonly string[]).includes(method)) throw new UsageError(`--method-options applies to --method ${DYNAMIC_METHODS.join(" | ")}, not ${method}`, command);
+    methodOptions = {};
+    for (const part of raw.methodOptions.split(",")) {
+      const m = /^\s*([a-z][a-z-]*)\s*=\s*([^=\s]+)\s*$/i.exec(part);
+      if (!m) throw new UsageError(`--method-options takes key=value pairs (e.g. scope=full,qq=4), got '${part}'`, command);
+      const allowed = DYNAMIC_METHOD_KEYS[method as DynamicMethod];
+      if (!allowed.includes(m[1])) throw new UsageError(`--method-options: '${m[1]}' is not an option of ${method} (${allowed.join(", ")})`, command);
+      methodOptions[m[1]] = m[2];
+    }
+  }
+  return { bits, method: method as Method, calib, ...(perLayer ? { perLayer } : {}), ...(methodOptions ? { methodOptions } : {}) };
 }
+
+/** Methods with per-image (dynamic) activation statistics, and their --method-options keys. */
+export const DYNAMIC_METHODS = ["daq", "dfsq"] as const;
+export type DynamicMethod = (typeof DYNAMIC_METHODS)[number];
+export const DYNAMIC_METHOD_KEYS: Record<DynamicMethod, readonly string[]> = {
+  daq: ["scope", "path", "step", "qq", "mode", "sensitive", "extra"],
+  dfsq: ["scope", "path", "patches", "patch", "seed", "restarts"],
+};
 
 /** Range methods implemented for static post-training quantization; the others are later methods. */
 export const PTQ_METHODS = ["minmax", "percentile", "mse"] as const;
@@ -141,7 +172,7 @@ export const CALIB_MAX_IMAGES = 32;
  * in `<dir>` itself (PNG/JPEG, sorted, at most CALIB_MAX_IMAGES), each centre-cropped to at
  * most CALIB_PATCH² LR pixels so calibration costs a bounded number of FP32 runs.
  */
-export async function loadCalibImages(dir: string, scale: number): Promise<ImageLike[]> {
+export async function loadCalibImages(dir: string, scale: number, side = CALIB_PATCH): Promise<ImageLike[]> {
   const sub = join(dir, `lr_x${scale}`);
   const from = existsSync(sub) && statSync(sub).isDirectory() ? sub : dir;
   const files = readdirSync(from).filter((f) => /\.(png|jpe?g)$/i.test(f)).sort().slice(0, CALIB_MAX_IMAGES);
@@ -149,7 +180,7 @@ export async function loadCalibImages(dir: string, scale: number): Promise<Image
   const out: ImageLike[] = [];
   for (const f of files) {
     const img = await readImage(join(from, f), { channels: 3 });
-    out.push(centreCrop(img, CALIB_PATCH));
+    out.push(centreCrop(img, side));
   }
   return out;
 }
@@ -175,6 +206,7 @@ function centreCrop(img: { data: Uint8Array; width: number; height: number; chan
 export async function buildModel(graph: Graph, options: ModelOptions, ctx: BuildContext = {}): Promise<CompilableModel> {
   if (options.bits.kind === "fp32") return fp32Model(graph);
   const method = options.method ?? "minmax";
+  if (method === "daq" || method === "dfsq") return buildDynamicModel(graph, options, method, ctx);
   if (!(PTQ_METHODS as readonly string[]).includes(method)) {
     throw new LowbitError("E_ARGUMENT", `--method ${method} is not implemented in this version of lowbit (available: ${PTQ_METHODS.join(", ")})`);
   }
@@ -190,6 +222,43 @@ export async function buildModel(graph: Graph, options: ModelOptions, ctx: Build
     weightBits: options.bits.w, actBits: options.bits.a, method: method as "minmax" | "percentile" | "mse", perLayer: options.perLayer,
   });
 }
+
+function numberOption(o: Record<string, string>, key: string): number | undefined {
+  if (o[key] === undefined) return undefined;
+  const v = Number(o[key]);
+  if (!Number.isFinite(v)) throw new LowbitError("E_ARGUMENT", `--method-options ${key}=${o[key]}: not a number`);
+  return v;
+}
+
+/** DAQ / DFSQ (src/methods/): per-image statistics, the whole image per tile when it fits. */
+async function buildDynamicModel(graph: Graph, options: ModelOptions, method: DynamicMethod, ctx: BuildContext): Promise<CompilableModel> {
+  if (options.bits.kind !== "int") throw new LowbitError("E_ARGUMENT", `${method} needs integer --bits`);
+  if (options.perLayer) throw new LowbitError("E_ARGUMENT", `--layer-bits is not supported with --method ${method}; choose its layers with --method-options scope=reference|body|full`);
+  const mo = options.methodOptions ?? {};
+  const common = {
+    weightBits: options.bits.w, actBits: options.bits.a, scope: mo.scope as LayerScope | undefined, path: mo.path as DynamicPath | undefined,
+    runtime: ctx.runtime, signal: ctx.signal, onProgress: ctx.onProgress,
+  };
+  const images = async (side: number): Promise<ImageLike[]> => {
+    if (options.calib) return loadCalibImages(options.calib, graph.meta.scale, side);
+    if (ctx.defaultCalibDir && existsSync(ctx.defaultCalibDir)) return loadCalibImages(ctx.defaultCalibDir, graph.meta.scale, side);
+    if (ctx.fallbackImages?.length) return ctx.fallbackImages;
+    throw new LowbitError("E_ARGUMENT", `${configName(options)} needs calibration images: pass --calib <dir of LR images> (e.g. the set made by \`npm run calib-data\`)`);
+  };
+  if (method === "daq") {
+    const sensitive = numberOption(mo, "sensitive") ?? 0;
+    return quantizeDaq(graph, {
+      ...common, stepTable: mo.step as "code" | "mse" | undefined, qq: numberOption(mo, "qq"), mode: mo.mode as "int" | "reference" | undefined,
+      sensitive, extraBits: numberOption(mo, "extra"), images: sensitive > 0 ? await images(CALIB_PATCH) : undefined,
+    });
+  }
+  return quantizeDfsq(graph, await images(DFSQ_CALIB_SIDE), {
+    ...common, patches: numberOption(mo, "patches"), patchSize: numberOption(mo, "patch"), seed: numberOption(mo, "seed"), restarts: numberOption(mo, "restarts"),
+  });
+}
+
+/** DFSQ samples random patches: keep up to this much of each calibration image. */
+export const DFSQ_CALIB_SIDE = 512;
 
 /** `data/calib` beside the package (made by `npm run calib-data`), or null. */
 export function defaultCalibDir(): string | null {

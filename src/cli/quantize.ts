@@ -23,6 +23,9 @@ quantizes every conv, add, concat and upsampler to integers, and writes a .lowbi
   --method <m>       activation range: minmax (default), percentile (99.99), mse
   --calib <dir>      calibration LR images (never the images you evaluate on)
   --layer-bits <l=b,…> per-layer bits: conv names or roles head|tail|upsampler = wXaY|fp32
+  --method-options <k=v,…>  daq|dfsq knobs: scope=reference|body|full, path=lut|exact|oracle;
+                       daq: step=code|mse, qq=<σ bits, 32 off>, mode=int|reference, sensitive=<fraction>, extra=<bits>;
+                       dfsq: patches=32, patch=<LR side>, seed=1, restarts=5
   --input-range <lo,hi> value range pixels 0..255 map to (default: the model's; psnr-small 0,1)
   -o, --output <f>   the .lowbit file to write
   -q, --quiet        no progress
@@ -48,7 +51,7 @@ export async function quantizeCommand(argv: string[], io: CliIO): Promise<number
   if (!output) throw new UsageError("-o <out.lowbit> is required", cmd);
   const bits = str(p, "bits", cmd);
   if (!bits) throw new UsageError("--bits wXaY is required (e.g. --bits w8a8)", cmd);
-  const opts = parseModelOptions({ bits, method: str(p, "method", cmd), calib: str(p, "calib", cmd), layerBits: str(p, "layer-bits", cmd) }, cmd);
+  const opts = parseModelOptions({ bits, method: str(p, "method", cmd), calib: str(p, "calib", cmd), layerBits: str(p, "layer-bits", cmd), methodOptions: str(p, "method-options", cmd) }, cmd);
   if (opts.bits.kind === "fp32") throw new UsageError("--bits fp32 has nothing to quantize", cmd);
   const inputRange = parseRange(str(p, "input-range", cmd), cmd);
   const bar = new ProgressBar(flag(p, "quiet") ? null : io.stderr, "calibrate");

@@ -28,6 +28,9 @@ Options:
   --method <name>       quantization method for integer --bits
   --calib <dir>         calibration images for integer --bits
   --layer-bits <l=b,…> per-layer bits: conv names or roles head|tail|upsampler = wXaY|fp32
+  --method-options <k=v,…>  daq|dfsq knobs: scope=reference|body|full, path=lut|exact|oracle;
+                       daq: step=code|mse, qq=<σ bits, 32 off>, mode=int|reference, sensitive=<fraction>, extra=<bits>;
+                       dfsq: patches=32, patch=<LR side>, seed=1, restarts=5
   --input-range <lo,hi> value range pixels 0..255 map to (default: the model's; psnr-small 0,1)
   --quiet, -q           no progress bar and no summary line
   -h, --help            this help
@@ -53,7 +56,7 @@ export async function upscaleCommand(argv: string[], io: CliIO): Promise<number>
   const tileArg = int(p, "tile", 0, 1 << 16, cmd);
   const margin = int(p, "margin", 0, 4096, cmd);
   const backend = oneOf(p, "backend", BACKENDS, cmd);
-  const modelOptions = parseModelOptions({ bits: str(p, "bits", cmd), method: str(p, "method", cmd), calib: str(p, "calib", cmd), layerBits: str(p, "layer-bits", cmd) }, cmd);
+  const modelOptions = parseModelOptions({ bits: str(p, "bits", cmd), method: str(p, "method", cmd), calib: str(p, "calib", cmd), layerBits: str(p, "layer-bits", cmd), methodOptions: str(p, "method-options", cmd) }, cmd);
   const quiet = flag(p, "quiet");
   const inputRange = parseRange(str(p, "input-range", cmd), cmd);
 

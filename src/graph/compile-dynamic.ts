@@ -1,0 +1,325 @@
+/**
+ * Dynamic-quantization plan compiler (DAQ, DFSQ): the FP32 plan, with every
+ * conv of the method's scope replaced by a per-image quantized conv.
+ *
+ * For a quantized conv with input x (f32, the whole image — the methods'
+ * statistics are per image, so the engine runs such models layer-major on
+ * the whole image whenever it fits the memory budget):
+ *   1. statistics: one WASM pass over x → min, max, mean, std, max|x − μ| per
+ *      channel (+ #(x > 0) when the quantizer needs it);
+ *   2. per-image parameters (TypeScript, C numbers): the quantizer's μ_c and
+ *      1/scale_c, and its levels x̂_c(k);
+ *   3. codes: WASM maps x → b-bit codes (DAQ midrise / post-ReLU rounding, or
+ *      DFSQ's threshold quantizer);
+ *   4. conv, on one of three paths (DynamicPath):
+ *      - "lut" (default; daq.md §6 path B, dfsq.md §7 (a)): per image an int16
+ *        table lut_c[k] = round(x̂_c(k)/S), the codes decoded through it in the
+ *        kernel's pack stage, int16 × int16 dot, int32 accumulators, epilogue
+ *        y = f32(acc)·(S·wscale[o]) + b[o]. S is the smallest step with
+ *        max|lut|·max_o Σ|w_o| < 2^31 (so the int32 sum is exact); the only
+ *        error vs the oracle is ≤ S/2 per activation (S ≈ max|x̂| / 2^15 for
+ *        4-bit weights). Integer 0 pads exactly (the references zero-pad the
+ *        dequantized tensor).
+ *      - "exact" (daq.md §6 path A, dfsq.md §7 (b)): codes decoded to the
+ *        integer form g_c(k), int32 partial sums per input channel, combined
+ *        in f32 with a_c and the border-aware μ_c term.
+ *      - "oracle" (path C): the method's f64 reference quantizer in TypeScript,
+ *        then the f32 conv with dequantized weights. Also the only path for
+ *        DAQ's "reference" mode, whose post-ReLU codes are unbounded.
+ * Everything else (adds, concats, upsampling, FP32 layers) runs as in F32Plan:
+ * the residual stream stays f32, as both references keep it.
+ */
+import type { Graph, Node } from "./ir.ts";
+import { planMemory, type MemoryPlan } from "./memory-plan.ts";
+import { lowerF32Node, type F32Exports } from "./compile-f32.ts";
+import { StepPlan, type Step } from "./step-plan.ts";
+import { f32ConvScratchBytes, packF32Conv } from "../kernels/f32-conv.ts";
+import { packQlutConv, qlutConvScratchBytes, qlutLutLimit } from "../kernels/qlut-conv.ts";
+import { packQs16ConvPcs, qs16ConvPcsScratchBytes } from "../kernels/qs16-conv-pcs.ts";
+import { LowbitError } from "../runtime/errors.ts";
+import type { Runtime } from "../runtime/runtime.ts";
+import type { ChannelStatsView, DynamicActQuantizer } from "../methods/dynamic/act-quantizer.ts";
+
+export type DynamicPath = "lut" | "exact" | "oracle";
+export const DYNAMIC_PATHS: readonly DynamicPath[] = ["lut", "exact", "oracle"];
+
+/** What the plan needs of one quantized conv. */
+export interface DynamicConvSpec {
+  /** Integer weights, OHWI (w[((o·k + kh)·k + kw)·cin + c]). */
+  weights: Int16Array;
+  /** Real weight = wscale[o]·w. */
+  wscale: Float32Array;
+  /** Creates the layer's activation quantizer (one per compiled plan: it holds per-image state). */
+  createQuantizer(): DynamicActQuantizer;
+}
+
+/** The model side of a dynamic plan (DynamicQuantizedModel implements it). */
+export interface DynamicPlanSource {
+  /** The optimized graph (node ids index `layers`). */
+  readonly graph: Graph;
+  readonly layers: ReadonlyMap<number, DynamicConvSpec>;
+  readonly path: DynamicPath;
+}
+
+interface DynExports extends F32Exports {
+  channel_stats_acc_bytes(c: number): number;
+  f32_channel_stats_nhwc(x: number, n: number, c: number, xStride: number, acc: number, out: number): void;
+  f32_count_positive_nhwc(x: number, n: number, c: number, xStride: number, out: number): void;
+  f32_daq_codes_nhwc(x: number, n: number, c: number, xStride: number, mu: number, invDelta: number, half: number, kmax: number, postRelu: number, out: number, outStride: number): void;
+  f32_subset_codes_nhwc(x: number, n: number, c: number, xStride: number, mu: number, invM: number, table: number, tableStride: number, out: number, outStride: number): void;
+  qlut_decode_nhwc(codes: number, n: number, c: number, inStride: number, lut: number, K: number, out: number, outStride: number): void;
+  qlut_qc16w_conv_nhwc_f32(codes: number, inStride: number, H: number, W: number, Cin: number, lut: number, K: number, k: number, packed: number, Cout: number,
+    mult: number, bias: number, output: number, outStride: number, outMin: number, outMax: number, scratch: number, bandRows: number): void;
+  qs16_qc16w_conv_nhwc_pcs_f32(input: number, inStride: number, H: number, W: number, Cin: number, chScale: number, chMean: number, k: number, packed: number, Cout: number,
+    wscale: number, bias: number, output: number, outStride: number, outMin: number, outMax: number, scratch: number, bandRows: number): void;
+}
+
+export interface DynamicPlanInfo {
+  graph: Graph;
+  memory: MemoryPlan;
+  weightBytes: number;
+  tensorBytes: number;
+  scratchBytes: number;
+  macsPerPixel: number;
+  /** Node ids of the dynamically quantized convs. */
+  quantized: number[];
+  /** Op name per step ("stats", "codes", "conv lut", …). */
+  stepOps: string[];
+}
+
+function clampOf(n: Node & { op: "conv2d" }): [number, number] {
+  const kind = n.activation.kind;
+  if (kind === "relu") return [0, Infinity];
+  if (kind === "relu6") return [0, 6];
+  if (kind === "linear") return [-Infinity, Infinity];
+  throw new LowbitError("E_UNSUPPORTED_LAYER", `layer '${n.name}': activation '${kind}' cannot be fused into a dynamically quantized conv`);
+}
+
+/** Real (dequantized) HWIO weights of a spec. */
+function dequantizedHwio(spec: DynamicConvSpec, k: number, cin: number, cout: number): Float32Array {
+  const out = new Float32Array(k * k * cin * cout);
+  for (let o = 0; o < cout; o++) {
+    for (let t = 0; t < k * k; t++) {
+      for (let c = 0; c < cin; c++) out[(t * cin + c) * cout + o] = spec.wscale[o] * spec.weights[(o * k * k + t) * cin + c];
+    }
+  }
+  return out;
+}
+
+export class DynamicPlan extends StepPlan {
+  readonly info: DynamicPlanInfo;
+  readonly nodeSteps: [number, number][];
+  /** The per-layer quantizers (their per-image state reflects the last run). */
+  readonly quantizers: Map<number, DynamicActQuantizer>;
+
+  constructor(rt: Runtime, src: DynamicPlanSource, maxW: number, maxH: number) {
+    const g = src.graph;
+    super(rt, g.nodes[g.output].spatial, maxW, maxH);
+    if (g.nodes[g.input].channels !== 3 || g.nodes[g.output].channels !== 3) {
+      throw new LowbitError("E_SHAPE", `an upscaling model maps RGB to RGB; this one maps ${g.nodes[g.input].channels} to ${g.nodes[g.output].channels} channels`);
+    }
+    const path = src.path;
+    const mem = planMemory(g, { tileW: maxW, tileH: maxH, elemBytes: () => 4, pinned: new Set([g.input, g.output]) });
+    const k = rt.kernels<DynExports>();
+    const quantizers = new Map<number, DynamicActQuantizer>();
+
+    // 1. Weights: f32 packs for FP32 layers (and the oracle path), integer packs for the others.
+    const f32Packed = new Map<number, number>();
+    const intPacked = new Map<number, { ptr: number; maxAbsWeightSum: number }>();
+    let weightBytes = 0, macsPerPixel = 0, scratchBytes = 0;
+    let maxCodes = 0, maxDecoded = 0, maxC = 0;
+    for (const n of g.nodes) {
+      if (n.op !== "conv2d") continue;
+      macsPerPixel += n.k * n.k * n.cin * n.cout * n.spatial * n.spatial;
+      const W = maxW * n.spatial, H = maxH * n.spatial;
+      const spec = src.layers.get(n.id);
+      if (!spec) {
+        const p = packF32Conv(n.weights, n.k, n.cin, n.cout, n.bias);
+        f32Packed.set(n.id, this.region.put(p));
+        weightBytes += p.byteLength;
+        scratchBytes = Math.max(scratchBytes, f32ConvScratchBytes(W, n.cin, n.k));
+        continue;
+      }
+      if (spec.weights.length !== n.k * n.k * n.cin * n.cout || spec.wscale.length !== n.cout) {
+        throw new LowbitError("E_SHAPE", `layer '${n.name}': quantized weights do not match the conv (${n.k}×${n.k}, ${n.cin}→${n.cout})`);
+      }
+      const q = spec.createQuantizer();
+      if (q.channels !== n.cin) throw new LowbitError("E_SHAPE", `layer '${n.name}': activation quantizer has ${q.channels} channels, the conv reads ${n.cin}`);
+      quantizers.set(n.id, q);
+      maxC = Math.max(maxC, n.cin);
+      if (path === "oracle") {
+        const p = packF32Conv(dequantizedHwio(spec, n.k, n.cin, n.cout), n.k, n.cin, n.cout, n.bias);
+        f32Packed.set(n.id, this.region.put(p));
+        weightBytes += p.byteLength;
+        scratchBytes = Math.max(scratchBytes, f32ConvScratchBytes(W, n.cin, n.k));
+        maxDecoded = Math.max(maxDecoded, 4 * W * H * n.cin);
+      } else if (path === "lut") {
+        const p = packQlutConv(spec.weights, { cout: n.cout, k: n.k, cin: n.cin });
+        intPacked.set(n.id, { ptr: this.region.put(p.bytes), maxAbsWeightSum: p.maxAbsWeightSum });
+        weightBytes += p.bytes.byteLength;
+        scratchBytes = Math.max(scratchBytes, qlutConvScratchBytes(W, n.cin, n.k));
+        maxCodes = Math.max(maxCodes, W * H * n.cin);
+      } else {
+        const p = packQs16ConvPcs(spec.weights, { cout: n.cout, k: n.k, cin: n.cin });
+        intPacked.set(n.id, { ptr: this.region.put(p.bytes), maxAbsWeightSum: 0 });
+        weightBytes += p.bytes.byteLength;
+        scratchBytes = Math.max(scratchBytes, qs16ConvPcsScratchBytes(W, n.cin, n.k));
+        maxCodes = Math.max(maxCodes, W * H * n.cin);
+        maxDecoded = Math.max(maxDecoded, 2 * W * H * n.cin);
+      }
+    }
+
+    // 2. Tensor buffers, scratch, the per-layer parameter blocks.
+    const tensorBase = this.region.alloc(mem.totalBytes);
+    const scratch = this.region.alloc(scratchBytes);
+    const codesBuf = maxCodes ? this.region.alloc(maxCodes) : 0;
+    const decodedBuf = maxDecoded ? this.region.alloc(maxDecoded) : 0;
+    const statsAcc = maxC ? this.region.alloc(k.channel_stats_acc_bytes(maxC)) : 0;
+    const statsOut = maxC ? this.region.alloc(6 * 4 * maxC) : 0;
+    const ptr = (id: number): number => tensorBase + mem.buffers[mem.placement[id].buffer].offset + 4 * mem.placement[id].channelOffset;
+    const stride = (id: number): number => mem.placement[id].pixelStride;
+
+    const steps: Step[] = [];
+    const stepOps: string[] = [];
+    const nodeSteps: [number, number][] = [];
+    const f32cx = { g, k, ptr, stride, scratch, packedAt: f32Packed, steps, concatCopies: mem.concatCopies };
+    const rtArena = rt.arena;
+    for (const n of g.nodes) {
+      const first = steps.length;
+      const q = quantizers.get(n.id);
+      if (n.op !== "conv2d" || !q) {
+        lowerF32Node(f32cx, n);
+        while (stepOps.length < steps.length) stepOps.push(n.op === "conv2d" ? "conv f32" : n.op);
+        nodeSteps.push([first, steps.length]);
+        continue;
+      }
+      const spec = src.layers.get(n.id)!;
+      const s = n.spatial;
+      const { cin, cout, k: kk } = n;
+      const x = n.inputs[0];
+      const xp = ptr(x), xs = stride(x), y = ptr(n.id), ys = stride(n.id);
+      const [lo, hi] = clampOf(n);
+      const K = q.levels;
+      // Per-layer parameter block: mu, inv, aux (f32 C each), half, kmax (i32 C), mult, bias (f32 cout↑8), lut (i16 C·K), count table.
+      const coutP = (cout + 7) & ~7;
+      const pMu = this.region.alloc(4 * cin), pInv = this.region.alloc(4 * cin);
+      const pHalf = this.region.alloc(4 * cin), pKmax = this.region.alloc(4 * cin);
+      const pMult = this.region.alloc(4 * coutP), pBias = this.region.alloc(4 * coutP);
+      const pLut = this.region.alloc(2 * cin * K);
+      const pA = this.region.alloc(4 * cin), pM2 = this.region.alloc(4 * cin);
+      let pTable = 0;
+      if (q.codeKernel === "subset") pTable = this.region.put(q.countTable!);
+      else {
+        rtArena.i32.set(q.half!, pHalf / 4);
+        rtArena.i32.set(q.kmax!, pKmax / 4);
+      }
+      const bias = new Float32Array(coutP);
+      if (n.bias) bias.set(n.bias);
+      rtArena.f32.set(bias, pBias / 4);
+      const mu = new Float32Array(cin), inv = new Float32Array(cin);
+      const a = new Float32Array(cin), m2 = new Float32Array(cin);
+      const lut = new Int16Array(cin * K);
+      const mult = new Float32Array(coutP);
+      const stats: ChannelStatsView = {
+        pixels: 0, min: new Float32Array(0), max: new Float32Array(0), mean: new Float32Array(0), std: new Float32Array(0),
+        maxAbsDev: new Float32Array(0), countPositive: null,
+      };
+      const lutLimit = path === "lut" ? qlutLutLimit(intPacked.get(n.id)!.maxAbsWeightSum) : 0;
+
+      // 1. statistics
+      const statStep: Step = (w, h) => {
+        const npx = w * s * h * s;
+        k.f32_channel_stats_nhwc(xp, npx, cin, xs, statsAcc, statsOut);
+        if (q.needsCountPositive) {
+          rt.arena.f32.fill(0, statsOut / 4 + 5 * cin, statsOut / 4 + 6 * cin);
+          k.f32_count_positive_nhwc(xp, npx, cin, xs, statsOut + 5 * 4 * cin);
+        }
+      };
+      steps.push(statStep);
+      stepOps.push("stats");
+      // 2. per-image parameters
+      steps.push((w, h) => {
+        const f = rt.arena.f32, o = statsOut / 4;
+        stats.pixels = w * s * h * s;
+        stats.min = f.subarray(o, o + cin);
+        stats.max = f.subarray(o + cin, o + 2 * cin);
+        stats.mean = f.subarray(o + 2 * cin, o + 3 * cin);
+        stats.std = f.subarray(o + 3 * cin, o + 4 * cin);
+        stats.maxAbsDev = f.subarray(o + 4 * cin, o + 5 * cin);
+        stats.countPositive = q.needsCountPositive ? f.subarray(o + 5 * cin, o + 6 * cin) : null;
+        q.prepare(stats, mu, inv);
+        if (path === "lut") {
+          let maxAbs = 0;
+          for (let c = 0; c < cin; c++) for (let j = 0; j < K; j++) maxAbs = Math.max(maxAbs, Math.abs(q.level(c, j)));
+          // S: the finest step whose table stays inside the proven int32 bound (and int16).
+          const S = maxAbs > 0 ? maxAbs / lutLimit : 1;
+          for (let c = 0; c < cin; c++) {
+            for (let j = 0; j < K; j++) {
+              const v = Math.round(q.level(c, j) / S);
+              lut[c * K + j] = Math.max(-lutLimit, Math.min(lutLimit, v));
+            }
+          }
+          for (let o2 = 0; o2 < cout; o2++) mult[o2] = Math.fround(S * spec.wscale[o2]);
+          rt.arena.i16.set(lut, pLut / 2);
+          rt.arena.f32.set(mult, pMult / 4);
+        } else if (path === "exact") {
+          q.intAffine(a, m2);
+          rt.arena.f32.set(a, pA / 4);
+          rt.arena.f32.set(m2, pM2 / 4);
+        }
+        if (path !== "oracle") {
+          rt.arena.f32.set(mu, pMu / 4);
+          rt.arena.f32.set(inv, pInv / 4);
+        }
+      });
+      stepOps.push("params");
+      if (path === "oracle") {
+        const fp = f32Packed.get(n.id)!;
+        steps.push((w, h) => {
+          const npx = w * s * h * s;
+          const out = rt.arena.f32.subarray(decodedBuf / 4, decodedBuf / 4 + npx * cin);
+          q.reference(out, rt.arena.f32, xp / 4, xs, npx);
+        });
+        stepOps.push("quantize reference");
+        steps.push((w, h) => k.f32_conv_nhwc(decodedBuf, cin, y, ys, h * s, w * s, cin, cout, kk, fp, lo, hi, scratch));
+        stepOps.push("conv oracle");
+      } else {
+        // 3. codes
+        if (q.codeKernel === "daq") {
+          const pr = q.postRelu ? 1 : 0;
+          steps.push((w, h) => k.f32_daq_codes_nhwc(xp, w * s * h * s, cin, xs, pMu, pInv, pHalf, pKmax, pr, codesBuf, cin));
+        } else {
+          const ts = q.countTableStride!;
+          steps.push((w, h) => k.f32_subset_codes_nhwc(xp, w * s * h * s, cin, xs, pMu, pInv, pTable, ts, codesBuf, cin));
+        }
+        stepOps.push("codes");
+        const packed = intPacked.get(n.id)!.ptr;
+        if (path === "lut") {
+          steps.push((w, h) => k.qlut_qc16w_conv_nhwc_f32(codesBuf, cin, h * s, w * s, cin, pLut, K, kk, packed, cout, pMult, pBias, y, ys, lo, hi, scratch, 0));
+          stepOps.push("conv lut");
+        } else {
+          // Integer form table g_c(k): image independent.
+          const g16 = new Int16Array(cin * K);
+          for (let c = 0; c < cin; c++) for (let j = 0; j < K; j++) g16[c * K + j] = q.intLevel(c, j);
+          const pG = this.region.put(g16);
+          const pWs = this.region.put(Float32Array.from({ length: coutP }, (_, o2) => (o2 < cout ? spec.wscale[o2] : 0)));
+          steps.push((w, h) => k.qlut_decode_nhwc(codesBuf, w * s * h * s, cin, cin, pG, K, decodedBuf, cin));
+          stepOps.push("decode");
+          steps.push((w, h) => k.qs16_qc16w_conv_nhwc_pcs_f32(decodedBuf, cin, h * s, w * s, cin, pA, pM2, kk, packed, cout, pWs, pBias, y, ys, lo, hi, scratch, 0));
+          stepOps.push("conv exact");
+        }
+      }
+      nodeSteps.push([first, steps.length]);
+    }
+    this.steps = steps;
+    this.nodeSteps = nodeSteps;
+    this.quantizers = quantizers;
+    this.inPtr = ptr(g.input);
+    this.outPtr = ptr(g.output);
+    if (stride(g.input) !== 3 || stride(g.output) !== 3) throw new LowbitError("E_SHAPE", "internal: graph input/output must be dense");
+    this.info = {
+      graph: g, memory: mem, weightBytes, tensorBytes: mem.totalBytes, scratchBytes, macsPerPixel,
+      quantized: [...quantizers.keys()], stepOps,
+    };
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * DFSQ's activation quantizer in the engine (dfsq.md §3, §7): per image and
+ * input channel, μ_c (0 after a ReLU) and m_c = max|x − μ_c|; codes from the
+ * threshold quantizer on x_n = (x − μ_c)/(m_c + 1e-8) against the channel's
+ * sorted, de-duplicated codebook; x̂ = u·(m_c + 1e-8)/1024 + μ_c.
+ */
+import type { ChannelStatsView, DynamicActQuantizer } from "../dynamic/act-quantizer.ts";
+import type { SubsetLUT } from "../../quant/subset-lut.ts";
+import { subsetCodeTable, SUBSET_TABLE_STRIDE } from "../../kernels/act-codes.ts";
+import { dfsqQuantizeReference } from "./reference.ts";
+
+export class DfsqActQuantizer implements DynamicActQuantizer {
+  readonly method = "dfsq" as const;
+  readonly codeKernel = "subset" as const;
+  readonly channels: number;
+  readonly levels: number;
+  readonly postRelu: boolean;
+  readonly needsCountPositive = false;
+  readonly countTable: Uint8Array;
+  readonly countTableStride = SUBSET_TABLE_STRIDE;
+  readonly lut: SubsetLUT;
+  /** Sorted unique points per channel, padded with the last one to `levels`. */
+  private readonly points: Int16Array;
+  private readonly mu: Float64Array;
+  private readonly m: Float64Array;
+
+  constructor(lut: SubsetLUT) {
+    this.lut = lut;
+    this.channels = lut.channels;
+    this.levels = 1 << lut.bits;
+    this.postRelu = lut.postRelu;
+    const K = this.levels;
+    this.points = new Int16Array(this.channels * K);
+    for (let c = 0; c < this.channels; c++) {
+      const u = lut.sortedUnique(c);
+      for (let j = 0; j < K; j++) this.points[c * K + j] = u[Math.min(j, u.length - 1)];
+    }
+    this.countTable = subsetCodeTable(lut);
+    this.mu = new Float64Array(this.channels);
+    this.m = new Float64Array(this.channels);
+  }
+
+  prepare(st: ChannelStatsView, mu: Float32Array, inv: Float32Array): void {
+    for (let c = 0; c < this.channels; c++) {
+      const m0 = this.postRelu ? Math.max(Math.abs(st.min[c]), Math.abs(st.max[c])) : st.maxAbsDev[c];
+      const den = Math.fround(m0 + 1e-8);
+      this.mu[c] = this.postRelu ? 0 : st.mean[c];
+      this.m[c] = den;
+      mu[c] = this.mu[c];
+      inv[c] = Math.fround(1 / den);
+    }
+  }
+
+  level(c: number, k: number): number {
+    return (this.points[c * this.levels + k] * this.m[c]) / 1024 + this.mu[c];
+  }
+
+  intLevel(c: number, k: number): number {
+    return this.points[c * this.levels + k];
+  }
+
+  intAffine(a: Float32Array, mu: Float32Array): void {
+    for (let c = 0; c < this.channels; c++) {
+      a[c] = this.m[c] / 1024;
+      mu[c] = this.mu[c];
+    }
+  }
+
+  reference(out: Float32Array, data: Float32Array, offset: number, stride: number, pixels: number): void {
+    dfsqQuantizeReference(out, data, { offset, stride, pixels, channels: this.channels }, this.lut);
+  }
+
+  describe(): string {
+    return `dfsq a${this.lut.bits}${this.postRelu ? " post-relu" : ""}`;
+  }
+}

@@ -1,0 +1,67 @@
+/**
+ * `quantizeDfsq(graph, images, options)`: DFSQ post-training quantization
+ * (dfsq.md). Calibration: 32 seeded random LR patches of (192/scale)² with
+ * the EDSR flips (patches.ts), every quantized conv's input normalised per
+ * patch and channel, one codebook of 2^b points of U per (input, channel) by
+ * K-means with a fixed 0 and 5 restarts (calibrate.ts, codebook.ts). Weights:
+ * per-output-channel asymmetric min-max (weights.ts). No fine-tuning.
+ */
+import type { Graph } from "../../graph/ir.ts";
+import { optimizeGraph } from "../../graph/passes.ts";
+import type { ImageLike } from "../../engine/image.ts";
+import { LowbitError } from "../../runtime/errors.ts";
+import { init, type Runtime } from "../../runtime/runtime.ts";
+import { DYNAMIC_PATHS, type DynamicPath } from "../../graph/compile-dynamic.ts";
+import { DynamicQuantizedModel, type DynamicLayer } from "../dynamic/model.ts";
+import { selectLayers, type LayerScope } from "../scope.ts";
+import { samplePatches } from "../patches.ts";
+import { calibrateDfsq } from "./calibrate.ts";
+import { actQuantizerFactory } from "../dynamic/factory.ts";
+import { dfsqQuantizeWeights } from "./weights.ts";
+
+export interface DfsqOptions {
+  weightBits: number;
+  actBits: number;
+  scope?: LayerScope;
+  path?: DynamicPath;
+  /** Calibration patches (default 32) and their LR side (default round(192 / scale)). */
+  patches?: number;
+  patchSize?: number;
+  seed?: number;
+  restarts?: number;
+  bins?: number;
+  runtime?: Runtime;
+  signal?: AbortSignal;
+  onProgress?: (fraction: number) => void;
+}
+
+export async function quantizeDfsq(graph: Graph, images: readonly ImageLike[], o: DfsqOptions): Promise<DynamicQuantizedModel> {
+  for (const [v, what] of [[o.weightBits, "weight"], [o.actBits, "activation"]] as const) {
+    if (!Number.isInteger(v) || v < 2 || v > 8) throw new LowbitError("E_BITS", `DFSQ ${what} bits must be an integer in 2..8, got ${v}`);
+  }
+  const path = o.path ?? "lut";
+  if (!DYNAMIC_PATHS.includes(path)) throw new LowbitError("E_ARGUMENT", `unknown path '${String(path)}' (${DYNAMIC_PATHS.join(" | ")})`);
+  if (!images.length) throw new LowbitError("E_ARGUMENT", "DFSQ needs calibration images");
+  const rt = o.runtime ?? (await init());
+  const g = optimizeGraph(graph);
+  const { ids, resolved } = selectLayers(g, "dfsq", o.scope ?? "reference");
+  const seed = o.seed ?? 1;
+  const patches = samplePatches(images, { count: o.patches ?? 32, size: o.patchSize ?? Math.round(192 / g.meta.scale), seed });
+  const convs = g.nodes.filter((n) => n.op === "conv2d" && ids.has(n.id));
+  const books = await calibrateDfsq(rt, g, convs.map((n) => n.inputs[0]), patches, {
+    bits: o.actBits, restarts: o.restarts, bins: o.bins, seed, signal: o.signal, onProgress: o.onProgress,
+  });
+  const layers = new Map<number, DynamicLayer>();
+  for (const n of convs) {
+    if (n.op !== "conv2d") continue;
+    const b = books.get(n.inputs[0])!;
+    const act = { kind: "dfsq" as const, bits: o.actBits, postRelu: b.postRelu, codebooks: b.codebooks };
+    const wq = dfsqQuantizeWeights(n.weights, { k: n.k, cin: n.cin, cout: n.cout, bits: o.weightBits });
+    layers.set(n.id, {
+      id: n.id, name: n.name, weightBits: o.weightBits, actBits: o.actBits,
+      weights: wq.codes, wscale: wq.wscale, act, createQuantizer: actQuantizerFactory(act, n.cin),
+    });
+  }
+  const options = { patches: patches.length, patchSize: patches[0].width, seed };
+  return new DynamicQuantizedModel(g, layers, { method: "dfsq", weightBits: o.weightBits, actBits: o.actBits, scope: resolved, options }, path);
+}

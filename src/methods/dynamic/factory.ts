@@ -1,0 +1,16 @@
+/** Activation quantizers from their serializable specs (model building and .lowbit loading share it). */
+import type { DynamicActQuantizer } from "./act-quantizer.ts";
+import type { DynamicActSpec } from "./model.ts";
+import { DaqActQuantizer } from "../daq/act-quantizer.ts";
+import { DfsqActQuantizer } from "../dfsq/act-quantizer.ts";
+import { SubsetLUT } from "../../quant/subset-lut.ts";
+
+/** Returns a factory: each compiled plan gets its own quantizer (they hold per-image state). */
+export function actQuantizerFactory(spec: DynamicActSpec, channels: number): () => DynamicActQuantizer {
+  if (spec.kind === "daq") {
+    const { bits, stepTable, qq, mode, postRelu } = spec;
+    return () => new DaqActQuantizer(channels, postRelu, { bits, stepTable, qq, mode, postRelu });
+  }
+  const lut = new SubsetLUT({ channels, bits: spec.bits, postRelu: spec.postRelu, codebooks: spec.codebooks });
+  return () => new DfsqActQuantizer(lut);
+}

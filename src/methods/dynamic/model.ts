@@ -1,0 +1,86 @@
+/**
+ * A model quantized by a dynamic (per-image statistics) method — DAQ or DFSQ:
+ * integer weights per quantized conv, an activation quantizer per conv input,
+ * everything else FP32. Compiles to a DynamicPlan (src/graph/compile-dynamic.ts).
+ *
+ * Statistics are per image, so results depend on the tile: the engine runs
+ * the whole image as one tile when it fits the memory budget (the eval set
+ * always does); otherwise the tile used is part of the configuration
+ * (`tileNote`), as daq.md §6 / dfsq.md §7.4 ask.
+ */
+import type { Graph } from "../../graph/ir.ts";
+import { DynamicPlan, type DynamicConvSpec, type DynamicPath, type DynamicPlanSource } from "../../graph/compile-dynamic.ts";
+import { activationBytesPerPixel, type CompilableModel } from "../../engine/upscaler-api.ts";
+import type { Runtime } from "../../runtime/runtime.ts";
+import type { LayerScope } from "../scope.ts";
+
+/** What defines a layer's activation quantizer (serializable: saved in .lowbit files). */
+export type DynamicActSpec =
+  | { kind: "daq"; postRelu: boolean; bits: number | Int32Array; stepTable: "code" | "mse"; qq: number; mode: "int" | "reference" }
+  | { kind: "dfsq"; postRelu: boolean; bits: number; /** [C][2^b] codebook points, 1/1024 units. */ codebooks: Int16Array };
+
+export interface DynamicLayer extends DynamicConvSpec {
+  id: number;
+  name: string;
+  weightBits: number;
+  /** Activation bits (the largest, when channels differ). */
+  actBits: number;
+  act: DynamicActSpec;
+}
+
+export interface DynamicModelInfo {
+  method: "daq" | "dfsq";
+  weightBits: number;
+  actBits: number;
+  scope: LayerScope;
+  /** Method options as reported in configs and saved in files. */
+  options: Record<string, string | number | boolean>;
+}
+
+export class DynamicQuantizedModel implements CompilableModel, DynamicPlanSource {
+  readonly graph: Graph;
+  readonly layers: ReadonlyMap<number, DynamicLayer>;
+  readonly info: DynamicModelInfo;
+  /** Which integer path the plans use (see DynamicPath). */
+  path: DynamicPath;
+  /** Dynamic statistics are per image: prefer one tile per image. */
+  readonly wholeImage = true;
+
+  constructor(graph: Graph, layers: Map<number, DynamicLayer>, info: DynamicModelInfo, path: DynamicPath = "lut") {
+    this.graph = graph;
+    this.layers = layers;
+    this.info = info;
+    this.path = path;
+  }
+
+  get config(): string {
+    const opts = Object.entries(this.info.options).map(([k, v]) => `${k}=${v}`).join(" ");
+    return `w${this.info.weightBits}a${this.info.actBits} ${this.info.method} scope=${this.info.scope}${opts ? " " + opts : ""} path=${this.path}`;
+  }
+
+  compile(rt: Runtime, maxW: number, maxH: number): DynamicPlan {
+    return new DynamicPlan(rt, this, maxW, maxH);
+  }
+
+  /** Activation bytes per LR pixel: the f32 tensors plus the largest layer's codes. */
+  bytesPerPixel(): number {
+    if (!this.bpp) {
+      let codes = 0;
+      for (const n of this.graph.nodes) if (n.op === "conv2d" && this.layers.has(n.id)) codes = Math.max(codes, n.cin * n.spatial * n.spatial * (this.path === "lut" ? 1 : this.path === "exact" ? 3 : 4));
+      this.bpp = activationBytesPerPixel(this.graph, () => 4) + codes;
+    }
+    return this.bpp;
+  }
+  private bpp = 0;
+
+  /** Stored size: integer weights at their bit-width, scales, biases, FP32 layers, codebooks. */
+  get weightBytes(): number {
+    let b = 0;
+    for (const n of this.graph.nodes) {
+      if (n.op !== "conv2d") continue;
+      const l = this.layers.get(n.id);
+      b += l ? Math.ceil((l.weights.length * l.weightBits) / 8) + 4 * l.wscale.length + 4 * n.cout : 4 * (n.weights.length + n.cout);
+    }
+    return b;
+  }
+}
