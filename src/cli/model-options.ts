@@ -18,6 +18,7 @@ import { fp32Model, type CompilableModel } from "../engine/upscaler-api.ts";
 import { LowbitError } from "../runtime/errors.ts";
 import { UsageError } from "./args.ts";
 import { quantizeDaq } from "../methods/daq/quantize.ts";
+import { DynamicQuantizedModel } from "../methods/dynamic/model.ts";
 import { quantizeDfsq } from "../methods/dfsq/quantize.ts";
 import type { LayerScope } from "../methods/scope.ts";
 import type { DynamicPath } from "../graph/compile-dynamic.ts";
@@ -277,7 +278,7 @@ export async function resolveModel(arg: string, options: ModelOptions, ctx: Buil
   if (isLowbitPath(arg)) {
     if (ctx.inputRange) throw new UsageError(`${arg}: a .lowbit file fixes its input range; --input-range applies to TF.js models`, command);
     const m = await readLowbitFile(arg);
-    if (!(m instanceof QuantizedModel)) return buildModel(m, options, ctx);
+    if (!(m instanceof QuantizedModel) && !(m instanceof DynamicQuantizedModel)) return buildModel(m, options, ctx);
     if (options.bits.kind !== "fp32" || options.calib !== undefined) {
       throw new UsageError(`${arg} is already quantized (${m.config}); --bits/--method/--calib apply to FP32 models`, command);
     }

@@ -10,6 +10,7 @@ import { defaultCalibDir, parseModelOptions, resolveModel, MODEL_OPTION_SPECS } 
 import { ProgressBar } from "./progress.ts";
 import { writeLowbitFile } from "../io/lowbit-file.ts";
 import { QuantizedModel } from "../quant/quantize-model.ts";
+import { DynamicQuantizedModel } from "../methods/dynamic/model.ts";
 
 export const QUANTIZE_USAGE = `usage: lowbit quantize --model <name|model.json> --bits wXaY [--method minmax|percentile|mse]
                       --calib <dir> -o <out.lowbit>
@@ -62,7 +63,7 @@ export async function quantizeCommand(argv: string[], io: CliIO): Promise<number
   } finally {
     bar.done();
   }
-  if (!(model instanceof QuantizedModel)) throw new UsageError(`${modelArg}: nothing to quantize`, cmd);
+  if (!(model instanceof QuantizedModel) && !(model instanceof DynamicQuantizedModel)) throw new UsageError(`${modelArg}: nothing to quantize`, cmd);
   await writeLowbitFile(output, model);
   if (!flag(p, "quiet")) {
     io.stdout.write(`${output}: ${model.graph.meta.name} ${model.config} · ${statSync(output).size} bytes · ${seconds(performance.now() - t0)}\n`);

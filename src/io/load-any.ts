@@ -19,10 +19,11 @@ import { LowbitError, throwIfAborted } from "../runtime/errors.ts";
 import type { QuantizedModel } from "../quant/quantize-model.ts";
 import type { TfjsModelBuffers } from "./tfjs/source.ts";
 import { loadLowbit, looksLikeSafetensors, readLowbitFile } from "./lowbit-file.ts";
+import type { DynamicQuantizedModel } from "../methods/dynamic/model.ts";
 
 export type AnyModelSource = string | URL | Uint8Array | ArrayBuffer | ArrayBufferView | TfjsModelBuffers;
 
-function compilable(m: QuantizedModel | Graph): CompilableModel {
+function compilable(m: QuantizedModel | DynamicQuantizedModel | Graph): CompilableModel {
   return "compile" in m ? m : fp32Model(m);
 }
 

@@ -58,16 +58,25 @@ import { int4PackedBytes, packInt4, unpackInt4 } from "../quant/weights.ts";
 import { MAX_ACT_BITS, MAX_WEIGHT_BITS, MIN_ACT_BITS, MIN_WEIGHT_BITS } from "../quant/params.ts";
 import { LowbitError, type LowbitErrorCode } from "../runtime/errors.ts";
 import { get, isObject, sanitizeJson, type Json, type JsonObject } from "./tfjs/json.ts";
+import { DynamicQuantizedModel, type DynamicActSpec, type DynamicLayer } from "../methods/dynamic/model.ts";
+import { actQuantizerFactory } from "../methods/dynamic/factory.ts";
+import { LAYER_SCOPES, type LayerScope } from "../methods/scope.ts";
+import { DYNAMIC_PATHS, type DynamicPath } from "../graph/compile-dynamic.ts";
 
 /** lowbit's package version, written into every file (tests check it against package.json). */
 export const LOWBIT_VERSION = "0.1.0";
-/** The `.lowbit` format version this build writes and the newest it reads. */
-export const LOWBIT_FORMAT_VERSION = 1;
+/**
+ * The `.lowbit` format version: the newest this build reads. Static and FP32 models are written
+ * as version 1 (unchanged); models of the dynamic methods (DAQ, DFSQ) as version 2, so older
+ * readers say "upgrade lowbit" instead of misreading them.
+ */
+export const LOWBIT_FORMAT_VERSION = 2;
+const STATIC_FORMAT_VERSION = 1;
 /** Largest accepted safetensors header (the reference implementation's limit is also 100 MB). */
 export const MAX_HEADER_BYTES = 100 * 1024 * 1024;
 
-type Dtype = "F32" | "I32" | "I8" | "U8";
-const ITEM_BYTES: ReadonlyMap<string, number> = new Map([["F32", 4], ["I32", 4], ["I8", 1], ["U8", 1]]);
+type Dtype = "F32" | "I32" | "I16" | "I8" | "U8";
+const ITEM_BYTES: ReadonlyMap<string, number> = new Map([["F32", 4], ["I32", 4], ["I16", 2], ["I8", 1], ["U8", 1]]);
 const FORBIDDEN = new Set(["__proto__", "constructor", "prototype"]);
 const PWL = new Set(["linear", "relu", "relu6"]);
 const F32_MAX = 3.4028234663852886e38;
@@ -278,7 +287,7 @@ function range(v: Json | undefined, what: string, strict: boolean): ValueRange {
 // Save
 
 /** A model `saveLowbit` accepts: a QuantizedModel, an FP32 graph, or `fp32Model(graph)`. */
-export type LowbitSavable = QuantizedModel | Graph | { readonly graph: Graph; readonly config: string };
+export type LowbitSavable = QuantizedModel | DynamicQuantizedModel | Graph | { readonly graph: Graph; readonly config: string };
 
 function isQuantized(m: unknown): m is QuantizedModel {
   if (m instanceof QuantizedModel) return true;
@@ -348,6 +357,7 @@ function configJson(c: QuantConfig): JsonObject {
  * inconsistent model fails here (E_ARGUMENT, or E_BITS / E_RANGE).
  */
 export function saveLowbit(model: LowbitSavable): Uint8Array {
+  if (model instanceof DynamicQuantizedModel) return saveDynamic(model);
   const { g, q } = graphOf(model);
   try {
     validateGraph(g);
@@ -384,16 +394,12 @@ export function saveLowbit(model: LowbitSavable): Uint8Array {
     const bias = (q ? q.weights[n.id]?.bias : undefined) ?? n.bias;
     if (bias) tensors.push({ name: `${n.name}.bias`, dtype: "F32", shape: [n.cout], bytes: f32Bytes(bias) });
   }
-  const m = g.meta;
-  const meta: Record<string, unknown> = { name: m.name, scale: m.scale, inputRange: [...m.inputRange], outputRange: [...m.outputRange] };
-  if (m.arch !== undefined) meta.arch = m.arch;
-  if (m.receptiveRadius !== undefined) meta.receptiveRadius = m.receptiveRadius;
   const doc: Record<string, unknown> = {
     format: "lowbit",
-    formatVersion: LOWBIT_FORMAT_VERSION,
+    formatVersion: STATIC_FORMAT_VERSION,
     lowbitVersion: LOWBIT_VERSION,
     model: q ? "quantized" : "fp32",
-    meta,
+    meta: metaJson(g.meta),
     graph: { input: g.input, output: g.output, nodes },
   };
   if (q) {
@@ -406,6 +412,82 @@ export function saveLowbit(model: LowbitSavable): Uint8Array {
     };
   }
 
+  return writeContainer(doc, tensors);
+}
+
+function metaJson(m: GraphMeta): Record<string, unknown> {
+  const meta: Record<string, unknown> = { name: m.name, scale: m.scale, inputRange: [...m.inputRange], outputRange: [...m.outputRange] };
+  if (m.arch !== undefined) meta.arch = m.arch;
+  if (m.receptiveRadius !== undefined) meta.receptiveRadius = m.receptiveRadius;
+  return meta;
+}
+
+/**
+ * A dynamic-method model (format version 2): the optimized graph; FP32 convs as in version 1;
+ * each quantized conv stores its integer weights OHWI (`<name>.weight`, I8 when every code fits,
+ * else I16; `weight.storage` "int-ohwi") and per-output scales; per-channel activation bits
+ * (`<name>.act_bits`, I32 [cin], DAQ channel sensitivity) or codebooks (`<name>.codebooks`,
+ * I16 [cin, 2^b], DFSQ); `dynamic` in the JSON holds the method, scope, options and per-layer
+ * activation specs.
+ */
+function saveDynamic(model: DynamicQuantizedModel): Uint8Array {
+  const g = model.graph;
+  try {
+    validateGraph(g);
+  } catch (e) {
+    if (e instanceof LowbitError) throw new LowbitError(e.code, `saveLowbit: ${bare(e)}`, { cause: e });
+    throw e;
+  }
+  const tensors: OutTensor[] = [];
+  const nodes: JsonObject[] = [];
+  const layers: JsonObject[] = [];
+  for (const n of g.nodes) {
+    const j = nodeJson(n) as Record<string, Json>;
+    nodes.push(j as JsonObject);
+    if (n.op !== "conv2d") continue;
+    const l = model.layers.get(n.id);
+    if (!l) {
+      j.weight = { storage: "f32", shape: [n.k, n.k, n.cin, n.cout] } as JsonObject;
+      tensors.push({ name: `${n.name}.weight`, dtype: "F32", shape: [n.k, n.k, n.cin, n.cout], bytes: f32Bytes(n.weights) });
+    } else {
+      const fits8 = l.weights.every((v) => v >= -128 && v <= 127);
+      const shape = [n.cout, n.k, n.k, n.cin];
+      j.weight = { storage: "int-ohwi", bits: l.weightBits, shape } as JsonObject;
+      const codes = fits8 ? Int8Array.from(l.weights) : l.weights;
+      tensors.push({ name: `${n.name}.weight`, dtype: fits8 ? "I8" : "I16", shape, bytes: new Uint8Array(codes.buffer, codes.byteOffset, codes.byteLength) });
+      tensors.push({ name: `${n.name}.weight_scale`, dtype: "F32", shape: [n.cout], bytes: f32Bytes(l.wscale) });
+      const a = l.act;
+      const aj: Record<string, Json> = { kind: a.kind, postRelu: a.postRelu };
+      if (a.kind === "daq") {
+        Object.assign(aj, { stepTable: a.stepTable, qq: a.qq, mode: a.mode });
+        if (typeof a.bits === "number") aj.bits = a.bits;
+        else {
+          aj.bits = "per-channel";
+          tensors.push({ name: `${n.name}.act_bits`, dtype: "I32", shape: [n.cin], bytes: new Uint8Array(a.bits.buffer, a.bits.byteOffset, a.bits.byteLength) });
+        }
+      } else {
+        aj.bits = a.bits;
+        tensors.push({ name: `${n.name}.codebooks`, dtype: "I16", shape: [n.cin, 1 << a.bits], bytes: new Uint8Array(a.codebooks.buffer, a.codebooks.byteOffset, a.codebooks.byteLength) });
+      }
+      layers.push({ node: n.id, weightBits: l.weightBits, actBits: l.actBits, act: aj as JsonObject } as JsonObject);
+    }
+    if (n.bias) tensors.push({ name: `${n.name}.bias`, dtype: "F32", shape: [n.cout], bytes: f32Bytes(n.bias) });
+  }
+  const info = model.info;
+  const doc: Record<string, unknown> = {
+    format: "lowbit",
+    formatVersion: LOWBIT_FORMAT_VERSION,
+    lowbitVersion: LOWBIT_VERSION,
+    model: "dynamic",
+    meta: metaJson(g.meta),
+    graph: { input: g.input, output: g.output, nodes },
+    dynamic: { method: info.method, weightBits: info.weightBits, actBits: info.actBits, scope: info.scope, options: { ...info.options }, path: model.path, layers },
+  };
+  return writeContainer(doc, tensors);
+}
+
+/** Lays out header + data (see the file comment) and proves the result loads. */
+function writeContainer(doc: Record<string, unknown>, tensors: OutTensor[]): Uint8Array {
   // F32 first, then 1-byte dtypes: with an 8-aligned data start every tensor is aligned to its
   // element size, with no holes (which safetensors forbids). Stable sort keeps node order.
   tensors.sort((a, b) => ITEM_BYTES.get(b.dtype)! - ITEM_BYTES.get(a.dtype)!);
@@ -442,7 +524,7 @@ export function saveLowbit(model: LowbitSavable): Uint8Array {
 // Load
 
 interface ConvStore {
-  storage: "f32" | "int8" | "int4";
+  storage: "f32" | "int8" | "int4" | "int-ohwi";
   bits: number;
 }
 
@@ -509,12 +591,12 @@ function parseNode(v: Json, i: number, nNodes: number, writer: string): { node: 
       hasBias = b;
       const wj = obj(get(o, "weight"), `${w}.weight`);
       const storage = str(get(wj, "storage"), `${w}.weight.storage`);
-      if (storage !== "f32" && storage !== "int8" && storage !== "int4") fail(`${w}.weight.storage '${storage}' is not f32, int8 or int4`);
+      if (storage !== "f32" && storage !== "int8" && storage !== "int4" && storage !== "int-ohwi") fail(`${w}.weight.storage '${storage}' is not f32, int8, int4 or int-ohwi`);
       const bits = storage === "f32" ? 32 : int(get(wj, "bits"), MIN_WEIGHT_BITS, MAX_WEIGHT_BITS, `${w}.weight.bits`, "E_BITS");
       if (storage === "int4" && bits > 4) fail(`${w}.weight: int4 storage cannot hold ${bits}-bit codes`, "E_BITS");
       const shape = arr(get(wj, "shape"), `${w}.weight.shape`);
-      const want = [k, k, cin, cout];
-      if (shape.length !== 4 || shape.some((d, j) => d !== want[j])) fail(`${w}.weight.shape ${JSON.stringify(shape)} is not [k, k, cin, cout] = [${want.join(", ")}]`);
+      const want = storage === "int-ohwi" ? [cout, k, k, cin] : [k, k, cin, cout];
+      if (shape.length !== 4 || shape.some((d, j) => d !== want[j])) fail(`${w}.weight.shape ${JSON.stringify(shape)} is not ${storage === "int-ohwi" ? "[cout, k, k, cin]" : "[k, k, cin, cout]"} = [${want.join(", ")}]`);
       store = { storage, bits };
       p = { op, k, cin, cout, weights: new Float32Array(0), bias: null, activation: parseActivation(get(o, "activation"), `${w}.activation`) };
       break;
@@ -616,6 +698,85 @@ function parseQuantTensor(v: Json, n: Node): QuantTensor {
   return { domain, bits, range: range(get(o, "range"), `${w}.range`, false) };
 }
 
+/** Reads the `dynamic` section and the integer tensors of a version-2 model. */
+function readDynamic(r: TensorReader, dj: JsonObject, g: Graph, stores: (ConvStore | null)[], codes: Map<number, Int16Array>): DynamicQuantizedModel {
+  const method = str(get(dj, "method"), "dynamic.method");
+  if (method !== "daq" && method !== "dfsq") fail(`dynamic.method '${method}' is not daq or dfsq`);
+  const weightBits = int(get(dj, "weightBits"), 2, 8, "dynamic.weightBits", "E_BITS");
+  const actBits = int(get(dj, "actBits"), 2, 8, "dynamic.actBits", "E_BITS");
+  const scope = str(get(dj, "scope"), "dynamic.scope");
+  if (!(LAYER_SCOPES as readonly string[]).includes(scope)) fail(`dynamic.scope '${scope}' is not one of ${LAYER_SCOPES.join(", ")}`);
+  const path = str(get(dj, "path"), "dynamic.path");
+  if (!(DYNAMIC_PATHS as readonly string[]).includes(path)) fail(`dynamic.path '${path}' is not one of ${DYNAMIC_PATHS.join(", ")}`);
+  const oj = obj(get(dj, "options"), "dynamic.options");
+  const options: Record<string, string | number | boolean> = {};
+  for (const k of Object.keys(oj)) {
+    const v = oj[k];
+    if (FORBIDDEN.has(k)) fail(`dynamic.options: forbidden key '${k}'`);
+    if (typeof v !== "string" && typeof v !== "number" && typeof v !== "boolean") fail(`dynamic.options.${k} is not a string, number or boolean`);
+    options[k] = v;
+  }
+  const layers = new Map<number, DynamicLayer>();
+  arr(get(dj, "layers"), "dynamic.layers", g.nodes.length).forEach((v, i) => {
+    const w = `dynamic.layers[${i}]`;
+    const lj = obj(v, w);
+    const id = int(get(lj, "node"), 0, g.nodes.length - 1, `${w}.node`);
+    const n = g.nodes[id];
+    if (n.op !== "conv2d") fail(`${w}: node ${id} ('${n.name}') is not a conv`);
+    if (layers.has(id)) fail(`${w}: conv '${n.name}' is listed twice`);
+    const wc = codes.get(id);
+    if (!wc) fail(`${w}: conv '${n.name}' stores f32 weights, not integer codes`);
+    const wb = int(get(lj, "weightBits"), 2, 8, `${w}.weightBits`, "E_BITS");
+    if (wb !== stores[id]!.bits) fail(`${w}.weightBits ${wb} differs from conv '${n.name}'s weight.bits ${stores[id]!.bits}`, "E_BITS");
+    const lim = 1 << wb;
+    for (let q = 0; q < wc.length; q++) if (Math.abs(wc[q]) > lim) fail(`tensor '${n.name}.weight': code ${wc[q]} at ${q} is outside ±${lim} for ${wb}-bit weights`, "E_RANGE");
+    const wscale = r.f32(`${n.name}.weight_scale`, [n.cout], `weight scales of conv '${n.name}'`);
+    for (let o = 0; o < n.cout; o++) if (!(wscale[o] >= 0)) fail(`tensor '${n.name}.weight_scale': scale ${wscale[o]} of channel ${o} is negative`, "E_RANGE");
+    const aj = obj(get(lj, "act"), `${w}.act`);
+    const kind = str(get(aj, "kind"), `${w}.act.kind`);
+    const postRelu = get(aj, "postRelu");
+    if (typeof postRelu !== "boolean") fail(`${w}.act.postRelu must be true or false`);
+    let act: DynamicActSpec;
+    if (kind === "daq") {
+      const stepTable = str(get(aj, "stepTable"), `${w}.act.stepTable`);
+      if (stepTable !== "code" && stepTable !== "mse") fail(`${w}.act.stepTable '${stepTable}' is not code or mse`);
+      const qq = int(get(aj, "qq"), 2, 32, `${w}.act.qq`, "E_BITS");
+      const mode = str(get(aj, "mode"), `${w}.act.mode`);
+      if (mode !== "int" && mode !== "reference") fail(`${w}.act.mode '${mode}' is not int or reference`);
+      let bits: number | Int32Array;
+      if (get(aj, "bits") === "per-channel") {
+        const b = r.take(`${n.name}.act_bits`, "I32", [n.cin], `activation bits of conv '${n.name}'`);
+        bits = new Int32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+        bits.forEach((x, c) => { if (x < 2 || x > 8) fail(`tensor '${n.name}.act_bits': channel ${c} has ${x} bits (2..8)`, "E_BITS"); });
+      } else bits = int(get(aj, "bits"), 2, 8, `${w}.act.bits`, "E_BITS");
+      act = { kind, postRelu, bits, stepTable, qq, mode };
+    } else if (kind === "dfsq") {
+      const bits = int(get(aj, "bits"), 2, 8, `${w}.act.bits`, "E_BITS");
+      const b = r.take(`${n.name}.codebooks`, "I16", [n.cin, 1 << bits], `codebooks of conv '${n.name}'`);
+      const codebooks = new Int16Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+      codebooks.forEach((x, q) => { if (x < -1024 || x > 1024) fail(`tensor '${n.name}.codebooks': point ${x} at ${q} is outside [−1024, 1024]`, "E_RANGE"); });
+      act = { kind, postRelu, bits, codebooks };
+    } else fail(`${w}.act.kind '${kind}' is not daq or dfsq`);
+    if (act.kind !== method) fail(`${w}: a ${act.kind} layer in a ${method} model`);
+    if (method === "daq" && mode0(act) === "reference" && path !== "oracle") fail(`${w}: DAQ reference mode runs on the oracle path only, the file says '${path}'`);
+    let createQuantizer;
+    try {
+      createQuantizer = actQuantizerFactory(act, n.cin);
+      createQuantizer();
+    } catch (e) {
+      if (!(e instanceof LowbitError)) throw e;
+      fail(`${w}: ${bare(e)}`, e.code === "E_BITS" || e.code === "E_RANGE" ? e.code : "E_MODEL_FORMAT");
+    }
+    layers.set(id, { id, name: n.name, weightBits: wb, actBits: int(get(lj, "actBits"), 2, 8, `${w}.actBits`, "E_BITS"), weights: wc, wscale, act, createQuantizer });
+  });
+  for (const id of codes.keys()) if (!layers.has(id)) fail(`conv '${g.nodes[id].name}' stores integer codes but dynamic.layers does not describe it`);
+  return new DynamicQuantizedModel(g, layers, { method, weightBits, actBits, scope: scope as LayerScope, options }, path as DynamicPath);
+}
+
+function mode0(a: DynamicActSpec): string {
+  return a.kind === "daq" ? a.mode : "int";
+}
+
 /** Reads one quantized kernel: codes (checked against the bit range) and per-channel scales. */
 function readCodes(r: TensorReader, n: Extract<Node, { op: "conv2d" }>, st: ConvStore): QuantConvWeights {
   const count = n.k * n.k * n.cin * n.cout;
@@ -646,7 +807,7 @@ function readCodes(r: TensorReader, n: Extract<Node, { op: "conv2d" }>, st: Conv
  * inconsistency is a LowbitError (see the file comment); nothing is allocated by a size the file
  * claims before that size was checked against the bytes that exist.
  */
-export function loadLowbit(bytes: Uint8Array | ArrayBuffer): QuantizedModel | Graph {
+export function loadLowbit(bytes: Uint8Array | ArrayBuffer): QuantizedModel | DynamicQuantizedModel | Graph {
   const c = parseContainer(toBytes(bytes));
   const text = c.metadata.get("lowbit");
   if (text === undefined) fail("a safetensors file without lowbit metadata (__metadata__.lowbit): not a .lowbit model");
@@ -660,7 +821,8 @@ export function loadLowbit(bytes: Uint8Array | ArrayBuffer): QuantizedModel | Gr
     fail(`this file uses .lowbit format version ${version} (written by lowbit ${writer}); this lowbit (${LOWBIT_VERSION}) reads up to version ${LOWBIT_FORMAT_VERSION}: upgrade lowbit to load it`);
   }
   const kind = get(doc, "model");
-  if (kind !== "quantized" && kind !== "fp32") fail(`model kind ${JSON.stringify(kind) ?? "is missing"}: expected "quantized" or "fp32"`);
+  if (kind !== "quantized" && kind !== "fp32" && kind !== "dynamic") fail(`model kind ${JSON.stringify(kind) ?? "is missing"}: expected "quantized", "dynamic" or "fp32"`);
+  if (kind === "dynamic" && version < 2) fail(`a dynamic model needs format version 2, the file says ${version}`);
 
   const meta = parseMeta(get(doc, "meta"));
   const gj = obj(get(doc, "graph"), "graph");
@@ -678,10 +840,22 @@ export function loadLowbit(bytes: Uint8Array | ArrayBuffer): QuantizedModel | Gr
   // Tensors: f32 kernels, quantized codes + scales, biases.
   const r = new TensorReader(c);
   const weights: (QuantConvWeights | null)[] = g.nodes.map(() => null);
+  const intCodes = new Map<number, Int16Array>();
   for (const { node: n, store, hasBias } of parsed) {
     if (n.op !== "conv2d") continue;
     const why = `conv '${n.name}'`;
-    if (store!.storage === "f32") {
+    if ((store!.storage === "int-ohwi") !== (kind === "dynamic") && store!.storage !== "f32") {
+      fail(`conv '${n.name}' stores ${store!.storage} weights in a ${kind} model`);
+    }
+    if (store!.storage === "int-ohwi") {
+      const shape = [n.cout, n.k, n.k, n.cin];
+      const t = c.tensors.get(`${n.name}.weight`);
+      const dt = t?.dtype === "I8" ? "I8" : "I16";
+      const b = r.take(`${n.name}.weight`, dt, shape, `integer weights of ${why}`);
+      const wc = dt === "I8" ? Int16Array.from(new Int8Array(b.buffer, b.byteOffset, b.byteLength)) : new Int16Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+      intCodes.set(n.id, wc);
+      n.weights = new Float32Array(n.k * n.k * n.cin * n.cout); // filled below from codes·scale
+    } else if (store!.storage === "f32") {
       n.weights = r.f32(`${n.name}.weight`, [n.k, n.k, n.cin, n.cout], `f32 kernel of ${why}`);
     } else {
       if (kind === "fp32") fail(`conv '${n.name}' stores ${store!.storage} codes in an fp32 model`);
@@ -698,6 +872,17 @@ export function loadLowbit(bytes: Uint8Array | ArrayBuffer): QuantizedModel | Gr
     if (hasBias) n.bias = r.f32(`${n.name}.bias`, [n.cout], `bias of ${why}`);
     // A quantized conv's stored bias is the one its plan uses (bias-corrected when it was).
     if (weights[n.id] && n.bias) weights[n.id]!.bias = n.bias;
+  }
+  let dyn: DynamicQuantizedModel | null = null;
+  if (kind === "dynamic") {
+    dyn = readDynamic(r, obj(get(doc, "dynamic"), "dynamic"), g, parsed.map((p) => p.store), intCodes);
+    // The graph keeps valid float weights (wscale[o]·w), HWIO.
+    for (const [id, l] of dyn.layers) {
+      const n = g.nodes[id] as Extract<Node, { op: "conv2d" }>;
+      for (let o = 0; o < n.cout; o++) for (let t = 0; t < n.k * n.k; t++) for (let ci = 0; ci < n.cin; ci++) {
+        n.weights[(t * n.cin + ci) * n.cout + o] = l.wscale[o] * l.weights[(o * n.k * n.k + t) * n.cin + ci];
+      }
+    }
   }
   r.checkAllUsed();
 
@@ -722,6 +907,7 @@ export function loadLowbit(bytes: Uint8Array | ArrayBuffer): QuantizedModel | Gr
     if (get(doc, "quant") !== undefined) fail("an fp32 model has a quant section");
     return g;
   }
+  if (dyn) return dyn;
 
   const qj = obj(get(doc, "quant"), "quant");
   const tj = arr(get(qj, "tensors"), "quant.tensors");
@@ -760,7 +946,7 @@ export async function writeLowbitFile(path: string, model: LowbitSavable): Promi
 }
 
 /** Reads and parses a `.lowbit` file (Node). Read failures → E_IO. */
-export async function readLowbitFile(path: string): Promise<QuantizedModel | Graph> {
+export async function readLowbitFile(path: string): Promise<QuantizedModel | DynamicQuantizedModel | Graph> {
   const fs = await import("node:fs/promises");
   let bytes: Uint8Array;
   try {

@@ -1,0 +1,144 @@
+// DAQ / DFSQ in the engine: layer scopes, calibration patches, the dynamic plan's three paths
+// (lut, exact, oracle) against each other and against the methods' f64 references, per-image
+// statistics (whole image = one tile), errors.
+import test from "tape";
+import { loadModel } from "../../src/models/registry.ts";
+import { optimizeGraph } from "../../src/graph/passes.ts";
+import { selectLayers, isPostRelu } from "../../src/methods/scope.ts";
+import { samplePatches } from "../../src/methods/patches.ts";
+import { quantizeDaq } from "../../src/methods/daq/quantize.ts";
+import { quantizeDfsq } from "../../src/methods/dfsq/quantize.ts";
+import { DynamicPlan } from "../../src/graph/compile-dynamic.ts";
+import { createUpscaler, fp32Model } from "../../src/engine/upscaler-api.ts";
+import { psnrY } from "../../src/metrics/psnr.ts";
+import { LowbitError } from "../../src/runtime/errors.ts";
+import { evalCrop } from "../util/eval-data.ts";
+import { testRuntime } from "../util/runtime.ts";
+import type { Graph } from "../../src/graph/ir.ts";
+
+const crop = (scale: number, name: string, x0: number, y0: number, w: number, h: number) => evalCrop(`lr_x${scale}`, name, x0, y0, w, h);
+const calibImages = () => [crop(2, "aero1", 20, 20, 96, 96), crop(2, "building", 100, 60, 96, 96)];
+const testImage = () => crop(2, "butterfly", 30, 20, 40, 36);
+
+async function rejects(t: test.Test, p: () => Promise<unknown>, code: string, what: string): Promise<void> {
+  try {
+    await p();
+    t.fail(`${what}: no error`);
+  } catch (e) {
+    t.ok(e instanceof LowbitError && e.code === code, `${what}: ${e instanceof LowbitError ? e.code : String(e)} (${(e as Error).message.slice(0, 90)})`);
+  }
+}
+
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+test("methods/scope: reference scopes map the released code's layers onto ISR RDN and RRDN", async (t) => {
+  const small = optimizeGraph(await loadModel("psnr-small-x2"));
+  const names = (g: Graph, ids: Set<number>) => g.nodes.filter((n) => ids.has(n.id)).map((n) => n.name);
+  const daq = selectLayers(small, "daq", "reference");
+  t.equal(daq.ids.size, 30, "psnr-small DAQ: the 30 RDB convs");
+  t.ok(names(small, daq.ids).every((n) => /^F_\d+_\d+$/.test(n)), "only F_d_c");
+  const dfsq = selectLayers(small, "dfsq", "reference");
+  t.equal(dfsq.ids.size, 42, "psnr-small DFSQ: 30 RDB convs + 10 LFF + 2 GFF");
+  t.ok(!names(small, dfsq.ids).some((n) => /^(F_m1|F_0|UPN|SR)/.test(n)), "SFENet, UPNet and the tail stay FP32");
+  const thick = optimizeGraph(await loadModel("esrgan-thick-x4"));
+  t.equal(selectLayers(thick, "dfsq", "reference").ids.size, 150, "esrgan-thick DFSQ: 5 convs × 30 dense blocks");
+  t.equal(selectLayers(thick, "daq", "reference").ids.size, 120, "esrgan-thick DAQ: 4 dense convs × 30");
+  const convs = small.nodes.filter((n) => n.op === "conv2d").length;
+  t.equal(selectLayers(small, "daq", "full").ids.size, convs, "full: every conv");
+  const body = selectLayers(small, "daq", "body");
+  t.ok(body.ids.size < convs && body.ids.size >= 42, `body: ${body.ids.size} of ${convs} convs (no head/tail/upsampler)`);
+  const renamed: Graph = { ...small, nodes: small.nodes.map((n) => ({ ...n, name: `layer${n.id}` })) };
+  const fb = selectLayers(renamed, "dfsq", "reference");
+  t.equal(fb.resolved, "body", "without ISR names, reference falls back to body");
+  t.throws(() => selectLayers(small, "daq", "most" as never), /scope/, "unknown scope");
+  const upn2 = small.nodes.find((n) => n.name === "UPN2")!;
+  t.ok(isPostRelu(small, upn2.inputs[0]), "UPN2 reads a ReLU output (post-ReLU)");
+  const f12 = small.nodes.find((n) => n.name === "F_1_2")!;
+  t.notOk(isPostRelu(small, f12.inputs[0]), "an RDB concat is signed");
+});
+
+test("methods/patches: seeded, in-image, augmented crops", (t) => {
+  const img = crop(2, "aero1", 0, 0, 60, 50);
+  const a = samplePatches([img], { count: 5, size: 24, seed: 3 });
+  const b = samplePatches([img], { count: 5, size: 24, seed: 3 });
+  t.deepEqual(a.map((p) => Array.from(p.data.subarray(0, 12))), b.map((p) => Array.from(p.data.subarray(0, 12))), "same seed, same patches");
+  t.ok(a.every((p) => p.width === 24 && p.height === 24 && p.data.length === 24 * 24 * 3), "5 patches of 24²");
+  const c = samplePatches([img], { count: 2, size: 100, seed: 3 });
+  t.equal(c[0].width, 50, "patch clipped to the image");
+  const hist = (d: Uint8Array) => d.reduce((s, v) => s + v, 0);
+  const plain = samplePatches([img], { count: 1, size: 50, seed: 9, augment: false })[0];
+  t.ok(a.length === 5 && hist(plain.data) > 0, "non-empty data");
+  t.throws(() => samplePatches([], { size: 8 }), /at least one image/, "no images");
+});
+
+test("methods/dynamic: DAQ plan paths agree (lut ≈ exact ≈ oracle) and W8 is faithful to FP32", async (t) => {
+  const rt = await testRuntime();
+  const g = await loadModel("esrgan-slim-x2");
+  const img = testImage();
+  const fpUp = await createUpscaler(fp32Model(g), { runtime: rt, tile: 64 });
+  const fp = await fpUp.upscale(img);
+  fpUp.dispose();
+  const outs: Record<string, ArrayLike<number>> = {};
+  for (const path of ["lut", "exact", "oracle"] as const) {
+    const qm = await quantizeDaq(g, { weightBits: 4, actBits: 4, scope: "full", path, runtime: rt });
+    const plan = new DynamicPlan(rt, qm, img.width, img.height);
+    t.equal(plan.info.quantized.length, 12, `${path}: all 12 convs quantized (scope full)`);
+    t.ok(plan.info.stepOps.includes(path === "oracle" ? "conv oracle" : `conv ${path}`), `${path}: plan has its conv steps`);
+    const x = new Float32Array(img.width * img.height * 3);
+    for (let i = 0; i < x.length; i++) x[i] = img.data[i];
+    outs[path] = plan.run(x, img.width, img.height);
+    plan.dispose();
+  }
+  const dLut = maxAbsDiff(outs.lut, outs.oracle), dExact = maxAbsDiff(outs.exact, outs.oracle);
+  t.ok(dExact < 0.05, `exact path vs oracle: max |Δ| ${dExact.toExponential(2)} (0–255 scale; f32 rounding only)`);
+  t.ok(dLut < 0.5, `lut path vs oracle: max |Δ| ${dLut.toExponential(2)} (≤ S/2 per activation)`);
+  const w8 = await quantizeDaq(g, { weightBits: 8, actBits: 8, runtime: rt });
+  const up = await createUpscaler(w8, { runtime: rt, tile: 64 });
+  const out = await up.upscale(img);
+  up.dispose();
+  const fid = psnrY(out, fp, 2);
+  t.ok(fid > 40, `DAQ W8A8 (reference scope) fidelity to FP32 ${fid.toFixed(2)} dB > 40`);
+});
+
+test("methods/dynamic: DFSQ calibrates codebooks and runs; paths agree; 8 bits faithful", async (t) => {
+  const rt = await testRuntime();
+  const g = await loadModel("esrgan-slim-x2");
+  const img = testImage();
+  const fpUp = await createUpscaler(fp32Model(g), { runtime: rt, tile: 64 });
+  const fp = await fpUp.upscale(img);
+  fpUp.dispose();
+  const q4 = await quantizeDfsq(g, calibImages(), { weightBits: 4, actBits: 4, scope: "full", patches: 8, runtime: rt });
+  const outs: Record<string, ArrayLike<number>> = {};
+  for (const path of ["lut", "exact", "oracle"] as const) {
+    q4.path = path;
+    const up = await createUpscaler(q4, { runtime: rt, tile: 64 });
+    outs[path] = (await up.upscale(img)).data;
+    up.dispose();
+  }
+  q4.path = "lut";
+  t.ok(maxAbsDiff(outs.exact, outs.oracle) <= 1, "exact vs oracle: same 8-bit output within 1 level");
+  t.ok(maxAbsDiff(outs.lut, outs.oracle) <= 1, "lut vs oracle: same 8-bit output within 1 level");
+  const q8 = await quantizeDfsq(g, calibImages(), { weightBits: 8, actBits: 8, patches: 8, runtime: rt });
+  const up = await createUpscaler(q8, { runtime: rt, tile: 64 });
+  const fid = psnrY(await up.upscale(img), fp, 2);
+  up.dispose();
+  t.ok(fid > 40, `DFSQ W8A8 fidelity to FP32 ${fid.toFixed(2)} dB > 40`);
+  t.ok(q8.config.startsWith("w8a8 dfsq scope=reference"), `config '${q8.config}'`);
+});
+
+test("methods/dynamic: bad options are typed errors", async (t) => {
+  const rt = await testRuntime();
+  const g = await loadModel("esrgan-slim-x2");
+  await rejects(t, () => quantizeDaq(g, { weightBits: 9, actBits: 4, runtime: rt }), "E_BITS", "DAQ w9");
+  await rejects(t, () => quantizeDaq(g, { weightBits: 4, actBits: 1, runtime: rt }), "E_BITS", "DAQ a1");
+  await rejects(t, () => quantizeDaq(g, { weightBits: 4, actBits: 4, qq: 1, runtime: rt }), "E_BITS", "DAQ qq 1");
+  await rejects(t, () => quantizeDaq(g, { weightBits: 4, actBits: 4, mode: "reference", path: "lut", runtime: rt }), "E_ARGUMENT", "DAQ reference mode on the lut path");
+  await rejects(t, () => quantizeDaq(g, { weightBits: 4, actBits: 4, stepTable: "gauss" as never, runtime: rt }), "E_ARGUMENT", "unknown step table");
+  await rejects(t, () => quantizeDaq(g, { weightBits: 4, actBits: 4, sensitive: 0.1, runtime: rt }), "E_ARGUMENT", "sensitivity without images");
+  await rejects(t, () => quantizeDfsq(g, [], { weightBits: 4, actBits: 4, runtime: rt }), "E_ARGUMENT", "DFSQ without images");
+  await rejects(t, () => quantizeDfsq(g, calibImages(), { weightBits: 4, actBits: 4, path: "fast" as never, runtime: rt }), "E_ARGUMENT", "unknown path");
+});
