@@ -25,7 +25,11 @@ import { loadModel, getModelInfo, listModels } from "../src/models/registry.ts";
 import { fp32Model, Upscaler, defaultMargin, type CompilableModel } from "../src/engine/upscaler-api.ts";
 import { calibrate } from "../src/quant/calibrate.ts";
 import { quantizeModel } from "../src/quant/quantize-model.ts";
-import { loadCalibImages } from "../src/cli/model-options.ts";
+import { loadCalibImages, DFSQ_CALIB_SIDE } from "../src/cli/model-options.ts";
+import { quantizeDaq } from "../src/methods/daq/quantize.ts";
+import { quantizeDfsq } from "../src/methods/dfsq/quantize.ts";
+import type { LayerScope } from "../src/methods/scope.ts";
+import type { DynamicPath } from "../src/graph/compile-dynamic.ts";
 import { listEvalSet, loadEvalPair } from "../src/metrics/evalset.ts";
 import { scoreSR } from "../src/metrics/score.ts";
 import { psnrY } from "../src/metrics/psnr.ts";
@@ -113,12 +117,27 @@ function resolveModels(names: string[], scales: number[] | null): string[] {
   return out;
 }
 
-function parseConfig(c: string): { bits: string; method: "minmax" | "percentile" | "mse" | null } {
-  const [bits, method] = c.replace("-", " ").trim().toLowerCase().split(/\s+/);
-  if (bits === "fp32") return { bits, method: null };
-  if (!/^w\da\d$/.test(bits) || !["minmax", "percentile", "mse"].includes(method)) throw new Error(`bad config '${c}' (e.g. w8a8-minmax)`);
-  return { bits, method: method as "minmax" | "percentile" | "mse" };
+type Method = "minmax" | "percentile" | "mse" | "daq" | "dfsq";
+
+/**
+ * "w8a8-minmax", "w4a4 daq", "w4a4-dfsq-scope=full-path=exact": bits, method, then the method's
+ * --method-options as key=value tokens (DAQ/DFSQ only).
+ */
+function parseConfig(c: string): { bits: string; method: Method | null; options: Record<string, string> } {
+  const [bits, method, ...rest] = c.replace(/-/g, " ").trim().toLowerCase().split(/\s+/);
+  if (bits === "fp32") return { bits, method: null, options: {} };
+  if (!/^w\da\d$/.test(bits) || !["minmax", "percentile", "mse", "daq", "dfsq"].includes(method)) throw new Error(`bad config '${c}' (e.g. w8a8-minmax, w4a4-dfsq)`);
+  const options: Record<string, string> = {};
+  for (const kv of rest) {
+    const m = /^([a-z]+)=(\S+)$/.exec(kv);
+    if (!m || !(method === "daq" || method === "dfsq")) throw new Error(`bad option '${kv}' in config '${c}'`);
+    options[m[1]] = m[2];
+  }
+  return { bits, method: method as Method, options };
 }
+
+const configName = (p: ReturnType<typeof parseConfig>) =>
+  p.method ? [p.bits, p.method, ...Object.entries(p.options).map(([k, v]) => `${k}=${v}`)].join(" ") : "fp32";
 
 /** FP32 storage: 4 bytes per conv weight and bias (the only parameters of these nets). */
 function fp32Params(g: Graph): number {
@@ -158,9 +177,13 @@ async function runModel(name: string, o: { data: string; calib: string; tile: nu
 
   /** Upscales every image with `model` (plan compiled first, as `lowbit eval` does) and scores it. */
   const runConfig = async (config: string, method: string | null, model: CompilableModel, bytes: number, ref: RgbImage[] | null, refScores: ImageResult[] | null) => {
-    const up = new Upscaler(model, rt, { tile: o.tile, margin });
+    // Per-image statistics (DAQ, DFSQ): the whole image in one tile, as `lowbit eval` runs them.
+    const whole = (model as { wholeImage?: boolean }).wholeImage === true;
+    const wholeSide = Math.max(...pairs.map((p) => Math.max(p.width, p.height) / scale));
+    const up = new Upscaler(model, rt, { tile: whole ? wholeSide : o.tile, margin });
     const tc = performance.now();
-    up.planFor(maxW, maxH);
+    if (whole) up.planFor(Math.max(...pairs.map((p) => p.width / scale)), Math.max(...pairs.map((p) => p.height / scale)));
+    else up.planFor(maxW, maxH);
     const compileMs = performance.now() - tc;
     const outs: RgbImage[] = [];
     const images: ImageResult[] = [];
@@ -201,6 +224,28 @@ async function runModel(name: string, o: { data: string; calib: string; tile: nu
   const fp = await runConfig("fp32", null, fp32Model(graph), 4 * params, null, null);
   const quantized = o.configs.filter((c) => c !== "fp32");
   if (quantized.length === 0) return res;
+  const isDynamic = (c: string) => { const m = parseConfig(c).method; return m === "daq" || m === "dfsq"; };
+
+  // Dynamic methods first (they calibrate themselves, as the CLI does: buildDynamicModel).
+  for (const config of quantized.filter(isDynamic)) {
+    const p = parseConfig(config);
+    const [wb, ab] = [Number(p.bits[1]), Number(p.bits[3])];
+    const mo = p.options;
+    const num = (k: string) => (mo[k] === undefined ? undefined : Number(mo[k]));
+    const common = { weightBits: wb, actBits: ab, scope: mo.scope as LayerScope | undefined, path: mo.path as DynamicPath | undefined, runtime: rt };
+    const tq = performance.now();
+    const qm = p.method === "daq"
+      ? await quantizeDaq(graph, {
+        ...common, stepTable: mo.step as "code" | "mse" | undefined, qq: num("qq"), mode: mo.mode as "int" | "reference" | undefined,
+        sensitive: num("sensitive"), extraBits: num("extra"), images: num("sensitive") ? await loadCalibImages(o.calib, scale) : undefined,
+      })
+      : await quantizeDfsq(graph, await loadCalibImages(o.calib, scale, DFSQ_CALIB_SIDE), {
+        ...common, patches: num("patches"), patchSize: num("patch"), seed: num("seed"), restarts: num("restarts"),
+      });
+    log(`${name} ${configName(p)}: quantized in ${((performance.now() - tq) / 1000).toFixed(1)} s (${qm.config})`);
+    await runConfig(configName(p), p.method, qm, qm.weightBytes, fp.outs, fp.images);
+  }
+  if (quantized.every(isDynamic)) return res;
 
   // Calibrate once, as the CLI does (src/cli/model-options.ts buildModel): 12 LR images, centre 128² patches.
   const calibImages = await loadCalibImages(o.calib, scale);
@@ -210,9 +255,9 @@ async function runModel(name: string, o: { data: string; calib: string; tile: nu
   res.calib = { dir: o.calib, images: cal.images, pixels: cal.pixels, seconds };
   log(`${name}: calibrated on ${cal.images} images (${cal.pixels} LR px) in ${seconds.toFixed(1)} s`);
 
-  for (const config of quantized) {
+  for (const config of quantized.filter((c) => !isDynamic(c))) {
     const { bits, method } = parseConfig(config);
-    const qm = quantizeModel(cal, { bits, method: method! });
+    const qm = quantizeModel(cal, { bits, method: method as "minmax" | "percentile" | "mse" });
     await runConfig(`${bits} ${method}`, method, qm, qm.weightBytes, fp.outs, fp.images);
   }
   return res;
@@ -251,7 +296,7 @@ function report(files: string[]): string {
   // Per-image ΔPSNR of the best W8A8 method (by mean ΔPSNR), protocol §7.3, and the W8A8 target.
   lines.push("Per-image ΔPSNR-Y (dB) of the best W8A8 method (largest mean ΔPSNR) per model:", "");
   for (const r of runs) {
-    const w8 = r.configs.filter((c) => c.bits === "w8a8");
+    const w8 = r.configs.filter((c) => c.bits === "w8a8" && ["minmax", "percentile", "mse"].includes(c.method ?? ""));
     if (!w8.length) continue;
     const best = w8.reduce((a, b) => (b.mean.dPsnr > a.mean.dPsnr ? b : a));
     const neg = best.images.filter((x) => x.dPsnr < 0).length;
@@ -280,9 +325,9 @@ async function layerReport(name: string, config: string, o: { data: string; cali
   const graph = await loadModel(name);
   const scale = graph.meta.scale;
   const { bits, method } = parseConfig(config);
-  if (!method) throw new Error("--layers needs a quantized --configs entry");
+  if (!method || method === "daq" || method === "dfsq") throw new Error("--layers needs a static quantized --configs entry (minmax | percentile | mse)");
   const cal = await calibrate(graph, await loadCalibImages(o.calib, scale), { runtime: await createRuntime({ backend: "simd" }) });
-  const qm = quantizeModel(cal, { bits, method });
+  const qm = quantizeModel(cal, { bits, method: method as "minmax" | "percentile" | "mse" });
   const g = cal.graph;
   const pairs = (await listEvalSet(o.data, scale)).filter((p) => !o.images || o.images.includes(p.name));
   const crops = [];
@@ -390,7 +435,7 @@ if (a.layers) {
 } else {
   const scales = a.scales ? a.scales.split(",").map(Number) : null;
   const models = resolveModels(a.models ? a.models.split(",") : DEFAULT_MODELS, scales);
-  const configs = a.configs ? a.configs.split(",").map((c) => { const p = parseConfig(c); return p.method ? `${p.bits} ${p.method}` : "fp32"; }) : [...ALL_CONFIGS];
+  const configs = a.configs ? a.configs.split(",").map((c) => configName(parseConfig(c))) : [...ALL_CONFIGS];
   if (!configs.includes("fp32")) configs.unshift("fp32"); // the fidelity reference
   const data = resolve(a.data ?? process.env.LOWBIT_EVAL_DIR ?? join(ROOT, "..", "..", "shared", "data", "eval"));
   if (!existsSync(join(data, "hr"))) throw new Error(`eval set not found at ${data} (pass --data)`);
