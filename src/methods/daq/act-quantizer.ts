@@ -9,7 +9,7 @@
  * released code) has no finite code table: it runs on the oracle path only.
  */
 import type { ChannelStatsView, DynamicActQuantizer } from "../dynamic/act-quantizer.ts";
-import { daqActivationParams, type DaqActivationOptions } from "./activation.ts";
+import { daqActivationParams, daqInvDelta, type DaqActivationOptions } from "./activation.ts";
 import { daqQuantizeReference } from "./reference.ts";
 
 export class DaqActQuantizer implements DynamicActQuantizer {
@@ -47,16 +47,14 @@ export class DaqActQuantizer implements DynamicActQuantizer {
 
   prepare(st: ChannelStatsView, mu: Float32Array, inv: Float32Array): void {
     daqActivationParams(this.p, { pixels: st.pixels, mean: st.mean, std: st.std, countPositive: st.countPositive ?? undefined }, this.options);
-    for (let c = 0; c < this.channels; c++) {
-      const d = this.p.delta[c];
-      mu[c] = this.postRelu ? 0 : this.p.mu[c];
-      inv[c] = d > 0 ? Math.fround(1 / d) : 0;
-    }
+    daqInvDelta(inv, this.p.delta);
+    mu.set(this.p.mu);
   }
 
   level(c: number, k: number): number {
     const kk = Math.min(k, this.kmax[c]), d = this.p.delta[c];
-    return this.postRelu ? kk * d : this.p.mu[c] + (kk - this.kmax[c] / 2) * d;
+    // p.mu is the dequantization offset: μ_c (signed), 0 (post-ReLU), or a constant channel's value (Δ = 0).
+    return this.p.mu[c] + (this.postRelu ? kk : kk - this.kmax[c] / 2) * d;
   }
 
   intLevel(c: number, k: number): number {
@@ -67,12 +65,12 @@ export class DaqActQuantizer implements DynamicActQuantizer {
   intAffine(a: Float32Array, mu: Float32Array): void {
     for (let c = 0; c < this.channels; c++) {
       a[c] = this.postRelu ? this.p.delta[c] : this.p.delta[c] / 2;
-      mu[c] = this.postRelu ? 0 : this.p.mu[c];
+      mu[c] = this.p.mu[c];
     }
   }
 
   reference(out: Float32Array, data: Float32Array, offset: number, stride: number, pixels: number): void {
-    daqQuantizeReference(out, data, { offset, stride, pixels, channels: this.channels }, this.options);
+    daqQuantizeReference(out, data.subarray(offset), pixels, this.channels, this.options, undefined, stride);
   }
 
   describe(): string {

@@ -19,13 +19,62 @@ import { optimizeGraph } from "../../graph/passes.ts";
 import type { ImageLike } from "../../engine/image.ts";
 import { LowbitError } from "../../runtime/errors.ts";
 import { init, type Runtime } from "../../runtime/runtime.ts";
-import { calibrate } from "../../quant/calibrate.ts";
+import { F32Plan } from "../../graph/compile-f32.ts";
+import { ArenaRegion } from "../../runtime/arena.ts";
+import { throwIfAborted } from "../../runtime/errors.ts";
 import { DYNAMIC_PATHS, type DynamicPath } from "../../graph/compile-dynamic.ts";
 import { DynamicQuantizedModel, type DynamicLayer } from "../dynamic/model.ts";
 import { isPostRelu, selectLayers, type LayerScope } from "../scope.ts";
 import { actQuantizerFactory } from "../dynamic/factory.ts";
 import { daqQuantizeWeights } from "./weights.ts";
-import { daqChannelBits } from "./sensitivity.ts";
+import { daqChannelBits, DaqSensitivityAccumulator, type DaqLayerStats } from "./sensitivity.ts";
+
+interface StatsExports {
+  channel_stats_acc_bytes(c: number): number;
+  f32_channel_stats_nhwc(x: number, n: number, c: number, xStride: number, acc: number, out: number): void;
+}
+
+/**
+ * Per-image statistics of the quantized convs' inputs over calibration images (each image one
+ * tile, as inference sees it), accumulated for channel sensitivity (sensitivity.ts).
+ */
+async function collectDaqStats(rt: Runtime, g: Graph, inputs: number[], images: ImageLike[], o: { signal?: AbortSignal; onProgress?: (f: number) => void }): Promise<Map<number, DaqLayerStats>> {
+  const ids = [...new Set(inputs)];
+  const acc = new Map(ids.map((id) => [id, new DaqSensitivityAccumulator(g.nodes[id].channels, isPostRelu(g, id))]));
+  const plan = new F32Plan(rt, g, Math.max(...images.map((i) => i.width)), Math.max(...images.map((i) => i.height)));
+  const region = new ArenaRegion(rt.arena);
+  const k = rt.kernels<StatsExports>();
+  const maxC = Math.max(...ids.map((id) => g.nodes[id].channels));
+  const accBuf = region.alloc(k.channel_stats_acc_bytes(maxC)), st = region.alloc(20 * maxC);
+  const watch = new Set(ids);
+  const [lo, hi] = g.meta.inputRange;
+  try {
+    for (let i = 0; i < images.length; i++) {
+      throwIfAborted(o.signal);
+      const img = images[i];
+      const C = img.data.length / (img.width * img.height);
+      const x = plan.inputView(img.width, img.height);
+      for (let p = 0, d = 0; p < img.width * img.height; p++) for (let ch = 0; ch < 3; ch++) x[d++] = lo + (img.data[p * C + ch] * (hi - lo)) / 255;
+      for (let id = 0; id < g.nodes.length; id++) {
+        plan.runSteps(img.width, img.height, plan.nodeSteps[id][0], plan.nodeSteps[id][1]);
+        if (!watch.has(id)) continue;
+        const v = plan.tensorView(id, img.width, img.height);
+        const c = v.channels;
+        k.f32_channel_stats_nhwc(v.offset * 4, v.pixels, c, v.stride, accBuf, st);
+        const f = rt.arena.f32, s0 = st / 4;
+        const countPositive = new Float64Array(c);
+        for (let p = 0; p < v.pixels; p++) for (let ch = 0; ch < c; ch++) if (f[v.offset + p * v.stride + ch] > 0) countPositive[ch]++;
+        acc.get(id)!.add({ pixels: v.pixels, mean: f.slice(s0 + 2 * c, s0 + 3 * c), std: f.slice(s0 + 3 * c, s0 + 4 * c), countPositive });
+      }
+      o.onProgress?.((i + 1) / images.length);
+      await new Promise((r) => setTimeout(r, 0));
+    }
+  } finally {
+    region.free();
+    plan.dispose();
+  }
+  return new Map([...acc].map(([id, a]) => [id, a.result()]));
+}
 
 export interface DaqOptions {
   weightBits: number;
@@ -70,21 +119,21 @@ export async function quantizeDaq(graph: Graph, o: DaqOptions): Promise<DynamicQ
   if (sensitive > 0 && o.actBits + extraBits > 8) throw new LowbitError("E_BITS", `channel sensitivity: a${o.actBits} + ${extraBits} exceeds 8 bits`);
   const g = optimizeGraph(graph);
   const { ids, resolved } = selectLayers(g, "daq", o.scope ?? "reference");
-  let calib: Awaited<ReturnType<typeof calibrate>> | null = null;
+  let calib: Map<number, DaqLayerStats> | null = null;
   if (sensitive > 0) {
     if (!o.images?.length) throw new LowbitError("E_ARGUMENT", "DAQ channel sensitivity needs calibration images");
-    calib = await calibrate(graph, o.images, { runtime: o.runtime ?? (await init()), signal: o.signal, onProgress: o.onProgress });
+    const inputs = g.nodes.filter((n) => n.op === "conv2d" && ids.has(n.id)).map((n) => n.inputs[0]);
+    calib = await collectDaqStats(o.runtime ?? (await init()), g, inputs, o.images, o);
   }
   const layers = new Map<number, DynamicLayer>();
   for (const n of g.nodes) {
     if (n.op !== "conv2d" || !ids.has(n.id)) continue;
-    const wq = daqQuantizeWeights(n.weights, { k: n.k, cin: n.cin, cout: n.cout, bits: o.weightBits, stepTable });
+    const wq = daqQuantizeWeights(n.weights, { k: n.k, cin: n.cin, cout: n.cout }, { bits: o.weightBits, stepTable });
     const wscale = new Float32Array(n.cout).fill(wq.wscale);
     const post = isPostRelu(g, n.inputs[0]);
     let bits: number | Int32Array = o.actBits;
     if (calib) {
-      const ts = calib.tensors[n.inputs[0]];
-      bits = daqChannelBits({ mean: ts.channelMean, std: ts.channelStd }, n.weights, { k: n.k, cin: n.cin, cout: n.cout, bits: o.actBits, fraction: sensitive, extraBits });
+      bits = daqChannelBits(calib.get(n.inputs[0])!, n.weights, { k: n.k, cin: n.cin, cout: n.cout }, { bits: o.actBits, extraBits: extraBits as 1 | 2, budget: { fraction: sensitive }, stepTable });
     }
     const act = { kind: "daq" as const, bits, stepTable, qq, mode, postRelu: post };
     layers.set(n.id, {
