@@ -22,4 +22,5 @@ import "./kernels/f32-conv.test.ts";
 import "./kernels/qs8-conv.test.ts";
 import "./quant.test.ts";
 import "./methods/daq.test.ts";
+import "./methods/dfsq.test.ts";
 import "./cli.test.ts";

@@ -5,3 +5,4 @@ export * from "./range.ts";
 export * from "./weights.ts";
 export * from "./config.ts";
 export * from "./quantizer.ts";
+export * from "./subset-lut.ts";

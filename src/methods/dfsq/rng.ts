@@ -1,0 +1,17 @@
+/**
+ * Seeded PRNG for DFSQ calibration: mulberry32, the same generator as test/util/rng.ts and the graph
+ * builder, so a codebook is reproducible from (data, bits, seed) on every platform (integer ops only).
+ */
+export class Mulberry32 {
+  private s: number;
+  constructor(seed: number) {
+    this.s = seed >>> 0;
+  }
+  /** Uniform in [0, 1), 32 bits of entropy. */
+  next(): number {
+    let t = (this.s = (this.s + 0x6d2b79f5) >>> 0);
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+}
