@@ -241,6 +241,7 @@ async function runModel(name: string, o: { data: string; calib: string; tile: nu
       })
       : await quantizeDfsq(graph, await loadCalibImages(o.calib, scale, DFSQ_CALIB_SIDE), {
         ...common, patches: num("patches"), patchSize: num("patch"), seed: num("seed"), restarts: num("restarts"),
+        selection: mo.selection as "kmeans" | "optimal" | undefined,
       });
     log(`${name} ${configName(p)}: quantized in ${((performance.now() - tq) / 1000).toFixed(1)} s (${qm.config})`);
     await runConfig(configName(p), p.method, qm, qm.weightBytes, fp.outs, fp.images);

@@ -145,7 +145,7 @@ export const DYNAMIC_METHODS = ["daq", "dfsq"] as const;
 export type DynamicMethod = (typeof DYNAMIC_METHODS)[number];
 export const DYNAMIC_METHOD_KEYS: Record<DynamicMethod, readonly string[]> = {
   daq: ["scope", "path", "step", "qq", "mode", "sensitive", "extra"],
-  dfsq: ["scope", "path", "patches", "patch", "seed", "restarts"],
+  dfsq: ["scope", "path", "patches", "patch", "seed", "restarts", "selection"],
 };
 
 /** Range methods implemented for static post-training quantization; the others are later methods. */
@@ -255,6 +255,7 @@ async function buildDynamicModel(graph: Graph, options: ModelOptions, method: Dy
   }
   return quantizeDfsq(graph, await images(DFSQ_CALIB_SIDE), {
     ...common, patches: numberOption(mo, "patches"), patchSize: numberOption(mo, "patch"), seed: numberOption(mo, "seed"), restarts: numberOption(mo, "restarts"),
+    selection: mo.selection as "kmeans" | "optimal" | undefined,
   });
 }
 

@@ -15,6 +15,7 @@
 import { LowbitError } from "../runtime/errors.ts";
 import type { Activation, ActivationKind, Graph, GraphMeta, Node, NodeOp } from "./ir.ts";
 import { inferNodeShape, receptiveRadius, validateGraph, type ValidateOptions } from "./validate.ts";
+import { Mulberry32 } from "../util/rng.ts";
 
 /** A built tensor: the producing node's id. */
 export type TensorRef = number;
@@ -37,18 +38,14 @@ export class GraphBuilder {
   private readonly nodes: Node[] = [];
   private readonly names = new Set<string>();
   private inputId = -1;
-  private s: number;
+  private readonly rng: Mulberry32;
 
   constructor(opts: { seed?: number } = {}) {
-    this.s = (opts.seed ?? 1) >>> 0;
+    this.rng = new Mulberry32(opts.seed ?? 1);
   }
 
-  /** mulberry32, uniform in [0, 1). */
   private rand(): number {
-    let t = (this.s = (this.s + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    return this.rng.next();
   }
 
   private uniform(n: number, a: number): Float32Array {

@@ -6,17 +6,7 @@
 import type { ImageLike } from "../engine/image.ts";
 import { imageChannels } from "../engine/image.ts";
 import { LowbitError } from "../runtime/errors.ts";
-
-/** mulberry32: a small, fast, seeded PRNG (uniform in [0, 1)). */
-export function mulberry32(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    let t = (s = (s + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { Mulberry32 } from "../util/rng.ts";
 
 export interface PatchOptions {
   /** Number of patches (default 32). */
@@ -34,7 +24,8 @@ export function samplePatches(images: readonly ImageLike[], o: PatchOptions): Im
   const count = o.count ?? 32;
   if (!Number.isInteger(count) || count < 1) throw new LowbitError("E_ARGUMENT", `patch count must be a positive integer, got ${count}`);
   if (!Number.isInteger(o.size) || o.size < 1) throw new LowbitError("E_ARGUMENT", `patch size must be a positive integer, got ${o.size}`);
-  const rnd = mulberry32(o.seed ?? 1);
+  const rng = new Mulberry32(o.seed ?? 1);
+  const rnd = () => rng.next();
   const out: ImageLike[] = [];
   for (let i = 0; i < count; i++) {
     const img = images[i % images.length];

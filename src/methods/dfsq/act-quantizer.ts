@@ -29,12 +29,8 @@ export class DfsqActQuantizer implements DynamicActQuantizer {
     this.channels = lut.channels;
     this.levels = 1 << lut.bits;
     this.postRelu = lut.postRelu;
-    const K = this.levels;
-    this.points = new Int16Array(this.channels * K);
-    for (let c = 0; c < this.channels; c++) {
-      const u = lut.sortedUnique(c);
-      for (let j = 0; j < K; j++) this.points[c * K + j] = u[Math.min(j, u.length - 1)];
-    }
+    // Codes are levels: the sorted distinct points, rows padded with the last one (SubsetLUT.levelTable).
+    this.points = lut.levelTable;
     this.countTable = subsetCodeTable(lut);
     this.mu = new Float64Array(this.channels);
     this.m = new Float64Array(this.channels);
@@ -67,7 +63,7 @@ export class DfsqActQuantizer implements DynamicActQuantizer {
   }
 
   reference(out: Float32Array, data: Float32Array, offset: number, stride: number, pixels: number): void {
-    dfsqQuantizeReference(out, data, { offset, stride, pixels, channels: this.channels }, this.lut);
+    dfsqQuantizeReference(out, data.subarray(offset), { height: 1, width: pixels, channels: this.channels, pixelStride: stride }, this.lut);
   }
 
   describe(): string {

@@ -20,7 +20,8 @@ import { ArenaRegion } from "../../runtime/arena.ts";
 import { LowbitError, throwIfAborted } from "../../runtime/errors.ts";
 import type { Runtime } from "../../runtime/runtime.ts";
 import { isPostRelu } from "../scope.ts";
-import { selectCodebook } from "./codebook.ts";
+import { exhaustiveCodebook, selectCodebook, SortedPoints } from "./codebook.ts";
+import { universalSet } from "./universal-set.ts";
 
 interface CalibExports {
   channel_stats_acc_bytes(c: number): number;
@@ -35,6 +36,7 @@ export interface DfsqCalibrationOptions {
   restarts?: number;
   maxIter?: number;
   seed?: number;
+  selection?: "kmeans" | "optimal";
   onProgress?: (fraction: number) => void;
   signal?: AbortSignal;
 }
@@ -107,6 +109,7 @@ export async function calibrateDfsq(rt: Runtime, g: Graph, tensorIds: number[], 
     for (let b = 0; b < bins; b++) centres[b] = -1 + ((b + 0.5) * 2) / bins;
     const out = new Map<number, TensorCodebooks>();
     const K = 1 << o.bits;
+    const universe = universalSet();
     let done = 0;
     for (const id of ids) {
       const c = g.nodes[id].channels;
@@ -115,9 +118,10 @@ export async function calibrateDfsq(rt: Runtime, g: Graph, tensorIds: number[], 
       const sse = new Float64Array(c);
       for (let ch = 0; ch < c; ch++) {
         const w = Float64Array.from(hist.subarray(ch * bins, (ch + 1) * bins));
-        const r = selectCodebook(centres, w, o.bits, {
-          restarts: o.restarts, maxIter: o.maxIter, seed: (o.seed ?? 1) * 7919 + id * 131 + ch, postRelu: post.get(id),
-        });
+        const points = SortedPoints.from(centres, w);
+        const r = o.selection === "optimal"
+          ? exhaustiveCodebook(points, null, o.bits, universe, { postRelu: post.get(id) })
+          : selectCodebook(points, null, o.bits, { restarts: o.restarts, maxIter: o.maxIter, seed: (o.seed ?? 1) * 7919 + id * 131 + ch, postRelu: post.get(id) });
         codebooks.set(r.codebook, ch * K);
         sse[ch] = r.sse;
       }

@@ -22,7 +22,7 @@
  * rule on a sorted codebook; for the SSE it does not matter, both centroids are equally near).
  */
 import { LowbitError, checkInt } from "../../runtime/errors.ts";
-import { Mulberry32 } from "./rng.ts";
+import { Mulberry32 } from "../../util/rng.ts";
 import { radixSortF64 } from "./radix-sort.ts";
 import { universalSet } from "./universal-set.ts";
 

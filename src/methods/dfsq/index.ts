@@ -3,5 +3,5 @@ export * from "./universal-set.ts";
 export * from "./codebook.ts";
 export * from "./weights.ts";
 export * from "./reference.ts";
-export { Mulberry32 } from "./rng.ts";
+export { Mulberry32 } from "../../util/rng.ts";
 export { radixSortF64 } from "./radix-sort.ts";

@@ -17,7 +17,7 @@ import { selectLayers, type LayerScope } from "../scope.ts";
 import { samplePatches } from "../patches.ts";
 import { calibrateDfsq } from "./calibrate.ts";
 import { actQuantizerFactory } from "../dynamic/factory.ts";
-import { dfsqQuantizeWeights } from "./weights.ts";
+import { quantizeDfsqWeights } from "./weights.ts";
 
 export interface DfsqOptions {
   weightBits: number;
@@ -30,6 +30,13 @@ export interface DfsqOptions {
   seed?: number;
   restarts?: number;
   bins?: number;
+  /**
+   * Codebook selection: "kmeans" (the reference, dfsq.md §4) or "optimal" — the exact minimum-SSE
+   * subset of U containing 0, by dynamic programming over the sorted universe (codebook.ts
+   * exhaustiveCodebook). The spec assumes exhaustive search is infeasible (C(377, 2^b)); in 1-D
+   * it is a DP. Not the released method: an option, off by default.
+   */
+  selection?: "kmeans" | "optimal";
   runtime?: Runtime;
   signal?: AbortSignal;
   onProgress?: (fraction: number) => void;
@@ -49,19 +56,21 @@ export async function quantizeDfsq(graph: Graph, images: readonly ImageLike[], o
   const patches = samplePatches(images, { count: o.patches ?? 32, size: o.patchSize ?? Math.round(192 / g.meta.scale), seed });
   const convs = g.nodes.filter((n) => n.op === "conv2d" && ids.has(n.id));
   const books = await calibrateDfsq(rt, g, convs.map((n) => n.inputs[0]), patches, {
-    bits: o.actBits, restarts: o.restarts, bins: o.bins, seed, signal: o.signal, onProgress: o.onProgress,
+    bits: o.actBits, restarts: o.restarts, bins: o.bins, seed, selection: o.selection, signal: o.signal, onProgress: o.onProgress,
   });
   const layers = new Map<number, DynamicLayer>();
   for (const n of convs) {
     if (n.op !== "conv2d") continue;
     const b = books.get(n.inputs[0])!;
     const act = { kind: "dfsq" as const, bits: o.actBits, postRelu: b.postRelu, codebooks: b.codebooks };
-    const wq = dfsqQuantizeWeights(n.weights, { k: n.k, cin: n.cin, cout: n.cout, bits: o.weightBits });
+    const wq = quantizeDfsqWeights(n.weights, n.k, n.cin, n.cout, o.weightBits);
     layers.set(n.id, {
       id: n.id, name: n.name, weightBits: o.weightBits, actBits: o.actBits,
       weights: wq.codes, wscale: wq.wscale, act, createQuantizer: actQuantizerFactory(act, n.cin),
     });
   }
-  const options = { patches: patches.length, patchSize: patches[0].width, seed };
+  if (o.selection !== undefined && o.selection !== "kmeans" && o.selection !== "optimal") throw new LowbitError("E_ARGUMENT", `DFSQ selection must be "kmeans" or "optimal", got '${String(o.selection)}'`);
+  const options: Record<string, string | number> = { patches: patches.length, patchSize: patches[0].width, seed };
+  if (o.selection === "optimal") options.selection = "optimal";
   return new DynamicQuantizedModel(g, layers, { method: "dfsq", weightBits: o.weightBits, actBits: o.actBits, scope: resolved, options }, path);
 }

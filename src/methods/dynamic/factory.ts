@@ -4,6 +4,7 @@ import type { DynamicActSpec } from "./model.ts";
 import { DaqActQuantizer } from "../daq/act-quantizer.ts";
 import { DfsqActQuantizer } from "../dfsq/act-quantizer.ts";
 import { SubsetLUT } from "../../quant/subset-lut.ts";
+import { LowbitError } from "../../runtime/errors.ts";
 
 /** Returns a factory: each compiled plan gets its own quantizer (they hold per-image state). */
 export function actQuantizerFactory(spec: DynamicActSpec, channels: number): () => DynamicActQuantizer {
@@ -11,6 +12,7 @@ export function actQuantizerFactory(spec: DynamicActSpec, channels: number): () 
     const { bits, stepTable, qq, mode, postRelu } = spec;
     return () => new DaqActQuantizer(channels, postRelu, { bits, stepTable, qq, mode, postRelu });
   }
-  const lut = new SubsetLUT({ channels, bits: spec.bits, postRelu: spec.postRelu, codebooks: spec.codebooks });
+  const lut = new SubsetLUT(spec.codebooks, spec.bits, spec.postRelu);
+  if (lut.channels !== channels) throw new LowbitError("E_SHAPE", `DFSQ codebooks cover ${lut.channels} channels, the conv reads ${channels}`);
   return () => new DfsqActQuantizer(lut);
 }

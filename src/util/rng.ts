@@ -1,6 +1,7 @@
 /**
- * Seeded PRNG for DFSQ calibration: mulberry32, the same generator as test/util/rng.ts and the graph
- * builder, so a codebook is reproducible from (data, bits, seed) on every platform (integer ops only).
+ * The library's seeded PRNG: mulberry32 (the same generator as test/util/rng.ts), so graph-builder
+ * weights, calibration patches and DFSQ codebooks are reproducible from a seed on every platform
+ * (integer ops only).
  */
 export class Mulberry32 {
   private s: number;
