@@ -24,3 +24,4 @@ export * from "./stats/channel-stats";
 export * from "./stats/histogram";
 export * from "./conv/qs8-qc8w-conv-nhwc";
 export * from "./conv/qs8-qc4w-conv-nhwc";
+export * from "./conv/qs16-qc16w-conv-nhwc-pcs";
