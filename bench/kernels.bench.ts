@@ -14,3 +14,4 @@ console.log(`peak f32x4 mul+add: ${fmt(peak.f32)} GMAC/s`);
 if (peak.relaxedDot !== null) console.log(`peak relaxed dot i8x16.i7x16: ${fmt(peak.relaxedDot)} GMAC/s`);
 await runF32Conv(rt, peak);
 await (await import("./kernels/qs8-conv.bench.ts")).run(rt, peak);
+await (await import("./kernels/qlut-conv.bench.ts")).run(rt, peak);

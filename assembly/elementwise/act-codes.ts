@@ -162,3 +162,41 @@ export function f32_count_positive_nhwc(x: usize, n: i32, c: i32, xStride: i32, 
     store<f32>(o, load<f32>(o) + <f32>a);
   }
 }
+
+/**
+ * DFSQ threshold codes by SIMD compare-count (same semantics and result as f32_subset_codes_nhwc; cost ∝ nThr:
+ * faster than the count table for ≤ 4 points, even at 8, slower at 16 — see bench/RESULTS.md). The clamped ⌈v⌉ ∈ [−2048, 2049] fits i16, so 8 channels go per vector and
+ * code = Σ_t (⌈v⌉ > T'_t) over the channel's thresholds (T' < v ⟺ T' < ⌈v⌉ ⟺ ⌈v⌉ > T', see the header).
+ * thr: i16 [⌈c/8⌉ blocks][nThr][8 lanes] = T'_t of channel 8·block + lane, padded with 32767 (never counted)
+ * for channels with fewer thresholds.
+ */
+export function f32_subset_codes_cmp_nhwc(x: usize, n: i32, c: i32, xStride: i32, mu: usize, invM: usize,
+  thr: usize, nThr: i32, out: usize, outStride: i32): void {
+  const lo = i32x4.splat(-2048), hi = i32x4.splat(2049), zero = i32x4.splat(0);
+  const blockBytes = <usize>nThr << 4;
+  for (let p = 0; p < n; p++) {
+    const xp = x + (<usize>p * <usize>xStride << 2);
+    const op = out + <usize>p * <usize>outStride;
+    let j = 0;
+    for (; j + 8 <= c; j += 8) {
+      const o = <usize>j << 2;
+      const i0 = subsetIndex(v128.load(xp + o), v128.load(mu + o), v128.load(invM + o), lo, hi, zero);
+      const i1 = subsetIndex(v128.load(xp + o, 16), v128.load(mu + o, 16), v128.load(invM + o, 16), lo, hi, zero);
+      const h = i16x8.narrow_i32x4_s(i0, i1);
+      let tp = thr + <usize>(j >> 3) * blockBytes;
+      const end = tp + blockBytes;
+      let cnt = zero;
+      for (; tp < end; tp += 16) cnt = i16x8.sub(cnt, i16x8.gt_s(h, v128.load(tp)));
+      v128.store64_lane(op + j, i8x16.narrow_i16x8_u(cnt, cnt), 0);
+    }
+    for (; j < c; j++) {
+      const o = <usize>j << 2;
+      const idx = i32x4.extract_lane(subsetIndex(f32x4.splat(load<f32>(xp + o)), f32x4.splat(load<f32>(mu + o)),
+        f32x4.splat(load<f32>(invM + o)), lo, hi, zero), 0);
+      let tp = thr + <usize>(j >> 3) * blockBytes + (<usize>(j & 7) << 1);
+      let cnt = 0;
+      for (let t = 0; t < nThr; t++, tp += 16) cnt += <i32>(<i32>load<i16>(tp) < idx);
+      store<u8>(op + j, <u8>cnt);
+    }
+  }
+}

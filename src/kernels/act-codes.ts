@@ -13,6 +13,8 @@ interface Kernels {
     postRelu: number, out: number, os: number): void;
   f32_subset_codes_nhwc(x: number, n: number, c: number, xs: number, mu: number, invM: number, table: number, tableStride: number,
     out: number, os: number): void;
+  f32_subset_codes_cmp_nhwc(x: number, n: number, c: number, xs: number, mu: number, invM: number, thr: number, nThr: number,
+    out: number, os: number): void;
   f32_count_positive_nhwc(x: number, n: number, c: number, xs: number, out: number): void;
 }
 
@@ -150,16 +152,11 @@ export function subsetSortedUnique(codebook: ArrayLike<number>): Int32Array {
  */
 export function subsetCodeTable(out: Uint8Array, sorted: ReadonlyArray<ArrayLike<number>>, tableStride = SUBSET_TABLE_STRIDE): Uint8Array {
   check(out instanceof Uint8Array, "E_ARGUMENT", "out must be a Uint8Array");
-  check(Array.isArray(sorted) && sorted.length >= 1, "E_SHAPE", "one sorted codebook per channel needed");
+  checkSortedBooks(sorted);
   checkInt(tableStride, SUBSET_TABLE_STRIDE, 1 << 20, "tableStride", "E_SHAPE");
   checkArray(out, sorted.length * tableStride, "table");
   for (let c = 0; c < sorted.length; c++) {
     const u = sorted[c];
-    check(u && u.length >= 1 && u.length <= 256, "E_SHAPE", `codebook ${c} needs 1..256 points`);
-    for (let j = 0; j < u.length; j++) {
-      checkInt(u[j], -1024, 1024, `codebook ${c} point [${j}] (1/1024 units)`, "E_RANGE");
-      if (j > 0 && !(u[j] > u[j - 1])) throw new LowbitError("E_ARGUMENT", `codebook ${c} is not strictly increasing at [${j}] (use subsetSortedUnique)`);
-    }
     const row = out.subarray(c * tableStride, (c + 1) * tableStride);
     // cnt[i] counts thresholds T' ≤ i − 2049, i.e. < i − 2048: sweep i upward over the sorted thresholds.
     let j = 0;
@@ -233,6 +230,111 @@ export function subsetCodes(out: Uint8Array, x: Float32Array, o: SubsetCodesOpti
     subsetCodesAt(r, {
       x: s.put(x, spanOf(n, c, xs)), pixels: n, channels: c, xStride: xs,
       mu: s.put(o.mu.subarray(0, c)), invM: s.put(o.invM.subarray(0, c)), table: s.put(o.table, c * ts), tableStride: ts,
+      out: s.out(out, spanOf(n, c, os), os !== c), outStride: os,
+    });
+  });
+  return out;
+}
+
+/**
+ * Codebooks of at most this many points are faster with the compare-count kernel (subsetCodesCmp); from 8 points
+ * on the count table (subsetCodes) is as fast or faster (bench/RESULTS.md, 64 channels: 4 points 34 vs 60 ms/MP,
+ * 8 points 62 vs 60, 16 points 101 vs 60).
+ */
+export const SUBSET_CMP_MAX_POINTS = 4;
+
+/** i16 elements of a compare-count threshold layout for c channels and nThr thresholds per channel. */
+export function subsetThresholdsLength(channels: number, nThr: number): number {
+  return ((channels + 7) >> 3) * nThr * 8;
+}
+
+function checkSortedBooks(sorted: ReadonlyArray<ArrayLike<number>>): void {
+  check(Array.isArray(sorted) && sorted.length >= 1, "E_SHAPE", "one sorted codebook per channel needed");
+  for (let c = 0; c < sorted.length; c++) {
+    const u = sorted[c];
+    check(u && u.length >= 1 && u.length <= 256, "E_SHAPE", `codebook ${c} needs 1..256 points`);
+    for (let j = 0; j < u.length; j++) {
+      checkInt(u[j], -1024, 1024, `codebook ${c} point [${j}] (1/1024 units)`, "E_RANGE");
+      if (j > 0 && !(u[j] > u[j - 1])) throw new LowbitError("E_ARGUMENT", `codebook ${c} is not strictly increasing at [${j}] (use subsetSortedUnique)`);
+    }
+  }
+}
+
+/**
+ * The compare-count form of the same quantizer (f32_subset_codes_cmp_nhwc): thresholds T'_j = u_j + u_{j+1} as
+ * i16 [⌈c/8⌉][nThr][8] (pad 32767), nThr = max_c (n_c − 1). Returns the layout and nThr; once per layer.
+ */
+export function subsetThresholds(sorted: ReadonlyArray<ArrayLike<number>>): { thresholds: Int16Array; nThr: number } {
+  checkSortedBooks(sorted);
+  const c = sorted.length;
+  let nThr = 0;
+  for (const u of sorted) nThr = Math.max(nThr, u.length - 1);
+  const thresholds = new Int16Array(subsetThresholdsLength(c, nThr)).fill(32767);
+  for (let ch = 0; ch < c; ch++) {
+    const u = sorted[ch];
+    for (let j = 0; j + 1 < u.length; j++) thresholds[((ch >> 3) * nThr + j) * 8 + (ch & 7)] = u[j] + u[j + 1];
+  }
+  return { thresholds, nThr };
+}
+
+/** Arena-offset form of the compare-count quantizer: thr i16 [⌈c/8⌉][nThr][8] (subsetThresholds). */
+export interface SubsetCodesCmpAt {
+  x: number; pixels: number; channels: number; xStride?: number;
+  mu: number; invM: number;
+  thresholds: number; nThr: number;
+  out: number; outStride?: number;
+}
+
+export function subsetCodesCmpAt(rt: Runtime, a: SubsetCodesCmpAt): void {
+  checkDims(a.pixels, a.channels);
+  const xs = strideOf(a.xStride, a.channels, "input");
+  const os = strideOf(a.outStride, a.channels, "output");
+  checkInt(a.nThr, 0, 255, "nThr", "E_SHAPE");
+  checkIo(rt, a.x, a.pixels, a.channels, xs, a.out, os);
+  checkVec(rt, a.mu, a.channels, "mu");
+  checkVec(rt, a.invM, a.channels, "invM");
+  checkPtr(rt, a.thresholds, 2 * subsetThresholdsLength(a.channels, a.nThr), "thresholds", 2);
+  rt.kernels<Kernels>().f32_subset_codes_cmp_nhwc(a.x, a.pixels, a.channels, xs, a.mu, a.invM, a.thresholds, a.nThr, a.out, os);
+}
+
+export interface SubsetCodesCmpOptions {
+  pixels: number;
+  channels: number;
+  xStride?: number;
+  outStride?: number;
+  mu: Float32Array;
+  invM: Float32Array;
+  /** subsetThresholds output for these channels. */
+  thresholds: Int16Array;
+  nThr: number;
+}
+
+/** Same codes as subsetCodes, by the compare-count kernel (the faster choice for ≤ SUBSET_CMP_MAX_POINTS points). */
+export function subsetCodesCmp(out: Uint8Array, x: Float32Array, o: SubsetCodesCmpOptions, rt?: Runtime): Uint8Array {
+  check(out instanceof Uint8Array, "E_ARGUMENT", "out must be a Uint8Array");
+  checkF32(x, "x");
+  const { pixels: n, channels: c } = o;
+  checkDims(n, c);
+  const xs = strideOf(o.xStride, c, "input");
+  const os = strideOf(o.outStride, c, "output");
+  checkArray(x, spanOf(n, c, xs), "x");
+  checkArray(out, spanOf(n, c, os), "out");
+  checkF32(o.mu, "mu");
+  checkF32(o.invM, "invM");
+  checkArray(o.mu, c, "mu");
+  checkArray(o.invM, c, "invM");
+  checkFiniteVec(o.mu, c, "mu");
+  checkFiniteVec(o.invM, c, "invM", true);
+  checkInt(o.nThr, 0, 255, "nThr", "E_SHAPE");
+  check(o.thresholds instanceof Int16Array, "E_ARGUMENT", "thresholds must be an Int16Array (subsetThresholds)");
+  checkArray(o.thresholds, subsetThresholdsLength(c, o.nThr), "thresholds");
+  if (n === 0) return out;
+  const r = rtOr(rt);
+  withScratch(r, (s) => {
+    subsetCodesCmpAt(r, {
+      x: s.put(x, spanOf(n, c, xs)), pixels: n, channels: c, xStride: xs,
+      mu: s.put(o.mu.subarray(0, c)), invM: s.put(o.invM.subarray(0, c)),
+      thresholds: s.put(o.thresholds, subsetThresholdsLength(c, o.nThr)), nThr: o.nThr,
       out: s.out(out, spanOf(n, c, os), os !== c), outStride: os,
     });
   });

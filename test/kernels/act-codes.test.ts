@@ -3,7 +3,8 @@ import { testRuntime } from "../util/runtime.ts";
 import { Rng } from "../util/rng.ts";
 import { LowbitError } from "../../src/runtime/errors.ts";
 import {
-  SUBSET_TABLE_STRIDE, countPositive, daqCodeParams, daqCodes, subsetCodeTable, subsetCodes, subsetSortedUnique,
+  SUBSET_TABLE_STRIDE, countPositive, daqCodeParams, daqCodes, subsetCodeTable, subsetCodes, subsetCodesCmp, subsetSortedUnique,
+  subsetThresholds,
 } from "../../src/kernels/act-codes.ts";
 import { countPositiveRef, daqCodesRef, subsetCodesRef, subsetNearestRef } from "../../src/kernels/ref/act-codes.ts";
 
@@ -132,7 +133,7 @@ test("DFSQ subset codes: count table = direct threshold count at every integer i
 test("DFSQ subset codes: WASM = direct compare count = nearest point (random, exact midpoints, ±1 ulp, NaN/∞)", async (t) => {
   const rt = await testRuntime();
   const r = new Rng(777);
-  let bad = 0, badNearest = 0, cases = 0, elems = 0, ties = 0;
+  let bad = 0, badCmp = 0, badNearest = 0, cases = 0, elems = 0, ties = 0;
   const f = new Float32Array(1), u32 = new Uint32Array(f.buffer);
   const nudge = (v: number, d: number): number => { f[0] = v; if (v !== 0 && Number.isFinite(v)) u32[0] += d; return f[0]; };
   for (let i = 0; i < 300; i++) {
@@ -168,6 +169,11 @@ test("DFSQ subset codes: WASM = direct compare count = nearest point (random, ex
     elems += pixels * c;
     const d = firstDiff(got, want);
     if (d !== "equal" && bad++ < 5) t.fail(`${pixels}×${c} strides ${xs}/${os}: ${d}`);
+    const { thresholds, nThr } = subsetThresholds(books);
+    const gotCmp = new Uint8Array(got.length).fill(250);
+    subsetCodesCmp(gotCmp, x, { pixels, channels: c, xStride: xs, outStride: os, mu, invM, thresholds, nThr }, rt);
+    const dc = firstDiff(gotCmp, want);
+    if (dc !== "equal" && badCmp++ < 5) t.fail(`compare-count ${pixels}×${c} nThr ${nThr} strides ${xs}/${os}: ${dc}`);
     // Independent: the threshold count is the nearest sorted point with ties to the lower one.
     for (let p = 0; p < pixels; p++) {
       for (let j = 0; j < c; j++) {
@@ -181,6 +187,7 @@ test("DFSQ subset codes: WASM = direct compare count = nearest point (random, ex
     }
   }
   t.equal(bad, 0, `${cases} random cases (${elems} elements) bit-exact vs the direct compare count`);
+  t.equal(badCmp, 0, `${cases} random cases: the SIMD compare-count kernel gives the same codes`);
   t.equal(badNearest, 0, "the compare count equals argmin |v − 2u_j| with ties to the lower point");
   t.ok(ties > 500, `exact midpoints exercised (${ties} ties, all resolved to the lower point)`);
 });
@@ -230,6 +237,11 @@ test("act codes: bad arguments throw", async (t) => {
   t.equal(subsetCodes(out, x, sok, rt).length, 6, "valid subset call runs");
   throwsCode(t, () => subsetCodes(out, x, { ...sok, table: table.subarray(1) }, rt), "E_SHAPE", "short table");
   throwsCode(t, () => subsetCodes(out, x, { ...sok, invM: Float32Array.of(1, NaN, 1) }, rt), "E_RANGE", "NaN 1/m");
+  const th = subsetThresholds([[0, 10], [0], [-5, 5]]);
+  t.deepEqual([th.nThr, Array.from(th.thresholds.subarray(0, 4))], [1, [10, 32767, 0, 32767]], "threshold layout: T' per lane, padded with 32767");
+  t.equal(subsetCodesCmp(out, x, { ...sok, thresholds: th.thresholds, nThr: th.nThr }, rt).length, 6, "valid compare-count call runs");
+  throwsCode(t, () => subsetCodesCmp(out, x, { ...sok, thresholds: th.thresholds.subarray(1), nThr: 1 }, rt), "E_SHAPE", "short thresholds");
+  throwsCode(t, () => subsetCodesCmp(out, x, { ...sok, thresholds: th.thresholds, nThr: 256 }, rt), "E_SHAPE", "nThr 256");
   throwsCode(t, () => countPositive(Float32Array.of(2 ** 24, 0, 0), x, { pixels: 2, channels: 3 }, rt), "E_RANGE", "count past 2^24");
   throwsCode(t, () => countPositive(new Float32Array(2), x, { pixels: 2, channels: 3 }, rt), "E_SHAPE", "short count vector");
 });
