@@ -15,3 +15,4 @@ if (peak.relaxedDot !== null) console.log(`peak relaxed dot i8x16.i7x16: ${fmt(p
 await runF32Conv(rt, peak);
 await (await import("./kernels/qs8-conv.bench.ts")).run(rt, peak);
 await (await import("./kernels/qs16-conv-pcs.bench.ts")).run(rt, peak);
+await (await import("./kernels/qlut-conv.bench.ts")).run(rt, peak);

@@ -21,6 +21,8 @@ import "./kernels/histogram.test.ts";
 import "./kernels/f32-conv.test.ts";
 import "./kernels/qs8-conv.test.ts";
 import "./kernels/qs16-conv-pcs.test.ts";
+import "./kernels/qlut-conv.test.ts";
+import "./kernels/act-codes.test.ts";
 import "./quant.test.ts";
 import "./methods/daq.test.ts";
 import "./methods/dfsq.test.ts";

@@ -35,7 +35,7 @@ import { lowerF32Node, type F32Exports } from "./compile-f32.ts";
 import { StepPlan, type Step } from "./step-plan.ts";
 import { f32ConvScratchBytes, packF32Conv } from "../kernels/f32-conv.ts";
 import { packQlutConv, qlutConvScratchBytes, qlutLutLimit } from "../kernels/qlut-conv.ts";
-import { packQs16ConvPcs, qs16ConvPcsScratchBytes } from "../kernels/qs16-conv-pcs.ts";
+import { checkQs16PcsRange, packQs16ConvPcs, qs16ConvPcsBandRows, qs16ConvPcsScratchBytes } from "../kernels/qs16-conv-pcs.ts";
 import { LowbitError } from "../runtime/errors.ts";
 import type { Runtime } from "../runtime/runtime.ts";
 import type { ChannelStatsView, DynamicActQuantizer } from "../methods/dynamic/act-quantizer.ts";
@@ -161,9 +161,14 @@ export class DynamicPlan extends StepPlan {
         maxCodes = Math.max(maxCodes, W * H * n.cin);
       } else {
         const p = packQs16ConvPcs(spec.weights, { cout: n.cout, k: n.k, cin: n.cin });
+        let maxG = 0;
+        for (let c = 0; c < n.cin; c++) for (let j = 0; j < q.levels; j++) maxG = Math.max(maxG, Math.abs(q.intLevel(c, j)));
+        checkQs16PcsRange(p, maxG); // the int32 partial sums are exact for every code
         intPacked.set(n.id, { ptr: this.region.put(p.bytes), maxAbsWeightSum: 0 });
         weightBytes += p.bytes.byteLength;
-        scratchBytes = Math.max(scratchBytes, qs16ConvPcsScratchBytes(W, n.cin, n.k));
+        // The band depends on the tile; the bound at the plan size covers smaller tiles up to the
+        // band's fixed 512 KiB budget (qs16ConvPcsBandRows), hence the slack.
+        scratchBytes = Math.max(scratchBytes, qs16ConvPcsScratchBytes(H, W, n.cin, n.cout, n.k) + (1 << 20));
         maxCodes = Math.max(maxCodes, W * H * n.cin);
         maxDecoded = Math.max(maxDecoded, 2 * W * H * n.cin);
       }
@@ -305,7 +310,8 @@ export class DynamicPlan extends StepPlan {
           const pWs = this.region.put(Float32Array.from({ length: coutP }, (_, o2) => (o2 < cout ? spec.wscale[o2] : 0)));
           steps.push((w, h) => k.qlut_decode_nhwc(codesBuf, w * s * h * s, cin, cin, pG, K, decodedBuf, cin));
           stepOps.push("decode");
-          steps.push((w, h) => k.qs16_qc16w_conv_nhwc_pcs_f32(decodedBuf, cin, h * s, w * s, cin, pA, pM2, kk, packed, cout, pWs, pBias, y, ys, lo, hi, scratch, 0));
+          steps.push((w, h) => k.qs16_qc16w_conv_nhwc_pcs_f32(decodedBuf, cin, h * s, w * s, cin, pA, pM2, kk, packed, cout, pWs, pBias, y, ys, lo, hi, scratch,
+            qs16ConvPcsBandRows(h * s, w * s, cin, kk)));
           stepOps.push("conv exact");
         }
       }
