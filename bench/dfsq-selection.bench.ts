@@ -6,7 +6,7 @@
 //     bits: preparation (radix sort / O(N) grid) + K-means, and DP over the full U for comparison.
 // Times are the fastest benchmark.js sample (least disturbed on a shared machine).
 import { time, fmt } from "./util.ts";
-import { Mulberry32 } from "../src/methods/dfsq/rng.ts";
+import { Mulberry32 } from "../src/util/rng.ts";
 import {
   SortedPoints, bruteForceCodebook, exhaustiveCodebook, selectCodebook, universalSet, universalSubset,
 } from "../src/methods/dfsq/index.ts";

@@ -26,4 +26,5 @@ import "./kernels/act-codes.test.ts";
 import "./quant.test.ts";
 import "./methods/daq.test.ts";
 import "./methods/dfsq.test.ts";
+import "./methods/dynamic.test.ts";
 import "./cli.test.ts";

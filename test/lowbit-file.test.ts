@@ -413,7 +413,7 @@ test("lowbit file: seeded corruption fuzz: every case loads and runs, or throws 
         b = good.slice();
         b[rng.int(0, 7)] ^= 1 << rng.int(0, 7);
     }
-    let m: QuantizedModel | Graph;
+    let m: ReturnType<typeof loadLowbit>;
     try {
       m = loadLowbit(b);
     } catch (e) {

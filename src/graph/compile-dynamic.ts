@@ -34,7 +34,7 @@ import { planMemory, type MemoryPlan } from "./memory-plan.ts";
 import { lowerF32Node, type F32Exports } from "./compile-f32.ts";
 import { StepPlan, type Step } from "./step-plan.ts";
 import { f32ConvScratchBytes, packF32Conv } from "../kernels/f32-conv.ts";
-import { packQlutConv, qlutConvScratchBytes, qlutLutLimit } from "../kernels/qlut-conv.ts";
+import { packQlutConv, qlutConvBandRows, qlutConvScratchBytes, qlutLutLimit } from "../kernels/qlut-conv.ts";
 import { checkQs16PcsRange, packQs16ConvPcs, qs16ConvPcsBandRows, qs16ConvPcsScratchBytes } from "../kernels/qs16-conv-pcs.ts";
 import { LowbitError } from "../runtime/errors.ts";
 import type { Runtime } from "../runtime/runtime.ts";
@@ -107,6 +107,7 @@ function dequantizedHwio(spec: DynamicConvSpec, k: number, cin: number, cout: nu
 }
 
 export class DynamicPlan extends StepPlan {
+  private tensorPtr: number[] = [];
   readonly info: DynamicPlanInfo;
   readonly nodeSteps: [number, number][];
   /** The per-layer quantizers (their per-image state reflects the last run). */
@@ -157,7 +158,8 @@ export class DynamicPlan extends StepPlan {
         const p = packQlutConv(spec.weights, { cout: n.cout, k: n.k, cin: n.cin });
         intPacked.set(n.id, { ptr: this.region.put(p.bytes), maxAbsWeightSum: p.maxAbsWeightSum });
         weightBytes += p.bytes.byteLength;
-        scratchBytes = Math.max(scratchBytes, qlutConvScratchBytes(W, n.cin, n.k));
+        // Band rows are chosen per call for the tile's width; the slack covers narrower tiles' rounding.
+        scratchBytes = Math.max(scratchBytes, qlutConvScratchBytes(W, n.cin, n.k) + (1 << 20));
         maxCodes = Math.max(maxCodes, W * H * n.cin);
       } else {
         const p = packQs16ConvPcs(spec.weights, { cout: n.cout, k: n.k, cin: n.cin });
@@ -300,7 +302,8 @@ export class DynamicPlan extends StepPlan {
         stepOps.push("codes");
         const packed = intPacked.get(n.id)!.ptr;
         if (path === "lut") {
-          steps.push((w, h) => k.qlut_qc16w_conv_nhwc_f32(codesBuf, cin, h * s, w * s, cin, pLut, K, kk, packed, cout, pMult, pBias, y, ys, lo, hi, scratch, 0));
+          steps.push((w, h) => k.qlut_qc16w_conv_nhwc_f32(codesBuf, cin, h * s, w * s, cin, pLut, K, kk, packed, cout, pMult, pBias, y, ys, lo, hi, scratch,
+            qlutConvBandRows(w * s, cin, kk)));
           stepOps.push("conv lut");
         } else {
           // Integer form table g_c(k): image independent.
@@ -318,6 +321,7 @@ export class DynamicPlan extends StepPlan {
       nodeSteps.push([first, steps.length]);
     }
     this.steps = steps;
+    this.tensorPtr = g.nodes.map((n) => ptr(n.id));
     this.nodeSteps = nodeSteps;
     this.quantizers = quantizers;
     this.inPtr = ptr(g.input);
@@ -326,6 +330,16 @@ export class DynamicPlan extends StepPlan {
     this.info = {
       graph: g, memory: mem, weightBytes, tensorBytes: mem.totalBytes, scratchBytes, macsPerPixel,
       quantized: [...quantizers.keys()], stepOps,
+    };
+  }
+
+  /** Node `id`'s f32 output after its steps ran on a w×h tile (a strided arena view, as F32Plan.tensorView). */
+  tensorView(id: number, w: number, h: number): { data: Float32Array; offset: number; stride: number; pixels: number; channels: number } {
+    this.checkSize(w, h);
+    const n = this.info.graph.nodes[id];
+    return {
+      data: this.rt.arena.f32, offset: this.tensorPtr[id] / 4, stride: this.info.memory.placement[id].pixelStride,
+      pixels: w * n.spatial * h * n.spatial, channels: n.channels,
     };
   }
 }

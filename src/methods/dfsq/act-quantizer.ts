@@ -31,7 +31,8 @@ export class DfsqActQuantizer implements DynamicActQuantizer {
     this.postRelu = lut.postRelu;
     // Codes are levels: the sorted distinct points, rows padded with the last one (SubsetLUT.levelTable).
     this.points = lut.levelTable;
-    this.countTable = subsetCodeTable(lut);
+    const sorted = Array.from({ length: this.channels }, (_, c) => lut.sortedUnique(c));
+    this.countTable = subsetCodeTable(new Uint8Array(this.channels * SUBSET_TABLE_STRIDE), sorted);
     this.mu = new Float64Array(this.channels);
     this.m = new Float64Array(this.channels);
   }
@@ -63,7 +64,10 @@ export class DfsqActQuantizer implements DynamicActQuantizer {
   }
 
   reference(out: Float32Array, data: Float32Array, offset: number, stride: number, pixels: number): void {
-    dfsqQuantizeReference(out, data.subarray(offset), { height: 1, width: pixels, channels: this.channels, pixelStride: stride }, this.lut);
+    const C = this.channels;
+    const x = new Float32Array(pixels * C);
+    for (let p = 0; p < pixels; p++) for (let c = 0; c < C; c++) x[p * C + c] = data[offset + p * stride + c];
+    dfsqQuantizeReference(out.subarray(0, pixels * C), x, { height: 1, width: pixels, channels: C }, this.lut);
   }
 
   describe(): string {

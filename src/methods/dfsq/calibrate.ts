@@ -117,8 +117,14 @@ export async function calibrateDfsq(rt: Runtime, g: Graph, tensorIds: number[], 
       const codebooks = new Int16Array(c * K);
       const sse = new Float64Array(c);
       for (let ch = 0; ch < c; ch++) {
-        const w = Float64Array.from(hist.subarray(ch * bins, (ch + 1) * bins));
-        const points = SortedPoints.from(centres, w);
+        // Non-empty bins only (a post-ReLU channel's bins below 0 are empty by construction).
+        const row = hist.subarray(ch * bins, (ch + 1) * bins);
+        let nz = 0;
+        for (let b = 0; b < bins; b++) if (row[b] > 0) nz++;
+        const xs = new Float64Array(Math.max(nz, 1)), ws = new Float64Array(Math.max(nz, 1));
+        if (nz === 0) ws[0] = 1; // a tensor never observed non-zero: all mass at 0
+        for (let b = 0, j = 0; b < bins; b++) if (row[b] > 0) { xs[j] = post.get(id) ? Math.max(0, centres[b]) : centres[b]; ws[j++] = row[b]; }
+        const points = SortedPoints.from(xs, ws);
         const r = o.selection === "optimal"
           ? exhaustiveCodebook(points, null, o.bits, universe, { postRelu: post.get(id) })
           : selectCodebook(points, null, o.bits, { restarts: o.restarts, maxIter: o.maxIter, seed: (o.seed ?? 1) * 7919 + id * 131 + ch, postRelu: post.get(id) });
