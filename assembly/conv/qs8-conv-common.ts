@@ -57,7 +57,8 @@ const TAIL: usize = memory.data(32, 16);
 //                                        [w(o4,c) w(o4,c+1) …                        w(o7,c+1)]
 //   w8 section            per block of 8, per kh, per kw, per input-channel quad c:
 //                         32 bytes = i8  [w(o0,c..c+3) w(o1,c..c+3) w(o2,…) w(o3,…)] [w(o4,…) … w(o7,…)]
-//   wino section (k = 3 only) per block of 8, per Winograd component j = 0..3, per kh, per input-channel pair:
+//   wino section (k = 3, 5) per block of 8, per Winograd component j = 0..3, per kh, per input-channel pair
+//                         (k = 5, j < 3: first the pairs of group A, then of group B; j = 3: group B only):
 //                         32 bytes as the w16 section, of U_j(o, kh, c) (see the Winograd section below)
 // ---------------------------------------------------------------------------------------------------------
 
@@ -73,8 +74,9 @@ const TAIL: usize = memory.data(32, 16);
   return <usize>(k * k * Cin4) << 3; // k·k·(Cin4/4) quads × 32 bytes
 }
 
-@inline function winoBlockBytes(Cin2: i32): usize {
-  return <usize>(12 * Cin2) << 4; // 4 components × 3 rows × (Cin2/2) pairs × 32 bytes
+@inline function winoBlockBytes(k: i32, Cin2: i32): usize {
+  // k = 3: 4 components × 3 rows; k = 5: (3 components × 2 groups + 1) × 5 rows; × (Cin2/2) pairs × 32 bytes
+  return <usize>((k == 3 ? 12 : 35) * Cin2) << 4;
 }
 
 // ------------------------------------------- stage 2: prepare ---------------------------------------------
@@ -428,29 +430,35 @@ function accumulateU7Acc16(src: usize, W: i32, Wc: i32, p: i32, Cin4: i32, k: i3
 // wrapper only picks this path when 2·max|x − z|·Σ|w[o]| < 2^31, so 2·y (exact modulo 2^32) is the true
 // value and the arithmetic shift halves it exactly: the accumulator equals the direct path's, bit for bit.
 //
+// k = 5 splits each kernel row into group A = taps (0, 1) as the 3-tap filter (g0, g1, 0) on tile t and group
+// B = taps (2, 3, 4) on tile t + 1 (its inputs start 2 columns later): U^A = [2g0, g0+g1, g0−g1, 0] (M3 gets
+// nothing from A), U^B = [2g2, g2+g3+g4, g2−g3+g4, 2g4]. Both groups read the same transformed rows and add
+// into the same M_j: 7 multiplies per 2 outputs and kernel row instead of 10 (1.43×).
+//
 // Prepared band rows: per padded input row, [component j][tile t][Cin2] i16 with Tc = max(⌈W/2⌉, 4) tiles
-// (tiles past the image read ring columns, their outputs are never stored).
+// (+1 for k = 5; tiles past the image read ring columns, their outputs are never stored). Within a component,
+// tiles t and t + 1 are adjacent, so group A then group B of one kernel row is a single run of 2·Cin2 values.
 
 /** 4 tiles × 8 output channels × 4 components of int32 M_j for one block (static: no stack traffic in AS). */
 const WINO_M: usize = memory.data(512, 16);
 
 /**
- * Writes the Winograd-transformed rows y0−1 … y0−2+nRows into dst (see above); `line` receives one padded
+ * Writes the Winograd-transformed rows y0−p … y0−p+nRows−1 into dst (see above); `line` receives one padded
  * i16 row (2·Tc + 2 pixels) first.
  */
 function prepareWino(input: usize, inStride: i32, H: i32, W: i32, Cin: i32, zp: i32, signed: bool,
-  y0: i32, nRows: i32, Tc: i32, Cin2: i32, line: usize, dst: usize): void {
+  y0: i32, nRows: i32, p: i32, Tc: i32, Cin2: i32, line: usize, dst: usize): void {
   const pxBytes = <usize>Cin2 << 1;
   const compBytes = <usize>Tc * pxBytes;
   const rowBytes = compBytes << 2;
   for (let r = 0; r < nRows; r++) {
-    const y = y0 - 1 + r;
+    const y = y0 - p + r;
     const d = dst + <usize>r * rowBytes;
     if (y < 0 || y >= H) {
       memory.fill(d, 0, rowBytes);
       continue;
     }
-    prepareI16(input, inStride, H, W, Cin, zp, signed, y + 1, 1, 1, 2 * Tc, Cin2, line);
+    prepareI16(input, inStride, H, W, Cin, zp, signed, y + p, 1, p, 2 * Tc + 2 - 2 * p, Cin2, line);
     let s = line;
     let q = d;
     for (let t = 0; t < Tc; t++) {
@@ -482,11 +490,11 @@ function prepareWino(input: usize, inStride: i32, H: i32, W: i32, Cin: i32, zp: 
 }
 
 /**
- * Output rows of a k = 3 conv from Winograd-prepared rows: per row, per block of 8 output channels, per block
- * of 4 tiles (8 output pixels; the last block overlaps the previous one): the 4 GEMMs M_j into WINO_M with
- * the 4 px × 8 oc register block of accumulateI16, then the output transform, bias, and requantize/store.
+ * Output rows of a k = 3 or 5 conv from Winograd-prepared rows: per row, per block of 8 output channels, per
+ * block of 4 tiles (8 output pixels; the last block overlaps the previous one): the 4 GEMMs M_j into WINO_M
+ * with the 4 px × 8 oc register block of accumulateI16, then the output transform, bias, and requantize/store.
  */
-function accumulateWino(src: usize, W: i32, Tc: i32, Cin2: i32, nRows: i32,
+function accumulateWino(src: usize, W: i32, k: i32, Tc: i32, Cin2: i32, nRows: i32,
   packed: usize, wino: usize, Cout: i32, mult: usize, out: usize, outStride: i32, mode: i32,
   outZp: i32, qmin: i32, qmax: i32): void {
   const CoutP = (Cout + 7) & ~7;
@@ -495,10 +503,13 @@ function accumulateWino(src: usize, W: i32, Tc: i32, Cin2: i32, nRows: i32,
   const px3 = px2 + pxBytes;
   const compBytes = <usize>Tc * pxBytes;
   const rowBytes = compBytes << 2;
-  const wBlock = winoBlockBytes(Cin2);
+  const wBlock = winoBlockBytes(k, Cin2);
   const outPx: usize = mode == OUT_I32 ? <usize>outStride << 2 : <usize>outStride;
   const nT = (W + 1) >> 1;
-  const lastT = Tc - 4;
+  const lastT = (nT < 4 ? 4 : nT) - 4;
+  // k = 5: components 0..2 run over groups A and B (tiles t, t + 1), component 3 over B only.
+  const runAll: usize = k == 5 ? pxBytes << 1 : pxBytes;
+  const skip3: usize = k == 5 ? pxBytes : 0;
   const lo = f32x4.splat(<f32>(qmin - outZp));
   const hi = f32x4.splat(<f32>(qmax - outZp));
   const mz = i32x4.splat(MAGIC_BITS - outZp);
@@ -518,10 +529,11 @@ function accumulateWino(src: usize, W: i32, Tc: i32, Cin2: i32, nRows: i32,
         let pw = wb;
         for (let j = 0; j < 4; j++) {
           let c00 = zero, c01 = zero, c10 = zero, c11 = zero, c20 = zero, c21 = zero, c30 = zero, c31 = zero;
-          let pi = rowIn + <usize>j * compBytes + <usize>ts * pxBytes;
-          for (let kh = 0; kh < 3; kh++) {
+          let pi = rowIn + <usize>j * compBytes + <usize>ts * pxBytes + (j == 3 ? skip3 : 0);
+          const run = j == 3 ? pxBytes : runAll;
+          for (let kh = 0; kh < k; kh++) {
             let pa = pi;
-            const end = pa + pxBytes;
+            const end = pa + run;
             do {
               const w0 = v128.load(pw);
               const w1 = v128.load(pw, 16);
@@ -579,7 +591,7 @@ function accumulateWino(src: usize, W: i32, Tc: i32, Cin2: i32, nRows: i32,
  * (see qs8ConvScratchBytes in the wrapper), then accumulate + requantize them. `relaxed` ≥ 1 selects the
  * relaxed ≤7-bit path (the caller guarantees codes 0..2^b−1 unsigned or −2^(b−1)..2^(b−1)−1 signed, b = `inBits`):
  * 1 → i32 relaxed dot, ≥ 2 → i16 partial sums over `relaxed` quads (accumulateU7Acc16). The simd build ignores
- * it. `relaxed` = −1 selects the Winograd F(2,3) i16 path (k = 3 only; the wrapper checks its range condition).
+ * it. `relaxed` = −1 selects the Winograd F(2,3) i16 path (k = 3 or 5; the wrapper checks its range condition).
  * `inSigned` ≠ 0: the input bytes are int8 codes, else uint8.
  */
 export function qs8ConvNhwc(input: usize, inStride: i32, H: i32, W: i32, Cin: i32, inZp: i32, inSigned: i32,
@@ -592,15 +604,15 @@ export function qs8ConvNhwc(input: usize, inStride: i32, H: i32, W: i32, Cin: i3
   const CoutP = (Cout + 7) & ~7;
   const Cin2 = (Cin + 1) & ~1;
   const Cin4 = (Cin + 3) & ~3;
-  if (relaxed < 0 && k == 3) {
+  if (relaxed < 0 && (k == 3 || k == 5)) {
     const nT = (W + 1) >> 1;
-    const Tc = nT < 4 ? 4 : nT;
-    const wino = packed + w16Offset(CoutP) + <usize>(CoutP >> 3) * (w16BlockBytes(3, Cin2) + w8BlockBytes(3, Cin4));
-    const line = scratch + <usize>(bandRows + 2) * (<usize>(Tc * Cin2) << 3);
+    const Tc = (nT < 4 ? 4 : nT) + (k == 5 ? 1 : 0);
+    const wino = packed + w16Offset(CoutP) + <usize>(CoutP >> 3) * (w16BlockBytes(k, Cin2) + w8BlockBytes(k, Cin4));
+    const line = scratch + <usize>(bandRows + 2 * p) * (<usize>(Tc * Cin2) << 3);
     for (let y0 = 0; y0 < H; y0 += bandRows) {
       const n = min(bandRows, H - y0);
-      prepareWino(input, inStride, H, W, Cin, inZp, inSigned != 0, y0, n + 2, Tc, Cin2, line, scratch);
-      accumulateWino(scratch, W, Tc, Cin2, n, packed, wino, Cout, mult, output + <usize>y0 * <usize>W * outPx,
+      prepareWino(input, inStride, H, W, Cin, inZp, inSigned != 0, y0, n + 2 * p, p, Tc, Cin2, line, scratch);
+      accumulateWino(scratch, W, k, Tc, Cin2, n, packed, wino, Cout, mult, output + <usize>y0 * <usize>W * outPx,
         outStride, mode, outZp, qmin, qmax);
     }
     return;
