@@ -57,6 +57,9 @@ const TAIL: usize = memory.data(32, 16);
 //                                        [w(o4,c) w(o4,c+1) …                        w(o7,c+1)]
 //   w8 section            per block of 8, per kh, per kw, per input-channel quad c:
 //                         32 bytes = i8  [w(o0,c..c+3) w(o1,c..c+3) w(o2,…) w(o3,…)] [w(o4,…) … w(o7,…)]
+//   wino section (k = 3, 5) per block of 8, per Winograd component j = 0..3, per kh, per input-channel pair
+//                         (k = 5, j < 3: first the pairs of group A, then of group B; j = 3: group B only):
+//                         32 bytes as the w16 section, of U_j(o, kh, c) (see the Winograd section below)
 // ---------------------------------------------------------------------------------------------------------
 
 @inline function w16Offset(CoutP: i32): usize {
@@ -69,6 +72,11 @@ const TAIL: usize = memory.data(32, 16);
 
 @inline function w8BlockBytes(k: i32, Cin4: i32): usize {
   return <usize>(k * k * Cin4) << 3; // k·k·(Cin4/4) quads × 32 bytes
+}
+
+@inline function winoBlockBytes(k: i32, Cin2: i32): usize {
+  // k = 3: 4 components × 3 rows; k = 5: (3 components × 2 groups + 1) × 5 rows; × (Cin2/2) pairs × 32 bytes
+  return <usize>((k == 3 ? 12 : 35) * Cin2) << 4;
 }
 
 // ------------------------------------------- stage 2: prepare ---------------------------------------------
@@ -405,6 +413,177 @@ function accumulateU7Acc16(src: usize, W: i32, Wc: i32, p: i32, Cin4: i32, k: i3
   }
 }
 
+// ------------------------------------------- Winograd F(2,3) along x (k = 3) -----------------------------
+//
+// For one kernel row kh and one channel, two neighbouring outputs of a 3-tap correlation over the padded
+// inputs d0..d3 (d_i = x − z at padded column 2t + i of tile t) are, with the weights g0..g2 of that row
+// (Lavin & Gray's F(2,3), scaled by 2 so that every value is an integer):
+//
+//   V0 = d0 − d2   V1 = d1 + d2   V2 = d2 − d1   V3 = d1 − d3                (input transform, |V| ≤ 2·max|d|)
+//   U0 = 2·g0      U1 = g0+g1+g2  U2 = g0−g1+g2  U3 = 2·g2                   (weight transform, |U| ≤ 3·max|g|)
+//   M_j = Σ_{kh,c} U_j·V_j                                                    (4 independent int32 GEMMs)
+//   2·y0 = M0 + M1 + M2,   2·y1 = M1 − M2 − M3
+//
+// (check: M0+M1+M2 = 2(d0g0 + d1g1 + d2g2), M1−M2−M3 = 2(d1g0 + d2g1 + d3g2)). 4 multiplies per 2 outputs
+// instead of 6 — 1.5× less multiply work, the resource that bounds the direct i16 loop. |V| ≤ 510 and
+// |U| ≤ 384 fit i16, so the same i32x4.dot_i16x8_s loop runs the GEMMs. The M_j may wrap in int32; the
+// wrapper only picks this path when 2·max|x − z|·Σ|w[o]| < 2^31, so 2·y (exact modulo 2^32) is the true
+// value and the arithmetic shift halves it exactly: the accumulator equals the direct path's, bit for bit.
+//
+// k = 5 splits each kernel row into group A = taps (0, 1) as the 3-tap filter (g0, g1, 0) on tile t and group
+// B = taps (2, 3, 4) on tile t + 1 (its inputs start 2 columns later): U^A = [2g0, g0+g1, g0−g1, 0] (M3 gets
+// nothing from A), U^B = [2g2, g2+g3+g4, g2−g3+g4, 2g4]. Both groups read the same transformed rows and add
+// into the same M_j: 7 multiplies per 2 outputs and kernel row instead of 10 (1.43×).
+//
+// Prepared band rows: per padded input row, [component j][tile t][Cin2] i16 with Tc = max(⌈W/2⌉, 4) tiles
+// (+1 for k = 5; tiles past the image read ring columns, their outputs are never stored). Within a component,
+// tiles t and t + 1 are adjacent, so group A then group B of one kernel row is a single run of 2·Cin2 values.
+
+/** 4 tiles × 8 output channels × 4 components of int32 M_j for one block (static: no stack traffic in AS). */
+const WINO_M: usize = memory.data(512, 16);
+
+/**
+ * Writes the Winograd-transformed rows y0−p … y0−p+nRows−1 into dst (see above); `line` receives one padded
+ * i16 row (2·Tc + 2 pixels) first.
+ */
+function prepareWino(input: usize, inStride: i32, H: i32, W: i32, Cin: i32, zp: i32, signed: bool,
+  y0: i32, nRows: i32, p: i32, Tc: i32, Cin2: i32, line: usize, dst: usize): void {
+  const pxBytes = <usize>Cin2 << 1;
+  const compBytes = <usize>Tc * pxBytes;
+  const rowBytes = compBytes << 2;
+  for (let r = 0; r < nRows; r++) {
+    const y = y0 - p + r;
+    const d = dst + <usize>r * rowBytes;
+    if (y < 0 || y >= H) {
+      memory.fill(d, 0, rowBytes);
+      continue;
+    }
+    prepareI16(input, inStride, H, W, Cin, zp, signed, y + p, 1, p, 2 * Tc + 2 - 2 * p, Cin2, line);
+    let s = line;
+    let q = d;
+    for (let t = 0; t < Tc; t++) {
+      let c: usize = 0;
+      for (; c + 16 <= pxBytes; c += 16) {
+        const d0 = v128.load(s + c);
+        const d1 = v128.load(s + pxBytes + c);
+        const d2 = v128.load(s + (pxBytes << 1) + c);
+        const d3 = v128.load(s + pxBytes * 3 + c);
+        v128.store(q + c, i16x8.sub(d0, d2));
+        v128.store(q + compBytes + c, i16x8.add(d1, d2));
+        v128.store(q + (compBytes << 1) + c, i16x8.sub(d2, d1));
+        v128.store(q + compBytes * 3 + c, i16x8.sub(d1, d3));
+      }
+      for (; c < pxBytes; c += 2) {
+        const d0 = <i32>load<i16>(s + c);
+        const d1 = <i32>load<i16>(s + pxBytes + c);
+        const d2 = <i32>load<i16>(s + (pxBytes << 1) + c);
+        const d3 = <i32>load<i16>(s + pxBytes * 3 + c);
+        store<i16>(q + c, <i16>(d0 - d2));
+        store<i16>(q + compBytes + c, <i16>(d1 + d2));
+        store<i16>(q + (compBytes << 1) + c, <i16>(d2 - d1));
+        store<i16>(q + compBytes * 3 + c, <i16>(d1 - d3));
+      }
+      s += pxBytes << 1;
+      q += pxBytes;
+    }
+  }
+}
+
+/**
+ * Output rows of a k = 3 or 5 conv from Winograd-prepared rows: per row, per block of 8 output channels, per
+ * block of 4 tiles (8 output pixels; the last block overlaps the previous one): the 4 GEMMs M_j into WINO_M
+ * with the 4 px × 8 oc register block of accumulateI16, then the output transform, bias, and requantize/store.
+ */
+function accumulateWino(src: usize, W: i32, k: i32, Tc: i32, Cin2: i32, nRows: i32,
+  packed: usize, wino: usize, Cout: i32, mult: usize, out: usize, outStride: i32, mode: i32,
+  outZp: i32, qmin: i32, qmax: i32): void {
+  const CoutP = (Cout + 7) & ~7;
+  const pxBytes = <usize>Cin2 << 1;
+  const px2 = pxBytes << 1;
+  const px3 = px2 + pxBytes;
+  const compBytes = <usize>Tc * pxBytes;
+  const rowBytes = compBytes << 2;
+  const wBlock = winoBlockBytes(k, Cin2);
+  const outPx: usize = mode == OUT_I32 ? <usize>outStride << 2 : <usize>outStride;
+  const nT = (W + 1) >> 1;
+  const lastT = (nT < 4 ? 4 : nT) - 4;
+  // k = 5: components 0..2 run over groups A and B (tiles t, t + 1), component 3 over B only.
+  const runAll: usize = k == 5 ? pxBytes << 1 : pxBytes;
+  const skip3: usize = k == 5 ? pxBytes : 0;
+  const lo = f32x4.splat(<f32>(qmin - outZp));
+  const hi = f32x4.splat(<f32>(qmax - outZp));
+  const mz = i32x4.splat(MAGIC_BITS - outZp);
+  const zero = i32x4.splat(0);
+  for (let r = 0; r < nRows; r++) {
+    const rowIn = src + <usize>r * rowBytes;
+    const rowOut = out + <usize>r * <usize>W * outPx;
+    for (let ob = 0; ob < CoutP; ob += 8) {
+      const b0 = v128.load(packed + (<usize>ob << 2));
+      const b1 = v128.load(packed + (<usize>ob << 2), 16);
+      const m0 = v128.load(mult + (<usize>ob << 2));
+      const m1 = v128.load(mult + (<usize>ob << 2), 16);
+      const wb = wino + <usize>(ob >> 3) * wBlock;
+      const nValid = min(8, Cout - ob);
+      for (let t = 0; t < nT; t += 4) {
+        const ts = t > lastT ? lastT : t;
+        let pw = wb;
+        for (let j = 0; j < 4; j++) {
+          let c00 = zero, c01 = zero, c10 = zero, c11 = zero, c20 = zero, c21 = zero, c30 = zero, c31 = zero;
+          let pi = rowIn + <usize>j * compBytes + <usize>ts * pxBytes + (j == 3 ? skip3 : 0);
+          const run = j == 3 ? pxBytes : runAll;
+          for (let kh = 0; kh < k; kh++) {
+            let pa = pi;
+            const end = pa + run;
+            do {
+              const w0 = v128.load(pw);
+              const w1 = v128.load(pw, 16);
+              const a0 = v128.load32_splat(pa);
+              const a1 = v128.load32_splat(pa + pxBytes);
+              const a2 = v128.load32_splat(pa + px2);
+              const a3 = v128.load32_splat(pa + px3);
+              c00 = i32x4.add(c00, i32x4.dot_i16x8_s(a0, w0));
+              c01 = i32x4.add(c01, i32x4.dot_i16x8_s(a0, w1));
+              c10 = i32x4.add(c10, i32x4.dot_i16x8_s(a1, w0));
+              c11 = i32x4.add(c11, i32x4.dot_i16x8_s(a1, w1));
+              c20 = i32x4.add(c20, i32x4.dot_i16x8_s(a2, w0));
+              c21 = i32x4.add(c21, i32x4.dot_i16x8_s(a2, w1));
+              c30 = i32x4.add(c30, i32x4.dot_i16x8_s(a3, w0));
+              c31 = i32x4.add(c31, i32x4.dot_i16x8_s(a3, w1));
+              pa += 4;
+              pw += 32;
+            } while (pa < end);
+            pi += rowBytes;
+          }
+          // WINO_M layout: [tile i][half h][component j] v128.
+          const mj = WINO_M + (<usize>j << 4);
+          v128.store(mj, c00, 0);
+          v128.store(mj, c01, 64);
+          v128.store(mj, c10, 128);
+          v128.store(mj, c11, 192);
+          v128.store(mj, c20, 256);
+          v128.store(mj, c21, 320);
+          v128.store(mj, c30, 384);
+          v128.store(mj, c31, 448);
+        }
+        for (let i = 0; i < 4; i++) {
+          const x = (ts + i) << 1;
+          if (x >= W) break;
+          const mi = WINO_M + (<usize>i << 7);
+          const p0 = v128.load(mi, 0), p1 = v128.load(mi, 16), p2 = v128.load(mi, 32), p3 = v128.load(mi, 48);
+          const q0 = v128.load(mi, 64), q1 = v128.load(mi, 80), q2 = v128.load(mi, 96), q3 = v128.load(mi, 112);
+          const d = rowOut + <usize>x * outPx + (mode == OUT_I32 ? <usize>ob << 2 : <usize>ob);
+          storePixel(i32x4.add(i32x4.shr_s(i32x4.add(i32x4.add(p0, p1), p2), 1), b0),
+            i32x4.add(i32x4.shr_s(i32x4.add(i32x4.add(q0, q1), q2), 1), b1), d, nValid, mode, m0, m1, lo, hi, mz);
+          if (x + 1 < W) {
+            storePixel(i32x4.add(i32x4.shr_s(i32x4.sub(i32x4.sub(p1, p2), p3), 1), b0),
+              i32x4.add(i32x4.shr_s(i32x4.sub(i32x4.sub(q1, q2), q3), 1), b1), d + outPx, nValid, mode, m0, m1, lo, hi, mz);
+          }
+        }
+      }
+    }
+  }
+}
+
 // ------------------------------------------- driver -------------------------------------------------------
 
 /**
@@ -412,7 +591,8 @@ function accumulateU7Acc16(src: usize, W: i32, Wc: i32, p: i32, Cin4: i32, k: i3
  * (see qs8ConvScratchBytes in the wrapper), then accumulate + requantize them. `relaxed` ≥ 1 selects the
  * relaxed ≤7-bit path (the caller guarantees codes 0..2^b−1 unsigned or −2^(b−1)..2^(b−1)−1 signed, b = `inBits`):
  * 1 → i32 relaxed dot, ≥ 2 → i16 partial sums over `relaxed` quads (accumulateU7Acc16). The simd build ignores
- * it. `inSigned` ≠ 0: the input bytes are int8 codes, else uint8.
+ * it. `relaxed` = −1 selects the Winograd F(2,3) i16 path (k = 3 or 5; the wrapper checks its range condition).
+ * `inSigned` ≠ 0: the input bytes are int8 codes, else uint8.
  */
 export function qs8ConvNhwc(input: usize, inStride: i32, H: i32, W: i32, Cin: i32, inZp: i32, inSigned: i32,
   k: i32, packed: usize, Cout: i32, mult: usize,
@@ -424,10 +604,23 @@ export function qs8ConvNhwc(input: usize, inStride: i32, H: i32, W: i32, Cin: i3
   const CoutP = (Cout + 7) & ~7;
   const Cin2 = (Cin + 1) & ~1;
   const Cin4 = (Cin + 3) & ~3;
+  if (relaxed < 0 && (k == 3 || k == 5)) {
+    const nT = (W + 1) >> 1;
+    const Tc = (nT < 4 ? 4 : nT) + (k == 5 ? 1 : 0);
+    const wino = packed + w16Offset(CoutP) + <usize>(CoutP >> 3) * (w16BlockBytes(k, Cin2) + w8BlockBytes(k, Cin4));
+    const line = scratch + <usize>(bandRows + 2 * p) * (<usize>(Tc * Cin2) << 3);
+    for (let y0 = 0; y0 < H; y0 += bandRows) {
+      const n = min(bandRows, H - y0);
+      prepareWino(input, inStride, H, W, Cin, inZp, inSigned != 0, y0, n + 2 * p, p, Tc, Cin2, line, scratch);
+      accumulateWino(scratch, W, k, Tc, Cin2, n, packed, wino, Cout, mult, output + <usize>y0 * <usize>W * outPx,
+        outStride, mode, outZp, qmin, qmax);
+    }
+    return;
+  }
   for (let y0 = 0; y0 < H; y0 += bandRows) {
     const n = min(bandRows, H - y0);
     const dst = output + <usize>y0 * <usize>W * outPx;
-    if (ASC_FEATURE_RELAXED_SIMD && relaxed != 0) {
+    if (ASC_FEATURE_RELAXED_SIMD && relaxed > 0) {
       // Signed b-bit codes −2^(b−1)..2^(b−1)−1 move to 0..2^b−1 (x − z is unchanged when both shift).
       const shift = inSigned != 0 ? 1 << (inBits - 1) : 0;
       prepareU7(input, inStride, H, W, Cin, shift, inZp + shift, y0, n + 2 * p, p, Wc, Cin4, scratch);

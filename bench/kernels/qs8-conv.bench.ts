@@ -50,8 +50,10 @@ export async function run(rt: Runtime, peak: Peak): Promise<void> {
       ar.release(m);
       const g = gmacs(S * S * k * k * cin * cout, t);
       const path = qs8ConvPath(rt, layer, v.act);
-      const ceiling = path !== "i16" && peak.relaxedDot ? peak.relaxedDot : peak.dotI16;
-      console.log(`${v.name} conv${k}x${k} ${cin}->${cout} ${S}x${S}: ${fmt(g)} GMAC/s (${fmt((100 * g) / ceiling, 0)}% of ${path !== "i16" ? "relaxed-dot" : "i16-dot"} peak) [${path}, ${fmt(t.mean * 1e3, 2)} ms ±${fmt(t.rme, 0)}%]`);
+      // GMAC/s counts the direct conv's MACs; the Winograd path does fewer multiplies, so it can pass 100 %.
+      const i16 = path === "i16" || path === "i16-wino";
+      const ceiling = !i16 && peak.relaxedDot ? peak.relaxedDot : peak.dotI16;
+      console.log(`${v.name} conv${k}x${k} ${cin}->${cout} ${S}x${S}: ${fmt(g)} ${path === "i16-wino" ? "effective " : ""}GMAC/s (${fmt((100 * g) / ceiling, 0)}% of ${i16 ? "i16-dot" : "relaxed-dot"} peak) [${path}, ${fmt(t.mean * 1e3, 2)} ms ±${fmt(t.rme, 0)}%]`);
     }
   }
 }

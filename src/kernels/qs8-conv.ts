@@ -40,7 +40,9 @@ export interface PackedQs8Conv {
    * Kernel layout (CoutP = cout↑8, Cin2 = cin↑2, Cin4 = cin↑4, padding weights 0):
    *   int32 bias_q[CoutP] | int32 Σ_taps w[o] [CoutP] |
    *   i16 block layout: per 8 output channels, per kh, kw, input-channel pair: w(o0,c) w(o0,c+1) … w(o7,c+1) |
-   *   i8 block layout:  per 8 output channels, per kh, kw, input-channel quad: w(o0,c..c+3) … w(o7,c..c+3)
+   *   i8 block layout:  per 8 output channels, per kh, kw, input-channel quad: w(o0,c..c+3) … w(o7,c..c+3) |
+   *   k = 3, 5: Winograd F(2,3) weights: per 8 output channels, per component j, kh, (group,) input-channel
+   *   pair, as the i16 layout, of U_j = [2·w(kw=0), w0+w1+w2, w0−w1+w2, 2·w(kw=2)] (k = 5: two groups)
    * (exact byte order: assembly/conv/qs8-conv-common.ts).
    */
   readonly bytes: Uint8Array;
@@ -66,7 +68,12 @@ export function packedQs8ConvBytes(cout: number, k: number, cin: number): number
   const coutP = (cout + 7) & ~7;
   const cin2 = (cin + 1) & ~1;
   const cin4 = (cin + 3) & ~3;
-  return coutP * 8 + coutP * k * k * cin2 * 2 + coutP * k * k * cin4;
+  return coutP * 8 + coutP * k * k * cin2 * 2 + coutP * k * k * cin4 + coutP * winoRows(k) * cin2 * 2;
+}
+
+/** Rows of input-channel pairs per output channel in the Winograd section (0: none for this k). */
+function winoRows(k: number): number {
+  return k === 3 ? 12 : k === 5 ? 35 : 0;
 }
 
 function checkLayerShape(a: QConvPackArgs): void {
@@ -154,6 +161,34 @@ function packBlocks(w: Int8Array, a: QConvPackArgs, weightFormat: "qc8w" | "qc4w
       }
     }
   }
+  // Winograd F(2,3) blocks (k = 3, 5): 8 output channels × (j, kh, group, pair) × (c, c+1) of U_j. A group is a
+  // 3-tap filter (g0, g1, g2) at kernel column kw0: k = 3 has one (kw0 = 0); k = 5 has A = (w0, w1, 0) and
+  // B = (w2, w3, w4) at kw0 = 2, and no A entries for j = 3 (U^A_3 = 2·0).
+  if (k === 3 || k === 5) {
+    const tap = (o: number, kh: number, kw: number, c: number): number => (kw < k ? W(o, kh, kw, c) : 0);
+    const U = (j: number, o: number, kh: number, kw0: number, c: number, last: boolean): number => {
+      const g0 = tap(o, kh, kw0, c), g1 = tap(o, kh, kw0 + 1, c), g2 = last ? tap(o, kh, kw0 + 2, c) : 0;
+      return j === 0 ? 2 * g0 : j === 1 ? g0 + g1 + g2 : j === 2 ? g0 - g1 + g2 : 2 * g2;
+    };
+    const groups: Array<[number, boolean]> = k === 3 ? [[0, true]] : [[0, false], [2, true]];
+    for (let ob = 0; ob < coutP; ob += 8) {
+      for (let j = 0; j < 4; j++) {
+        for (let kh = 0; kh < k; kh++) {
+          for (const [kw0, last] of groups) {
+            if (k === 5 && j === 3 && !last) continue;
+            for (let c = 0; c < cin2; c += 2) {
+              for (let q = 0; q < 8; q++) {
+                dv.setInt16(off, U(j, ob + q, kh, kw0, c, last), true);
+                dv.setInt16(off + 2, U(j, ob + q, kh, kw0, c + 1, last), true);
+                off += 4;
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  if (off !== bytes.length) throw new LowbitError("E_ARGUMENT", `internal: packed ${off} of ${bytes.length} bytes`);
   return { weightFormat, k, cin, cout, coutPadded: coutP, bytes, absWeightSum, absBias, maxAbsWeight };
 }
 
@@ -177,24 +212,46 @@ export interface QOutput {
 /**
  * Which inner loop runs:
  *   "i16"              simd build, or 8-bit activations: i32x4.dot_i16x8_s on (x − z) pre-widened to i16.
+ *   "i16-wino"         as "i16" for 3×3 and 5×5 layers with ≥ WINO_MIN_CIN input channels: Winograd F(2,3) along x
+ *                      (4 i16 dots per 2 outputs and kernel row instead of 6; exact, see qs8-conv-common.ts).
  *   "relaxed-i7"       relaxed build, ≤7-bit activations: i32x4.relaxed_dot_i8x16_i7x16_add_s on raw codes.
  *   "relaxed-i7-acc16" relaxed build, ≤7-bit activations with small products (2·max x·max|w| ≤ 16383):
  *                      i16x8.relaxed_dot_i8x16_i7x16_s summed in i16 for `chunk` steps, then widened.
  * All three give bit-identical results.
  */
-export type QConvPath = "i16" | "relaxed-i7" | "relaxed-i7-acc16";
+export type QConvPath = "i16" | "i16-wino" | "relaxed-i7" | "relaxed-i7-acc16";
+
+/**
+ * Fewest input channels for the Winograd path: its GEMM runs are Cin long per kernel row (3·Cin direct), so
+ * tiny Cin spends the time in loop overhead and transforms.
+ */
+export const WINO_MIN_CIN = 8;
 
 /** The path (and the kernel's `relaxed` argument: 0, 1, or the i16 chunk length) for a layer and activations. */
-export function qs8ConvPlan(rt: Runtime, layer: PackedQs8Conv, act: { bits: number }): { path: QConvPath; relaxedArg: number } {
-  if (rt.info.backend !== "relaxed" || act.bits > 7) return { path: "i16", relaxedArg: 0 };
+export function qs8ConvPlan(rt: Runtime, layer: PackedQs8Conv, act: QActivation): { path: QConvPath; relaxedArg: number } {
+  if (rt.info.backend !== "relaxed" || act.bits > 7) {
+    return winoOk(layer, act) ? { path: "i16-wino", relaxedArg: -1 } : { path: "i16", relaxedArg: 0 };
+  }
   // i7 operand ≤ 2^b − 1 (signed codes are shifted by 2^(b−1)); one i16 lane gains ≤ 2·xmax·wmax per step.
   const step = 2 * (2 ** act.bits - 1) * Math.max(layer.maxAbsWeight, 1);
   const chunk = Math.min(Math.floor(32767 / step), 1 << 16);
   return chunk >= 2 ? { path: "relaxed-i7-acc16", relaxedArg: chunk } : { path: "relaxed-i7", relaxedArg: 1 };
 }
 
+/**
+ * Winograd applies to 3×3 and 5×5 layers with ≥ WINO_MIN_CIN channels whose doubled accumulator (without bias) provably
+ * fits int32: 2·max|x − z|·Σ|w[o]| < 2^31 (the kernel halves 2·y exactly only then).
+ */
+function winoOk(layer: PackedQs8Conv, act: QActivation): boolean {
+  if ((layer.k !== 3 && layer.k !== 5) || layer.cin < WINO_MIN_CIN || layer.bytes.length !== packedQs8ConvBytes(layer.cout, layer.k, layer.cin)) return false;
+  const [lo, hi] = codeRange(act.bits, act.signed);
+  const maxDx = Math.max(act.zeroPoint - lo, hi - act.zeroPoint);
+  for (let o = 0; o < layer.cout; o++) if (2 * maxDx * layer.absWeightSum[o] > I32_MAX) return false;
+  return true;
+}
+
 /** The inner loop the kernels take on this runtime for this layer and these activations. */
-export function qs8ConvPath(rt: Runtime, layer: PackedQs8Conv, act: { bits: number }): QConvPath {
+export function qs8ConvPath(rt: Runtime, layer: PackedQs8Conv, act: QActivation): QConvPath {
   return qs8ConvPlan(rt, layer, act).path;
 }
 
@@ -209,11 +266,34 @@ function bandRows(H: number, W: number, cin: number, k: number): number {
   return Math.max(1, Math.min(H, Math.floor((384 * 1024) / rowBytes) - 2 * p));
 }
 
-/** Scratch bytes the kernels need for an H×W input of `cin` channels and kernel size k (either path). */
+/** Tiles per Winograd-prepared row: max(⌈W/2⌉, 4), +1 for k = 5 (group B reads tile t + 1). */
+function winoTiles(W: number, k: number): number {
+  return Math.max((W + 1) >> 1, 4) + (k === 5 ? 1 : 0);
+}
+
+/** Bytes of one Winograd-prepared row: 4 components × Tc tiles × cin↑2 i16. */
+function winoRowBytes(W: number, cin: number, k: number): number {
+  return 4 * winoTiles(W, k) * ((cin + 1) & ~1) * 2;
+}
+
+/** Rows per band on the Winograd path (same L2 budget). */
+function winoBandRows(H: number, W: number, cin: number, k: number): number {
+  return Math.max(1, Math.min(H, Math.floor((384 * 1024) / winoRowBytes(W, cin, k)) - (k - 1)));
+}
+
+/** Scratch bytes the kernels need for an H×W input of `cin` channels and kernel size k (any path). */
 export function qs8ConvScratchBytes(H: number, W: number, cin: number, k: number): number {
   const p = (k - 1) >> 1;
-  // The i16 band is the larger of the two preparations (u8 rows of cin↑4 bytes ≤ i16 rows of cin↑2 × 2).
-  return (bandRows(H, W, cin, k) + 2 * p) * (Math.max(W, 4) + 2 * p) * ((cin + 1) & ~1) * 2;
+  // The i16 band is the larger of the two direct preparations (u8 rows of cin↑4 bytes ≤ i16 rows of cin↑2 × 2).
+  const direct = (bandRows(H, W, cin, k) + 2 * p) * (Math.max(W, 4) + 2 * p) * ((cin + 1) & ~1) * 2;
+  if (k !== 3 && k !== 5) return direct;
+  // Winograd: the band plus one padded i16 line (2·Tc + 2 pixels) that the transform reads from.
+  const line = (2 * winoTiles(W, k) + 2) * ((cin + 1) & ~1) * 2;
+  return Math.max(direct, (winoBandRows(H, W, cin, k) + k - 1) * winoRowBytes(W, cin, k) + line);
+}
+
+function bandRowsFor(relaxedArg: number, H: number, W: number, L: PackedQs8Conv): number {
+  return relaxedArg < 0 ? winoBandRows(H, W, L.cin, L.k) : bandRows(H, W, L.cin, L.k);
 }
 
 /** Throws E_BITS / E_RANGE unless `act` is a valid code format with its zero point inside the code range. */
@@ -297,9 +377,10 @@ export function qs8ConvRun(rt: Runtime, c: QConvRequantCall): void {
   const L = c.layer;
   const k = rt.kernels<QConvExports>();
   const fn = L.weightFormat === "qc4w" ? k.qs8_qc4w_conv_nhwc : k.qs8_qc8w_conv_nhwc;
+  const ra = qs8ConvPlan(rt, L, c.act).relaxedArg;
   fn(c.input, c.inStride, c.H, c.W, L.cin, c.act.zeroPoint, c.act.signed ? 1 : 0, L.k, c.packed, L.cout, c.multipliers,
     c.output, c.outStride, c.out.zeroPoint, c.out.qmin, c.out.qmax, c.out.signed ? 1 : 0,
-    c.scratch, bandRows(c.H, c.W, L.cin, L.k), qs8ConvPlan(rt, L, c.act).relaxedArg, c.act.bits);
+    c.scratch, bandRowsFor(ra, c.H, c.W, L), ra, c.act.bits);
 }
 
 /** int32-output conv on arena offsets: out = Σ(x − z_x)·w + bias_q, no requantization. */
@@ -308,8 +389,9 @@ export function qs8ConvAcc32Run(rt: Runtime, c: QConvCall): void {
   const L = c.layer;
   const k = rt.kernels<QConvExports>();
   const fn = L.weightFormat === "qc4w" ? k.qs8_qc4w_conv_nhwc_acc32 : k.qs8_qc8w_conv_nhwc_acc32;
+  const ra = qs8ConvPlan(rt, L, c.act).relaxedArg;
   fn(c.input, c.inStride, c.H, c.W, L.cin, c.act.zeroPoint, c.act.signed ? 1 : 0, L.k, c.packed, L.cout,
-    c.output, c.outStride, c.scratch, bandRows(c.H, c.W, L.cin, L.k), qs8ConvPlan(rt, L, c.act).relaxedArg, c.act.bits);
+    c.output, c.outStride, c.scratch, bandRowsFor(ra, c.H, c.W, L), ra, c.act.bits);
 }
 
 // --------------------------------------------------------------------------------------------------------
