@@ -164,6 +164,16 @@ test("cli: quantize → .lowbit → upscale/eval; upscale --bits self-calibrates
   t.ok(self.status === 0 && /w8a8 minmax/.test(self.stdout), `upscale --bits w8a8 self-calibrates on the input: ${self.stdout.trim()}`);
   const noBits = cli(["quantize", "--model", "default-model", "-o", file]);
   t.ok(noBits.status === 2 && /--bits/.test(noBits.stderr), "quantize without --bits: exit 2");
+  // The dynamic methods: DFSQ (calibrated codebooks) and DAQ (data-free) through the same commands.
+  for (const [method, opts] of [["dfsq", "patches=4,patch=24"], ["daq", "qq=4,scope=full"]] as const) {
+    const dfile = join(TMP, `${method}.lowbit`);
+    const dq = cli(["quantize", "--model", "default-model", "--bits", "w4a4", "--method", method, "--method-options", opts, "--calib", calib, "-o", dfile, "--quiet"]);
+    t.equal(dq.status, 0, `quantize --method ${method}: exit 0 ${dq.stderr}`);
+    const ev = cli(["eval", "--model", dfile, "--data", evalDir(), "--images", "messi5", "--json", "--quiet", "--backend", BACKEND]);
+    const j = ev.status === 0 ? JSON.parse(ev.stdout) : null;
+    t.ok(j && j.config.startsWith(`w4a4 ${method}`) && j.tiling.tile === "whole" && j.mean.fidelity > 20,
+      `eval --model ${method}.lowbit: config '${j?.config}', tiling ${j?.tiling?.tile}, fidelity ${j?.mean?.fidelity?.toFixed?.(2)} dB ${ev.stderr.split("\n")[0]}`);
+  }
   t.end();
 });
 
@@ -280,8 +290,14 @@ test("cli: errors — missing file E_IO, unknown model, bad --bits, quantized no
   t.ok(meth.status === 2 && /unknown --method 'magic'; known: minmax/.test(meth.stderr), "unknown method: exit 2");
   const fpm = cli(["eval", "--model", "default-model", "--data", dir, "--method", "minmax"]);
   t.ok(fpm.status === 2 && /needs quantized --bits/.test(fpm.stderr), "--method with fp32: exit 2");
-  const later = cli(["eval", "--model", "default-model", "--data", dir, "--bits", "w4a4", "--method", "daq", "--images", "messi5"]);
-  t.ok(later.status === 1 && /^lowbit: E_ARGUMENT: --method daq is not implemented in this version/.test(later.stderr), "a method of later work: clear error, exit 1");
+  const later = cli(["eval", "--model", "default-model", "--data", dir, "--bits", "w4a4", "--method", "odm", "--images", "messi5"]);
+  t.ok(later.status === 1 && /^lowbit: E_ARGUMENT: --method odm is not implemented in this version/.test(later.stderr), "a method of later work: clear error, exit 1");
+  const mo = cli(["eval", "--model", "default-model", "--data", dir, "--bits", "w4a4", "--method", "daq", "--method-options", "speed=9"]);
+  t.ok(mo.status === 2 && /'speed' is not an option of daq/.test(mo.stderr), `unknown --method-options key: exit 2 (${mo.stderr.split("\n")[0]})`);
+  const mo2 = cli(["eval", "--model", "default-model", "--data", dir, "--bits", "w4a4", "--method", "minmax", "--method-options", "qq=4"]);
+  t.ok(mo2.status === 2 && /applies to --method daq \| dfsq/.test(mo2.stderr), "--method-options with a static method: exit 2");
+  const mo3 = cli(["eval", "--model", "default-model", "--data", dir, "--bits", "w4a4", "--method", "daq", "--method-options", "qq=1", "--images", "messi5"]);
+  t.ok(mo3.status === 1 && /E_BITS: DAQ σ-quantization bits/.test(mo3.stderr), `bad qq: E_BITS (${mo3.stderr.split("\n")[0]})`);
   // Quantized eval with calibration images that are not eval images (synthetic gradients + texture).
   const calib = mkdtempSync(join(tmpdir(), "lowbit-calib-"));
   for (let k = 0; k < 2; k++) {
