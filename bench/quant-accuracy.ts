@@ -237,11 +237,11 @@ async function runModel(name: string, o: { data: string; calib: string; tile: nu
     const qm = p.method === "daq"
       ? await quantizeDaq(graph, {
         ...common, stepTable: mo.step as "code" | "mse" | undefined, qq: num("qq"), mode: mo.mode as "int" | "reference" | undefined,
-        sensitive: num("sensitive"), extraBits: num("extra"), images: num("sensitive") ? await loadCalibImages(o.calib, scale) : undefined,
+        sensitive: num("sensitive"), extraBits: num("extra"), images: num("sensitive") ? await loadCalibImages(o.calib, scale) : undefined, biasCorrection: mo.bc === "1",
       })
       : await quantizeDfsq(graph, await loadCalibImages(o.calib, scale, DFSQ_CALIB_SIDE), {
         ...common, patches: num("patches"), patchSize: num("patch"), seed: num("seed"), restarts: num("restarts"),
-        selection: mo.selection as "kmeans" | "optimal" | undefined,
+        selection: mo.selection as "kmeans" | "optimal" | undefined, weightRange: mo.weights as "minmax" | "mse" | undefined, biasCorrection: mo.bc === "1",
       });
     log(`${name} ${configName(p)}: quantized in ${((performance.now() - tq) / 1000).toFixed(1)} s (${qm.config})`);
     await runConfig(configName(p), p.method, qm, qm.weightBytes, fp.outs, fp.images);

@@ -144,8 +144,8 @@ export function parseModelOptions(raw: { bits?: string; method?: string; calib?:
 export const DYNAMIC_METHODS = ["daq", "dfsq"] as const;
 export type DynamicMethod = (typeof DYNAMIC_METHODS)[number];
 export const DYNAMIC_METHOD_KEYS: Record<DynamicMethod, readonly string[]> = {
-  daq: ["scope", "path", "step", "qq", "mode", "sensitive", "extra"],
-  dfsq: ["scope", "path", "patches", "patch", "seed", "restarts", "selection"],
+  daq: ["scope", "path", "step", "qq", "mode", "sensitive", "extra", "bc"],
+  dfsq: ["scope", "path", "patches", "patch", "seed", "restarts", "selection", "weights", "bc"],
 };
 
 /** Range methods implemented for static post-training quantization; the others are later methods. */
@@ -231,6 +231,13 @@ function numberOption(o: Record<string, string>, key: string): number | undefine
   return v;
 }
 
+function boolOption(o: Record<string, string>, key: string): boolean | undefined {
+  if (o[key] === undefined) return undefined;
+  if (o[key] === "1" || o[key] === "true" || o[key] === "on") return true;
+  if (o[key] === "0" || o[key] === "false" || o[key] === "off") return false;
+  throw new LowbitError("E_ARGUMENT", `--method-options ${key}=${o[key]}: expected 1 or 0`);
+}
+
 /** DAQ / DFSQ (src/methods/): per-image statistics, the whole image per tile when it fits. */
 async function buildDynamicModel(graph: Graph, options: ModelOptions, method: DynamicMethod, ctx: BuildContext): Promise<CompilableModel> {
   if (options.bits.kind !== "int") throw new LowbitError("E_ARGUMENT", `${method} needs integer --bits`);
@@ -250,12 +257,12 @@ async function buildDynamicModel(graph: Graph, options: ModelOptions, method: Dy
     const sensitive = numberOption(mo, "sensitive") ?? 0;
     return quantizeDaq(graph, {
       ...common, stepTable: mo.step as "code" | "mse" | undefined, qq: numberOption(mo, "qq"), mode: mo.mode as "int" | "reference" | undefined,
-      sensitive, extraBits: numberOption(mo, "extra"), images: sensitive > 0 ? await images(CALIB_PATCH) : undefined,
+      sensitive, extraBits: numberOption(mo, "extra"), images: sensitive > 0 ? await images(CALIB_PATCH) : undefined, biasCorrection: boolOption(mo, "bc"),
     });
   }
   return quantizeDfsq(graph, await images(DFSQ_CALIB_SIDE), {
     ...common, patches: numberOption(mo, "patches"), patchSize: numberOption(mo, "patch"), seed: numberOption(mo, "seed"), restarts: numberOption(mo, "restarts"),
-    selection: mo.selection as "kmeans" | "optimal" | undefined,
+    selection: mo.selection as "kmeans" | "optimal" | undefined, weightRange: mo.weights as "minmax" | "mse" | undefined, biasCorrection: boolOption(mo, "bc"),
   });
 }
 

@@ -51,6 +51,11 @@ export interface DynamicConvSpec {
   wscale: Float32Array;
   /** Creates the layer's activation quantizer (one per compiled plan: it holds per-image state). */
   createQuantizer(): DynamicActQuantizer;
+  /**
+   * Per-image bias correction (optional): ΔW[o·cin + c] = Σ_taps (ŵ − w). Each image's bias becomes
+   * b[o] − Σ_c ΔW[o, c]·mean_c with the image's channel means (src/methods/dynamic/weight-tools.ts).
+   */
+  weightError?: Float32Array;
 }
 
 /** The model side of a dynamic plan (DynamicQuantizedModel implements it). */
@@ -223,6 +228,11 @@ export class DynamicPlan extends StepPlan {
       const bias = new Float32Array(coutP);
       if (n.bias) bias.set(n.bias);
       rtArena.f32.set(bias, pBias / 4);
+      const dW = spec.weightError ?? null;
+      if (dW && dW.length !== cout * cin) throw new LowbitError("E_SHAPE", `layer '${n.name}': weight error has ${dW.length} values, cout·cin = ${cout * cin}`);
+      const biasEff = new Float32Array(coutP);
+      // Oracle path: the bias lives in the packed f32 weights, block b at float b·(8 + 8·k·k·cin).
+      const oracleBias = (o2: number) => (f32Packed.get(n.id)! / 4) + (o2 >> 3) * (8 + 8 * kk * kk * cin) + (o2 & 7);
       const mu = new Float32Array(cin), inv = new Float32Array(cin);
       const a = new Float32Array(cin), m2 = new Float32Array(cin);
       const lut = new Int16Array(cin * K);
@@ -255,6 +265,15 @@ export class DynamicPlan extends StepPlan {
         stats.maxAbsDev = f.subarray(o + 4 * cin, o + 5 * cin);
         stats.countPositive = q.needsCountPositive ? f.subarray(o + 5 * cin, o + 6 * cin) : null;
         q.prepare(stats, mu, inv);
+        if (dW) {
+          for (let o2 = 0; o2 < cout; o2++) {
+            let s2 = n.bias ? n.bias[o2] : 0;
+            for (let c = 0; c < cin; c++) s2 -= dW[o2 * cin + c] * stats.mean[c];
+            biasEff[o2] = s2;
+          }
+          if (path === "oracle") for (let o2 = 0; o2 < cout; o2++) rt.arena.f32[oracleBias(o2)] = biasEff[o2];
+          else rt.arena.f32.set(biasEff, pBias / 4);
+        }
         if (path === "lut") {
           let maxAbs = 0;
           for (let c = 0; c < cin; c++) for (let j = 0; j < K; j++) maxAbs = Math.max(maxAbs, Math.abs(q.level(c, j)));

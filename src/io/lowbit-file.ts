@@ -469,7 +469,12 @@ function saveDynamic(model: DynamicQuantizedModel): Uint8Array {
         aj.bits = a.bits;
         tensors.push({ name: `${n.name}.codebooks`, dtype: "I16", shape: [n.cin, 1 << a.bits], bytes: new Uint8Array(a.codebooks.buffer, a.codebooks.byteOffset, a.codebooks.byteLength) });
       }
-      layers.push({ node: n.id, weightBits: l.weightBits, actBits: l.actBits, act: aj as JsonObject } as JsonObject);
+      const lj: Record<string, Json> = { node: n.id, weightBits: l.weightBits, actBits: l.actBits, act: aj as JsonObject };
+      if (l.weightError) {
+        lj.weightError = true;
+        tensors.push({ name: `${n.name}.weight_error`, dtype: "F32", shape: [n.cout, n.cin], bytes: f32Bytes(l.weightError) });
+      }
+      layers.push(lj as JsonObject);
     }
     if (n.bias) tensors.push({ name: `${n.name}.bias`, dtype: "F32", shape: [n.cout], bytes: f32Bytes(n.bias) });
   }
@@ -767,7 +772,13 @@ function readDynamic(r: TensorReader, dj: JsonObject, g: Graph, stores: (ConvSto
       if (!(e instanceof LowbitError)) throw e;
       fail(`${w}: ${bare(e)}`, e.code === "E_BITS" || e.code === "E_RANGE" ? e.code : "E_MODEL_FORMAT");
     }
-    layers.set(id, { id, name: n.name, weightBits: wb, actBits: int(get(lj, "actBits"), 2, 8, `${w}.actBits`, "E_BITS"), weights: wc, wscale, act, createQuantizer });
+    const we = get(lj, "weightError");
+    if (we !== undefined && typeof we !== "boolean") fail(`${w}.weightError must be true or false`);
+    const weightError = we ? r.f32(`${n.name}.weight_error`, [n.cout, n.cin], `weight rounding error of conv '${n.name}'`) : undefined;
+    layers.set(id, {
+      id, name: n.name, weightBits: wb, actBits: int(get(lj, "actBits"), 2, 8, `${w}.actBits`, "E_BITS"), weights: wc, wscale, act, createQuantizer,
+      ...(weightError ? { weightError } : {}),
+    });
   });
   for (const id of codes.keys()) if (!layers.has(id)) fail(`conv '${g.nodes[id].name}' stores integer codes but dynamic.layers does not describe it`);
   return new DynamicQuantizedModel(g, layers, { method, weightBits, actBits, scope: scope as LayerScope, options }, path as DynamicPath);

@@ -26,6 +26,7 @@ import { DYNAMIC_PATHS, type DynamicPath } from "../../graph/compile-dynamic.ts"
 import { DynamicQuantizedModel, type DynamicLayer } from "../dynamic/model.ts";
 import { isPostRelu, selectLayers, type LayerScope } from "../scope.ts";
 import { actQuantizerFactory } from "../dynamic/factory.ts";
+import { weightErrorSums } from "../dynamic/weight-tools.ts";
 import { daqQuantizeWeights } from "./weights.ts";
 import { daqChannelBits, DaqSensitivityAccumulator, type DaqLayerStats } from "./sensitivity.ts";
 
@@ -88,6 +89,8 @@ export interface DaqOptions {
   sensitive?: number;
   /** Bits added to promoted channels (default 1). */
   extraBits?: number;
+  /** Per-image bias correction of the weight rounding (lowbit option, default false; weight-tools.ts). */
+  biasCorrection?: boolean;
   /** Calibration images (needed when `sensitive` > 0). */
   images?: ImageLike[];
   runtime?: Runtime;
@@ -139,9 +142,11 @@ export async function quantizeDaq(graph: Graph, o: DaqOptions): Promise<DynamicQ
     layers.set(n.id, {
       id: n.id, name: n.name, weightBits: o.weightBits, actBits: o.actBits + (calib ? extraBits : 0),
       weights: wq.codes, wscale, act, createQuantizer: actQuantizerFactory(act, n.cin),
+      ...(o.biasCorrection ? { weightError: weightErrorSums(n.weights, wq.codes, wscale, n.k, n.cin, n.cout) } : {}),
     });
   }
   const options: Record<string, string | number | boolean> = { step: stepTable, qq, mode };
   if (sensitive > 0) Object.assign(options, { sensitive, extraBits });
+  if (o.biasCorrection) options.bc = 1;
   return new DynamicQuantizedModel(g, layers, { method: "daq", weightBits: o.weightBits, actBits: o.actBits, scope: resolved, options }, path);
 }

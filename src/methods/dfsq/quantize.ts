@@ -17,6 +17,7 @@ import { selectLayers, type LayerScope } from "../scope.ts";
 import { samplePatches } from "../patches.ts";
 import { calibrateDfsq } from "./calibrate.ts";
 import { actQuantizerFactory } from "../dynamic/factory.ts";
+import { mseClipPerChannel, weightErrorSums } from "../dynamic/weight-tools.ts";
 import { quantizeDfsqWeights } from "./weights.ts";
 
 export interface DfsqOptions {
@@ -37,6 +38,13 @@ export interface DfsqOptions {
    * it is a DP. Not the released method: an option, off by default.
    */
   selection?: "kmeans" | "optimal";
+  /**
+   * Weight range per output channel: "minmax" (the reference, dfsq.md §5) or "mse" (the range
+   * shrunk per channel to the MSE-optimal α·[min, max], weight-tools.ts). lowbit option.
+   */
+  weightRange?: "minmax" | "mse";
+  /** Per-image bias correction of the weight rounding (lowbit option, default false; weight-tools.ts). */
+  biasCorrection?: boolean;
   runtime?: Runtime;
   signal?: AbortSignal;
   onProgress?: (fraction: number) => void;
@@ -63,14 +71,19 @@ export async function quantizeDfsq(graph: Graph, images: readonly ImageLike[], o
     if (n.op !== "conv2d") continue;
     const b = books.get(n.inputs[0])!;
     const act = { kind: "dfsq" as const, bits: o.actBits, postRelu: b.postRelu, codebooks: b.codebooks };
-    const wq = quantizeDfsqWeights(n.weights, n.k, n.cin, n.cout, o.weightBits);
+    const src = o.weightRange === "mse" ? mseClipPerChannel(n.weights, n.k, n.cin, n.cout, o.weightBits) : n.weights;
+    const wq = quantizeDfsqWeights(src, n.k, n.cin, n.cout, o.weightBits);
     layers.set(n.id, {
       id: n.id, name: n.name, weightBits: o.weightBits, actBits: o.actBits,
       weights: wq.codes, wscale: wq.wscale, act, createQuantizer: actQuantizerFactory(act, n.cin),
+      ...(o.biasCorrection ? { weightError: weightErrorSums(n.weights, wq.codes, wq.wscale, n.k, n.cin, n.cout) } : {}),
     });
   }
   if (o.selection !== undefined && o.selection !== "kmeans" && o.selection !== "optimal") throw new LowbitError("E_ARGUMENT", `DFSQ selection must be "kmeans" or "optimal", got '${String(o.selection)}'`);
   const options: Record<string, string | number> = { patches: patches.length, patchSize: patches[0].width, seed };
   if (o.selection === "optimal") options.selection = "optimal";
+  if (o.weightRange !== undefined && o.weightRange !== "minmax" && o.weightRange !== "mse") throw new LowbitError("E_ARGUMENT", `DFSQ weightRange must be "minmax" or "mse", got '${String(o.weightRange)}'`);
+  if (o.weightRange === "mse") options.weights = "mse";
+  if (o.biasCorrection) options.bc = 1;
   return new DynamicQuantizedModel(g, layers, { method: "dfsq", weightBits: o.weightBits, actBits: o.actBits, scope: resolved, options }, path);
 }
