@@ -48,3 +48,18 @@ export { Q8Plan } from "./graph/compile-q8.ts";
 export { quantConfig, parseBits, resolveLayers } from "./quant/config.ts";
 export type { QuantConfig, QuantConfigInput } from "./quant/config.ts";
 export * as quant from "./quant/index.ts";
+
+// Distribution-aware post-training quantization (per-image statistics): DAQ and DFSQ.
+export { quantizeDaq } from "./methods/daq/quantize.ts";
+export type { DaqOptions } from "./methods/daq/quantize.ts";
+export { quantizeDfsq } from "./methods/dfsq/quantize.ts";
+export type { DfsqOptions } from "./methods/dfsq/quantize.ts";
+export { DynamicQuantizedModel } from "./methods/dynamic/model.ts";
+export type { DynamicLayer, DynamicActSpec, DynamicModelInfo } from "./methods/dynamic/model.ts";
+export type { DynamicActQuantizer, ChannelStatsView } from "./methods/dynamic/act-quantizer.ts";
+export { DynamicPlan, DYNAMIC_PATHS } from "./graph/compile-dynamic.ts";
+export type { DynamicPath } from "./graph/compile-dynamic.ts";
+export { selectLayers, LAYER_SCOPES } from "./methods/scope.ts";
+export type { LayerScope } from "./methods/scope.ts";
+export * as daq from "./methods/daq/index.ts";
+export * as dfsq from "./methods/dfsq/index.ts";

@@ -10,3 +10,6 @@ export * from "./upsample.ts";
 export * from "./f32-elementwise.ts";
 export * from "./channel-stats.ts";
 export * from "./histogram.ts";
+export * from "./qlut-conv.ts";
+export * from "./act-codes.ts";
+export * from "./qs16-conv-pcs.ts";
