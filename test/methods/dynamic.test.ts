@@ -11,6 +11,7 @@ import { quantizeDfsq } from "../../src/methods/dfsq/quantize.ts";
 import { DynamicPlan } from "../../src/graph/compile-dynamic.ts";
 import { DynamicQuantizedModel } from "../../src/methods/dynamic/model.ts";
 import { loadLowbit, saveLowbit } from "../../src/io/lowbit-file.ts";
+import { mseClipPerChannel, weightErrorSums } from "../../src/methods/dynamic/weight-tools.ts";
 import { createUpscaler, fp32Model } from "../../src/engine/upscaler-api.ts";
 import { psnrY } from "../../src/metrics/psnr.ts";
 import { LowbitError } from "../../src/runtime/errors.ts";
@@ -184,6 +185,51 @@ test("methods/dynamic: DAQ channel sensitivity and σ quantization run; the file
   const out = await up.upscale(img);
   up.dispose();
   t.equal(out.width, img.width * 2, "runs");
+});
+
+test("methods/dynamic: weight tools — rounding-error sums, MSE clipping; bias correction is stored and applied", async (t) => {
+  const k = 3, cin = 5, cout = 4;
+  const hwio = new Float32Array(k * k * cin * cout);
+  let s = 7;
+  for (let i = 0; i < hwio.length; i++) hwio[i] = Math.fround(Math.sin((s = (s * 48271) % 2147483647)) * (i % 11 === 0 ? 3 : 0.4));
+  const codes = new Int16Array(hwio.length), wscale = Float32Array.from([0.05, 0.1, 0.2, 0.025]);
+  for (let o = 0; o < cout; o++) for (let tap = 0; tap < k * k; tap++) for (let c = 0; c < cin; c++) codes[(o * k * k + tap) * cin + c] = Math.round(hwio[(tap * cin + c) * cout + o] / wscale[o]);
+  const e = weightErrorSums(hwio, codes, wscale, k, cin, cout);
+  let worst = 0;
+  for (let o = 0; o < cout; o++) for (let c = 0; c < cin; c++) {
+    let want = 0;
+    for (let tap = 0; tap < k * k; tap++) want += wscale[o] * codes[(o * k * k + tap) * cin + c] - hwio[(tap * cin + c) * cout + o];
+    worst = Math.max(worst, Math.abs(want - e[o * cin + c]));
+  }
+  t.ok(worst < 1e-5, `ΔW sums = brute force (max |Δ| ${worst.toExponential(1)})`);
+  const mseOf = (w: Float32Array, o: number, bits: number) => {
+    let lo = 0, hi = 0;
+    for (let i = 0; i < k * k * cin; i++) { lo = Math.min(lo, w[i * cout + o]); hi = Math.max(hi, w[i * cout + o]); }
+    const d = (hi - lo) / ((1 << bits) - 1);
+    let err = 0;
+    for (let i = 0; i < k * k * cin; i++) { const v = hwio[i * cout + o]; const q = lo + Math.round((Math.min(hi, Math.max(lo, v)) - lo) / d) * d; err += (v - q) ** 2; }
+    return err;
+  };
+  const clipped = mseClipPerChannel(hwio, k, cin, cout, 4);
+  t.ok([0, 1, 2, 3].every((o) => mseOf(clipped, o, 4) <= mseOf(hwio, o, 4) + 1e-12), "MSE-clipped range never quantizes worse than min-max");
+  t.ok([0, 1, 2, 3].some((o) => mseOf(clipped, o, 4) < 0.9 * mseOf(hwio, o, 4)), "and clips the outlier channels");
+  const rt = await testRuntime();
+  const g = await loadModel("esrgan-slim-x2");
+  const img = testImage();
+  const base = await quantizeDaq(g, { weightBits: 4, actBits: 8, runtime: rt });
+  const bc = await quantizeDaq(g, { weightBits: 4, actBits: 8, biasCorrection: true, runtime: rt });
+  t.ok(bc.config.includes("bc=1") && [...bc.layers.values()].every((l) => { const n = bc.graph.nodes[l.id]; return n.op === "conv2d" && l.weightError?.length === n.cout * n.cin; }), `config '${bc.config}', ΔW per layer`);
+  const fpUp = await createUpscaler(fp32Model(g), { runtime: rt, tile: 64 });
+  const fp = await fpUp.upscale(img);
+  fpUp.dispose();
+  const fid: number[] = [];
+  for (const m of [base, bc, loadLowbit(saveLowbit(bc)) as DynamicQuantizedModel]) {
+    const up = await createUpscaler(m, { runtime: rt, tile: 64 });
+    fid.push(psnrY(await up.upscale(img), fp, 2));
+    up.dispose();
+  }
+  t.ok(fid[1] !== fid[0], `bias correction changes the output (W4A8 fidelity ${fid[0].toFixed(2)} → ${fid[1].toFixed(2)} dB)`);
+  t.equal(fid[2], fid[1], "and survives the .lowbit round trip");
 });
 
 test("methods/dynamic: bad options are typed errors", async (t) => {
