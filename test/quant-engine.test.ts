@@ -67,6 +67,51 @@ test("quantized: W8A8 is faithful to FP32 on a held-out image; lower bits degrad
   t.ok(fs >= 40 && fs <= fid["w8a8/percentile"] + 0.5, `W8A8 with shared concat grids: fidelity ${fs.toFixed(2)} dB (per-tensor grids ${fid["w8a8/percentile"].toFixed(2)})`);
 });
 
+test("quantized: concat inputs read only by the concat share its grid (joinGrids), one rounding instead of two", async (t) => {
+  const rt = await testRuntime();
+  const g = await loadModel("esrgan-slim-x2");
+  const cal = await calibrate(g, calibImages(), { runtime: rt });
+  const og = cal.graph;
+  const users = og.nodes.map(() => 0);
+  for (const n of og.nodes) for (const i of n.inputs) users[i]++;
+  const joined = quantizeModel(cal, { bits: "w8a8", method: "percentile" });
+  const own = quantizeModel(cal, { bits: "w8a8", method: "percentile", joinGrids: false });
+  t.equal(joined.quantConfig.joinGrids, true, "joinGrids defaults to true");
+  const pj = new Q8Plan(rt, joined, 24, 24), po = new Q8Plan(rt, own, 24, 24);
+  const lowered = (p: Q8Plan, src: number) => p.info.nodes.findIndex((n) => n.src === src);
+  let pairs = 0, differedBefore = 0;
+  for (const c of og.nodes) {
+    if (c.op !== "concat") continue;
+    for (const i of c.inputs) {
+      const gi = pj.info.grids[lowered(pj, i)], gc = pj.info.grids[lowered(pj, c.id)];
+      if (og.nodes[i].op === "concat" || (og.nodes[i].op === "conv2d" && users[i] === 1)) {
+        pairs++;
+        t.deepEqual(gi, gc, `'${og.nodes[i].name}' is on the grid of '${c.name}'`);
+        const oi = po.info.grids[lowered(po, i)], oc = po.info.grids[lowered(po, c.id)];
+        if (oi!.scale !== oc!.scale || oi!.zeroPoint !== oc!.zeroPoint) differedBefore++;
+        const [lo, hi] = joined.tensors[c.id].range;
+        t.ok(lo <= own.tensors[i].range[0] && hi >= own.tensors[i].range[1] && lo <= own.tensors[c.id].range[0] && hi >= own.tensors[c.id].range[1], "the joined range covers both members' own ranges");
+      } else {
+        t.deepEqual(joined.tensors[i].range, own.tensors[i].range, `'${og.nodes[i].name}' (${og.nodes[i].op}, ${users[i]} reader(s)) keeps its own range`);
+      }
+    }
+  }
+  t.ok(pairs >= 2 && differedBefore >= 2, `${pairs} joined concat inputs, ${differedBefore} on a different grid without joinGrids`);
+  pj.dispose();
+  po.dispose();
+  const img = testImage();
+  const fp = await (await createUpscaler(g, { runtime: rt })).upscale(img);
+  const fid = async (m: typeof joined) => {
+    const up = await createUpscaler(m, { runtime: rt });
+    const f = psnrY(await up.upscale(img), fp, 2);
+    up.dispose();
+    return f;
+  };
+  const [fj, fo] = [await fid(joined), await fid(own)];
+  t.ok(fj >= 40 && fj >= fo - 0.3, `fidelity with joined grids ${fj.toFixed(2)} dB, own grids ${fo.toFixed(2)} dB`);
+  t.throws(() => quantizeModel(cal, { bits: "w8a8", joinGrids: "yes" as unknown as boolean }), /E_ARGUMENT/, "joinGrids must be a boolean");
+});
+
 test("quantized: tiled output is bit-identical to untiled (static ranges)", async (t) => {
   const rt = await testRuntime();
   const g = await loadModel("esrgan-slim-x2");

@@ -90,6 +90,12 @@ export interface QuantConfig {
    * channel (Nagel et al., "Data-Free Quantization…", ICCV 2019, §4.2, empirical variant).
    */
   biasCorrection?: boolean;
+  /**
+   * Concat inputs that would otherwise be rounded twice (read only by the concat, or a concat
+   * nested in a concat) share the concat's grid (default true; see joinConcatGrids in
+   * quantize-model.ts).
+   */
+  joinGrids?: boolean;
 }
 
 export type QuantConfigInput = Partial<Omit<QuantConfig, "weightBits" | "actBits">> & {
@@ -135,7 +141,10 @@ export function quantConfig(input: string | QuantConfigInput): QuantConfig {
     throw new LowbitError("E_ARGUMENT", "keepFp32 must be an array of role or layer names");
   }
   if (o.biasCorrection !== undefined && typeof o.biasCorrection !== "boolean") throw new LowbitError("E_ARGUMENT", "biasCorrection must be a boolean");
-  const cfg: QuantConfig = { weightBits, actBits, method, weightMethod, perLayer, keepFp32: [...keepFp32], biasCorrection: o.biasCorrection ?? true };
+  if (o.joinGrids !== undefined && typeof o.joinGrids !== "boolean") throw new LowbitError("E_ARGUMENT", "joinGrids must be a boolean");
+  const cfg: QuantConfig = {
+    weightBits, actBits, method, weightMethod, perLayer, keepFp32: [...keepFp32], biasCorrection: o.biasCorrection ?? true, joinGrids: o.joinGrids ?? true,
+  };
   if (o.percentile !== undefined) cfg.percentile = o.percentile;
   return cfg;
 }
