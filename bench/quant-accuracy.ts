@@ -237,7 +237,8 @@ async function runModel(name: string, o: { data: string; calib: string; tile: nu
     const qm = p.method === "daq"
       ? await quantizeDaq(graph, {
         ...common, stepTable: mo.step as "code" | "mse" | undefined, qq: num("qq"), mode: mo.mode as "int" | "reference" | undefined,
-        sensitive: num("sensitive"), extraBits: num("extra"), images: num("sensitive") ? await loadCalibImages(o.calib, scale) : undefined, biasCorrection: mo.bc === "1",
+        sensitive: mo.sensitive === "balanced" ? "balanced" : num("sensitive"), extraBits: num("extra"),
+        images: mo.sensitive ? await loadCalibImages(o.calib, scale) : undefined, biasCorrection: mo.bc === "1",
       })
       : await quantizeDfsq(graph, await loadCalibImages(o.calib, scale, DFSQ_CALIB_SIDE), {
         ...common, patches: num("patches"), patchSize: num("patch"), seed: num("seed"), restarts: num("restarts"),

@@ -254,10 +254,10 @@ async function buildDynamicModel(graph: Graph, options: ModelOptions, method: Dy
     throw new LowbitError("E_ARGUMENT", `${configName(options)} needs calibration images: pass --calib <dir of LR images> (e.g. the set made by \`npm run calib-data\`)`);
   };
   if (method === "daq") {
-    const sensitive = numberOption(mo, "sensitive") ?? 0;
+    const sensitive = mo.sensitive === "balanced" ? "balanced" : (numberOption(mo, "sensitive") ?? 0);
     return quantizeDaq(graph, {
       ...common, stepTable: mo.step as "code" | "mse" | undefined, qq: numberOption(mo, "qq"), mode: mo.mode as "int" | "reference" | undefined,
-      sensitive, extraBits: numberOption(mo, "extra"), images: sensitive > 0 ? await images(CALIB_PATCH) : undefined, biasCorrection: boolOption(mo, "bc"),
+      sensitive, extraBits: numberOption(mo, "extra"), images: sensitive === "balanced" || sensitive > 0 ? await images(CALIB_PATCH) : undefined, biasCorrection: boolOption(mo, "bc"),
     });
   }
   return quantizeDfsq(graph, await images(DFSQ_CALIB_SIDE), {

@@ -85,8 +85,13 @@ export interface DaqOptions {
   mode?: "int" | "reference";
   scope?: LayerScope;
   path?: DynamicPath;
-  /** Channel-sensitivity mixed precision: the fraction of input channels promoted (0 = off). */
-  sensitive?: number;
+  /**
+   * Channel-sensitivity mixed precision: a fraction of input channels promoted by `extraBits`
+   * (0 = off; the layer's average bits rise), or "balanced": the same average bits as `actBits`,
+   * the most sensitive channels promoted and the least sensitive demoted while that lowers the
+   * modelled error (sensitivity.ts, budget { averageBits }, demote).
+   */
+  sensitive?: number | "balanced";
   /** Bits added to promoted channels (default 1). */
   extraBits?: number;
   /** Per-image bias correction of the weight rounding (lowbit option, default false; weight-tools.ts). */
@@ -116,10 +121,12 @@ export async function quantizeDaq(graph: Graph, o: DaqOptions): Promise<DynamicQ
   if (mode === "reference" && path !== "oracle") {
     throw new LowbitError("E_ARGUMENT", "DAQ reference mode has unbounded post-ReLU codes: it runs on the oracle path only (path: \"oracle\")");
   }
-  const sensitive = o.sensitive ?? 0;
+  const balanced = o.sensitive === "balanced";
+  const sensitive = balanced ? 1 : ((o.sensitive as number | undefined) ?? 0);
   const extraBits = o.extraBits ?? 1;
-  if (!(sensitive >= 0 && sensitive < 1)) throw new LowbitError("E_ARGUMENT", `sensitive must be a fraction in [0, 1), got ${sensitive}`);
+  if (!balanced && !(typeof sensitive === "number" && sensitive >= 0 && sensitive < 1)) throw new LowbitError("E_ARGUMENT", `sensitive must be a fraction in [0, 1) or "balanced", got ${String(o.sensitive)}`);
   if (sensitive > 0 && o.actBits + extraBits > 8) throw new LowbitError("E_BITS", `channel sensitivity: a${o.actBits} + ${extraBits} exceeds 8 bits`);
+  if (balanced && o.actBits - extraBits < 2) throw new LowbitError("E_BITS", `balanced channel sensitivity: a${o.actBits} − ${extraBits} is below 2 bits`);
   const g = optimizeGraph(graph);
   const { ids, resolved } = selectLayers(g, "daq", o.scope ?? "reference");
   let calib: Map<number, DaqLayerStats> | null = null;
@@ -136,17 +143,20 @@ export async function quantizeDaq(graph: Graph, o: DaqOptions): Promise<DynamicQ
     const post = isPostRelu(g, n.inputs[0]);
     let bits: number | Int32Array = o.actBits;
     if (calib) {
-      bits = daqChannelBits(calib.get(n.inputs[0])!, n.weights, { k: n.k, cin: n.cin, cout: n.cout }, { bits: o.actBits, extraBits: extraBits as 1 | 2, budget: { fraction: sensitive }, stepTable });
+      bits = daqChannelBits(calib.get(n.inputs[0])!, n.weights, { k: n.k, cin: n.cin, cout: n.cout }, {
+        bits: o.actBits, extraBits: extraBits as 1 | 2, stepTable,
+        ...(balanced ? { budget: { averageBits: o.actBits }, demote: true } : { budget: { fraction: sensitive } }),
+      });
     }
     const act = { kind: "daq" as const, bits, stepTable, qq, mode, postRelu: post };
     layers.set(n.id, {
-      id: n.id, name: n.name, weightBits: o.weightBits, actBits: o.actBits + (calib ? extraBits : 0),
+      id: n.id, name: n.name, weightBits: o.weightBits, actBits: o.actBits + (calib ? extraBits : 0), // the widest channel
       weights: wq.codes, wscale, act, createQuantizer: actQuantizerFactory(act, n.cin),
       ...(o.biasCorrection ? { weightError: weightErrorSums(n.weights, wq.codes, wscale, n.k, n.cin, n.cout) } : {}),
     });
   }
   const options: Record<string, string | number | boolean> = { step: stepTable, qq, mode };
-  if (sensitive > 0) Object.assign(options, { sensitive, extraBits });
+  if (sensitive > 0) Object.assign(options, { sensitive: balanced ? "balanced" : sensitive, extraBits });
   if (o.biasCorrection) options.bc = 1;
   return new DynamicQuantizedModel(g, layers, { method: "daq", weightBits: o.weightBits, actBits: o.actBits, scope: resolved, options }, path);
 }
