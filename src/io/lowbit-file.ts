@@ -359,12 +359,7 @@ function configJson(c: QuantConfig): JsonObject {
 export function saveLowbit(model: LowbitSavable): Uint8Array {
   if (model instanceof DynamicQuantizedModel) return saveDynamic(model);
   const { g, q } = graphOf(model);
-  try {
-    validateGraph(g);
-  } catch (e) {
-    if (e instanceof LowbitError) throw new LowbitError(e.code, `saveLowbit: ${bare(e)}`, { cause: e });
-    throw e;
-  }
+  validateForSave(g);
   const tensors: OutTensor[] = [];
   const nodes: JsonObject[] = [];
   for (const n of g.nodes) {
@@ -415,6 +410,15 @@ export function saveLowbit(model: LowbitSavable): Uint8Array {
   return writeContainer(doc, tensors);
 }
 
+function validateForSave(g: Graph): void {
+  try {
+    validateGraph(g);
+  } catch (e) {
+    if (e instanceof LowbitError) throw new LowbitError(e.code, `saveLowbit: ${bare(e)}`, { cause: e });
+    throw e;
+  }
+}
+
 function metaJson(m: GraphMeta): Record<string, unknown> {
   const meta: Record<string, unknown> = { name: m.name, scale: m.scale, inputRange: [...m.inputRange], outputRange: [...m.outputRange] };
   if (m.arch !== undefined) meta.arch = m.arch;
@@ -432,12 +436,7 @@ function metaJson(m: GraphMeta): Record<string, unknown> {
  */
 function saveDynamic(model: DynamicQuantizedModel): Uint8Array {
   const g = model.graph;
-  try {
-    validateGraph(g);
-  } catch (e) {
-    if (e instanceof LowbitError) throw new LowbitError(e.code, `saveLowbit: ${bare(e)}`, { cause: e });
-    throw e;
-  }
+  validateForSave(g);
   const tensors: OutTensor[] = [];
   const nodes: JsonObject[] = [];
   const layers: JsonObject[] = [];

@@ -1,16 +1,7 @@
-/** Seeded PRNG (mulberry32) so every randomized test case is reproducible from its seed. */
-export class Rng {
-  private s: number;
-  constructor(seed: number) {
-    this.s = seed >>> 0;
-  }
-  /** Uniform in [0, 1). */
-  next(): number {
-    let t = (this.s = (this.s + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
+import { Mulberry32 } from "../../src/util/rng.ts";
+
+/** Seeded PRNG (the library's mulberry32) so every randomized test case is reproducible from its seed. */
+export class Rng extends Mulberry32 {
   /** Integer in [lo, hi] inclusive. */
   int(lo: number, hi: number): number {
     return lo + Math.floor(this.next() * (hi - lo + 1));
