@@ -238,7 +238,7 @@ async function runModel(name: string, o: { data: string; calib: string; tile: nu
       ? await quantizeDaq(graph, {
         ...common, stepTable: mo.step as "code" | "mse" | undefined, qq: num("qq"), mode: mo.mode as "int" | "reference" | undefined,
         sensitive: mo.sensitive === "balanced" ? "balanced" : num("sensitive"), extraBits: num("extra"),
-        images: mo.sensitive ? await loadCalibImages(o.calib, scale) : undefined, biasCorrection: mo.bc === "1",
+        images: mo.sensitive ? await loadCalibImages(o.calib, scale) : undefined, biasCorrection: mo.bc === "1", branch: mo.branch as "tensor" | "channel" | undefined,
       })
       : await quantizeDfsq(graph, await loadCalibImages(o.calib, scale, DFSQ_CALIB_SIDE), {
         ...common, patches: num("patches"), patchSize: num("patch"), seed: num("seed"), restarts: num("restarts"),

@@ -144,7 +144,7 @@ export function parseModelOptions(raw: { bits?: string; method?: string; calib?:
 export const DYNAMIC_METHODS = ["daq", "dfsq"] as const;
 export type DynamicMethod = (typeof DYNAMIC_METHODS)[number];
 export const DYNAMIC_METHOD_KEYS: Record<DynamicMethod, readonly string[]> = {
-  daq: ["scope", "path", "step", "qq", "mode", "sensitive", "extra", "bc"],
+  daq: ["scope", "path", "step", "qq", "mode", "sensitive", "extra", "bc", "branch"],
   dfsq: ["scope", "path", "patches", "patch", "seed", "restarts", "selection", "weights", "bc"],
 };
 
@@ -257,7 +257,7 @@ async function buildDynamicModel(graph: Graph, options: ModelOptions, method: Dy
     const sensitive = mo.sensitive === "balanced" ? "balanced" : (numberOption(mo, "sensitive") ?? 0);
     return quantizeDaq(graph, {
       ...common, stepTable: mo.step as "code" | "mse" | undefined, qq: numberOption(mo, "qq"), mode: mo.mode as "int" | "reference" | undefined,
-      sensitive, extraBits: numberOption(mo, "extra"), images: sensitive === "balanced" || sensitive > 0 ? await images(CALIB_PATCH) : undefined, biasCorrection: boolOption(mo, "bc"),
+      sensitive, extraBits: numberOption(mo, "extra"), branch: mo.branch as "tensor" | "channel" | undefined, images: sensitive === "balanced" || sensitive > 0 ? await images(CALIB_PATCH) : undefined, biasCorrection: boolOption(mo, "bc"),
     });
   }
   return quantizeDfsq(graph, await images(DFSQ_CALIB_SIDE), {

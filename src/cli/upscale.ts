@@ -29,7 +29,7 @@ Options:
   --calib <dir>         calibration images for integer --bits
   --layer-bits <l=b,…> per-layer bits: conv names or roles head|tail|upsampler = wXaY|fp32
   --method-options <k=v,…>  daq|dfsq knobs: scope=reference|body|full, path=lut|exact|oracle;
-                       daq: step=code|mse, qq=<σ bits, 32 off>, mode=int|reference, sensitive=<fraction>|balanced, extra=<bits>;
+                       daq: step=code|mse, qq=<σ bits, 32 off>, mode=int|reference, sensitive=<fraction>|balanced, extra=<bits>, branch=tensor|channel;
                        dfsq: patches=32, patch=<LR side>, seed=1, restarts=5, selection=kmeans|optimal, weights=minmax|mse;
                        both: bc=1 (per-image bias correction of the weight rounding)
   --input-range <lo,hi> value range pixels 0..255 map to (default: the model's; psnr-small 0,1)

@@ -459,6 +459,10 @@ function saveDynamic(model: DynamicQuantizedModel): Uint8Array {
       const aj: Record<string, Json> = { kind: a.kind, postRelu: a.postRelu };
       if (a.kind === "daq") {
         Object.assign(aj, { stepTable: a.stepTable, qq: a.qq, mode: a.mode });
+        if (a.reluMask) {
+          aj.reluMask = true;
+          tensors.push({ name: `${n.name}.relu_mask`, dtype: "U8", shape: [n.cin], bytes: Uint8Array.from(a.reluMask) });
+        }
         if (typeof a.bits === "number") aj.bits = a.bits;
         else {
           aj.bits = "per-channel";
@@ -754,6 +758,11 @@ function readDynamic(r: TensorReader, dj: JsonObject, g: Graph, stores: (ConvSto
         bits.forEach((x, c) => { if (x < 2 || x > 8) fail(`tensor '${n.name}.act_bits': channel ${c} has ${x} bits (2..8)`, "E_BITS"); });
       } else bits = int(get(aj, "bits"), 2, 8, `${w}.act.bits`, "E_BITS");
       act = { kind, postRelu, bits, stepTable, qq, mode };
+      if (get(aj, "reluMask") === true) {
+        const b = r.take(`${n.name}.relu_mask`, "U8", [n.cin], `branch mask of conv '${n.name}'`);
+        if (b.some((v) => v > 1)) fail(`tensor '${n.name}.relu_mask' holds values other than 0 and 1`, "E_RANGE");
+        act.reluMask = Uint8Array.from(b);
+      }
     } else if (kind === "dfsq") {
       const bits = int(get(aj, "bits"), 2, 8, `${w}.act.bits`, "E_BITS");
       const b = r.take(`${n.name}.codebooks`, "I16", [n.cin, 1 << bits], `codebooks of conv '${n.name}'`);

@@ -57,3 +57,22 @@ export function isPostRelu(g: Graph, id: number): boolean {
   if (n.op !== "conv2d" && n.op !== "activation") return false;
   return n.activation.kind === "relu" || n.activation.kind === "relu6";
 }
+
+/**
+ * Per channel of tensor `id`: 1 where the channel comes straight out of a ReLU (through nested
+ * concats), else 0 — the per-channel form of isPostRelu (an RDN dense-block concat holds the
+ * signed block input and the dense convs' ReLU outputs).
+ */
+export function reluChannelMask(g: Graph, id: number): Uint8Array {
+  const n = g.nodes[id];
+  const out = new Uint8Array(n.channels);
+  if (isPostRelu(g, id)) out.fill(1);
+  else if (n.op === "concat") {
+    let off = 0;
+    for (const i of n.inputs) {
+      out.set(reluChannelMask(g, i), off);
+      off += g.nodes[i].channels;
+    }
+  }
+  return out;
+}

@@ -4,7 +4,8 @@
 import test from "tape";
 import { loadModel } from "../../src/models/registry.ts";
 import { optimizeGraph } from "../../src/graph/passes.ts";
-import { selectLayers, isPostRelu } from "../../src/methods/scope.ts";
+import { selectLayers, isPostRelu, reluChannelMask } from "../../src/methods/scope.ts";
+import { DaqActQuantizer } from "../../src/methods/daq/act-quantizer.ts";
 import { samplePatches } from "../../src/methods/patches.ts";
 import { quantizeDaq } from "../../src/methods/daq/quantize.ts";
 import { quantizeDfsq } from "../../src/methods/dfsq/quantize.ts";
@@ -230,6 +231,56 @@ test("methods/dynamic: weight tools — rounding-error sums, MSE clipping; bias 
   }
   t.ok(fid[1] !== fid[0], `bias correction changes the output (W4A8 fidelity ${fid[0].toFixed(2)} → ${fid[1].toFixed(2)} dB)`);
   t.equal(fid[2], fid[1], "and survives the .lowbit round trip");
+});
+
+test("methods/dynamic: DAQ per-channel branch — ReLU channels of a concat take the post-ReLU quantizer on the signed kernel", async (t) => {
+  const small = optimizeGraph(await loadModel("psnr-small-x2"));
+  const f13 = small.nodes.find((n) => n.name === "F_1_3")!;
+  const mask = reluChannelMask(small, f13.inputs[0]);
+  t.ok(mask.length === 192 && mask.subarray(0, 64).every((v) => v === 0) && mask.subarray(64).every((v) => v === 1), "F_1_3 reads 64 signed (block input) + 128 ReLU channels");
+  // Two channels: a signed one and a ReLU one; the mixed quantizer's ReLU channel must equal the post-ReLU quantizer.
+  const pixels = 400, C = 2;
+  const x = new Float32Array(pixels * C);
+  let s = 3;
+  const rnd = () => ((s = (s * 16807) % 2147483647) / 2147483647);
+  for (let p = 0; p < pixels; p++) {
+    x[p * 2] = (rnd() - 0.5) * 4;
+    x[p * 2 + 1] = Math.max(0, (rnd() - 0.4) * 3);
+  }
+  const stats = (ch: number[]) => {
+    const mean = new Float32Array(ch.length), std = new Float32Array(ch.length), pos = new Float32Array(ch.length);
+    ch.forEach((c, j) => {
+      let m = 0, q = 0, n = 0;
+      for (let p = 0; p < pixels; p++) { const v = x[p * 2 + c]; m += v; q += v * v; if (v > 0) n++; }
+      mean[j] = m / pixels; std[j] = Math.sqrt(Math.max(0, q / pixels - (m / pixels) ** 2)); pos[j] = n;
+    });
+    return { pixels, min: new Float32Array(ch.length), max: new Float32Array(ch.length), mean, std, maxAbsDev: new Float32Array(ch.length), countPositive: pos };
+  };
+  const opts = { bits: 4, stepTable: "mse" as const, qq: 32, mode: "int" as const, postRelu: false };
+  const mixed = new DaqActQuantizer(2, false, opts, Uint8Array.from([0, 1]));
+  const relu = new DaqActQuantizer(1, true, { ...opts, postRelu: true });
+  const mu = new Float32Array(2), inv = new Float32Array(2), mu1 = new Float32Array(1), inv1 = new Float32Array(1);
+  mixed.prepare(stats([0, 1]), mu, inv);
+  relu.prepare(stats([1]), mu1, inv1);
+  t.ok(mixed.needsCountPositive, "asks for #(x > 0)");
+  let same = 0;
+  for (let k = 0; k < 16; k++) if (Math.abs(mixed.level(1, k) - relu.level(0, k)) <= 1e-6 * Math.abs(relu.level(0, 15))) same++;
+  t.equal(same, 16, "the ReLU channel's 16 levels are k·Δ of the post-ReLU quantizer");
+  let agree = 0;
+  for (let p = 0; p < pixels; p++) {
+    const v = x[p * 2 + 1];
+    const kMixed = Math.min(15, Math.max(0, Math.floor(Math.fround(Math.fround(v - mu[1]) * inv[1])) + 8));
+    const kRelu = Math.min(15, Math.max(0, Math.round(Math.fround(v * inv1[0]))));
+    if (kMixed === kRelu) agree++;
+  }
+  t.ok(agree >= pixels - 2, `signed code rule with μ' = 7.5·Δ gives the post-ReLU codes (${agree}/${pixels}; ties differ)`);
+  const g = await loadModel("esrgan-slim-x2");
+  const rt = await testRuntime();
+  const qm = await quantizeDaq(g, { weightBits: 4, actBits: 4, branch: "channel", scope: "full", runtime: rt });
+  const masked = [...qm.layers.values()].filter((l) => l.act.kind === "daq" && l.act.reluMask);
+  t.ok(masked.length > 0, `${masked.length} layers with mixed branches (${qm.config})`);
+  const back = loadLowbit(saveLowbit(qm)) as DynamicQuantizedModel;
+  t.deepEqual(back.layers.get(masked[0].id)!.act, masked[0].act, "mask survives the .lowbit round trip");
 });
 
 test("methods/dynamic: bad options are typed errors", async (t) => {

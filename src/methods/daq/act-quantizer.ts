@@ -22,13 +22,22 @@ export class DaqActQuantizer implements DynamicActQuantizer {
   readonly half: Int32Array;
   readonly kmax: Int32Array;
   readonly options: DaqActivationOptions;
+  /** Per-channel branch (lowbit option): channels of a signed tensor that come out of a ReLU. */
+  readonly reluMask: Uint8Array | null;
   private readonly p: { mu: Float32Array; delta: Float32Array };
+  private readonly pr: { mu: Float32Array; delta: Float32Array };
 
-  /** `bits`: one width, or one per input channel. */
-  constructor(channels: number, postRelu: boolean, options: DaqActivationOptions) {
+  /**
+   * `bits`: one width, or one per input channel. `reluMask` (signed tensors only): channels that take
+   * the post-ReLU branch. They run on the signed code rule with μ' = (2^b − 1)/2·Δ, which is exactly
+   * the post-ReLU quantizer: ⌊(x − μ')/Δ⌋ + 2^(b−1) = ⌊x/Δ + ½⌋ = round(x/Δ) (ties up) and
+   * μ' + (k − (2^b − 1)/2)·Δ = k·Δ, clamped to [0, 2^b − 1] — so one kernel serves both branches.
+   */
+  constructor(channels: number, postRelu: boolean, options: DaqActivationOptions, reluMask: Uint8Array | null = null) {
     this.channels = channels;
     this.postRelu = postRelu;
-    this.needsCountPositive = postRelu;
+    this.reluMask = !postRelu && reluMask && reluMask.some((v) => v !== 0) ? reluMask : null;
+    this.needsCountPositive = postRelu || this.reluMask !== null;
     this.options = { ...options, postRelu };
     const bits = options.bits;
     const bitsOf = (c: number) => (typeof bits === "number" ? bits : bits[c]);
@@ -43,10 +52,22 @@ export class DaqActQuantizer implements DynamicActQuantizer {
     }
     this.levels = 1 << maxB;
     this.p = { mu: new Float32Array(channels), delta: new Float32Array(channels) };
+    this.pr = { mu: new Float32Array(channels), delta: new Float32Array(channels) };
   }
 
   prepare(st: ChannelStatsView, mu: Float32Array, inv: Float32Array): void {
-    daqActivationParams(this.p, { pixels: st.pixels, mean: st.mean, std: st.std, countPositive: st.countPositive ?? undefined }, this.options);
+    const stats = { pixels: st.pixels, mean: st.mean, std: st.std, countPositive: st.countPositive ?? undefined };
+    daqActivationParams(this.p, stats, this.options);
+    const m = this.reluMask;
+    if (m) {
+      daqActivationParams(this.pr, stats, { ...this.options, postRelu: true });
+      for (let c = 0; c < this.channels; c++) {
+        if (!m[c]) continue;
+        const d = this.pr.delta[c];
+        this.p.delta[c] = d;
+        this.p.mu[c] = d > 0 ? Math.fround((this.kmax[c] / 2) * d) : this.pr.mu[c];
+      }
+    }
     daqInvDelta(inv, this.p.delta);
     mu.set(this.p.mu);
   }
@@ -70,7 +91,19 @@ export class DaqActQuantizer implements DynamicActQuantizer {
   }
 
   reference(out: Float32Array, data: Float32Array, offset: number, stride: number, pixels: number): void {
-    daqQuantizeReference(out, data.subarray(offset), pixels, this.channels, this.options, undefined, stride);
+    if (!this.reluMask) {
+      daqQuantizeReference(out, data.subarray(offset), pixels, this.channels, this.options, undefined, stride);
+      return;
+    }
+    // Per-channel branches have no released-code counterpart: the oracle is the int-mode rule in f64.
+    const C = this.channels;
+    for (let p = 0; p < pixels; p++) {
+      for (let c = 0; c < C; c++) {
+        const x = data[offset + p * stride + c], d = this.p.delta[c], mu = this.p.mu[c];
+        const k = d > 0 ? Math.min(this.kmax[c], Math.max(0, Math.floor((x - mu) / d) + this.half[c])) : this.half[c];
+        out[p * C + c] = this.level(c, k);
+      }
+    }
   }
 
   describe(): string {

@@ -24,7 +24,7 @@ import { ArenaRegion } from "../../runtime/arena.ts";
 import { throwIfAborted } from "../../runtime/errors.ts";
 import { DYNAMIC_PATHS, type DynamicPath } from "../../graph/compile-dynamic.ts";
 import { DynamicQuantizedModel, type DynamicLayer } from "../dynamic/model.ts";
-import { isPostRelu, selectLayers, type LayerScope } from "../scope.ts";
+import { isPostRelu, reluChannelMask, selectLayers, type LayerScope } from "../scope.ts";
 import { actQuantizerFactory } from "../dynamic/factory.ts";
 import { weightErrorSums } from "../dynamic/weight-tools.ts";
 import { daqQuantizeWeights } from "./weights.ts";
@@ -94,6 +94,12 @@ export interface DaqOptions {
   sensitive?: number | "balanced";
   /** Bits added to promoted channels (default 1). */
   extraBits?: number;
+  /**
+   * Post-ReLU branch per tensor ("tensor", the released code: a tensor straight out of a ReLU) or per
+   * channel ("channel", lowbit option: channels of a concat that come out of a ReLU take the
+   * post-ReLU branch, the others the signed one; scope.ts reluChannelMask). int mode only.
+   */
+  branch?: "tensor" | "channel";
   /** Per-image bias correction of the weight rounding (lowbit option, default false; weight-tools.ts). */
   biasCorrection?: boolean;
   /** Calibration images (needed when `sensitive` > 0). */
@@ -127,6 +133,8 @@ export async function quantizeDaq(graph: Graph, o: DaqOptions): Promise<DynamicQ
   if (!balanced && !(typeof sensitive === "number" && sensitive >= 0 && sensitive < 1)) throw new LowbitError("E_ARGUMENT", `sensitive must be a fraction in [0, 1) or "balanced", got ${String(o.sensitive)}`);
   if (sensitive > 0 && o.actBits + extraBits > 8) throw new LowbitError("E_BITS", `channel sensitivity: a${o.actBits} + ${extraBits} exceeds 8 bits`);
   if (balanced && o.actBits - extraBits < 2) throw new LowbitError("E_BITS", `balanced channel sensitivity: a${o.actBits} − ${extraBits} is below 2 bits`);
+  if (o.branch !== undefined && o.branch !== "tensor" && o.branch !== "channel") throw new LowbitError("E_ARGUMENT", `DAQ branch must be "tensor" or "channel", got '${String(o.branch)}'`);
+  if (o.branch === "channel" && mode === "reference") throw new LowbitError("E_ARGUMENT", "DAQ per-channel branches are an int-mode option (reference mode reproduces the released code)");
   const g = optimizeGraph(graph);
   const { ids, resolved } = selectLayers(g, "daq", o.scope ?? "reference");
   let calib: Map<number, DaqLayerStats> | null = null;
@@ -148,7 +156,8 @@ export async function quantizeDaq(graph: Graph, o: DaqOptions): Promise<DynamicQ
         ...(balanced ? { budget: { averageBits: o.actBits }, demote: true } : { budget: { fraction: sensitive } }),
       });
     }
-    const act = { kind: "daq" as const, bits, stepTable, qq, mode, postRelu: post };
+    const mask = o.branch === "channel" && !post ? reluChannelMask(g, n.inputs[0]) : null;
+    const act = { kind: "daq" as const, bits, stepTable, qq, mode, postRelu: post, ...(mask && mask.some((v) => v) ? { reluMask: mask } : {}) };
     layers.set(n.id, {
       id: n.id, name: n.name, weightBits: o.weightBits, actBits: o.actBits + (calib ? extraBits : 0), // the widest channel
       weights: wq.codes, wscale, act, createQuantizer: actQuantizerFactory(act, n.cin),
@@ -158,5 +167,6 @@ export async function quantizeDaq(graph: Graph, o: DaqOptions): Promise<DynamicQ
   const options: Record<string, string | number | boolean> = { step: stepTable, qq, mode };
   if (sensitive > 0) Object.assign(options, { sensitive: balanced ? "balanced" : sensitive, extraBits });
   if (o.biasCorrection) options.bc = 1;
+  if (o.branch === "channel") options.branch = "channel";
   return new DynamicQuantizedModel(g, layers, { method: "daq", weightBits: o.weightBits, actBits: o.actBits, scope: resolved, options }, path);
 }

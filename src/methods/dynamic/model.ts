@@ -16,7 +16,7 @@ import type { LayerScope } from "../scope.ts";
 
 /** What defines a layer's activation quantizer (serializable: saved in .lowbit files). */
 export type DynamicActSpec =
-  | { kind: "daq"; postRelu: boolean; bits: number | Int32Array; stepTable: "code" | "mse"; qq: number; mode: "int" | "reference" }
+  | { kind: "daq"; postRelu: boolean; bits: number | Int32Array; stepTable: "code" | "mse"; qq: number; mode: "int" | "reference"; /** Per-channel branch (DaqOptions.branch "channel"). */ reluMask?: Uint8Array }
   | { kind: "dfsq"; postRelu: boolean; bits: number; /** [C][2^b] codebook points, 1/1024 units. */ codebooks: Int16Array };
 
 export interface DynamicLayer extends DynamicConvSpec {
