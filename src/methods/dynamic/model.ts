@@ -79,7 +79,8 @@ export class DynamicQuantizedModel implements CompilableModel, DynamicPlanSource
     for (const n of this.graph.nodes) {
       if (n.op !== "conv2d") continue;
       const l = this.layers.get(n.id);
-      b += l ? Math.ceil((l.weights.length * l.weightBits) / 8) + 4 * l.wscale.length + 4 * n.cout : 4 * (n.weights.length + n.cout);
+      // An FP32 sub-pixel tail is stored as its original HR kernel (subpixelOf), not the merged one.
+      b += l ? Math.ceil((l.weights.length * l.weightBits) / 8) + 4 * l.wscale.length + 4 * n.cout : 4 * ((n.subpixelOf?.weights.length ?? n.weights.length) + (n.subpixelOf ? n.subpixelOf.weights.length / (n.k * n.k * n.cin) : n.cout));
     }
     return b;
   }
