@@ -25,11 +25,8 @@ import { loadModel, getModelInfo, listModels } from "../src/models/registry.ts";
 import { fp32Model, Upscaler, defaultMargin, type CompilableModel } from "../src/engine/upscaler-api.ts";
 import { calibrate } from "../src/quant/calibrate.ts";
 import { quantizeModel } from "../src/quant/quantize-model.ts";
-import { loadCalibImages, DFSQ_CALIB_SIDE } from "../src/cli/model-options.ts";
-import { quantizeDaq } from "../src/methods/daq/quantize.ts";
-import { quantizeDfsq } from "../src/methods/dfsq/quantize.ts";
-import type { LayerScope } from "../src/methods/scope.ts";
-import type { DynamicPath } from "../src/graph/compile-dynamic.ts";
+import { buildDynamicModel, loadCalibImages, type DynamicMethod } from "../src/cli/model-options.ts";
+import type { DynamicQuantizedModel } from "../src/methods/dynamic/model.ts";
 import { listEvalSet, loadEvalPair } from "../src/metrics/evalset.ts";
 import { scoreSR } from "../src/metrics/score.ts";
 import { psnrY } from "../src/metrics/psnr.ts";
@@ -229,21 +226,11 @@ async function runModel(name: string, o: { data: string; calib: string; tile: nu
   // Dynamic methods first (they calibrate themselves, as the CLI does: buildDynamicModel).
   for (const config of quantized.filter(isDynamic)) {
     const p = parseConfig(config);
-    const [wb, ab] = [Number(p.bits[1]), Number(p.bits[3])];
-    const mo = p.options;
-    const num = (k: string) => (mo[k] === undefined ? undefined : Number(mo[k]));
-    const common = { weightBits: wb, actBits: ab, scope: mo.scope as LayerScope | undefined, path: mo.path as DynamicPath | undefined, runtime: rt };
     const tq = performance.now();
-    const qm = p.method === "daq"
-      ? await quantizeDaq(graph, {
-        ...common, stepTable: mo.step as "code" | "mse" | undefined, qq: num("qq"), mode: mo.mode as "int" | "reference" | undefined,
-        sensitive: mo.sensitive === "balanced" ? "balanced" : num("sensitive"), extraBits: num("extra"),
-        images: mo.sensitive ? await loadCalibImages(o.calib, scale) : undefined, biasCorrection: mo.bc === "1", branch: mo.branch as "tensor" | "channel" | undefined,
-      })
-      : await quantizeDfsq(graph, await loadCalibImages(o.calib, scale, DFSQ_CALIB_SIDE), {
-        ...common, patches: num("patches"), patchSize: num("patch"), seed: num("seed"), restarts: num("restarts"),
-        selection: mo.selection as "kmeans" | "optimal" | undefined, weightRange: mo.weights as "minmax" | "mse" | undefined, biasCorrection: mo.bc === "1",
-      });
+    // Exactly what `lowbit eval --method daq|dfsq --method-options …` builds (src/cli/model-options.ts).
+    const qm = await buildDynamicModel(graph, {
+      bits: { kind: "int", w: Number(p.bits[1]), a: Number(p.bits[3]) }, method: p.method!, calib: o.calib, methodOptions: p.options,
+    }, p.method as DynamicMethod, { runtime: rt }) as DynamicQuantizedModel;
     log(`${name} ${configName(p)}: quantized in ${((performance.now() - tq) / 1000).toFixed(1)} s (${qm.config})`);
     await runConfig(configName(p), p.method, qm, qm.weightBytes, fp.outs, fp.images);
   }

@@ -144,7 +144,7 @@ export function parseModelOptions(raw: { bits?: string; method?: string; calib?:
 export const DYNAMIC_METHODS = ["daq", "dfsq"] as const;
 export type DynamicMethod = (typeof DYNAMIC_METHODS)[number];
 export const DYNAMIC_METHOD_KEYS: Record<DynamicMethod, readonly string[]> = {
-  daq: ["scope", "path", "step", "qq", "mode", "sensitive", "extra", "bc", "branch"],
+  daq: ["scope", "path", "step", "qq", "mode", "sensitive", "extra", "bc", "branch", "stepcal"],
   dfsq: ["scope", "path", "patches", "patch", "seed", "restarts", "selection", "weights", "bc"],
 };
 
@@ -239,7 +239,7 @@ function boolOption(o: Record<string, string>, key: string): boolean | undefined
 }
 
 /** DAQ / DFSQ (src/methods/): per-image statistics, the whole image per tile when it fits. */
-async function buildDynamicModel(graph: Graph, options: ModelOptions, method: DynamicMethod, ctx: BuildContext): Promise<CompilableModel> {
+export async function buildDynamicModel(graph: Graph, options: ModelOptions, method: DynamicMethod, ctx: BuildContext): Promise<CompilableModel> {
   if (options.bits.kind !== "int") throw new LowbitError("E_ARGUMENT", `${method} needs integer --bits`);
   if (options.perLayer) throw new LowbitError("E_ARGUMENT", `--layer-bits is not supported with --method ${method}; choose its layers with --method-options scope=reference|body|full`);
   const mo = options.methodOptions ?? {};
@@ -255,9 +255,11 @@ async function buildDynamicModel(graph: Graph, options: ModelOptions, method: Dy
   };
   if (method === "daq") {
     const sensitive = mo.sensitive === "balanced" ? "balanced" : (numberOption(mo, "sensitive") ?? 0);
+    const calibrateStep = boolOption(mo, "stepcal");
     return quantizeDaq(graph, {
       ...common, stepTable: mo.step as "code" | "mse" | undefined, qq: numberOption(mo, "qq"), mode: mo.mode as "int" | "reference" | undefined,
-      sensitive, extraBits: numberOption(mo, "extra"), branch: mo.branch as "tensor" | "channel" | undefined, images: sensitive === "balanced" || sensitive > 0 ? await images(CALIB_PATCH) : undefined, biasCorrection: boolOption(mo, "bc"),
+      sensitive, extraBits: numberOption(mo, "extra"), branch: mo.branch as "tensor" | "channel" | undefined, calibrateStep,
+      images: sensitive === "balanced" || sensitive > 0 || calibrateStep ? await images(CALIB_PATCH) : undefined, biasCorrection: boolOption(mo, "bc"),
     });
   }
   return quantizeDfsq(graph, await images(DFSQ_CALIB_SIDE), {

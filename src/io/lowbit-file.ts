@@ -463,6 +463,10 @@ function saveDynamic(model: DynamicQuantizedModel): Uint8Array {
           aj.reluMask = true;
           tensors.push({ name: `${n.name}.relu_mask`, dtype: "U8", shape: [n.cin], bytes: Uint8Array.from(a.reluMask) });
         }
+        if (a.stepScale) {
+          aj.stepScale = true;
+          tensors.push({ name: `${n.name}.step_scale`, dtype: "F32", shape: [n.cin], bytes: f32Bytes(a.stepScale) });
+        }
         if (typeof a.bits === "number") aj.bits = a.bits;
         else {
           aj.bits = "per-channel";
@@ -762,6 +766,13 @@ function readDynamic(r: TensorReader, dj: JsonObject, g: Graph, stores: (ConvSto
         const b = r.take(`${n.name}.relu_mask`, "U8", [n.cin], `branch mask of conv '${n.name}'`);
         if (b.some((v) => v > 1)) fail(`tensor '${n.name}.relu_mask' holds values other than 0 and 1`, "E_RANGE");
         act.reluMask = Uint8Array.from(b);
+      }
+      if (get(aj, "stepScale") === true) {
+        if (mode !== "int") fail(`${w}: calibrated DAQ steps are an int-mode option, the file says mode '${mode}'`);
+        const b = r.take(`${n.name}.step_scale`, "F32", [n.cin], `step scales of conv '${n.name}'`);
+        const stepScale = new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+        stepScale.forEach((x, c) => { if (!(x > 0 && Number.isFinite(x))) fail(`tensor '${n.name}.step_scale': channel ${c} has κ = ${x} (must be positive and finite)`, "E_RANGE"); });
+        act.stepScale = stepScale;
       }
     } else if (kind === "dfsq") {
       const bits = int(get(aj, "bits"), 2, 8, `${w}.act.bits`, "E_BITS");

@@ -295,3 +295,51 @@ test("methods/dynamic: bad options are typed errors", async (t) => {
   await rejects(t, () => quantizeDfsq(g, [], { weightBits: 4, actBits: 4, runtime: rt }), "E_ARGUMENT", "DFSQ without images");
   await rejects(t, () => quantizeDfsq(g, calibImages(), { weightBits: 4, actBits: 4, path: "fast" as never, runtime: rt }), "E_ARGUMENT", "unknown path");
 });
+
+test("methods/dynamic: DAQ calibrated steps — κ ≈ 1 on a Gaussian, > 1 on a Laplacian; stored, round-tripped, paths agree", async (t) => {
+  // Histograms built the way collectDaqStats builds them: z = (x − μ)/σ counted over [−Z, Z], weight σ².
+  const { DaqStepHistogram, chooseStepScale, STEP_CALIB_Z } = await import("../../src/methods/daq/step-calibration.ts");
+  let s = 11;
+  const rnd = () => ((s = (s * 16807) % 2147483647) / 2147483647);
+  const gauss = () => Math.sqrt(-2 * Math.log(rnd())) * Math.cos(2 * Math.PI * rnd());
+  const laplace = () => (rnd() < 0.5 ? -1 : 1) * Math.log(rnd()) / Math.SQRT2; // unit variance
+  const h = new DaqStepHistogram(3, Uint8Array.from([0, 0, 1]));
+  const counts = (draw: () => number, relu: boolean) => {
+    const c = new Float64Array(h.bins);
+    for (let i = 0; i < 200000; i++) {
+      const z = relu ? Math.abs(draw()) : draw();
+      const b = Math.floor(((z - (relu ? 0 : -STEP_CALIB_Z)) / (2 * STEP_CALIB_Z)) * h.bins);
+      c[Math.min(h.bins - 1, Math.max(0, b))]++;
+    }
+    return c;
+  };
+  h.add(0, 2.5, counts(gauss, false));
+  h.add(1, 0.5, counts(laplace, false));
+  h.add(2, 1.0, counts(gauss, true));
+  const k4 = chooseStepScale(h, 4, "mse");
+  t.ok(Math.abs(k4[0] - 1) <= 0.05, `Gaussian, 4 bits, MSE table: κ = ${k4[0]} (the table is already MSE-optimal)`);
+  t.ok(k4[1] > 1.15 && k4[1] < 1.6, `Laplacian, 4 bits: κ = ${k4[1]} (heavier tails want a wider step; Max: 0.4455/0.3352 ≈ 1.33)`);
+  t.ok(k4[2] > 0.4 && k4[2] <= 3, `post-ReLU rule channel: κ = ${k4[2]}`);
+  const kCode = chooseStepScale(h, 4, "code");
+  t.ok(kCode[0] < 0.7, `Gaussian with the code table (G[3] = 0.586, too wide): κ = ${kCode[0]} shrinks it`);
+  const empty = new DaqStepHistogram(2, new Uint8Array(2));
+  empty.add(0, 0, new Float64Array(empty.bins).fill(5));
+  t.deepEqual(Array.from(chooseStepScale(empty, 4, "mse")), [1, 1], "σ' = 0 or no data: κ = 1");
+
+  const rt = await testRuntime();
+  const g = await loadModel("esrgan-slim-x2");
+  await rejects(t, () => quantizeDaq(g, { weightBits: 4, actBits: 4, calibrateStep: true, runtime: rt }), "E_ARGUMENT", "step calibration without images");
+  await rejects(t, () => quantizeDaq(g, { weightBits: 4, actBits: 4, calibrateStep: true, qq: 4, images: calibImages(), runtime: rt }), "E_ARGUMENT", "step calibration with σ quantization");
+  const qm = await quantizeDaq(g, { weightBits: 4, actBits: 4, stepTable: "mse", calibrateStep: true, scope: "full", images: calibImages(), runtime: rt });
+  const layers = [...qm.layers.values()];
+  const ks = layers.flatMap((l) => (l.act.kind === "daq" && l.act.stepScale ? Array.from(l.act.stepScale) : []));
+  const cins = layers.reduce((a, l) => { const n = qm.graph.nodes[l.id]; return a + (n.op === "conv2d" ? n.cin : 0); }, 0);
+  t.equal(ks.length, cins, "one κ per input channel of every quantized conv");
+  t.ok(ks.every((k) => k >= 0.4 && k <= 3.04) && ks.some((k) => k !== 1), `κ in [0.40, 3.04], not all 1 (median ${[...ks].sort((a, b) => a - b)[ks.length >> 1]})`);
+  t.ok(qm.config.includes("stepcal=1"), `config says so: ${qm.config}`);
+  const back = loadLowbit(saveLowbit(qm)) as DynamicQuantizedModel;
+  t.deepEqual(back.layers.get(layers[0].id)!.act, layers[0].act, "κ survives the .lowbit round trip");
+  const r = await runPaths(rt, qm, testImage());
+  const pl = psnr255(r.lut.out, r.oracle.out), pe = psnr255(r.exact.out, r.oracle.out);
+  t.ok(pl > 30 && pe > 30, `lut ${pl.toFixed(1)} dB, exact ${pe.toFixed(1)} dB from the f64 oracle with κ`);
+});

@@ -91,16 +91,19 @@ export class DaqActQuantizer implements DynamicActQuantizer {
   }
 
   reference(out: Float32Array, data: Float32Array, offset: number, stride: number, pixels: number): void {
-    if (!this.reluMask) {
+    if (!this.reluMask && !this.options.stepScale) {
       daqQuantizeReference(out, data.subarray(offset), pixels, this.channels, this.options, undefined, stride);
       return;
     }
-    // Per-channel branches have no released-code counterpart: the oracle is the int-mode rule in f64.
+    // Per-channel branches and calibrated steps have no released-code counterpart: the oracle is the
+    // int-mode rule in f64 (post-ReLU tensors round x/Δ; signed ones, incl. masked channels, are midrise).
     const C = this.channels;
     for (let p = 0; p < pixels; p++) {
       for (let c = 0; c < C; c++) {
         const x = data[offset + p * stride + c], d = this.p.delta[c], mu = this.p.mu[c];
-        const k = d > 0 ? Math.min(this.kmax[c], Math.max(0, Math.floor((x - mu) / d) + this.half[c])) : this.half[c];
+        let k: number;
+        if (this.postRelu) k = d > 0 ? Math.min(this.kmax[c], Math.max(0, Math.round(x / d))) : 0;
+        else k = d > 0 ? Math.min(this.kmax[c], Math.max(0, Math.floor((x - mu) / d) + this.half[c])) : this.half[c];
         out[p * C + c] = this.level(c, k);
       }
     }

@@ -53,6 +53,11 @@ export interface DaqActivationOptions {
   /** "reference": the code's σ' < 0 guard; "int": σ' clamped at 0 (and, downstream, codes ≤ 2^b − 1). */
   mode: "reference" | "int";
   postRelu: boolean;
+  /**
+   * Per-channel step multipliers κ_c (lowbit option, step-calibration.ts): Δ_c = κ_c·G·σ'_c.
+   * Absent = 1 (the paper's step).
+   */
+  stepScale?: ArrayLike<number>;
 }
 
 /** Output of daqActivationParams (caller-allocated, length ≥ channels). */
@@ -192,6 +197,10 @@ export function daqActivationParams(out: DaqActivationParams, stats: DaqChannelS
   check(out.mu instanceof Float32Array && out.mu.length >= C, "E_SHAPE", `out.mu must be a Float32Array of ≥ ${C}`);
   check(out.delta instanceof Float32Array && out.delta.length >= C, "E_SHAPE", `out.delta must be a Float32Array of ≥ ${C}`);
   if (out.constant) check(out.constant instanceof Uint8Array && out.constant.length >= C, "E_SHAPE", `out.constant must be a Uint8Array of ≥ ${C}`);
+  if (opts.stepScale) {
+    check(opts.stepScale.length >= C, "E_SHAPE", `stepScale has ${opts.stepScale.length} entries, need ${C}`);
+    for (let c = 0; c < C; c++) check(opts.stepScale[c] > 0 && Number.isFinite(opts.stepScale[c]), "E_RANGE", () => `stepScale[${c}] = ${opts.stepScale![c]} must be positive and finite`);
+  }
   if (out.sigma) check((out.sigma instanceof Float32Array || out.sigma instanceof Float64Array) && out.sigma.length >= C, "E_SHAPE", `out.sigma must hold ≥ ${C}`);
   const finetune = opts.finetune ?? false;
 
@@ -201,7 +210,7 @@ export function daqActivationParams(out: DaqActivationParams, stats: DaqChannelS
   for (let c = 0; c < C; c++) {
     const b = bitsAt(opts.bits, c);
     const s = opts.mode === "int" ? Math.max(sigma[c], 0) : sigma[c];
-    const step = daqStepMultiplier(b, table, finetune) * s;
+    const step = daqStepMultiplier(b, table, finetune) * s * (opts.stepScale ? opts.stepScale[c] : 1);
     const thr = (2 ** b / 2 - 0.5) * step;
     const base = opts.postRelu ? 0 : stats.mean[c];
     let mu: number, delta: number;

@@ -9,9 +9,10 @@ import { LowbitError } from "../../runtime/errors.ts";
 /** Returns a factory: each compiled plan gets its own quantizer (they hold per-image state). */
 export function actQuantizerFactory(spec: DynamicActSpec, channels: number): () => DynamicActQuantizer {
   if (spec.kind === "daq") {
-    const { bits, stepTable, qq, mode, postRelu, reluMask } = spec;
+    const { bits, stepTable, qq, mode, postRelu, reluMask, stepScale } = spec;
     if (reluMask && reluMask.length !== channels) throw new LowbitError("E_SHAPE", `DAQ branch mask covers ${reluMask.length} channels, the conv reads ${channels}`);
-    return () => new DaqActQuantizer(channels, postRelu, { bits, stepTable, qq, mode, postRelu }, reluMask ?? null);
+    if (stepScale && stepScale.length !== channels) throw new LowbitError("E_SHAPE", `DAQ step scales cover ${stepScale.length} channels, the conv reads ${channels}`);
+    return () => new DaqActQuantizer(channels, postRelu, { bits, stepTable, qq, mode, postRelu, ...(stepScale ? { stepScale } : {}) }, reluMask ?? null);
   }
   const lut = new SubsetLUT(spec.codebooks, spec.bits, spec.postRelu);
   if (lut.channels !== channels) throw new LowbitError("E_SHAPE", `DFSQ codebooks cover ${lut.channels} channels, the conv reads ${channels}`);

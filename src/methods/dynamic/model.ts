@@ -16,7 +16,7 @@ import type { LayerScope } from "../scope.ts";
 
 /** What defines a layer's activation quantizer (serializable: saved in .lowbit files). */
 export type DynamicActSpec =
-  | { kind: "daq"; postRelu: boolean; bits: number | Int32Array; stepTable: "code" | "mse"; qq: number; mode: "int" | "reference"; /** Per-channel branch (DaqOptions.branch "channel"). */ reluMask?: Uint8Array }
+  | { kind: "daq"; postRelu: boolean; bits: number | Int32Array; stepTable: "code" | "mse"; qq: number; mode: "int" | "reference"; /** Per-channel branch (DaqOptions.branch "channel"). */ reluMask?: Uint8Array; /** Calibrated κ_c (DaqOptions.calibrateStep). */ stepScale?: Float32Array }
   | { kind: "dfsq"; postRelu: boolean; bits: number; /** [C][2^b] codebook points, 1/1024 units. */ codebooks: Int16Array };
 
 export interface DynamicLayer extends DynamicConvSpec {
