@@ -20,7 +20,7 @@ import { psnrY } from "../metrics/psnr.ts";
 import { scoreSR } from "../metrics/score.ts";
 import { BACKENDS, flag, int, oneOf, parseCommand, positionals, str, UsageError, type BackendChoice } from "./args.ts";
 import { defaultEvalDir, parseRange, rangeText, runtimeFor, type CliIO } from "./common.ts";
-import { buildModel, defaultCalibDir, isLowbitPath, parseModelOptions, resolveModel, type ModelOptions, MODEL_OPTION_SPECS } from "./model-options.ts";
+import { buildModel, defaultCalibDir, isLowbitPath, parseModelOptions, resolveModel, type ModelOptions, MODEL_OPTION_SPECS, METHOD_OPTIONS_HELP } from "./model-options.ts";
 import { getModelInfo, loadModel } from "../models/registry.ts";
 import { ProgressBar } from "./progress.ts";
 
@@ -244,10 +244,7 @@ Options:
   --method <name>       quantization method for integer --bits (default minmax)
   --calib <dir>         calibration images (never the eval images)
   --layer-bits <l=b,…> per-layer bits: conv names or roles head|tail|upsampler = wXaY|fp32
-  --method-options <k=v,…>  daq|dfsq knobs: scope=reference|body|full, path=lut|exact|oracle;
-                       daq: step=code|mse, qq=<σ bits, 32 off>, mode=int|reference, sensitive=<fraction>|balanced, extra=<bits>, branch=tensor|channel;
-                       dfsq: patches=32, patch=<LR side>, seed=1, restarts=5, selection=kmeans|optimal, weights=minmax|mse;
-                       both: bc=1 (per-image bias correction of the weight rounding)
+${METHOD_OPTIONS_HELP}
   --input-range <lo,hi> value range pixels 0..255 map to (default: the model's; psnr-small 0,1)
   --json                print one JSON object instead of the table:
                         {model, scale, config, images: [{name, psnr, ssim, ms, bicubic}],

@@ -142,6 +142,13 @@ export function parseModelOptions(raw: { bits?: string; method?: string; calib?:
 
 /** Methods with per-image (dynamic) activation statistics, and their --method-options keys. */
 export const DYNAMIC_METHODS = ["daq", "dfsq"] as const;
+/** The --method-options lines of the eval / quantize / upscale help texts. */
+export const METHOD_OPTIONS_HELP = `  --method-options <k=v,…>  daq|dfsq knobs: scope=reference|body|full, path=lut|exact|oracle;
+                       daq: step=code|mse, qq=<σ bits, 32 off>, mode=int|reference, sensitive=<fraction>|balanced, extra=<bits>,
+                            branch=tensor|channel, stepcal=1 (per-channel step multipliers fitted on --calib);
+                       dfsq: patches=32, patch=<LR side>, seed=1, restarts=5, selection=kmeans|optimal, weights=minmax|mse;
+                       both: bc=1 (per-image bias correction of the weight rounding)`;
+
 export type DynamicMethod = (typeof DYNAMIC_METHODS)[number];
 export const DYNAMIC_METHOD_KEYS: Record<DynamicMethod, readonly string[]> = {
   daq: ["scope", "path", "step", "qq", "mode", "sensitive", "extra", "bc", "branch", "stepcal"],

@@ -6,7 +6,7 @@
 import { statSync } from "node:fs";
 import { UsageError, flag, parseCommand, positionals, str } from "./args.ts";
 import { parseRange, seconds, type CliIO } from "./common.ts";
-import { defaultCalibDir, parseModelOptions, resolveModel, MODEL_OPTION_SPECS } from "./model-options.ts";
+import { defaultCalibDir, parseModelOptions, resolveModel, MODEL_OPTION_SPECS, METHOD_OPTIONS_HELP } from "./model-options.ts";
 import { ProgressBar } from "./progress.ts";
 import { writeLowbitFile } from "../io/lowbit-file.ts";
 import { QuantizedModel } from "../quant/quantize-model.ts";
@@ -24,10 +24,7 @@ quantizes every conv, add, concat and upsampler to integers, and writes a .lowbi
   --method <m>       activation range: minmax (default), percentile (99.99), mse
   --calib <dir>      calibration LR images (never the images you evaluate on)
   --layer-bits <l=b,…> per-layer bits: conv names or roles head|tail|upsampler = wXaY|fp32
-  --method-options <k=v,…>  daq|dfsq knobs: scope=reference|body|full, path=lut|exact|oracle;
-                       daq: step=code|mse, qq=<σ bits, 32 off>, mode=int|reference, sensitive=<fraction>|balanced, extra=<bits>, branch=tensor|channel;
-                       dfsq: patches=32, patch=<LR side>, seed=1, restarts=5, selection=kmeans|optimal, weights=minmax|mse;
-                       both: bc=1 (per-image bias correction of the weight rounding)
+${METHOD_OPTIONS_HELP}
   --input-range <lo,hi> value range pixels 0..255 map to (default: the model's; psnr-small 0,1)
   -o, --output <f>   the .lowbit file to write
   -q, --quiet        no progress

@@ -8,7 +8,7 @@ import { planTiles } from "../tiling/tiles.ts";
 import { readImage, writePng } from "../io/image.ts";
 import { BACKENDS, flag, int, oneOf, parseCommand, positionals, str, UsageError } from "./args.ts";
 import { parseRange, runtimeFor, seconds, type CliIO } from "./common.ts";
-import { parseModelOptions, resolveModel, MODEL_OPTION_SPECS } from "./model-options.ts";
+import { parseModelOptions, resolveModel, MODEL_OPTION_SPECS, METHOD_OPTIONS_HELP } from "./model-options.ts";
 import { ProgressBar } from "./progress.ts";
 
 export const DEFAULT_MODEL = "default-model";
@@ -28,10 +28,7 @@ Options:
   --method <name>       quantization method for integer --bits
   --calib <dir>         calibration images for integer --bits
   --layer-bits <l=b,…> per-layer bits: conv names or roles head|tail|upsampler = wXaY|fp32
-  --method-options <k=v,…>  daq|dfsq knobs: scope=reference|body|full, path=lut|exact|oracle;
-                       daq: step=code|mse, qq=<σ bits, 32 off>, mode=int|reference, sensitive=<fraction>|balanced, extra=<bits>, branch=tensor|channel;
-                       dfsq: patches=32, patch=<LR side>, seed=1, restarts=5, selection=kmeans|optimal, weights=minmax|mse;
-                       both: bc=1 (per-image bias correction of the weight rounding)
+${METHOD_OPTIONS_HELP}
   --input-range <lo,hi> value range pixels 0..255 map to (default: the model's; psnr-small 0,1)
   --quiet, -q           no progress bar and no summary line
   -h, --help            this help
