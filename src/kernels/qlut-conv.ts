@@ -12,6 +12,7 @@
 // Kernel: assembly/conv/qlut-qc16w-conv-nhwc.ts. Reference: ./ref/qlut-conv.ts.
 import { LowbitError, check, checkInt } from "../runtime/errors.ts";
 import type { Runtime } from "../runtime/runtime.ts";
+import { ohwiTap, packI16Blocks } from "./qs8-conv.ts";
 import { MAX_I32, checkArray, checkDims, checkPtr, rtOr, spanOf, strideOf, withScratch } from "./elementwise-common.ts";
 
 interface Kernels {
@@ -31,8 +32,9 @@ export interface PackedQlutConv {
   /** cout rounded up to 8: the length of the mult / bias arrays the kernel reads. */
   readonly coutPadded: number;
   /**
-   * Kernel layout (CoutP = cout↑8, Cin2 = cin↑2, padding weights 0): per block of 8 output channels, per kh, kw,
-   * input-channel pair c: i16 w(o0,c) w(o0,c+1) w(o1,c) … w(o7,c+1) (32 bytes) — the w16 section of the qs8 layout.
+   * Kernel layout (CoutP = cout↑8, Cin2 = cin↑2, padding weights 0) — the qs8 layout up to its i16 section:
+   * 8·CoutP zero bytes (int32 accumulator start 0; the bias is added in f32), then per block of 8 output
+   * channels, per kh, kw, input-channel pair c: i16 w(o0,c) w(o0,c+1) w(o1,c) … w(o7,c+1) (32 bytes).
    */
   readonly bytes: Uint8Array;
   /** Σ_taps |w[o]| per output channel. */
@@ -49,7 +51,8 @@ export interface QlutPackArgs {
 
 /** Bytes of the packed blob. */
 export function packedQlutConvBytes(cout: number, k: number, cin: number): number {
-  return ((cout + 7) & ~7) * k * k * ((cin + 1) & ~1) * 2;
+  const coutP = (cout + 7) & ~7;
+  return coutP * 8 + coutP * k * k * ((cin + 1) & ~1) * 2;
 }
 
 /**
@@ -69,7 +72,6 @@ export function packQlutConv(weights: Int16Array, a: QlutPackArgs): PackedQlutCo
   const coutP = (cout + 7) & ~7;
   const cin2 = (cin + 1) & ~1;
   const bytes = new Uint8Array(packedQlutConvBytes(cout, k, cin));
-  const dst = new Int16Array(bytes.buffer);
   const absWeightSum = new Float64Array(cout);
   let maxAbsWeightSum = 0;
   for (let o = 0; o < cout; o++) {
@@ -82,21 +84,8 @@ export function packQlutConv(weights: Int16Array, a: QlutPackArgs): PackedQlutCo
     absWeightSum[o] = s;
     maxAbsWeightSum = Math.max(maxAbsWeightSum, s);
   }
-  let off = 0;
-  for (let ob = 0; ob < coutP; ob += 8) {
-    for (let kh = 0; kh < k; kh++) {
-      for (let kw = 0; kw < k; kw++) {
-        for (let c = 0; c < cin2; c += 2) {
-          for (let j = 0; j < 8; j++) {
-            const o = ob + j;
-            const base = ((o * k + kh) * k + kw) * cin + c;
-            dst[off++] = o < cout ? weights[base] : 0;
-            dst[off++] = o < cout && c + 1 < cin ? weights[base + 1] : 0;
-          }
-        }
-      }
-    }
-  }
+  // 8·coutP zero bytes (int32 accumulator start 0, unused Σw slots), then the i16 blocks of the qs8 layout.
+  packI16Blocks(new DataView(bytes.buffer), coutP * 8, ohwiTap(weights, cout, k, cin), coutP, k, cin2);
   return { k, cin, cout, coutPadded: coutP, bytes, absWeightSum, maxAbsWeightSum };
 }
 

@@ -109,6 +109,35 @@ export function packQs8Qc4wConv(weights: Uint8Array, args: QConvPackArgs): Packe
   return packBlocks(unpackInt4(new Int8Array(n), weights), args, "qc4w");
 }
 
+/** Tap accessor of OHWI weights (`w[((o·k + kh)·k + kw)·cin + c]`): 0 for padding channels o ≥ cout, c ≥ cin. */
+export function ohwiTap(w: ArrayLike<number>, cout: number, k: number, cin: number): (o: number, kh: number, kw: number, c: number) => number {
+  return (o, kh, kw, c) => (o < cout && c < cin ? w[((o * k + kh) * k + kw) * cin + c] : 0);
+}
+
+/**
+ * Writes the i16 block section of the kernel layout from byte `off` of dv: per 8 output channels (coutP of
+ * them), per kh, kw, input-channel pair c < cin2: 8 × [W(o, kh, kw, c), W(o, kh, kw, c+1)] little-endian i16
+ * (32 bytes). Shared with the LUT conv (../kernels/qlut-conv.ts), whose kernel runs the same i16 loop.
+ * Returns the offset past the section.
+ */
+export function packI16Blocks(dv: DataView, off: number, W: (o: number, kh: number, kw: number, c: number) => number,
+  coutP: number, k: number, cin2: number): number {
+  for (let ob = 0; ob < coutP; ob += 8) {
+    for (let kh = 0; kh < k; kh++) {
+      for (let kw = 0; kw < k; kw++) {
+        for (let c = 0; c < cin2; c += 2) {
+          for (let j = 0; j < 8; j++) {
+            dv.setInt16(off, W(ob + j, kh, kw, c), true);
+            dv.setInt16(off + 2, W(ob + j, kh, kw, c + 1), true);
+            off += 4;
+          }
+        }
+      }
+    }
+  }
+  return off;
+}
+
 function packBlocks(w: Int8Array, a: QConvPackArgs, weightFormat: "qc8w" | "qc4w"): PackedQs8Conv {
   const { cout, k, cin } = a;
   const coutP = (cout + 7) & ~7;
@@ -132,23 +161,8 @@ function packBlocks(w: Int8Array, a: QConvPackArgs, weightFormat: "qc8w" | "qc4w
     absWeightSum[o] = abs;
     absBias[o] = Math.abs(b);
   }
-  const W = (o: number, kh: number, kw: number, c: number): number =>
-    o < cout && c < cin ? w[((o * k + kh) * k + kw) * cin + c] : 0;
-  // i16 blocks: 8 output channels × (kh, kw, pair) × 2 halves of 4 channels × (c, c+1).
-  let off = coutP * 8;
-  for (let ob = 0; ob < coutP; ob += 8) {
-    for (let kh = 0; kh < k; kh++) {
-      for (let kw = 0; kw < k; kw++) {
-        for (let c = 0; c < cin2; c += 2) {
-          for (let j = 0; j < 8; j++) {
-            dv.setInt16(off, W(ob + j, kh, kw, c), true);
-            dv.setInt16(off + 2, W(ob + j, kh, kw, c + 1), true);
-            off += 4;
-          }
-        }
-      }
-    }
-  }
+  const W = ohwiTap(w, cout, k, cin);
+  let off = packI16Blocks(dv, coutP * 8, W, coutP, k, cin2);
   // i8 blocks: 8 output channels × (kh, kw, quad) × 4 consecutive input channels.
   for (let ob = 0; ob < coutP; ob += 8) {
     for (let kh = 0; kh < k; kh++) {
