@@ -220,6 +220,21 @@ const DOT_I16: i32 = 0;      // i32x4.dot_i16x8_s on i16 pairs
 const DOT_U7: i32 = 1;       // i32x4.relaxed_dot_i8x16_i7x16_add_s on u8 quads (relaxed build only)
 const DOT_U7_ACC16: i32 = 2; // i16x8.relaxed_dot_i8x16_i7x16_s summed in i16 over chunkBytes, then widened
 
+/** acc + the products of one step (activations a, weights w) in the loop of kind `dot` (i16 lanes for DOT_U7_ACC16). */
+@inline function dotStep(dot: i32, acc: v128, a: v128, w: v128): v128 {
+  if (dot == DOT_I16) return i32x4.add(acc, i32x4.dot_i16x8_s(a, w));
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    if (dot == DOT_U7) return i32x4.relaxed_dot_i8x16_i7x16_add_s(w, a, acc);
+    return i16x8.add(acc, i16x8.relaxed_dot_i8x16_i7x16_s(w, a));
+  }
+  return acc;
+}
+
+/** The int32 accumulator after a run of dotStep results h: c + widened h (DOT_U7_ACC16), else h itself. */
+@inline function widen(dot: i32, c: v128, h: v128): v128 {
+  return dot == DOT_U7_ACC16 ? i32x4.add(c, i32x4.extadd_pairwise_i16x8_s(h)) : h;
+}
+
 /**
  * One register block of 4 pixels × 8 output channels (8 v128 accumulators, started at b0 = o0..3, b1 = o4..7).
  * For each kernel row kh the taps are one contiguous run of `run` bytes from pi + kh·rowStep — 4 bytes per step
@@ -239,11 +254,17 @@ const DOT_U7_ACC16: i32 = 2; // i16x8.relaxed_dot_i8x16_i7x16_s summed in i16 ov
   m0: v128, m1: v128, lo: v128, hi: v128, mz: v128, fb: usize): usize {
   const px2 = pxBytes << 1;
   const px3 = px2 + pxBytes;
+  const zero = i32x4.splat(0);
   let c00 = b0, c01 = b1, c10 = b0, c11 = b1, c20 = b0, c21 = b1, c30 = b0, c31 = b1;
   for (let kh = 0; kh < k; kh++) {
     let pa = pi;
     const end = pa + run;
-    if (dot == DOT_I16) {
+    do {
+      // DOT_U7_ACC16 sums at most chunkBytes/4 steps in i16 lanes, then widens; the others run to `end` at once.
+      const acc16 = dot == DOT_U7_ACC16;
+      const stop = acc16 && pa + chunkBytes < end ? pa + chunkBytes : end;
+      let h00 = acc16 ? zero : c00, h01 = acc16 ? zero : c01, h10 = acc16 ? zero : c10, h11 = acc16 ? zero : c11;
+      let h20 = acc16 ? zero : c20, h21 = acc16 ? zero : c21, h30 = acc16 ? zero : c30, h31 = acc16 ? zero : c31;
       do {
         const w0 = v128.load(pw);
         const w1 = v128.load(pw, 16);
@@ -251,71 +272,26 @@ const DOT_U7_ACC16: i32 = 2; // i16x8.relaxed_dot_i8x16_i7x16_s summed in i16 ov
         const a1 = v128.load32_splat(pa + pxBytes);
         const a2 = v128.load32_splat(pa + px2);
         const a3 = v128.load32_splat(pa + px3);
-        c00 = i32x4.add(c00, i32x4.dot_i16x8_s(a0, w0));
-        c01 = i32x4.add(c01, i32x4.dot_i16x8_s(a0, w1));
-        c10 = i32x4.add(c10, i32x4.dot_i16x8_s(a1, w0));
-        c11 = i32x4.add(c11, i32x4.dot_i16x8_s(a1, w1));
-        c20 = i32x4.add(c20, i32x4.dot_i16x8_s(a2, w0));
-        c21 = i32x4.add(c21, i32x4.dot_i16x8_s(a2, w1));
-        c30 = i32x4.add(c30, i32x4.dot_i16x8_s(a3, w0));
-        c31 = i32x4.add(c31, i32x4.dot_i16x8_s(a3, w1));
+        h00 = dotStep(dot, h00, a0, w0);
+        h01 = dotStep(dot, h01, a0, w1);
+        h10 = dotStep(dot, h10, a1, w0);
+        h11 = dotStep(dot, h11, a1, w1);
+        h20 = dotStep(dot, h20, a2, w0);
+        h21 = dotStep(dot, h21, a2, w1);
+        h30 = dotStep(dot, h30, a3, w0);
+        h31 = dotStep(dot, h31, a3, w1);
         pa += 4;
         pw += 32;
-      } while (pa < end);
-    } else if (ASC_FEATURE_RELAXED_SIMD) {
-      if (dot == DOT_U7) {
-        do {
-          const w0 = v128.load(pw);
-          const w1 = v128.load(pw, 16);
-          const a0 = v128.load32_splat(pa);
-          const a1 = v128.load32_splat(pa + pxBytes);
-          const a2 = v128.load32_splat(pa + px2);
-          const a3 = v128.load32_splat(pa + px3);
-          c00 = i32x4.relaxed_dot_i8x16_i7x16_add_s(w0, a0, c00);
-          c01 = i32x4.relaxed_dot_i8x16_i7x16_add_s(w1, a0, c01);
-          c10 = i32x4.relaxed_dot_i8x16_i7x16_add_s(w0, a1, c10);
-          c11 = i32x4.relaxed_dot_i8x16_i7x16_add_s(w1, a1, c11);
-          c20 = i32x4.relaxed_dot_i8x16_i7x16_add_s(w0, a2, c20);
-          c21 = i32x4.relaxed_dot_i8x16_i7x16_add_s(w1, a2, c21);
-          c30 = i32x4.relaxed_dot_i8x16_i7x16_add_s(w0, a3, c30);
-          c31 = i32x4.relaxed_dot_i8x16_i7x16_add_s(w1, a3, c31);
-          pa += 4;
-          pw += 32;
-        } while (pa < end);
-      } else {
-        const zero = i32x4.splat(0);
-        do {
-          const stop = pa + chunkBytes < end ? pa + chunkBytes : end;
-          let h00 = zero, h01 = zero, h10 = zero, h11 = zero, h20 = zero, h21 = zero, h30 = zero, h31 = zero;
-          do {
-            const w0 = v128.load(pw);
-            const w1 = v128.load(pw, 16);
-            const a0 = v128.load32_splat(pa);
-            const a1 = v128.load32_splat(pa + pxBytes);
-            const a2 = v128.load32_splat(pa + px2);
-            const a3 = v128.load32_splat(pa + px3);
-            h00 = i16x8.add(h00, i16x8.relaxed_dot_i8x16_i7x16_s(w0, a0));
-            h01 = i16x8.add(h01, i16x8.relaxed_dot_i8x16_i7x16_s(w1, a0));
-            h10 = i16x8.add(h10, i16x8.relaxed_dot_i8x16_i7x16_s(w0, a1));
-            h11 = i16x8.add(h11, i16x8.relaxed_dot_i8x16_i7x16_s(w1, a1));
-            h20 = i16x8.add(h20, i16x8.relaxed_dot_i8x16_i7x16_s(w0, a2));
-            h21 = i16x8.add(h21, i16x8.relaxed_dot_i8x16_i7x16_s(w1, a2));
-            h30 = i16x8.add(h30, i16x8.relaxed_dot_i8x16_i7x16_s(w0, a3));
-            h31 = i16x8.add(h31, i16x8.relaxed_dot_i8x16_i7x16_s(w1, a3));
-            pa += 4;
-            pw += 32;
-          } while (pa < stop);
-          c00 = i32x4.add(c00, i32x4.extadd_pairwise_i16x8_s(h00));
-          c01 = i32x4.add(c01, i32x4.extadd_pairwise_i16x8_s(h01));
-          c10 = i32x4.add(c10, i32x4.extadd_pairwise_i16x8_s(h10));
-          c11 = i32x4.add(c11, i32x4.extadd_pairwise_i16x8_s(h11));
-          c20 = i32x4.add(c20, i32x4.extadd_pairwise_i16x8_s(h20));
-          c21 = i32x4.add(c21, i32x4.extadd_pairwise_i16x8_s(h21));
-          c30 = i32x4.add(c30, i32x4.extadd_pairwise_i16x8_s(h30));
-          c31 = i32x4.add(c31, i32x4.extadd_pairwise_i16x8_s(h31));
-        } while (pa < end);
-      }
-    }
+      } while (pa < stop);
+      c00 = widen(dot, c00, h00);
+      c01 = widen(dot, c01, h01);
+      c10 = widen(dot, c10, h10);
+      c11 = widen(dot, c11, h11);
+      c20 = widen(dot, c20, h20);
+      c21 = widen(dot, c21, h21);
+      c30 = widen(dot, c30, h30);
+      c31 = widen(dot, c31, h31);
+    } while (pa < end);
     pi += rowStep;
   }
   storePixel(c00, c01, d, nValid, mode, m0, m1, lo, hi, mz, fb);
