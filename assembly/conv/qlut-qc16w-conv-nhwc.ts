@@ -30,7 +30,7 @@
 // (2·32768·32767 < 2^31); partial sums of the accumulators are exact modulo 2^32 anyway and the final value
 // is proven to lie in int32.
 
-import { accumulateI16, OUT_F32 } from "./qs8-conv-common";
+import { accumulateI16, OUT_F32, ringRow } from "./qs8-conv-common";
 
 /**
  * Decoded, padded input rows y0−p … y0−p+nRows−1 into dst as i16 — the geometry of prepareI16 in
@@ -45,12 +45,7 @@ function prepareLut(codes: usize, inStride: i32, H: i32, W: i32, Cin: i32, lut: 
   for (let r = 0; r < nRows; r++) {
     const y = y0 - p + r;
     const d = dst + <usize>r * rowBytes;
-    if (y < 0 || y >= H) {
-      memory.fill(d, 0, rowBytes);
-      continue;
-    }
-    memory.fill(d, 0, <usize>p * pxBytes);
-    memory.fill(d + <usize>(p + W) * pxBytes, 0, <usize>(Wc - W + p) * pxBytes);
+    if (!ringRow(d, y, H, W, p, Wc, pxBytes, 0)) continue;
     // The odd channel's u32 store also writes the padding channel's 0.
     decodeRows(codes + <usize>y * <usize>W * <usize>inStride, W, Cin, inStride, lut, K, d + <usize>p * pxBytes, pxBytes, true);
   }

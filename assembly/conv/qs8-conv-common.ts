@@ -85,6 +85,21 @@ const TAIL: usize = memory.data(32, 16);
 // ------------------------------------------- stage 2: prepare ---------------------------------------------
 
 /**
+ * The ring of one padded band row at d for image row y (rows of p + Wc + p pixels of pxBytes, ring bytes `ring`):
+ * all ring when y is outside the image (returns false), else the p pixels before and the Wc − W + p after the
+ * image pixels (returns true: the caller writes pixels p … p + W − 1).
+ */
+@inline export function ringRow(d: usize, y: i32, H: i32, W: i32, p: i32, Wc: i32, pxBytes: usize, ring: u8): bool {
+  if (y < 0 || y >= H) {
+    memory.fill(d, ring, <usize>(Wc + 2 * p) * pxBytes);
+    return false;
+  }
+  memory.fill(d, ring, <usize>p * pxBytes);
+  memory.fill(d + <usize>(p + W) * pxBytes, ring, <usize>(Wc - W + p) * pxBytes);
+  return true;
+}
+
+/**
  * Writes padded input rows y0−p … y0−p+nRows−1 as i16 (x − z) into dst: each row is p ring pixels, Wc image
  * pixels (Wc ≥ W; columns W..Wc−1 are ring too, so a 4-pixel block always has data to read), p ring pixels;
  * each pixel Cin2 i16 with the channel padding 0. Rows outside the image are all ring.
@@ -97,12 +112,7 @@ function prepareI16(input: usize, inStride: i32, H: i32, W: i32, Cin: i32, zp: i
   for (let r = 0; r < nRows; r++) {
     const y = y0 - p + r;
     const d = dst + <usize>r * rowBytes;
-    if (y < 0 || y >= H) {
-      memory.fill(d, 0, rowBytes);
-      continue;
-    }
-    memory.fill(d, 0, <usize>p * pxBytes);
-    memory.fill(d + <usize>(p + W) * pxBytes, 0, <usize>(Wc - W + p) * pxBytes);
+    if (!ringRow(d, y, H, W, p, Wc, pxBytes, 0)) continue;
     let s = input + <usize>y * <usize>W * <usize>inStride;
     let q = d + <usize>p * pxBytes;
     for (let x = 0; x < W; x++) {
@@ -133,12 +143,7 @@ function prepareU7(input: usize, inStride: i32, H: i32, W: i32, Cin: i32, shift:
   for (let r = 0; r < nRows; r++) {
     const y = y0 - p + r;
     const d = dst + <usize>r * rowBytes;
-    if (y < 0 || y >= H) {
-      memory.fill(d, <u8>zpShifted, rowBytes);
-      continue;
-    }
-    memory.fill(d, <u8>zpShifted, <usize>p * pxBytes);
-    memory.fill(d + <usize>(p + W) * pxBytes, <u8>zpShifted, <usize>(Wc - W + p) * pxBytes);
+    if (!ringRow(d, y, H, W, p, Wc, pxBytes, <u8>zpShifted)) continue;
     let s = input + <usize>y * <usize>W * <usize>inStride;
     let q = d + <usize>p * pxBytes;
     for (let x = 0; x < W; x++) {
