@@ -45,8 +45,7 @@
 // That is ⌈k²/2⌉ dots per 8 MAC lanes (k = 3: 5 dots for 9 taps, 90 % useful). After the taps of c, the 8 int32
 // accumulators are converted and multiply-added into 8 f32 accumulators with a_c.
 
-/** 32 bytes of static data for partial (channel-tail) stores. */
-const TAIL: usize = memory.data(32, 16);
+import { store8x32 } from "./qs8-conv-common";
 
 // ---------------------------------------------------------------------------------------------------------
 // Packed weights (packQs16ConvPcs in the wrapper). CoutP = Cout↑8, NP = (k²+1)/2 tap pairs in the order above:
@@ -229,18 +228,9 @@ function prepareBand(input: usize, inStride: i32, H: i32, W: i32, Cin: i32, k: i
 /** Epilogue of one pixel: (acc + T)·s + b, clamped; stores nValid ≤ 8 f32. */
 @inline function storePixel(f0: v128, f1: v128, t: usize, ws0: v128, ws1: v128, b0: v128, b1: v128,
   lo: v128, hi: v128, dst: usize, nValid: i32): void {
-  let v0 = f32x4.add(f32x4.mul(f32x4.add(f0, v128.load(t)), ws0), b0);
-  let v1 = f32x4.add(f32x4.mul(f32x4.add(f1, v128.load(t, 16)), ws1), b1);
-  v0 = f32x4.pmin(f32x4.pmax(v0, lo), hi);
-  v1 = f32x4.pmin(f32x4.pmax(v1, lo), hi);
-  if (nValid == 8) {
-    v128.store(dst, v0);
-    v128.store(dst, v1, 16);
-  } else {
-    v128.store(TAIL, v0);
-    v128.store(TAIL, v1, 16);
-    for (let i = 0; i < nValid; i++) store<f32>(dst + (<usize>i << 2), load<f32>(TAIL + (<usize>i << 2)));
-  }
+  const v0 = f32x4.add(f32x4.mul(f32x4.add(f0, v128.load(t)), ws0), b0);
+  const v1 = f32x4.add(f32x4.mul(f32x4.add(f1, v128.load(t, 16)), ws1), b1);
+  store8x32(dst, f32x4.pmin(f32x4.pmax(v0, lo), hi), f32x4.pmin(f32x4.pmax(v1, lo), hi), nValid);
 }
 
 /**

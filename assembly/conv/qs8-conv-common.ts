@@ -24,10 +24,11 @@
 //        simd:    i32x4.dot_i16x8_s( splat(x[c], x[c+1]) , [w(o0..o3; c, c+1)] )            8 MAC / op
 //        relaxed: i32x4.relaxed_dot_i8x16_i7x16_add_s( [w(o0..o3; c..c+3)], splat(x'[c..c+3]), acc )  16 MAC / op
 //        relaxed, small products: i16x8.relaxed_dot_i8x16_i7x16_s summed in i16 for a bounded number of steps,
-//                 then widened (accumulateU7Acc16) — half the multiply-unit work of the other two
+//                 then widened (DOT_U7_ACC16) — half the multiply-unit work of the other two
 //      For one kernel row kh the taps (kw, c) are contiguous in both the padded input row and the packed
 //      weights, so the inner loop is a single run of k·Cin' values with no index arithmetic.
-//   4. requantize from registers (or store the raw int32 accumulators: the acc32 variants).
+//   4. requantize from registers (or store the raw int32 accumulators: the acc32 variants; or the f32 epilogue
+//      of the LUT conv, OUT_F32).
 //
 // The relaxed path computes Σ x'·w over all taps (ring padded with z_x' = z_x + shift), then adds the
 // per-channel constant −z_x'·Σw[o]:  Σ (x' − z_x')·w = Σ x'·w − z_x'·Σ_all-taps w.  The partial sums may wrap
@@ -35,10 +36,12 @@
 // result is exact and bit-identical to the simd path. (The i8×i7 pair sums, ≤ 2·128·127 = 32512, never hit
 // the i16 saturation of x86's pmaddubsw lowering.)
 
-/** Output modes: requantize to uint8 / int8 codes, or store the raw int32 accumulators. */
+/** Output modes: requantize to uint8 / int8 codes, store the raw int32 accumulators, or an f32 epilogue. */
 export const OUT_U8: i32 = 0;
 export const OUT_S8: i32 = 1;
 export const OUT_I32: i32 = 2;
+/** f32 output clamp(f32(acc)·mult[o] + bias[o], lo, hi) (the LUT conv of ./qlut-qc16w-conv-nhwc.ts). */
+export const OUT_F32: i32 = 3;
 
 /** 1.5·2^23: adding it to |v| < 2^22 leaves round_half_even(v) in the low mantissa bits. */
 const MAGIC: f32 = 12582912.0;
@@ -82,6 +85,21 @@ const TAIL: usize = memory.data(32, 16);
 // ------------------------------------------- stage 2: prepare ---------------------------------------------
 
 /**
+ * The ring of one padded band row at d for image row y (rows of p + Wc + p pixels of pxBytes, ring bytes `ring`):
+ * all ring when y is outside the image (returns false), else the p pixels before and the Wc − W + p after the
+ * image pixels (returns true: the caller writes pixels p … p + W − 1).
+ */
+@inline export function ringRow(d: usize, y: i32, H: i32, W: i32, p: i32, Wc: i32, pxBytes: usize, ring: u8): bool {
+  if (y < 0 || y >= H) {
+    memory.fill(d, ring, <usize>(Wc + 2 * p) * pxBytes);
+    return false;
+  }
+  memory.fill(d, ring, <usize>p * pxBytes);
+  memory.fill(d + <usize>(p + W) * pxBytes, ring, <usize>(Wc - W + p) * pxBytes);
+  return true;
+}
+
+/**
  * Writes padded input rows y0−p … y0−p+nRows−1 as i16 (x − z) into dst: each row is p ring pixels, Wc image
  * pixels (Wc ≥ W; columns W..Wc−1 are ring too, so a 4-pixel block always has data to read), p ring pixels;
  * each pixel Cin2 i16 with the channel padding 0. Rows outside the image are all ring.
@@ -94,12 +112,7 @@ function prepareI16(input: usize, inStride: i32, H: i32, W: i32, Cin: i32, zp: i
   for (let r = 0; r < nRows; r++) {
     const y = y0 - p + r;
     const d = dst + <usize>r * rowBytes;
-    if (y < 0 || y >= H) {
-      memory.fill(d, 0, rowBytes);
-      continue;
-    }
-    memory.fill(d, 0, <usize>p * pxBytes);
-    memory.fill(d + <usize>(p + W) * pxBytes, 0, <usize>(Wc - W + p) * pxBytes);
+    if (!ringRow(d, y, H, W, p, Wc, pxBytes, 0)) continue;
     let s = input + <usize>y * <usize>W * <usize>inStride;
     let q = d + <usize>p * pxBytes;
     for (let x = 0; x < W; x++) {
@@ -130,12 +143,7 @@ function prepareU7(input: usize, inStride: i32, H: i32, W: i32, Cin: i32, shift:
   for (let r = 0; r < nRows; r++) {
     const y = y0 - p + r;
     const d = dst + <usize>r * rowBytes;
-    if (y < 0 || y >= H) {
-      memory.fill(d, <u8>zpShifted, rowBytes);
-      continue;
-    }
-    memory.fill(d, <u8>zpShifted, <usize>p * pxBytes);
-    memory.fill(d + <usize>(p + W) * pxBytes, <u8>zpShifted, <usize>(Wc - W + p) * pxBytes);
+    if (!ringRow(d, y, H, W, p, Wc, pxBytes, <u8>zpShifted)) continue;
     let s = input + <usize>y * <usize>W * <usize>inStride;
     let q = d + <usize>p * pxBytes;
     for (let x = 0; x < W; x++) {
@@ -149,7 +157,12 @@ function prepareU7(input: usize, inStride: i32, H: i32, W: i32, Cin: i32, shift:
   }
 }
 
-// ------------------------------------------- stage 4: requantize ------------------------------------------
+// ------------------------------------------- stage 4: requantize / store ----------------------------------
+
+/** Bytes per output element of a mode: 1 for codes, 4 for int32 / f32. */
+@inline function outElemShift(mode: i32): i32 {
+  return mode == OUT_I32 || mode == OUT_F32 ? 2 : 0;
+}
 
 /** f32(acc)·M → clamp to [qmin−z, qmax−z] → round half to even (+MAGIC) → bits − (MAGIC_BITS − z) = code. */
 @inline function requant(acc: v128, m: v128, lo: v128, hi: v128, magicMinusZp: v128): v128 {
@@ -158,18 +171,40 @@ function prepareU7(input: usize, inStride: i32, H: i32, W: i32, Cin: i32, shift:
   return i32x4.sub(f32x4.add(f, f32x4.splat(MAGIC)), magicMinusZp);
 }
 
-/** Stores one pixel's 8 channels (accumulators a = o0..3, b = o4..7), nValid ≤ 8 of them. */
+/**
+ * OUT_F32: clamp(f32(f32(f32(acc)·m) + b), lo, hi). No FMA: two separately rounded f32 ops, so a TS reference
+ * with Math.fround matches bit for bit; the clamp is f32x4.max/min (Math.max/min semantics, −0 < +0).
+ */
+@inline function epilogueF32(acc: v128, m: v128, b: v128, lo: v128, hi: v128): v128 {
+  const v = f32x4.add(f32x4.mul(f32x4.convert_i32x4_s(acc), m), b);
+  return f32x4.min(f32x4.max(v, lo), hi);
+}
+
+/** Stores 8 32-bit lanes (a = lanes 0..3, b = 4..7) to dst, the first nValid ≤ 8 of them. */
+@inline export function store8x32(dst: usize, a: v128, b: v128, nValid: i32): void {
+  if (nValid == 8) {
+    v128.store(dst, a);
+    v128.store(dst, b, 16);
+  } else {
+    v128.store(TAIL, a);
+    v128.store(TAIL, b, 16);
+    for (let i = 0; i < nValid; i++) store<u32>(dst + (<usize>i << 2), load<u32>(TAIL + (<usize>i << 2)));
+  }
+}
+
+/**
+ * Stores one pixel's 8 channels (accumulators a = o0..3, b = o4..7), nValid ≤ 8 of them. m0, m1: the
+ * multipliers of the 8 channels; lo, hi, mz: the requantization constants (OUT_U8 / OUT_S8) or the f32 clamp
+ * bounds (OUT_F32); fb: the 8 f32 biases (OUT_F32 only).
+ */
 @inline function storePixel(a: v128, b: v128, dst: usize, nValid: i32, mode: i32,
-  m0: v128, m1: v128, lo: v128, hi: v128, mz: v128): void {
+  m0: v128, m1: v128, lo: v128, hi: v128, mz: v128, fb: usize): void {
   if (mode == OUT_I32) {
-    if (nValid == 8) {
-      v128.store(dst, a);
-      v128.store(dst, b, 16);
-    } else {
-      v128.store(TAIL, a);
-      v128.store(TAIL, b, 16);
-      for (let i = 0; i < nValid; i++) store<i32>(dst + (<usize>i << 2), load<i32>(TAIL + (<usize>i << 2)));
-    }
+    store8x32(dst, a, b, nValid);
+    return;
+  }
+  if (mode == OUT_F32) {
+    store8x32(dst, epilogueF32(a, m0, v128.load(fb), lo, hi), epilogueF32(b, m1, v128.load(fb, 16), lo, hi), nValid);
     return;
   }
   // Codes already lie in [qmin, qmax] ⊂ [−128, 255]: the saturating narrows only repack.
@@ -185,230 +220,166 @@ function prepareU7(input: usize, inStride: i32, H: i32, W: i32, Cin: i32, shift:
 
 // ------------------------------------------- stage 3: accumulate ------------------------------------------
 
-/**
- * Output rows for one band from i16-prepared rows: for each row, for each block of 8 output channels (its
- * weights stay in L1 across the row), for each block of 4 pixels (the last block overlaps the previous one
- * when W % 4 ≠ 0: recomputing a few pixels is cheaper than a tail kernel).
- */
-function accumulateI16(src: usize, W: i32, Wc: i32, p: i32, Cin2: i32, k: i32, nRows: i32,
-  packed: usize, Cout: i32, mult: usize, out: usize, outStride: i32, mode: i32,
-  outZp: i32, qmin: i32, qmax: i32): void {
-  const CoutP = (Cout + 7) & ~7;
-  const pxBytes = <usize>Cin2 << 1;
-  const px2 = pxBytes << 1;
-  const px3 = px2 + pxBytes;
-  const rowBytes = <usize>(Wc + 2 * p) * pxBytes;
-  const runBytes = <usize>k * pxBytes;
-  const wBlock = w16BlockBytes(k, Cin2);
-  const w16 = packed + w16Offset(CoutP);
-  const outPx: usize = mode == OUT_I32 ? <usize>outStride << 2 : <usize>outStride;
-  const nPix = W < 4 ? W : 4;
-  const lastX = W < 4 ? 0 : W - 4;
-  const lo = f32x4.splat(<f32>(qmin - outZp));
-  const hi = f32x4.splat(<f32>(qmax - outZp));
-  const mz = i32x4.splat(MAGIC_BITS - outZp);
-  for (let r = 0; r < nRows; r++) {
-    const rowIn = src + <usize>r * rowBytes;
-    const rowOut = out + <usize>r * <usize>W * outPx;
-    for (let ob = 0; ob < CoutP; ob += 8) {
-      const b0 = v128.load(packed + (<usize>ob << 2));
-      const b1 = v128.load(packed + (<usize>ob << 2), 16);
-      const m0 = v128.load(mult + (<usize>ob << 2));
-      const m1 = v128.load(mult + (<usize>ob << 2), 16);
-      const wb = w16 + <usize>(ob >> 3) * wBlock;
-      const nValid = min(8, Cout - ob);
-      for (let x = 0; x < W; x += 4) {
-        const xs = x > lastX ? lastX : x;
-        let c00 = b0, c01 = b1, c10 = b0, c11 = b1, c20 = b0, c21 = b1, c30 = b0, c31 = b1;
-        let pw = wb;
-        let pi = rowIn + <usize>xs * pxBytes;
-        for (let kh = 0; kh < k; kh++) {
-          let pa = pi;
-          const end = pa + runBytes;
-          do {
-            const w0 = v128.load(pw);
-            const w1 = v128.load(pw, 16);
-            const a0 = v128.load32_splat(pa);
-            const a1 = v128.load32_splat(pa + pxBytes);
-            const a2 = v128.load32_splat(pa + px2);
-            const a3 = v128.load32_splat(pa + px3);
-            c00 = i32x4.add(c00, i32x4.dot_i16x8_s(a0, w0));
-            c01 = i32x4.add(c01, i32x4.dot_i16x8_s(a0, w1));
-            c10 = i32x4.add(c10, i32x4.dot_i16x8_s(a1, w0));
-            c11 = i32x4.add(c11, i32x4.dot_i16x8_s(a1, w1));
-            c20 = i32x4.add(c20, i32x4.dot_i16x8_s(a2, w0));
-            c21 = i32x4.add(c21, i32x4.dot_i16x8_s(a2, w1));
-            c30 = i32x4.add(c30, i32x4.dot_i16x8_s(a3, w0));
-            c31 = i32x4.add(c31, i32x4.dot_i16x8_s(a3, w1));
-            pa += 4;
-            pw += 32;
-          } while (pa < end);
-          pi += rowBytes;
-        }
-        const d = rowOut + <usize>xs * outPx + (mode == OUT_I32 ? <usize>ob << 2 : <usize>ob);
-        storePixel(c00, c01, d, nValid, mode, m0, m1, lo, hi, mz);
-        if (nPix > 1) storePixel(c10, c11, d + outPx, nValid, mode, m0, m1, lo, hi, mz);
-        if (nPix > 2) storePixel(c20, c21, d + 2 * outPx, nValid, mode, m0, m1, lo, hi, mz);
-        if (nPix > 3) storePixel(c30, c31, d + 3 * outPx, nValid, mode, m0, m1, lo, hi, mz);
-      }
-    }
-  }
-}
+/** The inner loops of the register block (a compile-time argument: every caller gets its own copy). */
+const DOT_I16: i32 = 0;      // i32x4.dot_i16x8_s on i16 pairs
+const DOT_U7: i32 = 1;       // i32x4.relaxed_dot_i8x16_i7x16_add_s on u8 quads (relaxed build only)
+const DOT_U7_ACC16: i32 = 2; // i16x8.relaxed_dot_i8x16_i7x16_s summed in i16 over chunkBytes, then widened
 
-/** Relaxed-SIMD twin of accumulateI16 on u8 codes 0..127 (compiled only into the relaxed build). */
-function accumulateU7(src: usize, W: i32, Wc: i32, p: i32, Cin4: i32, k: i32, nRows: i32, zpShifted: i32,
-  packed: usize, w8: usize, Cout: i32, mult: usize, out: usize, outStride: i32, mode: i32,
-  outZp: i32, qmin: i32, qmax: i32): void {
+/** acc + the products of one step (activations a, weights w) in the loop of kind `dot` (i16 lanes for DOT_U7_ACC16). */
+@inline function dotStep(dot: i32, acc: v128, a: v128, w: v128): v128 {
+  if (dot == DOT_I16) return i32x4.add(acc, i32x4.dot_i16x8_s(a, w));
   if (ASC_FEATURE_RELAXED_SIMD) {
-    const CoutP = (Cout + 7) & ~7;
-    const pxBytes = <usize>Cin4;
-    const px2 = pxBytes << 1;
-    const px3 = px2 + pxBytes;
-    const rowBytes = <usize>(Wc + 2 * p) * pxBytes;
-    const runBytes = <usize>k * pxBytes;
-    const wBlock = w8BlockBytes(k, Cin4);
-    const outPx: usize = mode == OUT_I32 ? <usize>outStride << 2 : <usize>outStride;
-    const nPix = W < 4 ? W : 4;
-    const lastX = W < 4 ? 0 : W - 4;
-    const lo = f32x4.splat(<f32>(qmin - outZp));
-    const hi = f32x4.splat(<f32>(qmax - outZp));
-    const mz = i32x4.splat(MAGIC_BITS - outZp);
-    const zv = i32x4.splat(zpShifted);
-    for (let r = 0; r < nRows; r++) {
-      const rowIn = src + <usize>r * rowBytes;
-      const rowOut = out + <usize>r * <usize>W * outPx;
-      for (let ob = 0; ob < CoutP; ob += 8) {
-        // acc starts at bias − z'·Σw (see the header): exact modulo 2^32.
-        const b0 = i32x4.sub(v128.load(packed + (<usize>ob << 2)), i32x4.mul(zv, v128.load(packed + (<usize>(CoutP + ob) << 2))));
-        const b1 = i32x4.sub(v128.load(packed + (<usize>ob << 2), 16), i32x4.mul(zv, v128.load(packed + (<usize>(CoutP + ob) << 2), 16)));
-        const m0 = v128.load(mult + (<usize>ob << 2));
-        const m1 = v128.load(mult + (<usize>ob << 2), 16);
-        const wb = w8 + <usize>(ob >> 3) * wBlock;
-        const nValid = min(8, Cout - ob);
-        for (let x = 0; x < W; x += 4) {
-          const xs = x > lastX ? lastX : x;
-          let c00 = b0, c01 = b1, c10 = b0, c11 = b1, c20 = b0, c21 = b1, c30 = b0, c31 = b1;
-          let pw = wb;
-          let pi = rowIn + <usize>xs * pxBytes;
-          for (let kh = 0; kh < k; kh++) {
-            let pa = pi;
-            const end = pa + runBytes;
-            do {
-              const w0 = v128.load(pw);
-              const w1 = v128.load(pw, 16);
-              const a0 = v128.load32_splat(pa);
-              const a1 = v128.load32_splat(pa + pxBytes);
-              const a2 = v128.load32_splat(pa + px2);
-              const a3 = v128.load32_splat(pa + px3);
-              c00 = i32x4.relaxed_dot_i8x16_i7x16_add_s(w0, a0, c00);
-              c01 = i32x4.relaxed_dot_i8x16_i7x16_add_s(w1, a0, c01);
-              c10 = i32x4.relaxed_dot_i8x16_i7x16_add_s(w0, a1, c10);
-              c11 = i32x4.relaxed_dot_i8x16_i7x16_add_s(w1, a1, c11);
-              c20 = i32x4.relaxed_dot_i8x16_i7x16_add_s(w0, a2, c20);
-              c21 = i32x4.relaxed_dot_i8x16_i7x16_add_s(w1, a2, c21);
-              c30 = i32x4.relaxed_dot_i8x16_i7x16_add_s(w0, a3, c30);
-              c31 = i32x4.relaxed_dot_i8x16_i7x16_add_s(w1, a3, c31);
-              pa += 4;
-              pw += 32;
-            } while (pa < end);
-            pi += rowBytes;
-          }
-          const d = rowOut + <usize>xs * outPx + (mode == OUT_I32 ? <usize>ob << 2 : <usize>ob);
-          storePixel(c00, c01, d, nValid, mode, m0, m1, lo, hi, mz);
-          if (nPix > 1) storePixel(c10, c11, d + outPx, nValid, mode, m0, m1, lo, hi, mz);
-          if (nPix > 2) storePixel(c20, c21, d + 2 * outPx, nValid, mode, m0, m1, lo, hi, mz);
-          if (nPix > 3) storePixel(c30, c31, d + 3 * outPx, nValid, mode, m0, m1, lo, hi, mz);
-        }
-      }
-    }
+    if (dot == DOT_U7) return i32x4.relaxed_dot_i8x16_i7x16_add_s(w, a, acc);
+    return i16x8.add(acc, i16x8.relaxed_dot_i8x16_i7x16_s(w, a));
   }
+  return acc;
+}
+
+/** The int32 accumulator after a run of dotStep results h: c + widened h (DOT_U7_ACC16), else h itself. */
+@inline function widen(dot: i32, c: v128, h: v128): v128 {
+  return dot == DOT_U7_ACC16 ? i32x4.add(c, i32x4.extadd_pairwise_i16x8_s(h)) : h;
 }
 
 /**
- * Relaxed path for small products (low-bit activations and/or int4 weights): `i16x8.relaxed_dot_i8x16_i7x16_s`
- * (one pmaddubsw on x86) sums pairs into i16 lanes; `chunk` quads of those are added in i16 before one
+ * One register block of 4 pixels × 8 output channels (8 v128 accumulators, started at b0 = o0..3, b1 = o4..7).
+ * For each kernel row kh the taps are one contiguous run of `run` bytes from pi + kh·rowStep — 4 bytes per step
+ * (an i16 input-channel pair, or a u8 quad) against one 32-byte weight record from pw on; pixel j reads at
+ * + j·pxBytes. The 4 results go through storePixel to d + j·outPx (the first nPix ≤ 4). Returns pw past the
+ * weights read.
+ *
+ * DOT_U7_ACC16 (small products: low-bit activations and/or int4 weights): `i16x8.relaxed_dot_i8x16_i7x16_s`
+ * (one pmaddubsw on x86) sums pairs into i16 lanes; chunkBytes/4 steps of those are added in i16 before one
  * `i32x4.extadd_pairwise_i16x8_s` widens them into the int32 accumulators. The wrapper picks
  * chunk = ⌊32767 / (2·max x'·max|w|)⌋ ≥ 2, so no i16 partial sum can leave int16 (and none saturates).
  * Per 16 MACs this costs one multiply-unit op instead of two (the i32 dot is pmaddubsw + pmaddwd without
  * AVX-VNNI), which is what limits both other paths.
  */
-function accumulateU7Acc16(src: usize, W: i32, Wc: i32, p: i32, Cin4: i32, k: i32, nRows: i32, zpShifted: i32,
-  packed: usize, w8: usize, Cout: i32, mult: usize, out: usize, outStride: i32, mode: i32,
-  outZp: i32, qmin: i32, qmax: i32, chunk: i32): void {
-  if (ASC_FEATURE_RELAXED_SIMD) {
-    const CoutP = (Cout + 7) & ~7;
-    const pxBytes = <usize>Cin4;
-    const px2 = pxBytes << 1;
-    const px3 = px2 + pxBytes;
-    const rowBytes = <usize>(Wc + 2 * p) * pxBytes;
-    const runBytes = <usize>k * pxBytes;
-    const chunkBytes = <usize>chunk << 2;
-    const wBlock = w8BlockBytes(k, Cin4);
-    const outPx: usize = mode == OUT_I32 ? <usize>outStride << 2 : <usize>outStride;
-    const nPix = W < 4 ? W : 4;
-    const lastX = W < 4 ? 0 : W - 4;
-    const lo = f32x4.splat(<f32>(qmin - outZp));
-    const hi = f32x4.splat(<f32>(qmax - outZp));
-    const mz = i32x4.splat(MAGIC_BITS - outZp);
-    const zv = i32x4.splat(zpShifted);
-    const zero = i32x4.splat(0);
-    for (let r = 0; r < nRows; r++) {
-      const rowIn = src + <usize>r * rowBytes;
-      const rowOut = out + <usize>r * <usize>W * outPx;
-      for (let ob = 0; ob < CoutP; ob += 8) {
-        const b0 = i32x4.sub(v128.load(packed + (<usize>ob << 2)), i32x4.mul(zv, v128.load(packed + (<usize>(CoutP + ob) << 2))));
-        const b1 = i32x4.sub(v128.load(packed + (<usize>ob << 2), 16), i32x4.mul(zv, v128.load(packed + (<usize>(CoutP + ob) << 2), 16)));
-        const m0 = v128.load(mult + (<usize>ob << 2));
-        const m1 = v128.load(mult + (<usize>ob << 2), 16);
-        const wb = w8 + <usize>(ob >> 3) * wBlock;
-        const nValid = min(8, Cout - ob);
-        for (let x = 0; x < W; x += 4) {
-          const xs = x > lastX ? lastX : x;
-          let c00 = b0, c01 = b1, c10 = b0, c11 = b1, c20 = b0, c21 = b1, c30 = b0, c31 = b1;
-          let pw = wb;
-          let pi = rowIn + <usize>xs * pxBytes;
-          for (let kh = 0; kh < k; kh++) {
-            let pa = pi;
-            const end = pa + runBytes;
-            do {
-              const stop = pa + chunkBytes < end ? pa + chunkBytes : end;
-              let h00 = zero, h01 = zero, h10 = zero, h11 = zero, h20 = zero, h21 = zero, h30 = zero, h31 = zero;
-              do {
-                const w0 = v128.load(pw);
-                const w1 = v128.load(pw, 16);
-                const a0 = v128.load32_splat(pa);
-                const a1 = v128.load32_splat(pa + pxBytes);
-                const a2 = v128.load32_splat(pa + px2);
-                const a3 = v128.load32_splat(pa + px3);
-                h00 = i16x8.add(h00, i16x8.relaxed_dot_i8x16_i7x16_s(w0, a0));
-                h01 = i16x8.add(h01, i16x8.relaxed_dot_i8x16_i7x16_s(w1, a0));
-                h10 = i16x8.add(h10, i16x8.relaxed_dot_i8x16_i7x16_s(w0, a1));
-                h11 = i16x8.add(h11, i16x8.relaxed_dot_i8x16_i7x16_s(w1, a1));
-                h20 = i16x8.add(h20, i16x8.relaxed_dot_i8x16_i7x16_s(w0, a2));
-                h21 = i16x8.add(h21, i16x8.relaxed_dot_i8x16_i7x16_s(w1, a2));
-                h30 = i16x8.add(h30, i16x8.relaxed_dot_i8x16_i7x16_s(w0, a3));
-                h31 = i16x8.add(h31, i16x8.relaxed_dot_i8x16_i7x16_s(w1, a3));
-                pa += 4;
-                pw += 32;
-              } while (pa < stop);
-              c00 = i32x4.add(c00, i32x4.extadd_pairwise_i16x8_s(h00));
-              c01 = i32x4.add(c01, i32x4.extadd_pairwise_i16x8_s(h01));
-              c10 = i32x4.add(c10, i32x4.extadd_pairwise_i16x8_s(h10));
-              c11 = i32x4.add(c11, i32x4.extadd_pairwise_i16x8_s(h11));
-              c20 = i32x4.add(c20, i32x4.extadd_pairwise_i16x8_s(h20));
-              c21 = i32x4.add(c21, i32x4.extadd_pairwise_i16x8_s(h21));
-              c30 = i32x4.add(c30, i32x4.extadd_pairwise_i16x8_s(h30));
-              c31 = i32x4.add(c31, i32x4.extadd_pairwise_i16x8_s(h31));
-            } while (pa < end);
-            pi += rowBytes;
-          }
-          const d = rowOut + <usize>xs * outPx + (mode == OUT_I32 ? <usize>ob << 2 : <usize>ob);
-          storePixel(c00, c01, d, nValid, mode, m0, m1, lo, hi, mz);
-          if (nPix > 1) storePixel(c10, c11, d + outPx, nValid, mode, m0, m1, lo, hi, mz);
-          if (nPix > 2) storePixel(c20, c21, d + 2 * outPx, nValid, mode, m0, m1, lo, hi, mz);
-          if (nPix > 3) storePixel(c30, c31, d + 3 * outPx, nValid, mode, m0, m1, lo, hi, mz);
-        }
+@inline function dotBlock(dot: i32, pi: usize, pxBytes: usize, run: usize, rowStep: usize, k: i32, pw: usize,
+  chunkBytes: usize, b0: v128, b1: v128, d: usize, outPx: usize, nPix: i32, nValid: i32, mode: i32,
+  m0: v128, m1: v128, lo: v128, hi: v128, mz: v128, fb: usize): usize {
+  const px2 = pxBytes << 1;
+  const px3 = px2 + pxBytes;
+  const zero = i32x4.splat(0);
+  let c00 = b0, c01 = b1, c10 = b0, c11 = b1, c20 = b0, c21 = b1, c30 = b0, c31 = b1;
+  for (let kh = 0; kh < k; kh++) {
+    let pa = pi;
+    const end = pa + run;
+    do {
+      // DOT_U7_ACC16 sums at most chunkBytes/4 steps in i16 lanes, then widens; the others run to `end` at once.
+      const acc16 = dot == DOT_U7_ACC16;
+      const stop = acc16 && pa + chunkBytes < end ? pa + chunkBytes : end;
+      let h00 = acc16 ? zero : c00, h01 = acc16 ? zero : c01, h10 = acc16 ? zero : c10, h11 = acc16 ? zero : c11;
+      let h20 = acc16 ? zero : c20, h21 = acc16 ? zero : c21, h30 = acc16 ? zero : c30, h31 = acc16 ? zero : c31;
+      do {
+        const w0 = v128.load(pw);
+        const w1 = v128.load(pw, 16);
+        const a0 = v128.load32_splat(pa);
+        const a1 = v128.load32_splat(pa + pxBytes);
+        const a2 = v128.load32_splat(pa + px2);
+        const a3 = v128.load32_splat(pa + px3);
+        h00 = dotStep(dot, h00, a0, w0);
+        h01 = dotStep(dot, h01, a0, w1);
+        h10 = dotStep(dot, h10, a1, w0);
+        h11 = dotStep(dot, h11, a1, w1);
+        h20 = dotStep(dot, h20, a2, w0);
+        h21 = dotStep(dot, h21, a2, w1);
+        h30 = dotStep(dot, h30, a3, w0);
+        h31 = dotStep(dot, h31, a3, w1);
+        pa += 4;
+        pw += 32;
+      } while (pa < stop);
+      c00 = widen(dot, c00, h00);
+      c01 = widen(dot, c01, h01);
+      c10 = widen(dot, c10, h10);
+      c11 = widen(dot, c11, h11);
+      c20 = widen(dot, c20, h20);
+      c21 = widen(dot, c21, h21);
+      c30 = widen(dot, c30, h30);
+      c31 = widen(dot, c31, h31);
+    } while (pa < end);
+    pi += rowStep;
+  }
+  storePixel(c00, c01, d, nValid, mode, m0, m1, lo, hi, mz, fb);
+  if (nPix > 1) storePixel(c10, c11, d + outPx, nValid, mode, m0, m1, lo, hi, mz, fb);
+  if (nPix > 2) storePixel(c20, c21, d + 2 * outPx, nValid, mode, m0, m1, lo, hi, mz, fb);
+  if (nPix > 3) storePixel(c30, c31, d + 3 * outPx, nValid, mode, m0, m1, lo, hi, mz, fb);
+  return pw;
+}
+
+/**
+ * Output rows for one band of directly prepared rows (pxBytes per padded pixel, weights from w in blocks of
+ * wBlock bytes): for each row, for each block of 8 output channels (its weights stay in L1 across the row), for
+ * each block of 4 pixels (the last block overlaps the previous one when W % 4 ≠ 0: recomputing a few pixels
+ * is cheaper than a tail kernel). The relaxed loops start at bias − z'·Σw (see the header): exact modulo 2^32.
+ * lo, hi: [qmin − z_y, qmax − z_y] (OUT_U8 / OUT_S8) or the clamp bounds (OUT_F32).
+ */
+@inline function accumulateDirect(dot: i32, src: usize, W: i32, Wc: i32, p: i32, pxBytes: usize, k: i32,
+  nRows: i32, packed: usize, w: usize, wBlock: usize, zpShifted: i32, chunk: i32, Cout: i32, mult: usize,
+  bias: usize, out: usize, outStride: i32, mode: i32, outZp: i32, lo: f32, hi: f32): void {
+  const CoutP = (Cout + 7) & ~7;
+  const rowBytes = <usize>(Wc + 2 * p) * pxBytes;
+  const runBytes = <usize>k * pxBytes;
+  const chunkBytes = <usize>chunk << 2;
+  const es = outElemShift(mode);
+  const outPx: usize = <usize>outStride << es;
+  const nPix = W < 4 ? W : 4;
+  const lastX = W < 4 ? 0 : W - 4;
+  const lov = f32x4.splat(lo);
+  const hiv = f32x4.splat(hi);
+  const mz = i32x4.splat(MAGIC_BITS - outZp);
+  const zv = i32x4.splat(zpShifted);
+  for (let r = 0; r < nRows; r++) {
+    const rowIn = src + <usize>r * rowBytes;
+    const rowOut = out + <usize>r * <usize>W * outPx;
+    for (let ob = 0; ob < CoutP; ob += 8) {
+      let b0 = v128.load(packed + (<usize>ob << 2));
+      let b1 = v128.load(packed + (<usize>ob << 2), 16);
+      if (dot != DOT_I16) {
+        b0 = i32x4.sub(b0, i32x4.mul(zv, v128.load(packed + (<usize>(CoutP + ob) << 2))));
+        b1 = i32x4.sub(b1, i32x4.mul(zv, v128.load(packed + (<usize>(CoutP + ob) << 2), 16)));
       }
+      const m0 = v128.load(mult + (<usize>ob << 2));
+      const m1 = v128.load(mult + (<usize>ob << 2), 16);
+      const fb = bias + (<usize>ob << 2);
+      const wb = w + <usize>(ob >> 3) * wBlock;
+      const nValid = min(8, Cout - ob);
+      const d = rowOut + (<usize>ob << es);
+      for (let x = 0; x < W; x += 4) {
+        const xs = x > lastX ? lastX : x;
+        dotBlock(dot, rowIn + <usize>xs * pxBytes, pxBytes, runBytes, rowBytes, k, wb, chunkBytes, b0, b1,
+          d + <usize>xs * outPx, outPx, nPix, nValid, mode, m0, m1, lov, hiv, mz, fb);
+      }
+    }
+  }
+}
+
+/**
+ * The i16 direct path on rows from prepareI16 (or any i16 rows of that geometry, e.g. the LUT-decoded rows of
+ * ./qlut-qc16w-conv-nhwc.ts): `packed` in the qs8 layout (int32 accumulator start at 0, the w16 section at
+ * 8·CoutP). `bias`: f32 biases for OUT_F32 (else unused).
+ */
+export function accumulateI16(src: usize, W: i32, Wc: i32, p: i32, Cin2: i32, k: i32, nRows: i32,
+  packed: usize, Cout: i32, mult: usize, bias: usize, out: usize, outStride: i32, mode: i32,
+  outZp: i32, lo: f32, hi: f32): void {
+  const CoutP = (Cout + 7) & ~7;
+  accumulateDirect(DOT_I16, src, W, Wc, p, <usize>Cin2 << 1, k, nRows, packed, packed + w16Offset(CoutP),
+    w16BlockBytes(k, Cin2), 0, 0, Cout, mult, bias, out, outStride, mode, outZp, lo, hi);
+}
+
+/**
+ * Relaxed-SIMD twin of accumulateI16 on u8 codes 0..127 (compiled only into the relaxed build): chunk ≥ 2 →
+ * DOT_U7_ACC16 with chunk steps per i16 partial sum, else DOT_U7.
+ */
+function accumulateU7(src: usize, W: i32, Wc: i32, p: i32, Cin4: i32, k: i32, nRows: i32, zpShifted: i32,
+  packed: usize, w8: usize, Cout: i32, mult: usize, out: usize, outStride: i32, mode: i32,
+  outZp: i32, lo: f32, hi: f32, chunk: i32): void {
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    if (chunk >= 2) {
+      accumulateDirect(DOT_U7_ACC16, src, W, Wc, p, <usize>Cin4, k, nRows, packed, w8, w8BlockBytes(k, Cin4),
+        zpShifted, chunk, Cout, mult, 0, out, outStride, mode, outZp, lo, hi);
+    } else {
+      accumulateDirect(DOT_U7, src, W, Wc, p, <usize>Cin4, k, nRows, packed, w8, w8BlockBytes(k, Cin4),
+        zpShifted, 0, Cout, mult, 0, out, outStride, mode, outZp, lo, hi);
     }
   }
 }
@@ -492,26 +463,25 @@ function prepareWino(input: usize, inStride: i32, H: i32, W: i32, Cin: i32, zp: 
 /**
  * Output rows of a k = 3 or 5 conv from Winograd-prepared rows: per row, per block of 8 output channels, per
  * block of 4 tiles (8 output pixels; the last block overlaps the previous one): the 4 GEMMs M_j into WINO_M
- * with the 4 px × 8 oc register block of accumulateI16, then the output transform, bias, and requantize/store.
+ * with the register block of the direct path (dotBlock), then the output transform, bias, and requantize/store.
  */
 function accumulateWino(src: usize, W: i32, k: i32, Tc: i32, Cin2: i32, nRows: i32,
   packed: usize, wino: usize, Cout: i32, mult: usize, out: usize, outStride: i32, mode: i32,
-  outZp: i32, qmin: i32, qmax: i32): void {
+  outZp: i32, lo: f32, hi: f32): void {
   const CoutP = (Cout + 7) & ~7;
   const pxBytes = <usize>Cin2 << 1;
-  const px2 = pxBytes << 1;
-  const px3 = px2 + pxBytes;
   const compBytes = <usize>Tc * pxBytes;
   const rowBytes = compBytes << 2;
   const wBlock = winoBlockBytes(k, Cin2);
-  const outPx: usize = mode == OUT_I32 ? <usize>outStride << 2 : <usize>outStride;
+  const es = outElemShift(mode);
+  const outPx: usize = <usize>outStride << es;
   const nT = (W + 1) >> 1;
   const lastT = (nT < 4 ? 4 : nT) - 4;
   // k = 5: components 0..2 run over groups A and B (tiles t, t + 1), component 3 over B only.
   const runAll: usize = k == 5 ? pxBytes << 1 : pxBytes;
   const skip3: usize = k == 5 ? pxBytes : 0;
-  const lo = f32x4.splat(<f32>(qmin - outZp));
-  const hi = f32x4.splat(<f32>(qmax - outZp));
+  const lov = f32x4.splat(lo);
+  const hiv = f32x4.splat(hi);
   const mz = i32x4.splat(MAGIC_BITS - outZp);
   const zero = i32x4.splat(0);
   for (let r = 0; r < nRows; r++) {
@@ -527,56 +497,24 @@ function accumulateWino(src: usize, W: i32, k: i32, Tc: i32, Cin2: i32, nRows: i
       for (let t = 0; t < nT; t += 4) {
         const ts = t > lastT ? lastT : t;
         let pw = wb;
+        // WINO_M layout: [tile i][component j][half h] v128, i.e. pixel i of the block at WINO_M + 128·i.
         for (let j = 0; j < 4; j++) {
-          let c00 = zero, c01 = zero, c10 = zero, c11 = zero, c20 = zero, c21 = zero, c30 = zero, c31 = zero;
-          let pi = rowIn + <usize>j * compBytes + <usize>ts * pxBytes + (j == 3 ? skip3 : 0);
-          const run = j == 3 ? pxBytes : runAll;
-          for (let kh = 0; kh < k; kh++) {
-            let pa = pi;
-            const end = pa + run;
-            do {
-              const w0 = v128.load(pw);
-              const w1 = v128.load(pw, 16);
-              const a0 = v128.load32_splat(pa);
-              const a1 = v128.load32_splat(pa + pxBytes);
-              const a2 = v128.load32_splat(pa + px2);
-              const a3 = v128.load32_splat(pa + px3);
-              c00 = i32x4.add(c00, i32x4.dot_i16x8_s(a0, w0));
-              c01 = i32x4.add(c01, i32x4.dot_i16x8_s(a0, w1));
-              c10 = i32x4.add(c10, i32x4.dot_i16x8_s(a1, w0));
-              c11 = i32x4.add(c11, i32x4.dot_i16x8_s(a1, w1));
-              c20 = i32x4.add(c20, i32x4.dot_i16x8_s(a2, w0));
-              c21 = i32x4.add(c21, i32x4.dot_i16x8_s(a2, w1));
-              c30 = i32x4.add(c30, i32x4.dot_i16x8_s(a3, w0));
-              c31 = i32x4.add(c31, i32x4.dot_i16x8_s(a3, w1));
-              pa += 4;
-              pw += 32;
-            } while (pa < end);
-            pi += rowBytes;
-          }
-          // WINO_M layout: [tile i][half h][component j] v128.
-          const mj = WINO_M + (<usize>j << 4);
-          v128.store(mj, c00, 0);
-          v128.store(mj, c01, 64);
-          v128.store(mj, c10, 128);
-          v128.store(mj, c11, 192);
-          v128.store(mj, c20, 256);
-          v128.store(mj, c21, 320);
-          v128.store(mj, c30, 384);
-          v128.store(mj, c31, 448);
+          pw = dotBlock(DOT_I16, rowIn + <usize>j * compBytes + <usize>ts * pxBytes + (j == 3 ? skip3 : 0), pxBytes,
+            j == 3 ? pxBytes : runAll, rowBytes, k, pw, 0, zero, zero, WINO_M + (<usize>j << 5), 128, 4, 8, OUT_I32,
+            zero, zero, zero, zero, zero, 0);
         }
         for (let i = 0; i < 4; i++) {
           const x = (ts + i) << 1;
           if (x >= W) break;
           const mi = WINO_M + (<usize>i << 7);
-          const p0 = v128.load(mi, 0), p1 = v128.load(mi, 16), p2 = v128.load(mi, 32), p3 = v128.load(mi, 48);
-          const q0 = v128.load(mi, 64), q1 = v128.load(mi, 80), q2 = v128.load(mi, 96), q3 = v128.load(mi, 112);
-          const d = rowOut + <usize>x * outPx + (mode == OUT_I32 ? <usize>ob << 2 : <usize>ob);
+          const p0 = v128.load(mi, 0), p1 = v128.load(mi, 32), p2 = v128.load(mi, 64), p3 = v128.load(mi, 96);
+          const q0 = v128.load(mi, 16), q1 = v128.load(mi, 48), q2 = v128.load(mi, 80), q3 = v128.load(mi, 112);
+          const d = rowOut + <usize>x * outPx + (<usize>ob << es);
           storePixel(i32x4.add(i32x4.shr_s(i32x4.add(i32x4.add(p0, p1), p2), 1), b0),
-            i32x4.add(i32x4.shr_s(i32x4.add(i32x4.add(q0, q1), q2), 1), b1), d, nValid, mode, m0, m1, lo, hi, mz);
+            i32x4.add(i32x4.shr_s(i32x4.add(i32x4.add(q0, q1), q2), 1), b1), d, nValid, mode, m0, m1, lov, hiv, mz, 0);
           if (x + 1 < W) {
             storePixel(i32x4.add(i32x4.shr_s(i32x4.sub(i32x4.sub(p1, p2), p3), 1), b0),
-              i32x4.add(i32x4.shr_s(i32x4.sub(i32x4.sub(q1, q2), q3), 1), b1), d + outPx, nValid, mode, m0, m1, lo, hi, mz);
+              i32x4.add(i32x4.shr_s(i32x4.sub(i32x4.sub(q1, q2), q3), 1), b1), d + outPx, nValid, mode, m0, m1, lov, hiv, mz, 0);
           }
         }
       }
@@ -590,7 +528,7 @@ function accumulateWino(src: usize, W: i32, k: i32, Tc: i32, Cin2: i32, nRows: i
  * The whole conv: in bands of `bandRows` output rows, prepare the band's padded input rows into `scratch`
  * (see qs8ConvScratchBytes in the wrapper), then accumulate + requantize them. `relaxed` ≥ 1 selects the
  * relaxed ≤7-bit path (the caller guarantees codes 0..2^b−1 unsigned or −2^(b−1)..2^(b−1)−1 signed, b = `inBits`):
- * 1 → i32 relaxed dot, ≥ 2 → i16 partial sums over `relaxed` quads (accumulateU7Acc16). The simd build ignores
+ * 1 → i32 relaxed dot, ≥ 2 → i16 partial sums over `relaxed` quads (DOT_U7_ACC16). The simd build ignores
  * it. `relaxed` = −1 selects the Winograd F(2,3) i16 path (k = 3 or 5; the wrapper checks its range condition).
  * `inSigned` ≠ 0: the input bytes are int8 codes, else uint8.
  */
@@ -600,10 +538,12 @@ export function qs8ConvNhwc(input: usize, inStride: i32, H: i32, W: i32, Cin: i3
   scratch: usize, bandRows: i32, relaxed: i32, inBits: i32): void {
   const p = (k - 1) >> 1;
   const Wc = W < 4 ? 4 : W;
-  const outPx: usize = mode == OUT_I32 ? <usize>outStride << 2 : <usize>outStride;
+  const outPx: usize = <usize>outStride << outElemShift(mode);
   const CoutP = (Cout + 7) & ~7;
   const Cin2 = (Cin + 1) & ~1;
   const Cin4 = (Cin + 3) & ~3;
+  const lo = <f32>(qmin - outZp);
+  const hi = <f32>(qmax - outZp);
   if (relaxed < 0 && (k == 3 || k == 5)) {
     const nT = (W + 1) >> 1;
     const Tc = (nT < 4 ? 4 : nT) + (k == 5 ? 1 : 0);
@@ -613,7 +553,7 @@ export function qs8ConvNhwc(input: usize, inStride: i32, H: i32, W: i32, Cin: i3
       const n = min(bandRows, H - y0);
       prepareWino(input, inStride, H, W, Cin, inZp, inSigned != 0, y0, n + 2 * p, p, Tc, Cin2, line, scratch);
       accumulateWino(scratch, W, k, Tc, Cin2, n, packed, wino, Cout, mult, output + <usize>y0 * <usize>W * outPx,
-        outStride, mode, outZp, qmin, qmax);
+        outStride, mode, outZp, lo, hi);
     }
     return;
   }
@@ -625,14 +565,10 @@ export function qs8ConvNhwc(input: usize, inStride: i32, H: i32, W: i32, Cin: i3
       const shift = inSigned != 0 ? 1 << (inBits - 1) : 0;
       prepareU7(input, inStride, H, W, Cin, shift, inZp + shift, y0, n + 2 * p, p, Wc, Cin4, scratch);
       const w8 = packed + w16Offset(CoutP) + <usize>(CoutP >> 3) * w16BlockBytes(k, Cin2);
-      if (relaxed >= 2) {
-        accumulateU7Acc16(scratch, W, Wc, p, Cin4, k, n, inZp + shift, packed, w8, Cout, mult, dst, outStride, mode, outZp, qmin, qmax, relaxed);
-      } else {
-        accumulateU7(scratch, W, Wc, p, Cin4, k, n, inZp + shift, packed, w8, Cout, mult, dst, outStride, mode, outZp, qmin, qmax);
-      }
+      accumulateU7(scratch, W, Wc, p, Cin4, k, n, inZp + shift, packed, w8, Cout, mult, dst, outStride, mode, outZp, lo, hi, relaxed);
     } else {
       prepareI16(input, inStride, H, W, Cin, inZp, inSigned != 0, y0, n + 2 * p, p, Wc, Cin2, scratch);
-      accumulateI16(scratch, W, Wc, p, Cin2, k, n, packed, Cout, mult, dst, outStride, mode, outZp, qmin, qmax);
+      accumulateI16(scratch, W, Wc, p, Cin2, k, n, packed, Cout, mult, 0, dst, outStride, mode, outZp, lo, hi);
     }
   }
 }

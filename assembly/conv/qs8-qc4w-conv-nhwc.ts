@@ -3,7 +3,7 @@
 // packing widens them once into the same block layouts as the int8-weight kernel (./qs8-conv-common.ts), because
 // the inner loop's operand is i16 (simd) or i8 (relaxed) either way: decoding nibbles per MAC would only add work.
 // What int4 buys inside the kernel is the small product bound |w| ≤ 8: in the relaxed build, ≤7-bit activations
-// then take the i16-accumulating path (accumulateU7Acc16, 16–136 quads per i16 chunk), about 1.8× the i16 path.
+// then take the i16-accumulating path (DOT_U7_ACC16 in qs8-conv-common.ts, 16–136 quads per i16 chunk), about 1.8× the i16 path.
 import { qs8ConvNhwc, OUT_I32, OUT_S8, OUT_U8 } from "./qs8-conv-common";
 
 /** Requantized output; arguments as qs8_qc8w_conv_nhwc, `packed` from packQs8Qc4wConv. */

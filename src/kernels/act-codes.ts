@@ -34,12 +34,48 @@ function checkIo(rt: Runtime, x: number, n: number, c: number, xs: number, out: 
   checkPtr(rt, out, spanOf(n, c, os), "codes output");
 }
 
-/** Finite f32 μ-like values (E_RANGE). */
-function checkFiniteVec(v: Float32Array, c: number, what: string, nonNegative = false): void {
+/** A per-channel f32 vector of a typed-array call: a Float32Array of ≥ c finite values (≥ 0 when nonNegative). */
+function checkChannelVec(v: unknown, c: number, what: string, nonNegative = false): asserts v is Float32Array {
+  checkF32(v, what);
+  checkArray(v, c, what);
   for (let i = 0; i < c; i++) {
     const ok = Number.isFinite(v[i]) && (!nonNegative || v[i] >= 0);
     if (!ok) throw new LowbitError("E_RANGE", `${what}[${i}] = ${v[i]} must be finite${nonNegative ? " and ≥ 0" : ""}`);
   }
+}
+
+/** Tensor layout of a quantizer call: pixels × channels, pixel strides in elements (default: dense). */
+interface CodesLayout {
+  pixels: number;
+  channels: number;
+  xStride?: number;
+  outStride?: number;
+}
+
+/**
+ * Arena-offset form: the f32 input at x, the u8 codes at out and the f32[channels] vectors `vecs` (name → offset)
+ * lie in memory. Returns the pixel strides [xs, os].
+ */
+function checkCodesAt(rt: Runtime, a: CodesLayout & { x: number; out: number }, vecs: Record<string, number>): [number, number] {
+  checkDims(a.pixels, a.channels);
+  const xs = strideOf(a.xStride, a.channels, "input");
+  const os = strideOf(a.outStride, a.channels, "output");
+  checkIo(rt, a.x, a.pixels, a.channels, xs, a.out, os);
+  for (const [what, p] of Object.entries(vecs)) checkVec(rt, p, a.channels, what);
+  return [xs, os];
+}
+
+/** Typed-array form: out is a Uint8Array and x a Float32Array spanning the layout. Returns n, c and the strides. */
+function checkCodesIo(out: Uint8Array, x: Float32Array, o: CodesLayout): { n: number; c: number; xs: number; os: number } {
+  check(out instanceof Uint8Array, "E_ARGUMENT", "out must be a Uint8Array");
+  checkF32(x, "x");
+  const { pixels: n, channels: c } = o;
+  checkDims(n, c);
+  const xs = strideOf(o.xStride, c, "input");
+  const os = strideOf(o.outStride, c, "output");
+  checkArray(x, spanOf(n, c, xs), "x");
+  checkArray(out, spanOf(n, c, os), "out");
+  return { n, c, xs, os };
 }
 
 // ------------------------------------------------ DAQ ----------------------------------------------------
@@ -73,23 +109,12 @@ export function daqCodeParams(half: Int32Array, kmax: Int32Array, bits: number |
  * they are not re-validated here beyond their bounds — use daqCodes for a checked call.
  */
 export function daqCodesAt(rt: Runtime, a: DaqCodesAt): void {
-  checkDims(a.pixels, a.channels);
-  const xs = strideOf(a.xStride, a.channels, "input");
-  const os = strideOf(a.outStride, a.channels, "output");
-  checkIo(rt, a.x, a.pixels, a.channels, xs, a.out, os);
-  checkVec(rt, a.mu, a.channels, "mu");
-  checkVec(rt, a.invDelta, a.channels, "invDelta");
-  checkVec(rt, a.half, a.channels, "half");
-  checkVec(rt, a.kmax, a.channels, "kmax");
+  const [xs, os] = checkCodesAt(rt, a, { mu: a.mu, invDelta: a.invDelta, half: a.half, kmax: a.kmax });
   rt.kernels<Kernels>().f32_daq_codes_nhwc(a.x, a.pixels, a.channels, xs, a.mu, a.invDelta, a.half, a.kmax,
     a.postRelu ? 1 : 0, a.out, os);
 }
 
-export interface DaqCodesOptions {
-  pixels: number;
-  channels: number;
-  xStride?: number;
-  outStride?: number;
+export interface DaqCodesOptions extends CodesLayout {
   /** Per-channel mean (signed branch; ignored for post-ReLU, may be omitted there). */
   mu?: Float32Array | null;
   /** Per-channel f32(1/Δ_c), finite ≥ 0 (0 for a constant channel: middle code / 0). */
@@ -104,21 +129,11 @@ export interface DaqCodesOptions {
  * k = clamp(round_half_even(x·invΔ), 0, 2^b − 1) (the spec's 'int' mode). NaN → the code of x = μ.
  */
 export function daqCodes(out: Uint8Array, x: Float32Array, o: DaqCodesOptions, rt?: Runtime): Uint8Array {
-  check(out instanceof Uint8Array, "E_ARGUMENT", "out must be a Uint8Array");
-  checkF32(x, "x");
-  const { pixels: n, channels: c } = o;
-  checkDims(n, c);
-  const xs = strideOf(o.xStride, c, "input");
-  const os = strideOf(o.outStride, c, "output");
-  checkArray(x, spanOf(n, c, xs), "x");
-  checkArray(out, spanOf(n, c, os), "out");
-  checkF32(o.invDelta, "invDelta");
-  checkArray(o.invDelta, c, "invDelta");
-  checkFiniteVec(o.invDelta, c, "invDelta", true);
+  const { n, c, xs, os } = checkCodesIo(out, x, o);
+  checkChannelVec(o.invDelta, c, "invDelta", true);
   const mu = o.mu ?? (o.postRelu ? new Float32Array(c) : null);
   check(mu instanceof Float32Array, "E_ARGUMENT", "mu must be a Float32Array (signed branch)");
-  checkArray(mu, c, "mu");
-  checkFiniteVec(mu, c, "mu");
+  checkChannelVec(mu, c, "mu");
   const half = new Int32Array(c), kmax = new Int32Array(c);
   daqCodeParams(half, kmax, o.bits, c);
   if (n === 0) return out;
@@ -177,24 +192,15 @@ export interface SubsetCodesAt {
 }
 
 export function subsetCodesAt(rt: Runtime, a: SubsetCodesAt): void {
-  checkDims(a.pixels, a.channels);
-  const xs = strideOf(a.xStride, a.channels, "input");
-  const os = strideOf(a.outStride, a.channels, "output");
+  const [xs, os] = checkCodesAt(rt, a, { mu: a.mu, invM: a.invM });
   const ts = a.tableStride ?? SUBSET_TABLE_STRIDE;
   checkInt(ts, SUBSET_TABLE_STRIDE, 1 << 20, "tableStride", "E_SHAPE");
-  checkIo(rt, a.x, a.pixels, a.channels, xs, a.out, os);
-  checkVec(rt, a.mu, a.channels, "mu");
-  checkVec(rt, a.invM, a.channels, "invM");
   check(a.channels * ts <= 2 ** 31 - 1, "E_MEMORY", "table too large");
   checkPtr(rt, a.table, a.channels * ts, "table");
   rt.kernels<Kernels>().f32_subset_codes_nhwc(a.x, a.pixels, a.channels, xs, a.mu, a.invM, a.table, ts, a.out, os);
 }
 
-export interface SubsetCodesOptions {
-  pixels: number;
-  channels: number;
-  xStride?: number;
-  outStride?: number;
+export interface SubsetCodesOptions extends CodesLayout {
   /** Per-channel centre (0 for post-ReLU inputs). */
   mu: Float32Array;
   /** Per-channel f32(1/(m_c + 1e-8)), finite ≥ 0. */
@@ -206,22 +212,11 @@ export interface SubsetCodesOptions {
 
 /** out (u8) = DFSQ threshold codes of x: #{j : T'_j < f32(f32(x − μ)·invM)·2048}. NaN → the code of x = μ. */
 export function subsetCodes(out: Uint8Array, x: Float32Array, o: SubsetCodesOptions, rt?: Runtime): Uint8Array {
-  check(out instanceof Uint8Array, "E_ARGUMENT", "out must be a Uint8Array");
-  checkF32(x, "x");
-  const { pixels: n, channels: c } = o;
-  checkDims(n, c);
-  const xs = strideOf(o.xStride, c, "input");
-  const os = strideOf(o.outStride, c, "output");
+  const { n, c, xs, os } = checkCodesIo(out, x, o);
   const ts = o.tableStride ?? SUBSET_TABLE_STRIDE;
   checkInt(ts, SUBSET_TABLE_STRIDE, 1 << 20, "tableStride", "E_SHAPE");
-  checkArray(x, spanOf(n, c, xs), "x");
-  checkArray(out, spanOf(n, c, os), "out");
-  checkF32(o.mu, "mu");
-  checkF32(o.invM, "invM");
-  checkArray(o.mu, c, "mu");
-  checkArray(o.invM, c, "invM");
-  checkFiniteVec(o.mu, c, "mu");
-  checkFiniteVec(o.invM, c, "invM", true);
+  checkChannelVec(o.mu, c, "mu");
+  checkChannelVec(o.invM, c, "invM", true);
   check(o.table instanceof Uint8Array, "E_ARGUMENT", "table must be a Uint8Array (subsetCodeTable)");
   checkArray(o.table, c * ts, "table");
   if (n === 0) return out;
@@ -286,22 +281,13 @@ export interface SubsetCodesCmpAt {
 }
 
 export function subsetCodesCmpAt(rt: Runtime, a: SubsetCodesCmpAt): void {
-  checkDims(a.pixels, a.channels);
-  const xs = strideOf(a.xStride, a.channels, "input");
-  const os = strideOf(a.outStride, a.channels, "output");
+  const [xs, os] = checkCodesAt(rt, a, { mu: a.mu, invM: a.invM });
   checkInt(a.nThr, 0, 255, "nThr", "E_SHAPE");
-  checkIo(rt, a.x, a.pixels, a.channels, xs, a.out, os);
-  checkVec(rt, a.mu, a.channels, "mu");
-  checkVec(rt, a.invM, a.channels, "invM");
   checkPtr(rt, a.thresholds, 2 * subsetThresholdsLength(a.channels, a.nThr), "thresholds", 2);
   rt.kernels<Kernels>().f32_subset_codes_cmp_nhwc(a.x, a.pixels, a.channels, xs, a.mu, a.invM, a.thresholds, a.nThr, a.out, os);
 }
 
-export interface SubsetCodesCmpOptions {
-  pixels: number;
-  channels: number;
-  xStride?: number;
-  outStride?: number;
+export interface SubsetCodesCmpOptions extends CodesLayout {
   mu: Float32Array;
   invM: Float32Array;
   /** subsetThresholds output for these channels. */
@@ -311,20 +297,9 @@ export interface SubsetCodesCmpOptions {
 
 /** Same codes as subsetCodes, by the compare-count kernel (the faster choice for ≤ SUBSET_CMP_MAX_POINTS points). */
 export function subsetCodesCmp(out: Uint8Array, x: Float32Array, o: SubsetCodesCmpOptions, rt?: Runtime): Uint8Array {
-  check(out instanceof Uint8Array, "E_ARGUMENT", "out must be a Uint8Array");
-  checkF32(x, "x");
-  const { pixels: n, channels: c } = o;
-  checkDims(n, c);
-  const xs = strideOf(o.xStride, c, "input");
-  const os = strideOf(o.outStride, c, "output");
-  checkArray(x, spanOf(n, c, xs), "x");
-  checkArray(out, spanOf(n, c, os), "out");
-  checkF32(o.mu, "mu");
-  checkF32(o.invM, "invM");
-  checkArray(o.mu, c, "mu");
-  checkArray(o.invM, c, "invM");
-  checkFiniteVec(o.mu, c, "mu");
-  checkFiniteVec(o.invM, c, "invM", true);
+  const { n, c, xs, os } = checkCodesIo(out, x, o);
+  checkChannelVec(o.mu, c, "mu");
+  checkChannelVec(o.invM, c, "invM", true);
   checkInt(o.nThr, 0, 255, "nThr", "E_SHAPE");
   check(o.thresholds instanceof Int16Array, "E_ARGUMENT", "thresholds must be an Int16Array (subsetThresholds)");
   checkArray(o.thresholds, subsetThresholdsLength(c, o.nThr), "thresholds");

@@ -12,6 +12,7 @@
 // Kernel: assembly/conv/qlut-qc16w-conv-nhwc.ts. Reference: ./ref/qlut-conv.ts.
 import { LowbitError, check, checkInt } from "../runtime/errors.ts";
 import type { Runtime } from "../runtime/runtime.ts";
+import { type F32ConvOutput, type PackedConvLayer, checkConvGeometry, checkConvShape, checkImageSize, f32Clamp, ohwiTap, packI16Blocks } from "./qs8-conv.ts";
 import { MAX_I32, checkArray, checkDims, checkPtr, rtOr, spanOf, strideOf, withScratch } from "./elementwise-common.ts";
 
 interface Kernels {
@@ -24,15 +25,11 @@ interface Kernels {
 const TWO31 = 2 ** 31;
 
 /** A layer packed for qlut_qc16w_conv_nhwc_f32. */
-export interface PackedQlutConv {
-  readonly k: number;
-  readonly cin: number;
-  readonly cout: number;
-  /** cout rounded up to 8: the length of the mult / bias arrays the kernel reads. */
-  readonly coutPadded: number;
+export interface PackedQlutConv extends PackedConvLayer {
   /**
-   * Kernel layout (CoutP = cout↑8, Cin2 = cin↑2, padding weights 0): per block of 8 output channels, per kh, kw,
-   * input-channel pair c: i16 w(o0,c) w(o0,c+1) w(o1,c) … w(o7,c+1) (32 bytes) — the w16 section of the qs8 layout.
+   * Kernel layout (CoutP = cout↑8, Cin2 = cin↑2, padding weights 0) — the qs8 layout up to its i16 section:
+   * 8·CoutP zero bytes (int32 accumulator start 0; the bias is added in f32), then per block of 8 output
+   * channels, per kh, kw, input-channel pair c: i16 w(o0,c) w(o0,c+1) w(o1,c) … w(o7,c+1) (32 bytes).
    */
   readonly bytes: Uint8Array;
   /** Σ_taps |w[o]| per output channel. */
@@ -49,7 +46,8 @@ export interface QlutPackArgs {
 
 /** Bytes of the packed blob. */
 export function packedQlutConvBytes(cout: number, k: number, cin: number): number {
-  return ((cout + 7) & ~7) * k * k * ((cin + 1) & ~1) * 2;
+  const coutP = (cout + 7) & ~7;
+  return coutP * 8 + coutP * k * k * ((cin + 1) & ~1) * 2;
 }
 
 /**
@@ -57,11 +55,7 @@ export function packedQlutConvBytes(cout: number, k: number, cin: number): numbe
  * |w| ≤ 32767 (−32768 is refused: with it a dot_i16x8 pair could reach 2^31).
  */
 export function packQlutConv(weights: Int16Array, a: QlutPackArgs): PackedQlutConv {
-  check(a && typeof a === "object", "E_ARGUMENT", "layer shape {cout, k, cin} missing");
-  checkInt(a.cout, 1, 1 << 16, "cout", "E_SHAPE");
-  checkInt(a.cin, 1, 1 << 16, "cin", "E_SHAPE");
-  checkInt(a.k, 1, 63, "k");
-  check(a.k % 2 === 1, "E_ARGUMENT", `k must be odd ('same' padding of (k−1)/2), got ${a.k}`);
+  checkConvShape(a);
   check(weights instanceof Int16Array, "E_ARGUMENT", "weights must be an Int16Array (OHWI)");
   const { cout, k, cin } = a;
   const taps = k * k * cin;
@@ -69,7 +63,6 @@ export function packQlutConv(weights: Int16Array, a: QlutPackArgs): PackedQlutCo
   const coutP = (cout + 7) & ~7;
   const cin2 = (cin + 1) & ~1;
   const bytes = new Uint8Array(packedQlutConvBytes(cout, k, cin));
-  const dst = new Int16Array(bytes.buffer);
   const absWeightSum = new Float64Array(cout);
   let maxAbsWeightSum = 0;
   for (let o = 0; o < cout; o++) {
@@ -82,21 +75,8 @@ export function packQlutConv(weights: Int16Array, a: QlutPackArgs): PackedQlutCo
     absWeightSum[o] = s;
     maxAbsWeightSum = Math.max(maxAbsWeightSum, s);
   }
-  let off = 0;
-  for (let ob = 0; ob < coutP; ob += 8) {
-    for (let kh = 0; kh < k; kh++) {
-      for (let kw = 0; kw < k; kw++) {
-        for (let c = 0; c < cin2; c += 2) {
-          for (let j = 0; j < 8; j++) {
-            const o = ob + j;
-            const base = ((o * k + kh) * k + kw) * cin + c;
-            dst[off++] = o < cout ? weights[base] : 0;
-            dst[off++] = o < cout && c + 1 < cin ? weights[base + 1] : 0;
-          }
-        }
-      }
-    }
-  }
+  // 8·coutP zero bytes (int32 accumulator start 0, unused Σw slots), then the i16 blocks of the qs8 layout.
+  packI16Blocks(new DataView(bytes.buffer), coutP * 8, ohwiTap(weights, cout, k, cin), coutP, k, cin2);
   return { k, cin, cout, coutPadded: coutP, bytes, absWeightSum, maxAbsWeightSum };
 }
 
@@ -124,7 +104,7 @@ export function qlutConvScratchBytes(W: number, cin: number, k: number, bandRows
 }
 
 /** One conv call on arena offsets (the engine's entry). */
-export interface QlutConvCall {
+export interface QlutConvCall extends F32ConvOutput {
   layer: PackedQlutConv;
   /** Offset of layer.bytes (2-aligned). */
   packed: number;
@@ -140,21 +120,10 @@ export interface QlutConvCall {
   /** Offsets of f32[layer.coutPadded] multipliers S·wscale[o] and biases (4-aligned; entries past cout are read, unused). */
   mult: number;
   bias: number;
-  /** Offset of the f32 output (4-aligned); pixel p at output + 4·p·outStride, channels 0..cout−1 written. */
-  output: number;
-  outStride: number;
-  /** Clamp bounds (default −∞, +∞; ReLU: outMin = 0). */
-  outMin?: number;
-  outMax?: number;
   /** Offset of ≥ qlutConvScratchBytes(W, cin, k, bandRows) bytes (4-aligned). */
   scratch: number;
   /** Rows per band (default qlutConvBandRows(W, cin, k)). */
   bandRows?: number;
-}
-
-function checkClamp(outMin: number, outMax: number): void {
-  check(!Number.isNaN(outMin) && !Number.isNaN(outMax) && Math.fround(outMin) <= Math.fround(outMax), "E_RANGE",
-    `clamp bounds [${outMin}, ${outMax}] must be ordered and not NaN`);
 }
 
 /** E_RANGE unless max|lut| · max_o Σ|w[o]| < 2^31 (every int32 accumulator is exact). */
@@ -173,13 +142,9 @@ export function checkLutOverflow(layer: PackedQlutConv, maxAbsLut: number): void
 export function qlutConvRun(rt: Runtime, c: QlutConvCall): void {
   const L = c.layer;
   check(L && L.bytes instanceof Uint8Array && L.absWeightSum instanceof Float64Array, "E_ARGUMENT", "layer must come from packQlutConv");
-  checkInt(c.H, 1, 1 << 16, "H", "E_SHAPE");
-  checkInt(c.W, 1, 1 << 16, "W", "E_SHAPE");
+  checkConvGeometry(L, c.H, c.W, c.inStride, c.outStride);
   checkInt(c.K, 1, 256, "K (codes per channel)", "E_BITS");
-  checkInt(c.inStride, L.cin, 1 << 20, "inStride (≥ cin)", "E_SHAPE");
-  checkInt(c.outStride, L.cout, 1 << 20, "outStride (≥ cout)", "E_SHAPE");
-  const outMin = c.outMin ?? -Infinity, outMax = c.outMax ?? Infinity;
-  checkClamp(outMin, outMax);
+  const [outMin, outMax] = f32Clamp(c.outMin, c.outMax);
   const band = c.bandRows ?? qlutConvBandRows(c.W, L.cin, L.k);
   checkInt(band, 1, 1 << 16, "bandRows");
   const px = c.H * c.W;
@@ -233,8 +198,7 @@ export function qlutConv(rt: Runtime, out: Float32Array, layer: PackedQlutConv, 
   check(a.lut instanceof Int16Array, "E_ARGUMENT", "lut must be an Int16Array");
   check(a.mult instanceof Float32Array && a.mult.length === layer.cout, "E_SHAPE", `mult must be a Float32Array of ${layer.cout}`);
   if (a.bias != null) check(a.bias instanceof Float32Array && a.bias.length === layer.cout, "E_SHAPE", `bias must be a Float32Array of ${layer.cout}`);
-  checkInt(a.H, 1, 1 << 16, "H", "E_SHAPE");
-  checkInt(a.W, 1, 1 << 16, "W", "E_SHAPE");
+  checkImageSize(a.H, a.W);
   checkInt(a.K, 1, 256, "K (codes per channel)", "E_BITS");
   const inStride = strideOf(a.inStride, layer.cin, "input");
   const outStride = strideOf(a.outStride, layer.cout, "output");

@@ -11,6 +11,7 @@
 // Reference: ./ref/qs16-conv-pcs.ts.
 import { LowbitError, check, checkInt } from "../runtime/errors.ts";
 import type { Runtime } from "../runtime/runtime.ts";
+import { type F32ConvOutput, type PackedConvLayer, checkConvGeometry, checkConvShape, f32Clamp } from "./qs8-conv.ts";
 
 type PcsFn = (input: number, inStride: number, H: number, W: number, Cin: number, chScale: number, chMean: number,
   k: number, packed: number, Cout: number, wscale: number, bias: number, output: number, outStride: number,
@@ -24,13 +25,8 @@ const I32_MAX = 2147483647;
 /** Largest kernel size accepted (the border table holds (2p+1)² windows; |Z| ≤ k²·32767 stays in int32). */
 export const QS16_PCS_MAX_K = 31;
 
-/** A layer packed for the kernel. `bytes` goes into the arena once; the rest is metadata for validation. */
-export interface PackedQs16ConvPcs {
-  readonly k: number;
-  readonly cin: number;
-  readonly cout: number;
-  /** cout rounded up to 8: the length of the wscale / bias arrays the kernel reads. */
-  readonly coutPadded: number;
+/** A layer packed for the kernel. */
+export interface PackedQs16ConvPcs extends PackedConvLayer {
   /**
    * Kernel layout (NP = (k²+1)/2 tap pairs in flattened order, see the kernel header): per block of 8 output
    * channels, per input channel c, per pair (t0, t1): i16 [w(o0,t0) w(o0,t1) w(o1,t0) … w(o7,t1)] (32 bytes);
@@ -63,20 +59,12 @@ export function packedQs16ConvPcsBytes(cout: number, k: number, cin: number): nu
   return ((cout + 7) & ~7) * cin * ((k * k + 1) >> 1) * 4;
 }
 
-function checkShape(a: Qs16PcsPackArgs): void {
-  check(a && typeof a === "object", "E_ARGUMENT", "layer shape {cout, k, cin} missing");
-  checkInt(a.cout, 1, 1 << 16, "cout", "E_SHAPE");
-  checkInt(a.cin, 1, 1 << 16, "cin", "E_SHAPE");
-  checkInt(a.k, 1, QS16_PCS_MAX_K, "k");
-  check(a.k % 2 === 1, "E_ARGUMENT", `k must be odd ('same' padding of (k−1)/2), got ${a.k}`);
-}
-
 /**
  * Packs int16 weights, OHWI (`weights[((o·k + kh)·k + kw)·cin + c]`, the issue-5 integer weight format),
  * |w| ≤ 32767 (so a dot_i16x8 pair sum 2·32768·32767 stays below 2^31), into the kernel's pair layout.
  */
 export function packQs16ConvPcs(weights: Int16Array, args: Qs16PcsPackArgs): PackedQs16ConvPcs {
-  checkShape(args);
+  checkConvShape(args, QS16_PCS_MAX_K);
   check(weights instanceof Int16Array, "E_ARGUMENT", "weights must be an Int16Array");
   const { cout, k, cin } = args;
   const n = cout * k * k * cin;
@@ -153,14 +141,8 @@ export function checkQs16PcsRange(layer: PackedQs16ConvPcs, maxAbsInput: number)
   }
 }
 
-function checkClamp(outMin: number, outMax: number): void {
-  check(typeof outMin === "number" && typeof outMax === "number" && !Number.isNaN(outMin) && !Number.isNaN(outMax),
-    "E_RANGE", `outMin / outMax must be numbers (±Infinity allowed), got ${outMin}, ${outMax}`);
-  check(outMin <= outMax, "E_RANGE", `outMin ${outMin} > outMax ${outMax}`);
-}
-
 /** One conv call on arena offsets (the engine's entry). */
-export interface Qs16ConvPcsCall {
+export interface Qs16ConvPcsCall extends F32ConvOutput {
   layer: PackedQs16ConvPcs;
   /** Arena offset of layer.bytes. */
   packed: number;
@@ -177,12 +159,6 @@ export interface Qs16ConvPcsCall {
   /** Offsets of layer.coutPadded f32 s_o and b_o (entries past cout are read, not used). */
   wscale: number;
   bias: number;
-  /** Offset of the f32 output; elements between pixels. */
-  output: number;
-  outStride: number;
-  /** Output clamp (default −∞ / +∞; ReLU: outMin = 0). */
-  outMin?: number;
-  outMax?: number;
   /** Offset of ≥ qs16ConvPcsScratchBytes(H, W, cin, cout, k) bytes. */
   scratch: number;
 }
@@ -194,12 +170,8 @@ export interface Qs16ConvPcsCall {
 export function qs16ConvPcsRun(rt: Runtime, c: Qs16ConvPcsCall): void {
   const L = c.layer;
   check(L && L.bytes instanceof Uint8Array && typeof L.maxTapAbsSum === "number", "E_ARGUMENT", "layer must come from packQs16ConvPcs");
-  checkInt(c.H, 1, 1 << 16, "H", "E_SHAPE");
-  checkInt(c.W, 1, 1 << 16, "W", "E_SHAPE");
-  checkInt(c.inStride, L.cin, 1 << 20, "inStride (≥ cin)", "E_SHAPE");
-  checkInt(c.outStride, L.cout, 1 << 20, "outStride (≥ cout)", "E_SHAPE");
-  const outMin = c.outMin ?? -Infinity, outMax = c.outMax ?? Infinity;
-  checkClamp(outMin, outMax);
+  checkConvGeometry(L, c.H, c.W, c.inStride, c.outStride);
+  const [outMin, outMax] = f32Clamp(c.outMin, c.outMax);
   checkQs16PcsRange(L, c.maxAbsInput);
   for (const [name, v] of [["packed", c.packed], ["input", c.input], ["chScale", c.chScale], ["chMean", c.chMean],
     ["wscale", c.wscale], ["bias", c.bias], ["output", c.output], ["scratch", c.scratch]] as const) {
@@ -248,11 +220,8 @@ export function qs16ConvPcs(rt: Runtime, out: Float32Array, input: Int16Array, l
   check(input instanceof Int16Array, "E_ARGUMENT", "input must be an Int16Array");
   check(out instanceof Float32Array, "E_ARGUMENT", "out must be a Float32Array");
   const { cin, cout } = layer;
-  checkInt(a.H, 1, 1 << 16, "H", "E_SHAPE");
-  checkInt(a.W, 1, 1 << 16, "W", "E_SHAPE");
   const inStride = a.inStride ?? cin, outStride = a.outStride ?? cout;
-  checkInt(inStride, cin, 1 << 20, "inStride (≥ cin)", "E_SHAPE");
-  checkInt(outStride, cout, 1 << 20, "outStride (≥ cout)", "E_SHAPE");
+  checkConvGeometry(layer, a.H, a.W, inStride, outStride);
   const px = a.H * a.W;
   const needIn = (px - 1) * inStride + cin, needOut = (px - 1) * outStride + cout;
   check(input.length >= needIn, "E_SHAPE", `input holds ${input.length} values, ${a.H}×${a.W} at stride ${inStride} needs ${needIn}`);
@@ -261,8 +230,7 @@ export function qs16ConvPcs(rt: Runtime, out: Float32Array, input: Int16Array, l
   checkFinite(a.chMean, cin, "chMean");
   checkFinite(a.wscale, cout, "wscale");
   if (a.bias) checkFinite(a.bias, cout, "bias");
-  const outMin = a.outMin ?? -Infinity, outMax = a.outMax ?? Infinity;
-  checkClamp(outMin, outMax);
+  const [outMin, outMax] = f32Clamp(a.outMin, a.outMax);
   let maxAbs = 0;
   for (let p = 0; p < px; p++) {
     for (let i = p * inStride, e = i + cin; i < e; i++) maxAbs = Math.max(maxAbs, Math.abs(input[i]));

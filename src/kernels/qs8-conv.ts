@@ -28,14 +28,23 @@ interface QConvExports {
 
 const I32_MAX = 2147483647;
 
-/** A layer packed for the kernels. `bytes` goes into the arena once; the rest is metadata for validation. */
-export interface PackedQs8Conv {
-  readonly weightFormat: "qc8w" | "qc4w";
+/**
+ * A conv layer packed for an integer kernel (this file's, ./qlut-conv.ts, ./qs16-conv-pcs.ts): `bytes` goes into
+ * the arena once; the rest is metadata for validation.
+ */
+export interface PackedConvLayer {
   readonly k: number;
   readonly cin: number;
   readonly cout: number;
-  /** cout rounded up to 8 (length of the multiplier array the kernel reads). */
+  /** cout rounded up to 8: the length of the per-output-channel arrays (multipliers, scales, biases) the kernel reads. */
   readonly coutPadded: number;
+  /** The kernel's weight layout (see each kernel). */
+  readonly bytes: Uint8Array;
+}
+
+/** A layer packed for the qs8 kernels. */
+export interface PackedQs8Conv extends PackedConvLayer {
+  readonly weightFormat: "qc8w" | "qc4w";
   /**
    * Kernel layout (CoutP = cout↑8, Cin2 = cin↑2, Cin4 = cin↑4, padding weights 0):
    *   int32 bias_q[CoutP] | int32 Σ_taps w[o] [CoutP] |
@@ -76,11 +85,53 @@ function winoRows(k: number): number {
   return k === 3 ? 12 : k === 5 ? 35 : 0;
 }
 
-function checkLayerShape(a: QConvPackArgs): void {
+// ---- validation shared by the integer conv wrappers (also ./qlut-conv.ts and ./qs16-conv-pcs.ts) ----
+
+/** E_ARGUMENT / E_SHAPE unless {cout, k, cin} is a layer shape: cout, cin in 1..2^16, odd k in 1..maxK. */
+export function checkConvShape(a: { cout: number; k: number; cin: number }, maxK = 63): void {
+  check(a && typeof a === "object", "E_ARGUMENT", "layer shape {cout, k, cin} missing");
   checkInt(a.cout, 1, 1 << 16, "cout", "E_SHAPE");
   checkInt(a.cin, 1, 1 << 16, "cin", "E_SHAPE");
-  checkInt(a.k, 1, 63, "k");
+  checkInt(a.k, 1, maxK, "k");
   check(a.k % 2 === 1, "E_ARGUMENT", `k must be odd ('same' padding of (k−1)/2), got ${a.k}`);
+}
+
+/** E_SHAPE unless H, W lie in 1..2^16 and the pixel strides hold the layer's channels (inStride ≥ cin, outStride ≥ cout). */
+export function checkConvGeometry(L: { cin: number; cout: number }, H: number, W: number, inStride: number, outStride: number): void {
+  checkImageSize(H, W);
+  checkInt(inStride, L.cin, 1 << 20, "inStride (≥ cin)", "E_SHAPE");
+  checkInt(outStride, L.cout, 1 << 20, "outStride (≥ cout)", "E_SHAPE");
+}
+
+/** E_SHAPE unless H and W lie in 1..2^16. */
+export function checkImageSize(H: number, W: number): void {
+  checkInt(H, 1, 1 << 16, "H", "E_SHAPE");
+  checkInt(W, 1, 1 << 16, "W", "E_SHAPE");
+}
+
+/** The f32 output of the f32-output integer convs (./qlut-conv.ts, ./qs16-conv-pcs.ts) on arena offsets. */
+export interface F32ConvOutput {
+  /** Offset of the f32 output (4-aligned); pixel p at output + 4·p·outStride, channels 0..cout−1 written. */
+  output: number;
+  outStride: number;
+  /** Output clamp (default −∞ / +∞; ReLU: outMin = 0). */
+  outMin?: number;
+  outMax?: number;
+}
+
+/**
+ * The f32 output clamp [outMin, outMax] of the f32-output convs (absent: −∞ / +∞; ReLU: outMin = 0). E_RANGE
+ * unless both are numbers, not NaN, and outMin ≤ outMax.
+ */
+export function f32Clamp(outMin?: number | null, outMax?: number | null): [number, number] {
+  const lo = outMin ?? -Infinity, hi = outMax ?? Infinity;
+  check(typeof lo === "number" && typeof hi === "number" && !Number.isNaN(lo) && !Number.isNaN(hi) && lo <= hi, "E_RANGE",
+    `clamp bounds [${lo}, ${hi}] must be ordered numbers, not NaN (±Infinity allowed)`);
+  return [lo, hi];
+}
+
+function checkLayerShape(a: QConvPackArgs): void {
+  checkConvShape(a);
   if (a.bias) check(a.bias.length === a.cout, "E_SHAPE", `bias has ${a.bias.length} entries, cout is ${a.cout}`);
 }
 
@@ -109,6 +160,35 @@ export function packQs8Qc4wConv(weights: Uint8Array, args: QConvPackArgs): Packe
   return packBlocks(unpackInt4(new Int8Array(n), weights), args, "qc4w");
 }
 
+/** Tap accessor of OHWI weights (`w[((o·k + kh)·k + kw)·cin + c]`): 0 for padding channels o ≥ cout, c ≥ cin. */
+export function ohwiTap(w: ArrayLike<number>, cout: number, k: number, cin: number): (o: number, kh: number, kw: number, c: number) => number {
+  return (o, kh, kw, c) => (o < cout && c < cin ? w[((o * k + kh) * k + kw) * cin + c] : 0);
+}
+
+/**
+ * Writes the i16 block section of the kernel layout from byte `off` of dv: per 8 output channels (coutP of
+ * them), per kh, kw, input-channel pair c < cin2: 8 × [W(o, kh, kw, c), W(o, kh, kw, c+1)] little-endian i16
+ * (32 bytes). Shared with the LUT conv (../kernels/qlut-conv.ts), whose kernel runs the same i16 loop.
+ * Returns the offset past the section.
+ */
+export function packI16Blocks(dv: DataView, off: number, W: (o: number, kh: number, kw: number, c: number) => number,
+  coutP: number, k: number, cin2: number): number {
+  for (let ob = 0; ob < coutP; ob += 8) {
+    for (let kh = 0; kh < k; kh++) {
+      for (let kw = 0; kw < k; kw++) {
+        for (let c = 0; c < cin2; c += 2) {
+          for (let j = 0; j < 8; j++) {
+            dv.setInt16(off, W(ob + j, kh, kw, c), true);
+            dv.setInt16(off + 2, W(ob + j, kh, kw, c + 1), true);
+            off += 4;
+          }
+        }
+      }
+    }
+  }
+  return off;
+}
+
 function packBlocks(w: Int8Array, a: QConvPackArgs, weightFormat: "qc8w" | "qc4w"): PackedQs8Conv {
   const { cout, k, cin } = a;
   const coutP = (cout + 7) & ~7;
@@ -132,23 +212,8 @@ function packBlocks(w: Int8Array, a: QConvPackArgs, weightFormat: "qc8w" | "qc4w
     absWeightSum[o] = abs;
     absBias[o] = Math.abs(b);
   }
-  const W = (o: number, kh: number, kw: number, c: number): number =>
-    o < cout && c < cin ? w[((o * k + kh) * k + kw) * cin + c] : 0;
-  // i16 blocks: 8 output channels × (kh, kw, pair) × 2 halves of 4 channels × (c, c+1).
-  let off = coutP * 8;
-  for (let ob = 0; ob < coutP; ob += 8) {
-    for (let kh = 0; kh < k; kh++) {
-      for (let kw = 0; kw < k; kw++) {
-        for (let c = 0; c < cin2; c += 2) {
-          for (let j = 0; j < 8; j++) {
-            dv.setInt16(off, W(ob + j, kh, kw, c), true);
-            dv.setInt16(off + 2, W(ob + j, kh, kw, c + 1), true);
-            off += 4;
-          }
-        }
-      }
-    }
-  }
+  const W = ohwiTap(w, cout, k, cin);
+  let off = packI16Blocks(dv, coutP * 8, W, coutP, k, cin2);
   // i8 blocks: 8 output channels × (kh, kw, quad) × 4 consecutive input channels.
   for (let ob = 0; ob < coutP; ob += 8) {
     for (let kh = 0; kh < k; kh++) {
@@ -355,10 +420,7 @@ export interface QConvRequantCall extends QConvCall {
 function checkCall(c: QConvCall): void {
   const L = c.layer;
   check(L && L.bytes instanceof Uint8Array, "E_ARGUMENT", "layer must come from packQs8Qc8wConv / packQs8Qc4wConv");
-  checkInt(c.H, 1, 1 << 16, "H", "E_SHAPE");
-  checkInt(c.W, 1, 1 << 16, "W", "E_SHAPE");
-  checkInt(c.inStride, L.cin, 1 << 20, "inStride (≥ cin)", "E_SHAPE");
-  checkInt(c.outStride, L.cout, 1 << 20, "outStride (≥ cout)", "E_SHAPE");
+  checkConvGeometry(L, c.H, c.W, c.inStride, c.outStride);
   checkActivation(c.act);
   checkAccumulatorRange(L, c.act);
   for (const [name, v] of [["packed", c.packed], ["input", c.input], ["output", c.output], ["scratch", c.scratch]] as const) {
@@ -413,12 +475,9 @@ function checkArrays(layer: PackedQs8Conv, a: QConvArrays, out: ArrayBufferView 
   checkActivation(a.act);
   check(a.act.signed ? a.input instanceof Int8Array : a.input instanceof Uint8Array, "E_ARGUMENT",
     `${a.act.signed ? "signed" : "unsigned"} activations need an ${a.act.signed ? "Int8Array" : "Uint8Array"}`);
-  checkInt(a.H, 1, 1 << 16, "H", "E_SHAPE");
-  checkInt(a.W, 1, 1 << 16, "W", "E_SHAPE");
   const inStride = a.inStride ?? layer.cin;
   const outStride = a.outStride ?? cout;
-  checkInt(inStride, layer.cin, 1 << 20, "inStride (≥ cin)", "E_SHAPE");
-  checkInt(outStride, cout, 1 << 20, "outStride (≥ cout)", "E_SHAPE");
+  checkConvGeometry({ cin: layer.cin, cout }, a.H, a.W, inStride, outStride);
   const px = a.H * a.W;
   const needIn = (px - 1) * inStride + layer.cin;
   const needOut = (px - 1) * outStride + cout;

@@ -84,14 +84,15 @@ function describe(c: Case): string {
   return `${c.H}×${c.W} ${c.cin}→${c.cout} k${c.k} K${c.K} strides ${c.inStride}/${c.outStride} max Σ|w| ${c.layer.maxAbsWeightSum} clamp [${c.outMin}, ${c.outMax}]`;
 }
 
-test("qlut conv: packing is the w16 section of the qs8 layout; Σ|w| and the LUT limit", async (t) => {
+test("qlut conv: packing is the qs8 layout up to its w16 section (zero accumulator start); Σ|w| and the LUT limit", async (t) => {
   const r = new Rng(5);
   for (const [cout, k, cin] of [[5, 3, 7], [8, 1, 1], [17, 5, 3], [3, 3, 16]]) {
     const w8 = r.fillInt8(new Int8Array(cout * k * k * cin), -128, 127);
     const q = packQs8Qc8wConv(w8, { cout, k, cin });
     const p = packQlutConv(Int16Array.from(w8), { cout, k, cin });
     const off = q.coutPadded * 8;
-    t.deepEqual(Array.from(p.bytes), Array.from(q.bytes.subarray(off, off + p.bytes.length)), `${cout}×${k}×${k}×${cin}: same bytes as the qs8 w16 section`);
+    t.ok(p.bytes.subarray(0, off).every((b) => b === 0), `${cout}×${k}×${k}×${cin}: 8·coutP zero header bytes`);
+    t.deepEqual(Array.from(p.bytes.subarray(off)), Array.from(q.bytes.subarray(off, p.bytes.length)), `${cout}×${k}×${k}×${cin}: same bytes as the qs8 w16 section`);
     t.deepEqual(Array.from(p.absWeightSum), Array.from(q.absWeightSum), "same Σ|w|");
     t.equal(p.maxAbsWeightSum, Math.max(...q.absWeightSum), "max Σ|w|");
   }

@@ -7,14 +7,9 @@
 //
 // f32 steps via Math.fround: the double product of two f32 is exact, and a double sum of two f32 rounded once
 // to f32 is the correctly rounded f32 sum (53 ≥ 2·24 + 2), so each step equals the WASM f32 op.
+import { convAccRef, type ConvRefShape } from "./qs8-conv.ts";
 
-export interface QlutConvRefArgs {
-  H: number;
-  W: number;
-  Cin: number;
-  Cout: number;
-  /** Odd kernel size. */
-  k: number;
+export interface QlutConvRefArgs extends ConvRefShape {
   /** u8 codes, pixel p channel c at p·inStride + c. */
   codes: Uint8Array;
   inStride: number;
@@ -25,31 +20,11 @@ export interface QlutConvRefArgs {
   weights: ArrayLike<number>;
 }
 
-/** acc[(y·W + x)·Cout + o] as exact integers; throws RangeError when one leaves int32. */
+/** acc[(y·W + x)·Cout + o] as exact integers (the dequantized tensor is padded with 0); throws RangeError when one leaves int32. */
 export function qlutConvAccRef(a: QlutConvRefArgs): Float64Array {
-  const { H, W, Cin, Cout, k, codes, inStride, lut, K, weights } = a;
-  const p = (k - 1) >> 1;
-  const acc = new Float64Array(H * W * Cout);
-  for (let y = 0; y < H; y++) {
-    for (let x = 0; x < W; x++) {
-      for (let o = 0; o < Cout; o++) {
-        let s = 0;
-        for (let kh = 0; kh < k; kh++) {
-          const iy = y + kh - p;
-          if (iy < 0 || iy >= H) continue; // the dequantized tensor is padded with 0
-          for (let kw = 0; kw < k; kw++) {
-            const ix = x + kw - p;
-            if (ix < 0 || ix >= W) continue;
-            const ib = (iy * W + ix) * inStride;
-            const wb = ((o * k + kh) * k + kw) * Cin;
-            for (let c = 0; c < Cin; c++) s += lut[c * K + codes[ib + c]] * weights[wb + c];
-          }
-        }
-        if (s !== (s | 0)) throw new RangeError(`accumulator ${s} leaves int32`);
-        acc[(y * W + x) * Cout + o] = s;
-      }
-    }
-  }
+  const { codes, lut, K } = a;
+  const acc = convAccRef(a, (ib, c) => lut[c * K + codes[ib + c]], null);
+  for (const s of acc) if (s !== (s | 0)) throw new RangeError(`accumulator ${s} leaves int32`);
   return acc;
 }
 

@@ -11,15 +11,11 @@
 // Every f32 step goes through Math.fround (a double sum/product of two f32 values rounded once to f32 equals
 // the f32 operation), so the result is the one WASM's f32x4 ops produce. Also: an f64 oracle on x̂ and ŵ.
 
+import type { ConvRefShape } from "./qs8-conv.ts";
+
 const fr = Math.fround;
 
-export interface Qs16PcsRefArgs {
-  H: number;
-  W: number;
-  Cin: number;
-  Cout: number;
-  /** Odd kernel size. */
-  k: number;
+export interface Qs16PcsRefArgs extends ConvRefShape {
   /** Integer activations g, pixel p channel c at p·inStride + c. */
   input: ArrayLike<number>;
   inStride: number;

@@ -20,13 +20,17 @@ export function requantizeRef(acc: number, multiplier: number, outZp: number, qm
   return Math.fround(v + REQUANT_MAGIC) - REQUANT_MAGIC + outZp;
 }
 
-export interface QConvRefArgs {
+/** Shape of a stride-1 'same' NHWC conv (shared by the integer conv references). */
+export interface ConvRefShape {
   H: number;
   W: number;
   Cin: number;
   Cout: number;
   /** Odd kernel size. */
   k: number;
+}
+
+export interface QConvRefArgs extends ConvRefShape {
   /** Activation codes (uint8 or int8), pixel p channel c at p·inStride + c. */
   input: Uint8Array | Int8Array;
   inStride: number;
@@ -37,24 +41,29 @@ export interface QConvRefArgs {
   bias: ArrayLike<number> | null;
 }
 
-/** acc[(y·W + x)·Cout + o] as exact integers (float64 holds them: |acc| < 2^53 for any sane layer). */
-export function qconvAccRef(a: QConvRefArgs): Float64Array {
-  const { H, W, Cin, Cout, k, input, inStride, inZp, weights, bias } = a;
+/**
+ * acc[(y·W + x)·Cout + o] = start[o] + Σ_{kh,kw,c in-bounds} act(ib, c)·w[o,kh,kw,c] as exact integers (float64
+ * holds them: |acc| < 2^53 for any sane layer), ib = the tap pixel's index × inStride. Taps outside the image
+ * contribute nothing (the conv's 'same' padding of the real value 0). Weights OHWI: w[((o·k + kh)·k + kw)·Cin + c].
+ */
+export function convAccRef(a: ConvRefShape & { inStride: number; weights: ArrayLike<number> },
+  act: (ib: number, c: number) => number, start: ArrayLike<number> | null): Float64Array {
+  const { H, W, Cin, Cout, k, inStride, weights } = a;
   const p = (k - 1) >> 1;
   const acc = new Float64Array(H * W * Cout);
   for (let y = 0; y < H; y++) {
     for (let x = 0; x < W; x++) {
       for (let o = 0; o < Cout; o++) {
-        let s = bias ? bias[o] : 0;
+        let s = start ? start[o] : 0;
         for (let kh = 0; kh < k; kh++) {
           const iy = y + kh - p;
-          if (iy < 0 || iy >= H) continue; // (z_x − z_x)·w = 0
+          if (iy < 0 || iy >= H) continue;
           for (let kw = 0; kw < k; kw++) {
             const ix = x + kw - p;
             if (ix < 0 || ix >= W) continue;
             const ib = (iy * W + ix) * inStride;
             const wb = ((o * k + kh) * k + kw) * Cin;
-            for (let c = 0; c < Cin; c++) s += (input[ib + c] - inZp) * weights[wb + c];
+            for (let c = 0; c < Cin; c++) s += act(ib, c) * weights[wb + c];
           }
         }
         acc[(y * W + x) * Cout + o] = s;
@@ -62,6 +71,12 @@ export function qconvAccRef(a: QConvRefArgs): Float64Array {
     }
   }
   return acc;
+}
+
+/** acc[(y·W + x)·Cout + o] = Σ (x − z_x)·w + bias_q as exact integers (taps outside the image: (z_x − z_x)·w = 0). */
+export function qconvAccRef(a: QConvRefArgs): Float64Array {
+  const { input, inZp } = a;
+  return convAccRef(a, (ib, c) => input[ib + c] - inZp, a.bias);
 }
 
 /** Raw int32 output (the acc32 kernels): out[p·outStride + o] = acc. Throws if an accumulator leaves int32. */
