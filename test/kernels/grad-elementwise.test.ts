@@ -86,12 +86,14 @@ test("grad elementwise: fake quant forward bit-exact, on the grid, ties away fro
   t.equal(bad, 0, "150 random cases bit-exact");
   // Known values: 4 levels on [0, 3] (s = 1): 0.5 → 1, 1.49 → 1, 1.5 → 2, −7 → 0, 9 → 3, 2.5 → 3.
   withMark(rt, () => {
-    const xs = Float32Array.of(0.5, 1.49, 1.5, -7, 9, 2.5, 3, 0);
+    const xs = Float32Array.of(0.5, 1.49, 1.5, -7, 9, 2.5, 3, 0, -0, NaN);
     const p = rt.arena.put(xs);
     f32FakeQuant(rt, { x: p, y: p, pixels: 1, channels: xs.length, l: 0, u: 3, levels: 4 });
     const got = new Float32Array(xs.length);
     rt.arena.read(p, got);
-    t.deepEqual(Array.from(got), [1, 1, 2, 0, 3, 3, 3, 0], "half away from zero; clipped to [l, u]");
+    t.deepEqual(Array.from(got).slice(0, 8), [1, 1, 2, 0, 3, 3, 3, 0], "half away from zero; clipped to [l, u]");
+    t.ok(Object.is(got[8], 0), "−0 on l = 0 quantizes to +0 (= l)");
+    t.ok(Number.isNaN(got[9]), "NaN propagates");
   });
 });
 
