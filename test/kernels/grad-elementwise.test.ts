@@ -387,3 +387,55 @@ test("grad elementwise: bad arguments throw LowbitError before any WASM call", a
     throwsCode(t, () => f32MseLoss(rt, { pred: p, target: q, pixels: 4, channels: 4, predStride: 2 }), "E_SHAPE", "mse: stride < channels");
   });
 });
+
+test("grad elementwise: losses and channel affine vs central finite differences", async (t) => {
+  const rt = await testRuntime();
+  const rng = new Rng(0xfd2);
+  const n = 7, c = 5, N = n * c;
+  const eps = 1e-4;
+  withMark(rt, () => {
+    const p = rng.fillF32(new Float32Array(N), -1, 1), tg = rng.fillF32(new Float32Array(N), -1, 1);
+    for (const [name, fn, scale] of [["l1", f32L1Loss, 0.7], ["mse", f32MseLoss, 1.3]] as const) {
+      const pp = rt.arena.put(p), pt = rt.arena.put(tg), pg = rt.arena.alloc(4 * N);
+      fn(rt, { pred: pp, target: pt, grad: pg, pixels: n, channels: c, scale });
+      const g = new Float32Array(N);
+      rt.arena.read(pg, g);
+      const L = (q: Float64Array): number => {
+        let s = 0;
+        for (let i = 0; i < N; i++) { const d = q[i] - tg[i]; s += name === "l1" ? Math.abs(d) : d * d; }
+        return (scale * s) / N;
+      };
+      const q = Float64Array.from(p);
+      let worst = 0;
+      for (let i = 0; i < N; i++) {
+        const v = q[i];
+        q[i] = v + eps; const lp = L(q);
+        q[i] = v - eps; const lm = L(q);
+        q[i] = v;
+        worst = Math.max(worst, Math.abs((lp - lm) / (2 * eps) - g[i]));
+      }
+      t.ok(worst < 1e-5, `${name}: grad matches finite differences (worst ${worst.toExponential(1)})`);
+    }
+    // Channel affine: L = Σ g·(x·a + b) → dx = g·a, da = Σ g·x, db = Σ g.
+    const x = rng.fillF32(new Float32Array(N), -1, 1), g = rng.fillF32(new Float32Array(N), -1, 1);
+    const a = rng.fillF32(new Float32Array(c), 0.5, 2), b = rng.fillF32(new Float32Array(c), -1, 1);
+    const px = rt.arena.put(x), pg = rt.arena.put(g), pa = rt.arena.put(a), pdx = rt.arena.alloc(4 * N);
+    const pda = rt.arena.put(new Float32Array(c)), pdb = rt.arena.put(new Float32Array(c));
+    f32ChannelAffineBackward(rt, { x: px, dy: pg, dx: pdx, pixels: n, channels: c, a: pa, da: pda, db: pdb });
+    const dx = new Float32Array(N), da = new Float32Array(c), db = new Float32Array(c);
+    rt.arena.read(pdx, dx); rt.arena.read(pda, da); rt.arena.read(pdb, db);
+    const X = Float64Array.from(x), A = Float64Array.from(a), B = Float64Array.from(b);
+    const L = (): number => { let s = 0; for (let i = 0; i < N; i++) s += g[i] * (X[i] * A[i % c] + B[i % c]); return s; };
+    const fd = (arr: Float64Array, i: number): number => {
+      const v = arr[i];
+      arr[i] = v + eps; const lp = L();
+      arr[i] = v - eps; const lm = L();
+      arr[i] = v;
+      return (lp - lm) / (2 * eps);
+    };
+    let worst = 0;
+    for (let i = 0; i < N; i++) worst = Math.max(worst, Math.abs(fd(X, i) - dx[i]));
+    for (let i = 0; i < c; i++) worst = Math.max(worst, Math.abs(fd(A, i) - da[i]), Math.abs(fd(B, i) - db[i]));
+    t.ok(worst < 1e-5, `affine: dx, da, db match finite differences (worst ${worst.toExponential(1)})`);
+  });
+});
