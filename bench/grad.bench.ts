@@ -4,7 +4,8 @@
 // backward-input (the forward kernel on the flipped/transposed weights), backward-weights
 // (f32_conv_backward_weights_nhwc, dw and db) and the three together (fwd+bwd = 3× the MACs).
 // Each line: `<op> <shape>: X GMAC/s (Y% of peak[, Z% of FMA peak])`, peak = the in-process f32
-// mul+add probe (bench/util.ts), then the backward-weights/forward ratio. Then the elementwise
+// mul+add probe (bench/util.ts), then the backward-weights/forward ratio; backward-weights vs forward
+// on other SR layer shapes (best samples). Then the elementwise
 // gradient kernels in G elements/s.
 import { createRuntime, type Runtime } from "../src/runtime/runtime.ts";
 import { f32ConvNhwc, f32ConvScratchBytes, packF32Conv } from "../src/kernels/f32-conv.ts";
@@ -80,6 +81,28 @@ for (const [cin, cout, k, hw] of [[64, 64, 3, 48], [64, 64, 1, 48]] as const) {
   const gw = line(`backward-weights ${shape}`, macs, tw);
   line(`fwd+bwd          ${shape}`, 3 * macs, tb);
   lines.push(() => console.log(`backward-weights / forward ${shape}: ${fmt((100 * gw[0]) / gf[0], 0)}% (mean), ${fmt((100 * gw[1]) / gf[1], 0)}% (best samples)`));
+  a.release(m);
+}
+
+// Other layer shapes of SR nets (first layer, tails before depth_to_space / at HR): backward-weights
+// vs forward, best samples (the ratio the kernel design is judged by).
+for (const [cin, cout, k, hw] of [[3, 64, 3, 96], [64, 3, 3, 96], [32, 12, 3, 96], [12, 3, 3, 96], [64, 64, 5, 48]] as const) {
+  const a = rt.arena;
+  const m = a.mark();
+  const h = hw, w = hw;
+  const px = a.alloc(4 * h * w * cin), py = a.alloc(4 * h * w * cout), pdy = a.alloc(4 * h * w * cout);
+  rng.fillF32(a.f32.subarray(px >> 2, (px >> 2) + h * w * cin), -1, 1);
+  rng.fillF32(a.f32.subarray(pdy >> 2, (pdy >> 2) + h * w * cout), -1, 1);
+  const pW = a.put(packF32Conv(rng.fillF32(new Float32Array(k * k * cin * cout), -0.1, 0.1), k, cin, cout, null));
+  const pdw = a.alloc(4 * k * k * cin * cout), pdb = a.alloc(4 * cout);
+  const sF = a.alloc(f32ConvScratchBytes(w, cin, k)), sW = a.alloc(f32ConvBackwardWeightsScratchBytes(w, cin, cout, k));
+  const fwd = (): void => f32ConvNhwc(rt, { input: px, inStride: cin, output: py, outStride: cout, h, w, cin, cout, k, packed: pW, outMin: -Infinity, outMax: Infinity, scratch: sF });
+  const bwdW = (): void => f32ConvBackwardWeights(rt, { x: px, xStride: cin, dy: pdy, dyStride: cout, h, w, cin, cout, k, dw: pdw, db: pdb, scratch: sW });
+  const tf: Timing[] = [], tw: Timing[] = [];
+  for (let r = 0; r < ROUNDS; r++) { tf.push(time("fwd", fwd, 0.3)); tw.push(time("bwd-w", bwdW, 0.3)); }
+  const macs = h * w * cin * cout * k * k;
+  const bf = macs / pool(tf).min / 1e9, bw = macs / pool(tw).min / 1e9;
+  lines.push(() => console.log(`conv${k}x${k} ${cin}->${cout} ${h}x${w}: forward ${fmt(bf)}, backward-weights ${fmt(bw)} GMAC/s (best samples, ${fmt((100 * bw) / bf, 0)}%)`));
   a.release(m);
 }
 
