@@ -24,6 +24,7 @@ import "./kernels/qs16-conv-pcs.test.ts";
 import "./kernels/qlut-conv.test.ts";
 import "./kernels/act-codes.test.ts";
 import "./kernels/grad-conv.test.ts";
+import "./kernels/grad-elementwise.test.ts";
 import "./quant.test.ts";
 import "./methods/daq.test.ts";
 import "./methods/dfsq.test.ts";
