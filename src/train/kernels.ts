@@ -38,7 +38,4 @@ export interface TrainExports extends F32Exports {
   f32_mse_loss_nhwc(p: number, pStride: number, t: number, tStride: number, g: number, gStride: number, pixels: number, channels: number, k: number): number;
 }
 
-/** Grid step the fake-quant kernels take: s = fround(fround(u − l)/n), n = levels − 1 (as the kernel wrapper). */
-export function fakeQuantStep(l: number, u: number, levels: number): number {
-  return Math.fround(Math.fround(Math.fround(u) - Math.fround(l)) / (levels - 1));
-}
+export { fakeQuantStep } from "../kernels/grad-elementwise.ts";
