@@ -14,6 +14,7 @@ import { buildTrainGraph, paramName, type TrainGraph, type TrainQuantSpec } from
 import { Trainer, type Seed } from "../../src/train/trainer.ts";
 import { evalSurrogate, paramsOf, type Frozen } from "./_surrogate.ts";
 import { LowbitError } from "../../src/runtime/errors.ts";
+import { F32Plan } from "../../src/graph/compile-f32.ts";
 
 /** A small graph with every op the engine differentiates (names are the layer names). */
 function everyOpGraph(seed: number): Graph {
@@ -243,6 +244,30 @@ test("train: backward passes accumulate linearly (two passes = one pass with bot
   t.end();
 });
 
+test("train: trainWeights false — only quantizer gradients (γ still exact), the same values as a full backward", async (t) => {
+  const rt = await testRuntime();
+  const rng = new Rng(41);
+  const tg = buildTrainGraph(everyOpGraph(41), { weightBits: 3, actBits: 4, layers: ["c3", "c4"], offsets: ["c4"] });
+  const x = new Float32Array(6 * 6 * 3).map(() => rng.next());
+  const seed = new Float32Array(12 * 12 * 3).map(() => rng.normal());
+  const run = (trainWeights: boolean): Map<string, Float32Array> => {
+    const tr = new Trainer(rt, tg, { maxW: 6, maxH: 6, trainWeights });
+    tr.calibrateActRanges([{ data: x, w: 6, h: 6 }]);
+    tr.forward(x, 6, 6);
+    const gb = tr.createGrads();
+    tr.backward([{ at: tg.graph.output, grad: seed }], gb);
+    const g = tr.gradients(gb);
+    gb.dispose();
+    tr.dispose();
+    return g;
+  };
+  const full = run(true), quantOnly = run(false);
+  const names = [...quantOnly.keys()].sort();
+  t.deepEqual(names, ["c3/act_range", "c3/gamma", "c4/act_range", "c4/gamma", "c4/offset_scale", "c4/offset_shift"], "only quantizer parameters");
+  t.ok(names.every((n) => quantOnly.get(n)!.every((v, i) => v === full.get(n)![i])), "bit-identical to the full backward's");
+  t.end();
+});
+
 test("train: forward matches the FP32 plan semantics and the fake-quant forward matches the surrogate", async (t) => {
   const rt = await testRuntime();
   const rng = new Rng(31);
@@ -265,6 +290,44 @@ test("train: forward matches the FP32 plan semantics and the fake-quant forward 
     }
     t.ok(worst < 1e-5 && flips <= (quant ? 3 : 0), `${quant ? "W3A4" : "FP32"} forward vs f64: worst ${worst.toExponential(2)} of max|y| (${flips} outputs off by a rounding flip)`);
     tr.dispose();
+  }
+  t.end();
+});
+
+test("train: bundled models (×2/×3/×4, RDN) — training forward = the FP32 inference plan; W4A4 backward runs with finite gradients", async (t) => {
+  const rt = await testRuntime();
+  for (const name of ["esrgan-slim-x4", "esrgan-medium-x3", "psnr-small-x2"]) {
+    const g = await loadModel(name);
+    const W = 7, H = 5;
+    const x = new Float32Array(W * H * 3).map((_, i) => g.meta.inputRange[1] * (((i * 37) % 101) / 100));
+    const tr = new Trainer(rt, buildTrainGraph(g, null), { maxW: W, maxH: H });
+    tr.forward(x, W, H);
+    const out = tr.read(tr.graph.output);
+    const plan = new F32Plan(rt, g, W, H);
+    const ref = plan.run(x, W, H);
+    plan.dispose();
+    tr.dispose();
+    let worst = 0, m = 0;
+    for (let i = 0; i < ref.length; i++) {
+      worst = Math.max(worst, Math.abs(ref[i] - out[i]));
+      m = Math.max(m, Math.abs(ref[i]));
+    }
+    t.ok(worst <= 1e-5 * m, `${name}: forward vs F32Plan ${(worst / m).toExponential(2)} of max|y|`);
+    const tg = buildTrainGraph(g, { weightBits: 4, actBits: 4, layers: "body" });
+    const q = new Trainer(rt, tg, { maxW: W, maxH: H });
+    q.calibrateActRanges([{ data: x, w: W, h: H }]);
+    q.forward(x, W, H);
+    const gb = q.createGrads();
+    q.backward([{ at: tg.graph.output, grad: new Float32Array(out.length).map((_, i) => (i % 7) - 3) }], gb);
+    const grads = q.gradients(gb);
+    let finite = true, nonzero = 0;
+    for (const v of grads.values()) {
+      for (const e of v) finite &&= Number.isFinite(e);
+      if (v.some((e) => e !== 0)) nonzero++;
+    }
+    t.ok(finite && nonzero >= grads.size - 1, `${name}: ${grads.size} gradient tensors, ${nonzero} non-zero, all finite`);
+    gb.dispose();
+    q.dispose();
   }
   t.end();
 });
