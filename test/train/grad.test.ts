@@ -52,6 +52,8 @@ interface CheckOpts {
   extraSeeds?: Array<Seed["at"]>;
   /** Randomize Î³ / offsets to exercise clipping and offsets. */
   perturbQuant?: boolean;
+  /** Seed only extraSeeds (not the output). */
+  noOutputSeed?: boolean;
   /** Only these parameter tensors (default all). */
   filter?: (name: string) => boolean;
 }
@@ -86,7 +88,7 @@ async function gradCheck(graph: Graph, o: CheckOpts): Promise<CheckResult> {
     tr.forward(input, o.w, o.h);
     const seeds: Seed[] = [];
     const seedVals: Array<{ at: Seed["at"]; r: Float64Array }> = [];
-    for (const at of [tg.graph.output as Seed["at"], ...(o.extraSeeds ?? [])]) {
+    for (const at of [...(o.noOutputSeed ? [] : [tg.graph.output as Seed["at"]]), ...(o.extraSeeds ?? [])]) {
       const ref = tr.tensor(at);
       const r = new Float32Array(ref.pixels * ref.channels).map(() => rng.normal() / ref.pixels);
       seeds.push({ at, grad: r });
@@ -168,6 +170,13 @@ test("train: every-op graph, W4A4 fake-quant (STE) gradients incl. act ranges, Î
     });
     t.ok(r.worst < TOL, `seed ${seed}: ${r.checked} elements of ${r.tensors} tensors, worst rel err ${r.worst.toExponential(2)} (${r.worstAt})`);
   }
+  // Seeds only on internal tensors (regularizer-style passes): a quantized input whose conv output
+  // gets no gradient, and a feature.
+  const r = await gradCheck(everyOpGraph(6), {
+    quant: { weightBits: 4, actBits: 4, layers: ["c1", "c3", "c4"], offsets: ["c4"] }, w: 6, h: 6, seed: 6, perTensor: 10, perturbQuant: true,
+    noOutputSeed: true, extraSeeds: [{ quantized: "c4" }, { quantized: "c3" }, "c2"],
+  });
+  t.ok(r.worst < TOL, `internal seeds only: ${r.checked} elements of ${r.tensors} tensors, worst rel err ${r.worst.toExponential(2)} (${r.worstAt})`);
   // Low bit widths (W2A2, W3A3) put most values at clip boundaries and coarse steps.
   for (const bits of [2, 3]) {
     const r = await gradCheck(everyOpGraph(7 + bits), {
