@@ -13,7 +13,7 @@ import {
   packF32ConvBackwardInput,
 } from "../src/kernels/grad-conv.ts";
 import { f32FakeQuant, f32FakeQuantBackward, f32ReluBackward, f32ChannelAffineBackward, f32L1Loss } from "../src/kernels/grad-elementwise.ts";
-import { fmt, measurePeak, time, type Timing } from "./util.ts";
+import { fmt, measurePeak, pool, time, type Timing } from "./util.ts";
 import { Rng } from "../test/util/rng.ts";
 
 const backend = process.argv.includes("--relaxed") ? "relaxed" : "simd";
@@ -45,6 +45,7 @@ function line(name: string, macs: number, t: Timing): [mean: number, best: numbe
   return [g, b];
 }
 
+const ROUNDS = 4;
 const rng = new Rng(7);
 for (const [cin, cout, k, hw] of [[64, 64, 3, 48], [64, 64, 1, 48]] as const) {
   const a = rt.arena;
@@ -65,10 +66,15 @@ for (const [cin, cout, k, hw] of [[64, 64, 3, 48], [64, 64, 1, 48]] as const) {
   const bwdW = (): void => f32ConvBackwardWeights(rt, { x: px, xStride: cin, dy: pdy, dyStride: cout, h, w, cin, cout, k, dw: pdw, db: pdb, scratch: sW });
   const macs = h * w * cin * cout * k * k;
   const shape = `conv${k}x${k} ${cin}->${cout} ${h}x${w}`;
-  const gf = line(`forward          ${shape}`, macs, time("fwd", fwd));
-  line(`backward-input   ${shape}`, macs, time("bwd-in", bwdIn));
-  const gw = line(`backward-weights ${shape}`, macs, time("bwd-w", bwdW));
-  line(`fwd+bwd          ${shape}`, 3 * macs, time("fwd+bwd", () => { fwd(); bwdIn(); bwdW(); }));
+  // Interleaved rounds, samples pooled: load changes on a shared machine hit all four alike.
+  const fns: Array<() => void> = [fwd, bwdIn, bwdW, () => { fwd(); bwdIn(); bwdW(); }];
+  const runs: Timing[][] = fns.map(() => []);
+  for (let r = 0; r < ROUNDS; r++) fns.forEach((f, i) => runs[i].push(time(`op${i}`, f, 0.5)));
+  const [tf, ti, tw, tb] = runs.map(pool);
+  const gf = line(`forward          ${shape}`, macs, tf);
+  line(`backward-input   ${shape}`, macs, ti);
+  const gw = line(`backward-weights ${shape}`, macs, tw);
+  line(`fwd+bwd          ${shape}`, 3 * macs, tb);
   console.log(`backward-weights / forward ${shape}: ${fmt((100 * gw[0]) / gf[0], 0)}% (mean), ${fmt((100 * gw[1]) / gf[1], 0)}% (best samples)`);
   a.release(m);
 }
