@@ -22,7 +22,7 @@ export { Trainer, GradBuffers } from "./trainer.ts";
 export type { TensorRef, Seed, SeedTarget, TrainerOptions } from "./trainer.ts";
 export { Adam } from "./adam.ts";
 export type { AdamOptions, Param, ParamGroup } from "./adam.ts";
-export { l1Loss, featureLoss } from "./losses.ts";
+export { l1Loss, featureLoss, mismatchLoss } from "./losses.ts";
 export type { LossResult } from "./losses.ts";
 export { PatchSampler, checkTrainData } from "./data.ts";
 export type { TrainData, Sample, SamplerOptions } from "./data.ts";

@@ -15,6 +15,7 @@ import { Trainer, type Seed } from "../../src/train/trainer.ts";
 import { evalSurrogate, paramsOf, type Frozen } from "./_surrogate.ts";
 import { LowbitError } from "../../src/runtime/errors.ts";
 import { F32Plan } from "../../src/graph/compile-f32.ts";
+import { mismatchLoss } from "../../src/train/losses.ts";
 
 /** A small graph with every op the engine differentiates (names are the layer names). */
 function everyOpGraph(seed: number): Graph {
@@ -150,6 +151,15 @@ async function gradCheck(graph: Graph, o: CheckOpts): Promise<CheckResult> {
 
 const TOL = 1e-3;
 
+const code = (f: () => unknown): string => {
+  try {
+    f();
+    return "none";
+  } catch (e) {
+    return e instanceof LowbitError ? e.code : `not LowbitError: ${String(e)}`;
+  }
+};
+
 test("train: every-op graph, FP32 gradients of all weights and biases vs central differences", async (t) => {
   for (const seed of [1, 2, 3]) {
     const r = await gradCheck(everyOpGraph(seed), {
@@ -277,6 +287,63 @@ test("train: trainWeights false — only quantizer gradients (γ still exact), t
   t.end();
 });
 
+test("train: mismatchLoss (ODM v2 ‖X − X̂‖₂) = the same seeds built in JS; zero mismatch gives no seeds", async (t) => {
+  const rt = await testRuntime();
+  const rng = new Rng(51);
+  const tg = buildTrainGraph(everyOpGraph(51), { weightBits: 4, actBits: 3, layers: ["c1", "c3", "c4"], offsets: ["c4"] });
+  const tr = new Trainer(rt, tg, { maxW: 6, maxH: 5 });
+  const x = new Float32Array(6 * 5 * 3).map(() => rng.next());
+  tr.calibrateActRanges([{ data: x, w: 6, h: 5 }]);
+  tr.forward(x, 6, 5);
+  const layers = ["c1", "c3", "c4"];
+  const gA = tr.createGrads(), gB = tr.createGrads();
+  let lossA = 0, lossB = 0;
+  const seedsA: Seed[] = [];
+  for (const l of layers) {
+    const r = mismatchLoss(tr, l, { weight: 0.5 });
+    lossA += r.loss;
+    seedsA.push(...r.seeds);
+  }
+  tr.backward(seedsA, gA);
+  const seedsB: Seed[] = [];
+  for (const l of layers) {
+    const xNode = tg.graph.nodes[tg.byName.get(l)!.id].inputs[0];
+    const X = tr.read(xNode), Xq = tr.read({ quantized: l });
+    let n2 = 0;
+    const d = X.map((v, i) => v - Xq[i]);
+    for (const v of d) n2 += v * v;
+    const norm = Math.sqrt(n2);
+    lossB += 0.5 * norm;
+    const gr = d.map((v) => v / norm);
+    if (xNode !== tg.graph.input) seedsB.push({ at: xNode, grad: gr, weight: 0.5 });
+    seedsB.push({ at: { quantized: l }, grad: gr, weight: -0.5 });
+  }
+  tr.backward(seedsB, gB);
+  t.ok(Math.abs(lossA - lossB) <= 1e-6 * lossB, `loss ${lossA} = ${lossB}`);
+  const a = tr.gradients(gA), b = tr.gradients(gB);
+  let worst = 0, nonzero = 0;
+  for (const [name, v] of a) {
+    const w = b.get(name)!;
+    let m = 0;
+    for (const e of w) m = Math.max(m, Math.abs(e));
+    if (m > 0) nonzero++;
+    for (let i = 0; i < v.length; i++) worst = Math.max(worst, Math.abs(v[i] - w[i]) / (m + 1e-30));
+  }
+  t.ok(worst < 1e-5 && nonzero > 6, `gradients agree (worst ${worst.toExponential(2)}, ${nonzero} non-zero tensors)`);
+  t.ok(a.get("c3/act_range")!.some((v) => v !== 0), "the range gets a mismatch gradient");
+  // A grid that holds X exactly: 8 bits on [0, 255] and an integer input (the graph input) → no mismatch.
+  const g2 = buildTrainGraph(everyOpGraph(52), { weightBits: null, actBits: 8, layers: ["c1"], actRanges: { c1: [0, 255] } });
+  const t2 = new Trainer(rt, g2, { maxW: 3, maxH: 3 });
+  t2.forward(new Float32Array(27).map((_, i) => (i * 29) % 256), 3, 3);
+  const z = mismatchLoss(t2, "c1");
+  t.ok(z.loss === 0 && z.seeds.length === 0, "X on the grid → M = 0, no seeds");
+  t.equal(code(() => mismatchLoss(t2, "c2")), "E_ARGUMENT", "unquantized layer");
+  for (const gg of [gA, gB]) gg.dispose();
+  tr.dispose();
+  t2.dispose();
+  t.end();
+});
+
 test("train: forward matches the FP32 plan semantics and the fake-quant forward matches the surrogate", async (t) => {
   const rt = await testRuntime();
   const rng = new Rng(31);
@@ -346,14 +413,6 @@ test("train: bad arguments throw LowbitError codes before any kernel call", asyn
   const b = new GraphBuilder({ seed: 1 });
   const x = b.input();
   const tanh = b.build(b.conv2d(b.conv2d(x, 4, 3, { activation: "tanh", name: "bad" }), 3, 3));
-  const code = (f: () => unknown): string => {
-    try {
-      f();
-      return "none";
-    } catch (e) {
-      return e instanceof LowbitError ? e.code : `not LowbitError: ${String(e)}`;
-    }
-  };
   t.equal(code(() => buildTrainGraph(tanh)), "E_UNSUPPORTED_LAYER", "tanh conv → E_UNSUPPORTED_LAYER");
   try {
     buildTrainGraph(tanh);
