@@ -104,15 +104,16 @@ const BAND = 4;
 const align64 = (n: number): number => Math.ceil(n / 64) * 64;
 
 /**
- * Scratch bytes f32ConvBackwardWeights needs: a padded f32 copy of dw ([k][k][ciP][coutP], channels
- * rounded up to 4) and db, a ring of BAND + k − 1 zero-padded input rows and BAND dy rows (both
+ * Scratch bytes f32ConvBackwardWeights needs: a padded f32 copy of dw (channels rounded up to 4;
+ * a last block of 4 output channels transposed) and db, a ring of BAND + k − 1 zero-padded input rows and BAND dy rows (both
  * re-laid out in channel blocks). For 3×3 64→64 at width 48: ≈ 0.25 MB.
  */
 export function f32ConvBackwardWeightsScratchBytes(w: number, cin: number, cout: number, k: number): number {
   checkInt(w, 1, MAX_DIM, "conv backward-weights: width", "E_SHAPE");
   checkGeometry(k, cin, cout, "conv backward-weights");
   const ciP = Math.ceil(cin / 4) * 4, coutP = Math.ceil(cout / 4) * 4;
-  return 64 + align64(4 * k * k * ciP * coutP) + align64(4 * coutP) + align64(4 * (BAND + k - 1) * (w + k - 1) * ciP)
+  const coutP8 = Math.floor(coutP / 8) * 8, dwT = coutP % 8 === 4 ? align64(4 * k * k * 4 * ciP) : 0;
+  return 64 + align64(4 * k * k * ciP * coutP8) + dwT + align64(4 * coutP) + align64(4 * (BAND + k - 1) * (w + k - 1) * ciP)
     + align64(4 * BAND * w * coutP);
 }
 

@@ -86,12 +86,14 @@ test("grad elementwise: fake quant forward bit-exact, on the grid, ties away fro
   t.equal(bad, 0, "150 random cases bit-exact");
   // Known values: 4 levels on [0, 3] (s = 1): 0.5 → 1, 1.49 → 1, 1.5 → 2, −7 → 0, 9 → 3, 2.5 → 3.
   withMark(rt, () => {
-    const xs = Float32Array.of(0.5, 1.49, 1.5, -7, 9, 2.5, 3, 0);
+    const xs = Float32Array.of(0.5, 1.49, 1.5, -7, 9, 2.5, 3, 0, -0, NaN);
     const p = rt.arena.put(xs);
     f32FakeQuant(rt, { x: p, y: p, pixels: 1, channels: xs.length, l: 0, u: 3, levels: 4 });
     const got = new Float32Array(xs.length);
     rt.arena.read(p, got);
-    t.deepEqual(Array.from(got), [1, 1, 2, 0, 3, 3, 3, 0], "half away from zero; clipped to [l, u]");
+    t.deepEqual(Array.from(got).slice(0, 8), [1, 1, 2, 0, 3, 3, 3, 0], "half away from zero; clipped to [l, u]");
+    t.ok(Object.is(got[8], 0), "−0 on l = 0 quantizes to +0 (= l)");
+    t.ok(Number.isNaN(got[9]), "NaN propagates");
   });
 });
 
@@ -383,5 +385,57 @@ test("grad elementwise: bad arguments throw LowbitError before any WASM call", a
     throwsCode(t, () => f32L1Loss(rt, { pred: p, target: q, pixels: 0, channels: 4 }), "E_SHAPE", "l1: no elements");
     throwsCode(t, () => f32MseLoss(rt, { pred: p, target: q, pixels: 4, channels: 4, scale: NaN }), "E_RANGE", "mse: NaN scale");
     throwsCode(t, () => f32MseLoss(rt, { pred: p, target: q, pixels: 4, channels: 4, predStride: 2 }), "E_SHAPE", "mse: stride < channels");
+  });
+});
+
+test("grad elementwise: losses and channel affine vs central finite differences", async (t) => {
+  const rt = await testRuntime();
+  const rng = new Rng(0xfd2);
+  const n = 7, c = 5, N = n * c;
+  const eps = 1e-4;
+  withMark(rt, () => {
+    const p = rng.fillF32(new Float32Array(N), -1, 1), tg = rng.fillF32(new Float32Array(N), -1, 1);
+    for (const [name, fn, scale] of [["l1", f32L1Loss, 0.7], ["mse", f32MseLoss, 1.3]] as const) {
+      const pp = rt.arena.put(p), pt = rt.arena.put(tg), pg = rt.arena.alloc(4 * N);
+      fn(rt, { pred: pp, target: pt, grad: pg, pixels: n, channels: c, scale });
+      const g = new Float32Array(N);
+      rt.arena.read(pg, g);
+      const L = (q: Float64Array): number => {
+        let s = 0;
+        for (let i = 0; i < N; i++) { const d = q[i] - tg[i]; s += name === "l1" ? Math.abs(d) : d * d; }
+        return (scale * s) / N;
+      };
+      const q = Float64Array.from(p);
+      let worst = 0;
+      for (let i = 0; i < N; i++) {
+        const v = q[i];
+        q[i] = v + eps; const lp = L(q);
+        q[i] = v - eps; const lm = L(q);
+        q[i] = v;
+        worst = Math.max(worst, Math.abs((lp - lm) / (2 * eps) - g[i]));
+      }
+      t.ok(worst < 1e-5, `${name}: grad matches finite differences (worst ${worst.toExponential(1)})`);
+    }
+    // Channel affine: L = Σ g·(x·a + b) → dx = g·a, da = Σ g·x, db = Σ g.
+    const x = rng.fillF32(new Float32Array(N), -1, 1), g = rng.fillF32(new Float32Array(N), -1, 1);
+    const a = rng.fillF32(new Float32Array(c), 0.5, 2), b = rng.fillF32(new Float32Array(c), -1, 1);
+    const px = rt.arena.put(x), pg = rt.arena.put(g), pa = rt.arena.put(a), pdx = rt.arena.alloc(4 * N);
+    const pda = rt.arena.put(new Float32Array(c)), pdb = rt.arena.put(new Float32Array(c));
+    f32ChannelAffineBackward(rt, { x: px, dy: pg, dx: pdx, pixels: n, channels: c, a: pa, da: pda, db: pdb });
+    const dx = new Float32Array(N), da = new Float32Array(c), db = new Float32Array(c);
+    rt.arena.read(pdx, dx); rt.arena.read(pda, da); rt.arena.read(pdb, db);
+    const X = Float64Array.from(x), A = Float64Array.from(a), B = Float64Array.from(b);
+    const L = (): number => { let s = 0; for (let i = 0; i < N; i++) s += g[i] * (X[i] * A[i % c] + B[i % c]); return s; };
+    const fd = (arr: Float64Array, i: number): number => {
+      const v = arr[i];
+      arr[i] = v + eps; const lp = L();
+      arr[i] = v - eps; const lm = L();
+      arr[i] = v;
+      return (lp - lm) / (2 * eps);
+    };
+    let worst = 0;
+    for (let i = 0; i < N; i++) worst = Math.max(worst, Math.abs(fd(X, i) - dx[i]));
+    for (let i = 0; i < c; i++) worst = Math.max(worst, Math.abs(fd(A, i) - da[i]), Math.abs(fd(B, i) - db[i]));
+    t.ok(worst < 1e-5, `affine: dx, da, db match finite differences (worst ${worst.toExponential(1)})`);
   });
 });

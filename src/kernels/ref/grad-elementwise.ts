@@ -30,7 +30,9 @@ function roundHalfUp(t: number): number {
 
 /** t = (clip(x, l, u) − l)/s and r = round(t) for one element (f32 steps). */
 export function fakeQuantT(x: number, l: number, u: number, s: number): [t: number, r: number] {
-  const c = Math.min(Math.max(x, f(l)), f(u));
+  // pmax / pmin order as the kernel: NaN propagates, −0 is kept (same q and gradients as min/max).
+  let c = x < f(l) ? f(l) : x;
+  c = f(u) < c ? f(u) : c;
   const t = f(f(c - f(l)) / s);
   return [t, roundHalfUp(t)];
 }
