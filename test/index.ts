@@ -30,3 +30,6 @@ import "./methods/daq.test.ts";
 import "./methods/dfsq.test.ts";
 import "./methods/dynamic.test.ts";
 import "./cli.test.ts";
+import "./train/grad.test.ts";
+import "./train/optim.test.ts";
+import "./train/finetune.test.ts";
