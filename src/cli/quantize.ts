@@ -21,13 +21,15 @@ quantizes every conv, add, concat and upsampler to integers, and writes a .lowbi
 
   --model <m>        registered name (lowbit models), model.json path or its folder
   --bits <wXaY>      weight / activation bits, X and Y in 2..8 (e.g. w8a8, w4a8, w4a4)
-  --method <m>       activation range: minmax (default), percentile (99.99), mse
+  --method <m>       activation range: minmax (default), percentile (99.99), mse; or daq, dfsq, odm
   --calib <dir>      calibration LR images (never the images you evaluate on)
   --layer-bits <l=b,…> per-layer bits: conv names or roles head|tail|upsampler = wXaY|fp32
   --method-options <k=v,…>  daq|dfsq knobs: scope=reference|body|full, path=lut|exact|oracle;
                        daq: step=code|mse, qq=<σ bits, 32 off>, mode=int|reference, sensitive=<fraction>|balanced, extra=<bits>, branch=tensor|channel;
                        dfsq: patches=32, patch=<LR side>, seed=1, restarts=5, selection=kmeans|optimal, weights=minmax|mse;
-                       both: bc=1 (per-image bias correction of the weight rounding)
+                       both: bc=1 (per-image bias correction of the weight rounding);
+                       odm (ODM-init PTQ: static P1/P99 ranges, odd weight grid u_w = P99|W|): scope, path, patches=32, patch=48, seed=1,
+                       low=1, high=99, wp=99, nudge=0|1, offsets=<fraction of layers with v1 channel offsets>, kind=both|shift|scale, fold=1|0
   --input-range <lo,hi> value range pixels 0..255 map to (default: the model's; psnr-small 0,1)
   -o, --output <f>   the .lowbit file to write
   -q, --quiet        no progress
