@@ -27,4 +27,5 @@ import "./quant.test.ts";
 import "./methods/daq.test.ts";
 import "./methods/dfsq.test.ts";
 import "./methods/dynamic.test.ts";
+import "./methods/odm.test.ts";
 import "./cli.test.ts";

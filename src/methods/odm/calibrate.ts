@@ -2,7 +2,7 @@
  * ODM calibration (odm.md §2 "Activation range"): run the FP32 model over calibration patches and,
  * per conv input tensor, take the P1 and P99 percentiles of the whole tensor on each patch (a
  * "batch" of one patch), averaged over patches. Percentiles interpolate linearly between order
- * statistics (grid.ts quantileOfSorted). Alongside, the per-patch channel means and stds (WASM
+ * statistics (grid.ts quantileSelect, O(N) selection). Alongside, the per-patch channel means and stds (WASM
  * channel-stats kernel) feed the mismatch report and the v1 offsets (offsets.ts).
  *
  * With `offsets` for a tensor the percentiles are those of x·a + b — the tensor the quantizer
@@ -17,7 +17,7 @@ import { LowbitError, throwIfAborted } from "../../runtime/errors.ts";
 import type { Runtime } from "../../runtime/runtime.ts";
 import type { OdmActSpec } from "../dynamic/model.ts";
 import { OdmActQuantizer } from "./act-quantizer.ts";
-import { quantileOfSorted } from "./grid.ts";
+import { quantileSelect } from "./grid.ts";
 import type { ChannelImageStats, ChannelOffsets } from "./offsets.ts";
 
 interface StatsExports {
@@ -121,10 +121,9 @@ export async function calibrateOdm(rt: Runtime, g: Graph, tensorIds: readonly nu
             }
           }
         }
-        x.sort();
-        if (Number.isNaN(x[N - 1])) throw new LowbitError("E_RANGE", `ODM calibration: tensor '${g.nodes[id].name}' holds NaN`);
-        r.lo += quantileOfSorted(x, low) / P;
-        r.hi += quantileOfSorted(x, high) / P;
+        for (let q = 0; q < N; q++) if (Number.isNaN(x[q])) throw new LowbitError("E_RANGE", `ODM calibration: tensor '${g.nodes[id].name}' holds NaN`);
+        r.lo += quantileSelect(x, low) / P;
+        r.hi += quantileSelect(x, high) / P;
       }
       o.onProgress?.((i + 1) / P);
       await new Promise((r) => setTimeout(r, 0));

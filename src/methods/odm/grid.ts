@@ -57,7 +57,7 @@ export function odmActGrid(lo: number, hi: number, bits: number, o: { nudge?: bo
   const l0 = Math.min(lo, 0), h0 = Math.max(hi, 0);
   const s = (h0 - l0) / n;
   const z = Math.min(n, Math.max(0, Math.round(-l0 / s)));
-  return { bits, lo: -z * s, hi: (n - z) * s, step: s, nudged: true };
+  return { bits, lo: z === 0 ? 0 : -z * s, hi: (n - z) * s, step: s, nudged: true };
 }
 
 /** q(x) on the grid, f64 (the oracle; ties up). */
@@ -78,6 +78,55 @@ export function percentileInPlace(values: Float32Array | Float64Array, q: number
   values.sort();
   check(!Number.isNaN(values[values.length - 1]), "E_RANGE", "percentile of values containing NaN");
   return quantileOfSorted(values, q);
+}
+
+/**
+ * The q-quantile (linear interpolation at q·(N − 1)) by selection, O(N): reorders `v` in place
+ * (Hoare partition around a median-of-3 pivot, then the next order statistic is the minimum of the
+ * upper part). Same value as sorting and quantileOfSorted. NaN-free input.
+ */
+export function quantileSelect(v: Float32Array | Float64Array, q: number): number {
+  const n = v.length;
+  const pos = q * (n - 1);
+  const i = Math.floor(pos), f = pos - i;
+  const a = selectInPlace(v, i);
+  if (f === 0 || i + 1 >= n) return a;
+  let b = Infinity;
+  for (let j = i + 1; j < n; j++) if (v[j] < b) b = v[j];
+  return a + f * (b - a);
+}
+
+/** Places the k-th smallest at v[k] with v[< k] ≤ v[k] ≤ v[> k]; returns it. */
+function selectInPlace(v: Float32Array | Float64Array, k: number): number {
+  let lo = 0, hi = v.length - 1;
+  while (hi > lo) {
+    const mid = (lo + hi) >> 1;
+    // median of three → v[mid]
+    if (v[mid] < v[lo]) swap(v, mid, lo);
+    if (v[hi] < v[lo]) swap(v, hi, lo);
+    if (v[hi] < v[mid]) swap(v, hi, mid);
+    const pivot = v[mid];
+    let i = lo, j = hi;
+    while (i <= j) {
+      while (v[i] < pivot) i++;
+      while (v[j] > pivot) j--;
+      if (i <= j) {
+        swap(v, i, j);
+        i++;
+        j--;
+      }
+    }
+    if (k <= j) hi = j;
+    else if (k >= i) lo = i;
+    else return v[k];
+  }
+  return v[k];
+}
+
+function swap(v: Float32Array | Float64Array, i: number, j: number): void {
+  const t = v[i];
+  v[i] = v[j];
+  v[j] = t;
 }
 
 /** The q-quantile of ascending `sorted` (linear interpolation at q·(N − 1)). */

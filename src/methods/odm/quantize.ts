@@ -178,20 +178,22 @@ export async function odmInitPtq(graph: Graph, images: readonly ImageLike[], o: 
   const offsets = new Map<number, ChannelOffsets>();
   for (const id of selectOffsetTensors(raw, fracOff)) offsets.set(id, ChannelOffsets.fromStats(id, g.nodes[id].name, raw.get(id)!.stats, o.offsetKind ?? "both"));
   let final = raw;
-  let before: Map<number, OdmTensorCalibration> | null = null;
+  const before = new Map<number, number>();
   if (offsets.size > 0) {
     // Pass 2: ranges of x·a + b on the offset tensors (and the error without offsets).
     const measure = o.report ? new Map(tensors.map((id) => [id, specOf(id, raw.get(id)!.lo, raw.get(id)!.hi)])) : undefined;
     final = await calibrateOdm(rt, g, tensors, patches, { ...common, offsets, measure });
     pass++;
-    before = final;
+    for (const id of tensors) before.set(id, final.get(id)!.relError);
   }
   if (o.report) {
     const measure = new Map(tensors.map((id) => [id, specOf(id, final.get(id)!.lo, final.get(id)!.hi, offsets.get(id))]));
     const m = await calibrateOdm(rt, g, tensors, patches, { ...common, offsets, measure });
     pass++;
-    if (!before) before = m;
-    for (const id of tensors) final.get(id)!.relError = m.get(id)!.relError;
+    for (const id of tensors) {
+      final.get(id)!.relError = m.get(id)!.relError;
+      if (!before.has(id)) before.set(id, m.get(id)!.relError);
+    }
   }
   const params = new Map<number, OdmLayerParams>();
   for (const n of convs) {
@@ -205,7 +207,7 @@ export async function odmInitPtq(graph: Graph, images: readonly ImageLike[], o: 
     return {
       conv: n.name, tensor: id, lo: c.lo, hi: c.hi, offsets: !!off,
       before: channelMismatch(st), after: channelMismatch(off ? off.transformStats(st) : st),
-      relErrorBefore: before ? before.get(id)!.relError : NaN, relErrorAfter: c.relError,
+      relErrorBefore: before.get(id) ?? NaN, relErrorAfter: c.relError,
     };
   });
   const options: Record<string, string | number | boolean> = { variant: "init-ptq" };
