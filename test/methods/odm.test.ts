@@ -419,3 +419,30 @@ test("odm/model: buildOdmModel validates; u = l layer runs (constant input); rep
   t.ok(r.report.every((x) => Number.isFinite(x.relErrorBefore) && Number.isFinite(x.relErrorAfter)), "quantization error measured before/after");
   t.ok(r.model.config.includes("variant=init-ptq"), `labelled as the init PTQ: ${r.model.config}`);
 });
+
+test("odm/model: a sub-pixel tail is quantized as its HR kernel and the codes merged (scope full); .lowbit keeps them", async (t) => {
+  const rt = await testRuntime();
+  const { loadModel } = await import("../../src/models/registry.ts");
+  const { subpixelMerge } = await import("../../src/graph/passes.ts");
+  const g = optimizeGraph(await loadModel("esrgan-slim-x2"));
+  const tail = g.nodes.find((n) => n.op === "conv2d" && n.subpixelOf) as Conv | undefined;
+  t.ok(tail, `the optimized graph has a sub-pixel tail (${tail?.name})`);
+  if (!tail) return;
+  const params = new Map<number, OdmLayerParams>([[tail.id, { lo: -1, hi: 1, gamma: 1 }]]);
+  const qm = buildOdmModel(g, params, { weightBits: 4, actBits: 4, scope: "full" });
+  const l = qm.layers.get(tail.id)!;
+  const sp = tail.subpixelOf!;
+  const hr = odmQuantizeWeights(sp.weights, { k: sp.k, cin: tail.cin, cout: tail.cout / (sp.block * sp.block) }, { bits: 4 });
+  const merged = subpixelMerge(new Float32Array(tail.weights.length), hr.dequantHWIO, sp.k, sp.block, tail.cin, tail.cout / (sp.block * sp.block));
+  let err = 0, maxCode = 0;
+  for (let o = 0; o < tail.cout; o++) for (let tp = 0; tp < tail.k * tail.k; tp++) for (let c = 0; c < tail.cin; c++) {
+    const m = l.weights[(o * tail.k * tail.k + tp) * tail.cin + c];
+    maxCode = Math.max(maxCode, Math.abs(m));
+    err = Math.max(err, Math.abs(l.wscale[o] * m - merged[(tp * tail.cin + c) * tail.cout + o]));
+  }
+  t.ok(err < 1e-6, `merged integer codes × Δ_w = merged dequantized HR kernel (max |Δ| ${err.toExponential(1)})`);
+  t.ok(maxCode > 15, `merged codes exceed the 4-bit range (max ${maxCode}): sums of HR codes`);
+  const back = loadLowbit(saveLowbit(qm)) as DynamicQuantizedModel;
+  t.ok(back.layers.get(tail.id)!.weights.every((v, i) => v === l.weights[i]), ".lowbit round trip keeps the merged codes");
+  void rt;
+});

@@ -11,7 +11,7 @@
  * set, the RDB convs of the ISR models) are options.
  */
 import type { Graph } from "../../graph/ir.ts";
-import { optimizeGraph } from "../../graph/passes.ts";
+import { optimizeGraph, subpixelMerge } from "../../graph/passes.ts";
 import type { ImageLike } from "../../engine/image.ts";
 import { LowbitError } from "../../runtime/errors.ts";
 import { init, type Runtime } from "../../runtime/runtime.ts";
@@ -67,13 +67,18 @@ export function buildOdmModel(g: Graph, params: ReadonlyMap<number, OdmLayerPara
     const grid = odmActGrid(p.lo, p.hi, o.actBits, { nudge: o.nudge });
     const off = p.offsets;
     if (off && off.channels !== n.cin) throw new LowbitError("E_SHAPE", `layer '${n.name}': offsets cover ${off.channels} channels, the conv reads ${n.cin}`);
-    let w = n.weights;
+    // A sub-pixel tail (passes.ts subpixelTail) is quantized as the model's own HR kernel and its
+    // integer codes merged (sums of odd codes, exact in int16), so the grid is the trained one.
+    const sp = n.subpixelOf;
+    const src = sp ? { w: sp.weights, k: sp.k, cout: n.cout / (sp.block * sp.block) } : { w: n.weights, k: n.k, cout: n.cout };
+    let w = src.w;
     if (off && fold) {
       // W' = W/a_c per input channel, before weight quantization (odm.md §3).
-      w = new Float32Array(n.weights.length);
-      for (let i = 0; i < w.length; i++) w[i] = n.weights[i] / off.scale[Math.floor(i / n.cout) % n.cin];
+      w = new Float32Array(src.w.length);
+      for (let i = 0; i < w.length; i++) w[i] = src.w[i] / off.scale[Math.floor(i / src.cout) % n.cin];
     }
-    const wq = odmQuantizeWeights(w, { k: n.k, cin: n.cin, cout: n.cout }, { bits: o.weightBits, gamma: p.gamma, percentile: o.weightPercentile });
+    const wq = odmQuantizeWeights(w, { k: src.k, cin: n.cin, cout: src.cout }, { bits: o.weightBits, gamma: p.gamma, percentile: o.weightPercentile });
+    if (sp) wq.codes = mergeSubpixelCodes(wq.codes, sp.k, sp.block, n.cin, src.cout, n.k);
     const act: OdmActSpec = {
       kind: "odm", postRelu: isPostRelu(g, x), bits: o.actBits, lo: grid.lo, hi: grid.hi,
       ...(off ? { shift: Float32Array.from(off.shift), scale: Float32Array.from(off.scale), scaleFolded: fold } : {}),
@@ -87,6 +92,17 @@ export function buildOdmModel(g: Graph, params: ReadonlyMap<number, OdmLayerPara
   if (o.nudge) options.nudge = 1;
   if ([...params.values()].some((p) => p.offsets)) options.fold = fold ? 1 : 0;
   return new DynamicQuantizedModel(g, layers, { method: "odm", weightBits: o.weightBits, actBits: o.actBits, scope: o.scope, options }, path);
+}
+
+/** OHWI codes of a k×k kernel → OHWI codes of its k2×k2 sub-pixel kernel (block s). */
+function mergeSubpixelCodes(codes: Int16Array, k: number, s: number, cin: number, cout: number, k2: number): Int16Array {
+  const hwio = new Int16Array(codes.length);
+  for (let o = 0; o < cout; o++) for (let t = 0; t < k * k; t++) for (let c = 0; c < cin; c++) hwio[(t * cin + c) * cout + o] = codes[(o * k * k + t) * cin + c];
+  const cout2 = s * s * cout;
+  const merged = subpixelMerge(new Int16Array(k2 * k2 * cin * cout2), hwio, k, s, cin, cout);
+  const out = new Int16Array(merged.length);
+  for (let t = 0; t < k2 * k2; t++) for (let c = 0; c < cin; c++) for (let o = 0; o < cout2; o++) out[(o * k2 * k2 + t) * cin + c] = merged[(t * cin + c) * cout2 + o];
+  return out;
 }
 
 export interface OdmInitOptions {
