@@ -27,3 +27,5 @@ export * from "./conv/qs8-qc4w-conv-nhwc";
 export * from "./conv/qs16-qc16w-conv-nhwc-pcs";
 export * from "./conv/qlut-qc16w-conv-nhwc";
 export * from "./elementwise/act-codes";
+export * from "./grad/f32-conv-backward";
+export * from "./grad/f32-grad-elementwise";

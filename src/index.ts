@@ -63,3 +63,8 @@ export { selectLayers, LAYER_SCOPES } from "./methods/scope.ts";
 export type { LayerScope } from "./methods/scope.ts";
 export * as daq from "./methods/daq/index.ts";
 export * as dfsq from "./methods/dfsq/index.ts";
+
+// Training engine: fake-quantized training graphs, WASM gradients, Adam, losses, finetune().
+export { finetune, buildTrainGraph, Trainer, GradBuffers, trainState, applyState } from "./train/index.ts";
+export type { FinetuneOptions, FinetuneResult, FinetuneProgress, TrainQuantSpec, TrainState, TrainLayerState, TrainData } from "./train/index.ts";
+export * as train from "./train/index.ts";

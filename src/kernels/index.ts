@@ -13,3 +13,5 @@ export * from "./histogram.ts";
 export * from "./qlut-conv.ts";
 export * from "./act-codes.ts";
 export * from "./qs16-conv-pcs.ts";
+export * from "./grad-conv.ts";
+export * from "./grad-elementwise.ts";
