@@ -4,3 +4,4 @@ export * from "./offsets.ts";
 export * from "./calibrate.ts";
 export * from "./quantize.ts";
 export * from "./options.ts";
+export * from "./finetune.ts";
