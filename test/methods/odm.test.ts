@@ -446,3 +446,80 @@ test("odm/model: a sub-pixel tail is quantized as its HR kernel and the codes me
   t.ok(back.layers.get(tail.id)!.weights.every((v, i) => v === l.weights[i]), ".lowbit round trip keeps the merged codes");
   void rt;
 });
+
+test("odm/finetune: trains (every component on), exports a static model that matches the engine's fake-quantized forward", async (t) => {
+  const rt = await testRuntime();
+  const { odmFinetune } = await import("../../src/methods/odm/finetune.ts");
+  const { Trainer, buildTrainGraph, loadState } = await import("../../src/train/index.ts");
+  const rng = new Rng(21);
+  const graph = smallNet(9);
+  const lr = Array.from({ length: 3 }, () => randomImage(rng, 20, 20));
+  const r = await odmFinetune(graph, { lr }, {
+    weightBits: 4, actBits: 4, scope: "full", steps: 6, batch: 2, patch: 12, calibrationPatches: 4,
+    mismatch: true, variance: true, offsets: 0.5, runtime: rt,
+  });
+  t.equal(r.losses.length, 6, "6 steps");
+  t.ok(r.losses.every(Number.isFinite), `finite losses ${r.losses[0].toFixed(4)} … ${r.losses[5].toFixed(4)}`);
+  t.ok(r.model.config.includes("variant=finetuned") && r.init.model.config.includes("variant=init-ptq"), `labels: ${r.model.config}`);
+  const withOff = r.state.layers.filter((l) => l.offsets);
+  t.equal(withOff.length, 2, "offsets learned on 2 of 4 layers");
+  t.ok(withOff.some((l) => l.offsets!.scale.some((v) => v !== 1)), "offsets initialised from statistics (not identity)");
+  t.ok(r.state.layers.some((l) => l.weight && l.weight.gamma !== 1), "WCC: γ moved");
+  // The deployed integer model against the training engine's fake-quantized forward on a fresh image.
+  const names = r.state.layers.filter((l) => l.act).map((l) => l.name);
+  const tr = new Trainer(rt, buildTrainGraph(graph, { weightBits: 4, actBits: 4, layers: names, offsets: withOff.map((l) => l.name) }), { maxW: 16, maxH: 16 });
+  loadState(tr, r.state);
+  const img = randomImage(rng, 16, 16);
+  const x = Float32Array.from(img.data, (v) => Math.fround(v * Math.fround(1 / 255)));
+  tr.forward(x, 16, 16);
+  const ref = tr.read(tr.output());
+  tr.dispose();
+  r.model.path = "exact";
+  const plan = new DynamicPlan(rt, r.model, 16, 16);
+  plan.inputView(16, 16).set(x);
+  plan.runSteps(16, 16, 0, plan.stepCount);
+  const out = plan.outputView(16, 16).slice();
+  plan.dispose();
+  let e = 0, close = 0;
+  for (let i = 0; i < out.length; i++) {
+    e += (out[i] - ref[i]) ** 2;
+    if (Math.abs(out[i] - ref[i]) < 1e-4) close++;
+  }
+  const psnr = 10 * Math.log10(1 / (e / out.length));
+  t.ok(psnr > 45 && close / out.length > 0.9, `deployed vs fake-quant forward: ${psnr.toFixed(1)} dB, ${(100 * close / out.length).toFixed(1)} % of outputs within 1e-4 (the rest: codes at rounding ties)`);
+  const frozen = await odmFinetune(graph, { lr }, { weightBits: 4, actBits: 4, scope: "full", steps: 2, batch: 1, patch: 12, calibrationPatches: 2, wcc: false, runtime: rt });
+  t.ok(frozen.state.layers.every((l) => !l.weight || l.weight.gamma === 1), "wcc: false keeps γ = 1");
+});
+
+test("odm/cli: lowbit finetune writes a .lowbit that lowbit eval runs; usage errors", async (t) => {
+  const { run } = await import("../../src/cli/main.ts");
+  const { mkdtempSync, mkdirSync, writeFileSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const { join } = await import("node:path");
+  const { encodePng } = await import("../../src/io/image.ts");
+  const { findEvalDir } = await import("../util/eval-data.ts");
+  const sink = () => { let s = ""; return { write: (x: string) => { s += x; return true; }, get text() { return s; } }; };
+  const io = () => ({ stdout: sink(), stderr: sink(), env: {} as Record<string, string | undefined> });
+  const dir = mkdtempSync(join(tmpdir(), "odm-ft-"));
+  const data = join(dir, "lr");
+  mkdirSync(data);
+  const rng = new Rng(22);
+  for (let i = 0; i < 2; i++) {
+    const im = randomImage(rng, 24, 24);
+    writeFileSync(join(data, `p${i}.png`), encodePng({ data: Uint8Array.from(im.data), width: 24, height: 24, channels: 3 }));
+  }
+  const out = join(dir, "m.lowbit");
+  const a = io();
+  const code = await run(["finetune", "--model", "esrgan-slim-x2", "--method", "odm", "--bits", "w4a4", "--data", data, "--steps", "2", "--batch", "1", "--patch", "12", "-o", out, "--method-options", "mr=cos,wcc=1,offsets=0.25"], a);
+  t.equal(code, 0, `finetune exit 0: ${a.stdout.text.trim().slice(0, 160)}${a.stderr.text.includes("lowbit:") ? a.stderr.text : ""}`);
+  const b = io();
+  const evalDir = findEvalDir();
+  const code2 = await run(["eval", "--model", out, "--data", evalDir ?? "missing", "--images", "butterfly"], b);
+  t.ok(code2 === 0 && /butterfly/.test(b.stdout.text), "lowbit eval --model m.lowbit runs it");
+  const c = io();
+  t.equal(await run(["finetune", "--model", "esrgan-slim-x2", "--bits", "w4a4", "-o", out], c), 2, "no --data: usage error (exit 2)");
+  t.equal(await run(["finetune", "--model", "esrgan-slim-x2", "--bits", "w4a4", "--data", data, "--method", "daq", "-o", out], io()), 2, "--method daq: usage error");
+  t.equal(await run(["finetune", "--model", "esrgan-slim-x2", "--bits", "w4a4", "--data", data, "--method-options", "bogus=1", "-o", out], io()), 2, "unknown method option: usage error");
+  t.equal(await run(["finetune", "--model", "esrgan-slim-x2", "--bits", "w4a4", "--data", data, "--scale", "4", "-o", out], io()), 2, "--scale mismatch: usage error");
+  t.equal(await run(["finetune", "--model", "esrgan-slim-x2", "--bits", "w4a4", "--data", join(dir, "nope"), "-o", out], io()), 1, "missing data dir: E_IO (exit 1)");
+});
