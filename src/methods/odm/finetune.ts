@@ -206,7 +206,8 @@ function odmStep(ctx: FinetuneStepContext, layers: { name: string; x: string }[]
   const inputName = tr.graph.nodes[tr.graph.input].name;
   for (const s of ctx.batch) {
     if (ctx.signal?.aborted) break;
-    ctx.teacher?.forward(s.lr, s.w, s.h, { fp: true });
+    // The FP32 teacher is the target only without HR (finetune's default losses).
+    if (!s.hr) ctx.teacher?.forward(s.lr, s.w, s.h, { fp: true });
     tr.forward(s.lr, s.w, s.h);
     const r = ctx.losses(s);
     lossSum += r.loss;
