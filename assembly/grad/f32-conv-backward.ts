@@ -19,25 +19,35 @@
 // contiguous run of w pixels per row), so each accumulator block is
 // loaded/stored once per band instead of once per row.
 //
-// Borders are exact and cost no branches: input rows are copied (once each)
-// into a ring of zero-padded rows — (k−1)/2 zero pixels left and right, the
-// channels padded with zeros to a multiple of 4 (ciP) — so for a tap kx the
-// w inputs under a dy row are the contiguous pixels kx .. kx+w−1 of the
-// padded row. Input rows above/below the image are skipped per (ky, y) pair
-// (they would only add zeros). Every MAC on a padding zero is a real
-// multiply by 0: exact.
+// Layout: both streams the micro-kernel reads are made contiguous first
+// (copies cost O(w·c) per row against O(w·c·cout·k²) MACs). Input rows go
+// into a ring of padded rows stored as 4-channel blocks — block cb holds
+// channels 4cb..4cb+3 of every pixel, 16 bytes per pixel — and the band's dy
+// rows into 8-channel blocks (32 bytes per pixel; a last 4-channel block when
+// coutP % 8 = 4). So the inner loop walks both operands sequentially (16 and
+// 32-byte steps) with every cache line fully used, instead of striding
+// through whole NHWC pixels (measured ≈ 1.3× faster on 3×3 64→64 than
+// reading NHWC in place: the strided form touched a new line per operand per
+// pixel). Loop order per (band, ky): kx, cb outer, output block inner, so the
+// 3 KB input run of (kx, cb) is reused from L1 by all output blocks.
+//
+// Borders are exact and cost no branches: padded rows carry (k−1)/2 zero
+// pixels left and right and zero channels up to a multiple of 4 (ciP), so
+// for a tap kx the w inputs under a dy row are the contiguous pixels
+// kx .. kx+w−1 of the padded row. Input rows above/below the image are
+// skipped per (ky, y) pair (they would only add zeros). Every MAC on a
+// padding zero is a real multiply by 0: exact.
 //
 // Accumulation: into a zeroed f32 copy of the gradient in scratch, padded to
-// [k][k][ciP][coutP] (coutP = cout rounded up to 4), so the micro-kernels
-// have no channel tails; at the end its valid part is added to the caller's
-// dw/db (which therefore accumulate across calls, e.g. over a batch).
-// dy rows are read in place when cout is a multiple of 4; otherwise each dy
-// row is first copied into a zero-padded dense row.
+// [k][k][ciP][coutP] (coutP = cout rounded up to 4, zero dy lanes past cout),
+// so the micro-kernels have no channel tails; at the end its valid part is
+// added to the caller's dw/db (which therefore accumulate across calls, e.g.
+// over a batch).
 //
-// Scratch (f32ConvBackwardWeightsScratchBytes): dwP k·k·ciP·coutP floats,
-// dbP coutP floats, the ring (BAND + k − 1) rows × (w + k − 1) pixels × ciP
-// floats, and (cout % 4 ≠ 0) BAND padded dy rows of w·coutP floats; each part
-// 64-byte aligned.
+// Scratch (f32ConvBackwardWeightsScratchBytes): a 64-byte row table, dwP
+// k·k·ciP·coutP floats, dbP coutP floats, the ring (BAND + k − 1) rows ×
+// (w + k − 1) pixels × ciP floats, and the dy band BAND × w × coutP floats;
+// each part 64-byte aligned.
 
 // @ts-ignore: decorator
 @inline const BAND: i32 = 4;
@@ -134,20 +144,55 @@ function mk4x4(table: usize, nrows: i32, xoff: usize, doff: usize, w: i32, xps: 
   v128.store(acc + ars * 3, f32x4.add(d, hh));
 }
 
-/** Copies w pixels of n floats (source pixel stride srcStride floats) to dst rows of np ≥ n floats, zero-filling lanes n..np−1. */
-function copyRowPad(dst: usize, src: usize, w: i32, n: i32, srcStride: i32, np: i32): void {
-  const sps = <usize>srcStride << 2, dps = <usize>np << 2;
-  if (srcStride == n && np == n) {
-    memory.copy(dst, src, <usize>(w * n) << 2);
-    return;
-  }
+/**
+ * Copies w pixels of n floats (source pixel stride srcStride floats) into lane blocks: block j holds
+ * lanes [j·bw, j·bw + bw) of every pixel, pixels `pixBytes` = bw·4 bytes apart, blocks `blockBytes`
+ * apart; lanes ≥ n are zero. Used for the input ring (bw = 4) and the dy band (bw = 8, a last block of 4).
+ */
+// @ts-ignore: decorator
+@inline function copyToBlocks4(dst: usize, blockBytes: usize, src: usize, w: i32, n: i32, srcStride: i32): void {
+  const sps = <usize>srcStride << 2;
   const n4 = n & ~3;
   for (let x = 0; x < w; x++) {
+    let d = dst + (<usize>x << 4);
     let c = 0;
-    for (; c < n4; c += 4) v128.store(dst + (<usize>c << 2), v128.load(src + (<usize>c << 2)));
-    for (; c < n; c++) store<f32>(dst + (<usize>c << 2), load<f32>(src + (<usize>c << 2)));
-    for (; c < np; c++) store<f32>(dst + (<usize>c << 2), 0);
-    dst += dps;
+    for (; c < n4; c += 4) {
+      v128.store(d, v128.load(src + (<usize>c << 2)));
+      d += blockBytes;
+    }
+    if (c < n) {
+      let v = f32x4.splat(0);
+      v = f32x4.replace_lane(v, 0, load<f32>(src + (<usize>c << 2)));
+      if (c + 1 < n) v = f32x4.replace_lane(v, 1, load<f32>(src + (<usize>c << 2), 4));
+      if (c + 2 < n) v = f32x4.replace_lane(v, 2, load<f32>(src + (<usize>c << 2), 8));
+      v128.store(d, v);
+    }
+    src += sps;
+  }
+}
+
+/** dy row → blocks of 8 lanes (pixels 32 bytes apart, block j at j·w·32), then a 4-lane block if coutP % 8 = 4. */
+function copyDyRow(dst: usize, src: usize, w: i32, cout: i32, srcStride: i32, coutP: i32): void {
+  const sps = <usize>srcStride << 2;
+  const nb8 = coutP >> 3;
+  const blk8 = <usize>w << 5;
+  for (let x = 0; x < w; x++) {
+    let d = dst + (<usize>x << 5);
+    let c = 0;
+    for (let j = 0; j < nb8; j++) {
+      if (c + 8 <= cout) {
+        v128.store(d, v128.load(src + (<usize>c << 2)));
+        v128.store(d, v128.load(src + (<usize>c << 2), 16), 16);
+      } else {
+        for (let l = 0; l < 8; l++) store<f32>(d + (<usize>l << 2), c + l < cout ? load<f32>(src + (<usize>(c + l) << 2)) : 0);
+      }
+      c += 8;
+      d += blk8;
+    }
+    if (coutP & 4) {
+      const t = dst + <usize>nb8 * blk8 + (<usize>x << 4);
+      for (let l = 0; l < 4; l++) store<f32>(t + (<usize>l << 2), c + l < cout ? load<f32>(src + (<usize>(c + l) << 2)) : 0);
+    }
     src += sps;
   }
 }
@@ -155,10 +200,8 @@ function copyRowPad(dst: usize, src: usize, w: i32, n: i32, srcStride: i32, np: 
 /** Bytes of scratch f32_conv_backward_weights_nhwc needs (mirrored by the TS wrapper). */
 export function f32_conv_backward_weights_scratch_bytes(w: i32, cin: i32, cout: i32, k: i32): usize {
   const ciP = (cin + 3) & ~3, coutP = (cout + 3) & ~3;
-  let n = TABLE_BYTES + align64(<usize>(k * k * ciP * coutP) << 2) + align64(<usize>coutP << 2)
-    + align64(<usize>((BAND + k - 1) * (w + k - 1) * ciP) << 2);
-  if (cout & 3) n += align64(<usize>(BAND * w * coutP) << 2);
-  return n;
+  return TABLE_BYTES + align64(<usize>(k * k * ciP * coutP) << 2) + align64(<usize>coutP << 2)
+    + align64(<usize>((BAND + k - 1) * (w + k - 1) * ciP) << 2) + align64(<usize>(BAND * w * coutP) << 2);
 }
 
 /**
@@ -178,27 +221,28 @@ export function f32_conv_backward_weights_nhwc(x: usize, xStride: i32, dy: usize
   const ring = dbP + align64(<usize>coutP << 2);
   const nslots = BAND + k - 1;
   const slotPix = w + 2 * p;
-  const slotBytes = <usize>(slotPix * ciP) << 2;
-  const dyRows = ring + align64(<usize>nslots * slotBytes);
-  const padDy = (cout & 3) != 0;
+  const ncb = ciP >> 2;
+  const blockBytes = <usize>slotPix << 4; // one 4-channel block of a padded row
+  const slotBytes = <usize>ncb * blockBytes;
+  const dyBand = ring + align64(<usize>nslots * slotBytes);
   const dyRowBytes = <usize>(w * coutP) << 2;
 
   memory.fill(dwP, 0, dwBytes);
   memory.fill(dbP, 0, <usize>coutP << 2);
-  const padBytes = <usize>(p * ciP) << 2;
   if (p > 0) {
+    const padBytes = <usize>p << 4;
     for (let s = 0; s < nslots; s++) {
-      const slot = ring + <usize>s * slotBytes;
-      memory.fill(slot, 0, padBytes);
-      memory.fill(slot + slotBytes - padBytes, 0, padBytes);
+      for (let cb = 0; cb < ncb; cb++) {
+        const blk = ring + <usize>s * slotBytes + <usize>cb * blockBytes;
+        memory.fill(blk, 0, padBytes);
+        memory.fill(blk + blockBytes - padBytes, 0, padBytes);
+      }
     }
   }
-  const xps = <usize>ciP << 2;
-  const dps: usize = padDy ? <usize>coutP << 2 : <usize>dyStride << 2;
   const xRowBytes = <usize>(w * xStride) << 2, dyInRowBytes = <usize>(w * dyStride) << 2;
   const ars = <usize>coutP << 2;
   const nb8 = coutP >> 3, tail4 = (coutP & 4) != 0;
-  const ncb = ciP >> 2;
+  const blk8 = <usize>w << 5;
   let loaded = 0; // input rows [0, loaded) are in the ring (row iy in slot iy % nslots)
 
   for (let y0 = 0; y0 < h; y0 += BAND) {
@@ -206,27 +250,35 @@ export function f32_conv_backward_weights_nhwc(x: usize, xStride: i32, dy: usize
     // Input rows this band reads: [y0 − p, y1 − 1 + p] ∩ image. The ring keeps nslots = BAND + k − 1 rows.
     const need = min(h, y1 + p);
     while (loaded < need) {
-      copyRowPad(ring + <usize>(loaded % nslots) * slotBytes + padBytes, x + <usize>loaded * xRowBytes, w, cin, xStride, ciP);
+      copyToBlocks4(ring + <usize>(loaded % nslots) * slotBytes + (<usize>p << 4), blockBytes, x + <usize>loaded * xRowBytes, w, cin, xStride);
       loaded++;
     }
-    // dy rows of the band (padded copies when cout % 4 ≠ 0), and the bias gradient.
+    // dy rows of the band in lane blocks, and the bias gradient.
     for (let y = y0; y < y1; y++) {
-      const src = dy + <usize>y * dyInRowBytes;
-      let row = src;
-      if (padDy) {
-        row = dyRows + <usize>(y - y0) * dyRowBytes;
-        copyRowPad(row, src, w, cout, dyStride, coutP);
-      }
+      const row = dyBand + <usize>(y - y0) * dyRowBytes;
+      copyDyRow(row, dy + <usize>y * dyInRowBytes, w, cout, dyStride, coutP);
       if (db != 0) {
-        for (let o = 0; o < coutP; o += 4) {
-          const ob = <usize>o << 2;
-          let s = v128.load(dbP + ob);
-          let q = row + ob;
+        for (let b = 0; b < nb8; b++) {
+          const ob = <usize>b << 5;
+          let s0 = v128.load(dbP + ob), s1 = v128.load(dbP + ob, 16);
+          let q = row + <usize>b * blk8;
           for (let i = 0; i < w; i++) {
-            s = f32x4.add(s, v128.load(q));
-            q += dps;
+            s0 = f32x4.add(s0, v128.load(q));
+            s1 = f32x4.add(s1, v128.load(q, 16));
+            q += 32;
           }
-          v128.store(dbP + ob, s);
+          v128.store(dbP + ob, s0);
+          v128.store(dbP + ob, s1, 16);
+        }
+        if (tail4) {
+          const ob = <usize>nb8 << 5;
+          let s0 = v128.load(dbP + ob);
+          let q = row + <usize>nb8 * blk8;
+          for (let i = 0; i < w; i++) {
+            s0 = f32x4.add(s0, v128.load(q));
+            q += 16;
+          }
+          v128.store(dbP + ob, s0);
         }
       }
     }
@@ -236,21 +288,20 @@ export function f32_conv_backward_weights_nhwc(x: usize, xStride: i32, dy: usize
       for (let y = y0; y < y1; y++) {
         const iy = y + ky - p;
         if (iy < 0 || iy >= h) continue;
-        const dyRow = padDy ? dyRows + <usize>(y - y0) * dyRowBytes : dy + <usize>y * dyInRowBytes;
         store<u32>(table + (<usize>nrows << 3), <u32>(ring + <usize>(iy % nslots) * slotBytes));
-        store<u32>(table + (<usize>nrows << 3), <u32>dyRow, 4);
+        store<u32>(table + (<usize>nrows << 3), <u32>(dyBand + <usize>(y - y0) * dyRowBytes), 4);
         nrows++;
       }
       if (nrows == 0) continue;
       for (let kx = 0; kx < k; kx++) {
         const tap = dwP + (<usize>((ky * k + kx) * ciP * coutP) << 2);
         for (let cb = 0; cb < ncb; cb++) {
-          const xoff = <usize>(kx * ciP + (cb << 2)) << 2;
+          const xoff = <usize>cb * blockBytes + (<usize>kx << 4);
           const acc = tap + <usize>(cb << 2) * ars;
           for (let b = 0; b < nb8; b++) {
-            mk4x8(table, nrows, xoff, <usize>b << 5, w, xps, dps, acc + (<usize>b << 5), ars);
+            mk4x8(table, nrows, xoff, <usize>b * blk8, w, 16, 32, acc + (<usize>b << 5), ars);
           }
-          if (tail4) mk4x4(table, nrows, xoff, <usize>nb8 << 5, w, xps, dps, acc + (<usize>nb8 << 5), ars);
+          if (tail4) mk4x4(table, nrows, xoff, <usize>nb8 * blk8, w, 16, 16, acc + (<usize>nb8 << 5), ars);
         }
       }
     }

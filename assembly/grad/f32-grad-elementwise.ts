@@ -151,6 +151,125 @@ export function f32_fake_quant_backward_nhwc(x: usize, xStride: i32, dy: usize, 
   return sa;
 }
 
+// Per-channel fake quantization: channel c uses [l[c], u[c]] and s[c] = (u[c] − l[c])/n computed here in
+// f32 (n ≤ 65535 is exact in f32, so this is fround(fround(u − l)/n), as the per-tensor wrapper does).
+// l, u: byte offsets of `channels` f32 each.
+
+export function f32_fake_quant_pc_nhwc(x: usize, xStride: i32, y: usize, yStride: i32, pixels: i32, channels: i32,
+  l: usize, u: usize, n: f32): void {
+  const c4 = channels & ~3;
+  const one = f32x4.splat(1), half = f32x4.splat(0.5), vn = f32x4.splat(n);
+  const xs = <usize>xStride << 2, ys = <usize>yStride << 2;
+  for (let i = 0; i < pixels; i++) {
+    let c = 0;
+    for (; c < c4; c += 4) {
+      const o = <usize>c << 2;
+      const vl = v128.load(l + o), vu = v128.load(u + o);
+      const vs = f32x4.div(f32x4.sub(vu, vl), vn);
+      const cl = f32x4.min(f32x4.max(v128.load(x + o), vl), vu);
+      const r = roundHalfUp(f32x4.div(f32x4.sub(cl, vl), vs), one, half);
+      v128.store(y + o, f32x4.add(f32x4.mul(r, vs), vl));
+    }
+    for (; c < channels; c++) {
+      const o = <usize>c << 2;
+      const lc = load<f32>(l + o), uc = load<f32>(u + o);
+      const sc = (uc - lc) / n;
+      const cl = min(max(load<f32>(x + o), lc), uc);
+      store<f32>(y + o, roundHalfUpS((cl - lc) / sc) * sc + lc);
+    }
+    x += xs; y += ys;
+  }
+}
+
+/**
+ * Per-channel STE / LSQ backward: dx = dy·[l[c] ≤ x ≤ u[c]] (dx may be 0; in place fine), and
+ * dl[c] += Σ_{x<l} dy − A_c/n, du[c] += Σ_{x>u} dy + A_c/n with A_c = Σ_inside dy·(r − t)
+ * (dl, du: f32 arrays accumulated into; each may be 0). Channel blocks of 4 outer, pixels inner,
+ * f32 partials of ≤ FLUSH pixels added in f64, one rounding into dl/du.
+ */
+export function f32_fake_quant_pc_backward_nhwc(x: usize, xStride: i32, dy: usize, dyStride: i32, dx: usize, dxStride: i32,
+  pixels: i32, channels: i32, l: usize, u: usize, n: f32, dl: usize, du: usize): void {
+  const xs = <usize>xStride << 2, dys = <usize>dyStride << 2, dxs = <usize>dxStride << 2;
+  const one = f32x4.splat(1), half = f32x4.splat(0.5), vn = f32x4.splat(n), zero = f32x4.splat(0);
+  const nd = <f64>n;
+  const c4 = channels & ~3;
+  let c = 0;
+  for (; c < c4; c += 4) {
+    const o = <usize>c << 2;
+    const vl = v128.load(l + o), vu = v128.load(u + o);
+    const vs = f32x4.div(f32x4.sub(vu, vl), vn);
+    let px = x + o, pd = dy + o, pg = dx + o;
+    let a0: f64 = 0, a1: f64 = 0, a2: f64 = 0, a3: f64 = 0;
+    let b0: f64 = 0, b1: f64 = 0, b2: f64 = 0, b3: f64 = 0;
+    let e0: f64 = 0, e1: f64 = 0, e2: f64 = 0, e3: f64 = 0;
+    let i = 0;
+    while (i < pixels) {
+      const cnt = min(pixels - i, FLUSH);
+      let pa = zero, pb = zero, pc = zero;
+      for (let j = 0; j < cnt; j++) {
+        const xv = v128.load(px), g = v128.load(pd);
+        const below = f32x4.lt(xv, vl), above = f32x4.gt(xv, vu);
+        const inside = v128.not(v128.or(below, above));
+        const cl = f32x4.min(f32x4.max(xv, vl), vu);
+        const t = f32x4.div(f32x4.sub(cl, vl), vs);
+        const e = f32x4.sub(roundHalfUp(t, one, half), t);
+        pa = f32x4.add(pa, v128.and(f32x4.mul(g, e), inside));
+        pb = f32x4.add(pb, v128.and(g, below));
+        pc = f32x4.add(pc, v128.and(g, above));
+        if (dx != 0) {
+          v128.store(pg, v128.and(g, inside));
+          pg += dxs;
+        }
+        px += xs; pd += dys;
+      }
+      a0 += <f64>f32x4.extract_lane(pa, 0); a1 += <f64>f32x4.extract_lane(pa, 1);
+      a2 += <f64>f32x4.extract_lane(pa, 2); a3 += <f64>f32x4.extract_lane(pa, 3);
+      b0 += <f64>f32x4.extract_lane(pb, 0); b1 += <f64>f32x4.extract_lane(pb, 1);
+      b2 += <f64>f32x4.extract_lane(pb, 2); b3 += <f64>f32x4.extract_lane(pb, 3);
+      e0 += <f64>f32x4.extract_lane(pc, 0); e1 += <f64>f32x4.extract_lane(pc, 1);
+      e2 += <f64>f32x4.extract_lane(pc, 2); e3 += <f64>f32x4.extract_lane(pc, 3);
+      i += cnt;
+    }
+    if (dl != 0) {
+      store<f32>(dl + o, <f32>(<f64>load<f32>(dl + o) + (b0 - a0 / nd)));
+      store<f32>(dl + o, <f32>(<f64>load<f32>(dl + o, 4) + (b1 - a1 / nd)), 4);
+      store<f32>(dl + o, <f32>(<f64>load<f32>(dl + o, 8) + (b2 - a2 / nd)), 8);
+      store<f32>(dl + o, <f32>(<f64>load<f32>(dl + o, 12) + (b3 - a3 / nd)), 12);
+    }
+    if (du != 0) {
+      store<f32>(du + o, <f32>(<f64>load<f32>(du + o) + (e0 + a0 / nd)));
+      store<f32>(du + o, <f32>(<f64>load<f32>(du + o, 4) + (e1 + a1 / nd)), 4);
+      store<f32>(du + o, <f32>(<f64>load<f32>(du + o, 8) + (e2 + a2 / nd)), 8);
+      store<f32>(du + o, <f32>(<f64>load<f32>(du + o, 12) + (e3 + a3 / nd)), 12);
+    }
+  }
+  for (; c < channels; c++) {
+    const o = <usize>c << 2;
+    const lc = load<f32>(l + o), uc = load<f32>(u + o);
+    const sc = (uc - lc) / n;
+    let px = x + o, pd = dy + o, pg = dx + o;
+    let sa: f64 = 0, sb: f64 = 0, se: f64 = 0;
+    for (let i = 0; i < pixels; i++) {
+      const xv = load<f32>(px), g = load<f32>(pd);
+      let pass: f32 = 0;
+      if (xv < lc) sb += <f64>g;
+      else if (xv > uc) se += <f64>g;
+      else {
+        const t = (min(max(xv, lc), uc) - lc) / sc;
+        sa += <f64>(g * (roundHalfUpS(t) - t));
+        pass = g;
+      }
+      if (dx != 0) {
+        store<f32>(pg, pass);
+        pg += dxs;
+      }
+      px += xs; pd += dys;
+    }
+    if (dl != 0) store<f32>(dl + o, <f32>(<f64>load<f32>(dl + o) + (sb - sa / nd)));
+    if (du != 0) store<f32>(du + o, <f32>(<f64>load<f32>(du + o) + (se + sa / nd)));
+  }
+}
+
 // ---------------------------------------------------------------------------
 // Per-channel affine y = x·a[c] + b[c] (mul, then add: two roundings, both builds).
 

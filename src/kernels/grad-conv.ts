@@ -14,7 +14,7 @@
 //
 // Weight/bias gradient: assembly/grad/f32-conv-backward.ts.
 import { LowbitError, check, checkInt } from "../runtime/errors.ts";
-import type { Runtime } from "../runtime/runtime.ts";
+import { runtime, type Runtime } from "../runtime/runtime.ts";
 import { F32_CONV_MAX_K, f32ConvNhwc, f32ConvPackedLength, f32ConvScratchBytes, packF32Conv } from "./f32-conv.ts";
 
 interface GradConvExports {
@@ -105,16 +105,15 @@ const align64 = (n: number): number => Math.ceil(n / 64) * 64;
 
 /**
  * Scratch bytes f32ConvBackwardWeights needs: a padded f32 copy of dw ([k][k][ciP][coutP], channels
- * rounded up to 4) and db, a ring of BAND + k − 1 zero-padded input rows, and (cout % 4 ≠ 0) BAND
- * padded dy rows. For 3×3 64→64 at width 48: ≈ 0.2 MB.
+ * rounded up to 4) and db, a ring of BAND + k − 1 zero-padded input rows and BAND dy rows (both
+ * re-laid out in channel blocks). For 3×3 64→64 at width 48: ≈ 0.25 MB.
  */
 export function f32ConvBackwardWeightsScratchBytes(w: number, cin: number, cout: number, k: number): number {
   checkInt(w, 1, MAX_DIM, "conv backward-weights: width", "E_SHAPE");
   checkGeometry(k, cin, cout, "conv backward-weights");
   const ciP = Math.ceil(cin / 4) * 4, coutP = Math.ceil(cout / 4) * 4;
-  let n = 64 + align64(4 * k * k * ciP * coutP) + align64(4 * coutP) + align64(4 * (BAND + k - 1) * (w + k - 1) * ciP);
-  if (cout % 4 !== 0) n += align64(4 * BAND * w * coutP);
-  return n;
+  return 64 + align64(4 * k * k * ciP * coutP) + align64(4 * coutP) + align64(4 * (BAND + k - 1) * (w + k - 1) * ciP)
+    + align64(4 * BAND * w * coutP);
 }
 
 export interface F32ConvBackwardWeightsCall {
@@ -173,4 +172,63 @@ export function f32ConvBackwardWeights(rt: Runtime, c: F32ConvBackwardWeightsCal
   }
   rt.kernels<GradConvExports>().f32_conv_backward_weights_nhwc(c.x, c.xStride, c.dy, c.dyStride, c.h, c.w,
     c.cin, c.cout, c.k, c.dw, hasDb ? c.db! : 0, c.scratch);
+}
+
+export interface Conv2dF32BackwardOptions {
+  h: number;
+  w: number;
+  cin: number;
+  cout: number;
+  /** Odd kernel size. */
+  k: number;
+  /** HWIO weights of the forward conv (needed for dx). */
+  weights?: Float32Array;
+  /** Which gradients to compute (default: all three; dx needs weights). */
+  want?: { dx?: boolean; dw?: boolean; db?: boolean };
+  runtime?: Runtime;
+}
+
+/**
+ * Typed-array convenience: the gradients of out = conv_k(x, W) + b for a dense x [h, w, cin] and
+ * dy = ∂L/∂out [h, w, cout]: { dx [h, w, cin], dw HWIO, db [cout] } (fresh arrays; copies through
+ * arena scratch). The engine uses the arena calls above instead.
+ */
+export function conv2dF32Backward(x: Float32Array, dy: Float32Array, o: Conv2dF32BackwardOptions):
+  { dx: Float32Array | null; dw: Float32Array | null; db: Float32Array | null } {
+  const { h, w, cin, cout, k } = o;
+  checkGeometry(k, cin, cout, "conv backward");
+  checkInt(h, 1, MAX_DIM, "conv backward: height", "E_SHAPE");
+  checkInt(w, 1, MAX_DIM, "conv backward: width", "E_SHAPE");
+  check(x instanceof Float32Array && x.length === h * w * cin, "E_SHAPE",
+    () => `conv backward: x must be a Float32Array of h·w·cin = ${h * w * cin} floats, got ${x?.length}`);
+  check(dy instanceof Float32Array && dy.length === h * w * cout, "E_SHAPE",
+    () => `conv backward: dy must be a Float32Array of h·w·cout = ${h * w * cout} floats, got ${dy?.length}`);
+  const wantDx = o.want?.dx ?? true, wantDw = o.want?.dw ?? true, wantDb = o.want?.db ?? true;
+  const packed = wantDx ? (check(o.weights !== undefined, "E_ARGUMENT", "conv backward: weights are required for dx"),
+    packF32ConvBackwardInput(o.weights!, k, cin, cout)) : null;
+  const rt = o.runtime ?? runtime();
+  const a = rt.arena;
+  const m = a.mark();
+  try {
+    const px = a.put(x), pdy = a.put(dy);
+    const res = { dx: null as Float32Array | null, dw: null as Float32Array | null, db: null as Float32Array | null };
+    if (packed) {
+      const pdx = a.alloc(4 * h * w * cin);
+      f32ConvBackwardInput(rt, { dy: pdy, dyStride: cout, dx: pdx, dxStride: cin, h, w, cin, cout, k, packed: a.put(packed),
+        scratch: a.alloc(f32ConvBackwardInputScratchBytes(w, cout, k)) });
+      a.read(pdx, (res.dx = new Float32Array(h * w * cin)));
+    }
+    if (wantDw || wantDb) {
+      // dw is always accumulated by the kernel; a zeroed scratch buffer stands in when only db is wanted.
+      const pdw = a.put(new Float32Array(k * k * cin * cout));
+      const pdb = wantDb ? a.put(new Float32Array(cout)) : null;
+      f32ConvBackwardWeights(rt, { x: px, xStride: cin, dy: pdy, dyStride: cout, h, w, cin, cout, k, dw: pdw, db: pdb,
+        scratch: a.alloc(f32ConvBackwardWeightsScratchBytes(w, cin, cout, k)) });
+      if (wantDw) a.read(pdw, (res.dw = new Float32Array(k * k * cin * cout)));
+      if (pdb !== null) a.read(pdb, (res.db = new Float32Array(cout)));
+    }
+    return res;
+  } finally {
+    a.release(m);
+  }
 }

@@ -17,6 +17,9 @@ interface Kernels {
     l: number, u: number, s: number): number;
   f32_fake_quant_below(): number;
   f32_fake_quant_above(): number;
+  f32_fake_quant_pc_nhwc(x: number, xs: number, y: number, ys: number, n: number, c: number, l: number, u: number, nf: number): void;
+  f32_fake_quant_pc_backward_nhwc(x: number, xs: number, dy: number, dys: number, dx: number, dxs: number, n: number, c: number,
+    l: number, u: number, nf: number, dl: number, du: number): void;
   f32_channel_affine_nhwc(x: number, xs: number, y: number, ys: number, n: number, c: number, a: number, b: number): void;
   f32_channel_affine_backward_nhwc(x: number, xs: number, dy: number, dys: number, dx: number, dxs: number, n: number, c: number,
     a: number, da: number, db: number): void;
@@ -142,6 +145,70 @@ export function f32FakeQuantBackward(rt: Runtime, c: FakeQuantBackwardCall): { d
   const a = kk.f32_fake_quant_backward_nhwc(c.x, xs, c.dy, dys, dx, dxs, c.pixels, c.channels, c.l, c.u, s);
   const n = c.levels - 1;
   return { dl: kk.f32_fake_quant_below() - a / n, du: kk.f32_fake_quant_above() + a / n };
+}
+
+// Per-channel fake quantization: channel c on its own grid [l[c], u[c]] (same formulas per channel;
+// e.g. per-output-channel weight quantization of HWIO weights viewed as [k·k·cin pixels × cout channels]).
+
+/** Reads `channels` ranges from the arena and checks l[c] < u[c] (finite, as f32) and a positive step. */
+function checkChannelRanges(rt: Runtime, l: number, u: number, channels: number, levels: number, what: string): void {
+  checkInt(levels, 2, FAKE_QUANT_MAX_LEVELS, `${what}: levels (2^bits)`, "E_BITS");
+  operand(rt, l, channels, 1, channels, `${what}: l`);
+  operand(rt, u, channels, 1, channels, `${what}: u`);
+  const f = rt.arena.f32;
+  for (let c = 0; c < channels; c++) {
+    const lc = f[(l >> 2) + c], uc = f[(u >> 2) + c];
+    check(Number.isFinite(lc) && Number.isFinite(uc) && lc < uc, "E_RANGE",
+      () => `${what}: channel ${c} range [${lc}, ${uc}] must be finite with l < u`);
+    const s = Math.fround(Math.fround(uc - lc) / (levels - 1));
+    check(Number.isFinite(s) && s > 0, "E_RANGE", () => `${what}: channel ${c} step is ${s} as f32`);
+  }
+}
+
+export interface FakeQuantPerChannelCall {
+  x: number; xStride?: number;
+  /** Output (may be x, same stride). */
+  y: number; yStride?: number;
+  pixels: number; channels: number;
+  /** Byte offsets of `channels` f32 lower / upper bounds. */
+  l: number; u: number;
+  levels: number;
+}
+
+/** y = q_c(x) per channel (bit-identical to the reference). */
+export function f32FakeQuantPerChannel(rt: Runtime, c: FakeQuantPerChannelCall): void {
+  checkDims(c.pixels, c.channels);
+  checkChannelRanges(rt, c.l, c.u, c.channels, c.levels, "fake quant per channel");
+  const xs = operand(rt, c.x, c.xStride, c.pixels, c.channels, "fake quant per channel: x");
+  const ys = operand(rt, c.y, c.yStride, c.pixels, c.channels, "fake quant per channel: y");
+  k(rt).f32_fake_quant_pc_nhwc(c.x, xs, c.y, ys, c.pixels, c.channels, c.l, c.u, c.levels - 1);
+}
+
+export interface FakeQuantPerChannelBackwardCall {
+  x: number; xStride?: number;
+  dy: number; dyStride?: number;
+  /** Input gradient (written; may be dy); null: range gradients only. */
+  dx?: number | null; dxStride?: number;
+  pixels: number; channels: number;
+  l: number; u: number; levels: number;
+  /** Range gradients, `channels` f32 each, accumulated into (+=); null: skipped. */
+  dl?: number | null; du?: number | null;
+}
+
+/**
+ * Per-channel STE / LSQ backward: dx = dy·[l[c] ≤ x ≤ u[c]] (bit-exact), dl[c] += Σ_{x<l} dy + Σ_in dy·(t − r)/n,
+ * du[c] += Σ_{x>u} dy + Σ_in dy·(r − t)/n (f32 partials of ≤ 32 pixels, f64 sums, one rounding).
+ */
+export function f32FakeQuantPerChannelBackward(rt: Runtime, c: FakeQuantPerChannelBackwardCall): void {
+  checkDims(c.pixels, c.channels);
+  const what = "fake quant per channel backward";
+  checkChannelRanges(rt, c.l, c.u, c.channels, c.levels, what);
+  const xs = operand(rt, c.x, c.xStride, c.pixels, c.channels, `${what}: x`);
+  const dys = operand(rt, c.dy, c.dyStride, c.pixels, c.channels, `${what}: dy`);
+  const [dx, dxs] = optional(rt, c.dx, c.dxStride, c.pixels, c.channels, `${what}: dx`);
+  const [dl] = optional(rt, c.dl, c.channels, 1, c.channels, `${what}: dl`);
+  const [du] = optional(rt, c.du, c.channels, 1, c.channels, `${what}: du`);
+  k(rt).f32_fake_quant_pc_backward_nhwc(c.x, xs, c.dy, dys, dx, dxs, c.pixels, c.channels, c.l, c.u, c.levels - 1, dl, du);
 }
 
 // ---------------------------------------------------------------------------

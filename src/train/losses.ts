@@ -63,3 +63,29 @@ export function featureLoss(tr: Trainer, at: SeedTarget, target: Float32Array | 
   const weight = o.weight ?? 1;
   return { loss: (weight * sum) / N, seeds: [{ at, grad: { ptr: g, stride: f.channels }, weight }] };
 }
+
+/**
+ * ODM v2's quantization mismatch of one activation-quantized conv: M = ‖X − X̂‖₂ over the sample,
+ * X the conv's input tensor and X̂ what the conv actually sees (fake-quantized, offsets undone).
+ * Seeds: ∂M/∂X = (X − X̂)/M at X's node and −(X − X̂)/M at the quantized input, so the backward
+ * reaches the range [l, u] (LSQ terms), the offsets and, through X, every upstream parameter
+ * (inside the range the straight-through terms cancel: X̂ moves with X). Computed in the arena
+ * (two passes of the MSE kernel: Σd², then d/M). M = 0 gives no seeds. `weight` scales both.
+ */
+export function mismatchLoss(tr: Trainer, layer: string, o: { weight?: number } = {}): LossResult {
+  const l = tr.tg.byName.get(layer);
+  check(l?.quant && l.quant.actLevels > 0, "E_ARGUMENT", `mismatchLoss: '${layer}' is not a conv with an activation quantizer`);
+  const xNode = tr.graph.nodes[l.id].inputs[0];
+  const x = tr.tensor(xNode), xq = tr.tensor({ quantized: layer });
+  const k = tr.rt.kernels<TrainExports>();
+  const sum = k.f32_mse_loss_nhwc(x.ptr, x.stride, xq.ptr, xq.stride, 0, 0, x.pixels, x.channels, 0);
+  const norm = Math.sqrt(sum);
+  const weight = o.weight ?? 1;
+  if (!(norm > 0)) return { loss: 0, seeds: [] };
+  const g = tr.buffer(`mismatch:${layer}:grad`, 4 * x.pixels * x.channels);
+  k.f32_mse_loss_nhwc(x.ptr, x.stride, xq.ptr, xq.stride, g, x.channels, x.pixels, x.channels, 1 / norm);
+  const grad = { ptr: g, stride: x.channels };
+  const seeds: Seed[] = [{ at: { quantized: layer }, grad, weight: -weight }];
+  if (xNode !== tr.graph.input) seeds.unshift({ at: xNode, grad, weight });
+  return { loss: weight * norm, seeds };
+}

@@ -62,7 +62,10 @@ export interface TrainerOptions {
   maxH: number;
   /** Adam settings (lr, groups, schedule). */
   optimizer?: AdamOptions;
-  /** Compute weight/bias gradients (default true; false trains only quantizer parameters, ~⅓ less work). */
+  /**
+   * Compute weight/bias gradients (default true). false trains only quantizer parameters (ranges,
+   * offsets, γ): ∂W is then skipped except on weight-quantized layers, whose γ needs it.
+   */
   trainWeights?: boolean;
   /** Forward only (a teacher): no gradient buffers. */
   forwardOnly?: boolean;
@@ -256,16 +259,15 @@ export class Trainer {
         if (!this.forwardOnly) slots.sIdx = (scalars += 2) - 2;
       }
       if (!this.forwardOnly) {
-        if (this.trainWeights) {
-          slots.gW = galloc(n.k * n.k * layer.cin * layer.cout);
-          if (b) slots.gB = galloc(layer.cout);
-        }
+        // ∂L/∂(quantized W) also feeds γ, so a weight-quantized layer keeps it when weights are frozen.
+        if (this.trainWeights || gamma) slots.gW = galloc(n.k * n.k * layer.cin * layer.cout);
+        if (this.trainWeights && b) slots.gB = galloc(layer.cout);
         if (q?.offsets) slots.gOff = galloc(4 * layer.cin);
       }
       scratchBytes = Math.max(scratchBytes, f32ConvScratchBytes(W, layer.cin, n.k));
       if (!this.forwardOnly) {
         scratchBytes = Math.max(scratchBytes, f32ConvScratchBytes(W, layer.cout, n.k));
-        if (this.trainWeights) scratchBytes = Math.max(scratchBytes, this.k.f32_conv_backward_weights_scratch_bytes(W, layer.cin, layer.cout, n.k));
+        if (slots.gW >= 0) scratchBytes = Math.max(scratchBytes, this.k.f32_conv_backward_weights_scratch_bytes(W, layer.cin, layer.cout, n.k));
       }
       this.convs.set(n.id, slots);
     }
@@ -684,7 +686,7 @@ export class Trainer {
               const yp = this.fptr(id);
               steps.push((w, h) => k.f32_relu_backward_nhwc(gy, sy, yp, sy, gy, sy, Pn(w, h), cout));
             }
-            if (this.trainWeights) {
+            if (c.gW >= 0) {
               const gW = c.gW, gB = c.gB;
               steps.push((w, h, gb) => k.f32_conv_backward_weights_nhwc(xin, xinS, gy, sy, h * s, w * s, cin, cout, kk,
                 gb.base + gW, gB >= 0 ? gb.base + gB : 0, scr));
@@ -818,8 +820,10 @@ export class Trainer {
         } else {
           dw.set(raw);
         }
-        if (scale !== 1) for (let i = 0; i < n; i++) dw[i] *= scale;
-        out.set(c.w.name, dw);
+        if (this.trainWeights) {
+          if (scale !== 1) for (let i = 0; i < n; i++) dw[i] *= scale;
+          out.set(c.w.name, dw);
+        }
         if (c.b && c.gB >= 0) {
           const bt = (gb.base + c.gB) >> 2;
           out.set(c.b.name, Float32Array.from(f.subarray(bt, bt + cout), (v) => v * scale));

@@ -11,7 +11,7 @@
 import test from "tape";
 import { LowbitError } from "../../src/runtime/errors.ts";
 import {
-  f32ConvBackwardInput, f32ConvBackwardInputHwio, f32ConvBackwardInputScratchBytes, f32ConvBackwardWeights,
+  conv2dF32Backward, f32ConvBackwardInput, f32ConvBackwardInputHwio, f32ConvBackwardInputScratchBytes, f32ConvBackwardWeights,
   f32ConvBackwardWeightsScratchBytes, packF32ConvBackwardInput,
 } from "../../src/kernels/grad-conv.ts";
 import { f32ConvBackwardInputRef, f32ConvBackwardWeightsRef } from "../../src/kernels/ref/grad-conv.ts";
@@ -327,4 +327,33 @@ test("grad conv: bad arguments throw LowbitError before any WASM call", async (t
   t.equal(code(() => f32ConvBackwardInput(rt, { ...icall, dx: pdy })), "E_ARGUMENT", "dx overlaps dy");
   t.equal(code(() => f32ConvBackwardInput(rt, { ...icall, dxStride: 2 })), "E_SHAPE", "dxStride < cin");
   a.release(m);
+});
+
+test("grad conv: conv2dF32Backward (typed arrays) matches the references; argument checks", async (t) => {
+  const rt = await testRuntime();
+  const rng = new Rng(0xc2b);
+  const h = 5, w = 6, cin = 5, cout = 12, k = 3;
+  const x = rng.fillF32(new Float32Array(h * w * cin), -1, 1);
+  const dy = rng.fillF32(new Float32Array(h * w * cout), -1, 1);
+  const weights = rng.fillF32(new Float32Array(k * k * cin * cout), -1, 1);
+  const r = conv2dF32Backward(x, dy, { h, w, cin, cout, k, weights, runtime: rt });
+  const dw = new Float64Array(weights.length), db = new Float64Array(cout), dx = new Float64Array(x.length);
+  const mag = new Float64Array(weights.length), magB = new Float64Array(cout), magX = new Float64Array(x.length);
+  f32ConvBackwardWeightsRef({ x: { data: x, stride: cin }, dy: { data: dy, stride: cout }, h, w, cin, cout, k,
+    dw: dw as unknown as Float32Array, db: db as unknown as Float32Array, mag, magB });
+  f32ConvBackwardInputRef({ dy: { data: dy, stride: cout }, dx: { data: dx as unknown as Float32Array, stride: cin }, h, w, cin, cout, k, weights, mag: magX });
+  const within = (got: Float32Array | null, want: Float64Array, m: Float64Array, n: number): boolean =>
+    got !== null && got.every((v, i) => Math.abs(v - want[i]) <= (n + 3) * U * m[i]);
+  t.ok(within(r.dw, dw, mag, h * w), "dw");
+  t.ok(within(r.db, db, magB, h * w), "db");
+  t.ok(within(r.dx, dx, magX, k * k * cout), "dx");
+  const only = conv2dF32Backward(x, dy, { h, w, cin, cout, k, want: { dx: false, dw: false }, runtime: rt });
+  t.ok(only.dx === null && only.dw === null && within(only.db, db, magB, h * w), "db only (no weights needed)");
+  const code = (f: () => unknown): string => {
+    try { f(); return "no error"; } catch (e) { return e instanceof LowbitError ? e.code : `not a LowbitError: ${String(e)}`; }
+  };
+  t.equal(code(() => conv2dF32Backward(x, dy, { h, w, cin, cout, k, runtime: rt })), "E_ARGUMENT", "dx without weights");
+  t.equal(code(() => conv2dF32Backward(x.subarray(1), dy, { h, w, cin, cout, k, weights, runtime: rt })), "E_SHAPE", "x length");
+  t.equal(code(() => conv2dF32Backward(x, dy, { h, w, cin, cout: 11, k, weights, runtime: rt })), "E_SHAPE", "dy length");
+  t.equal(code(() => conv2dF32Backward(x, dy, { h, w, cin, cout, k: 4, weights, runtime: rt })), "E_ARGUMENT", "even k");
 });

@@ -4,13 +4,13 @@
 // plus finite-difference checks of the fake-quant / affine / loss gradients.
 import test from "tape";
 import {
-  f32ChannelAffine, f32ChannelAffineBackward, f32FakeQuant, f32FakeQuantBackward, f32L1Loss, f32MseLoss, f32ReluBackward,
+  f32ChannelAffine, f32ChannelAffineBackward, f32FakeQuant, f32FakeQuantBackward, f32FakeQuantPerChannel, f32FakeQuantPerChannelBackward, f32L1Loss, f32MseLoss, f32ReluBackward,
   f32SpaceToDepth, f32UpsampleNearestBackward, fakeQuantStep,
 } from "../../src/kernels/grad-elementwise.ts";
 import { depthToSpaceAt } from "../../src/kernels/depth-to-space.ts";
 import { upsampleNearestAt } from "../../src/kernels/upsample.ts";
 import {
-  channelAffineBackwardRef, channelAffineRef, fakeQuantBackwardRef, fakeQuantRef, l1LossRef, mseLossRef, reluBackwardRef,
+  channelAffineBackwardRef, channelAffineRef, fakeQuantBackwardRef, fakeQuantPerChannelBackwardRef, fakeQuantPerChannelRef, fakeQuantRef, l1LossRef, mseLossRef, reluBackwardRef,
   spaceToDepthRef, upsampleNearestBackwardRef, type Flat,
 } from "../../src/kernels/ref/grad-elementwise.ts";
 import type { Runtime } from "../../src/runtime/runtime.ts";
@@ -159,6 +159,68 @@ test("grad elementwise: fake quant backward (STE dx bit-exact; dl/du vs f64 and 
     }
   }
   t.equal(fdBad, 0, "20 finite-difference checks of dl, du");
+});
+
+test("grad elementwise: per-channel fake quant forward bit-exact, backward vs f64 (accumulating dl/du)", async (t) => {
+  const rt = await testRuntime();
+  const rng = new Rng(0xfa4ec);
+  let bad = 0;
+  for (let it = 0; it < 150; it++) {
+    const n = rng.pick(PIXELS), c = rng.pick(CHANNELS);
+    const levels = rng.pick([2, 4, 16, 256]);
+    const mode = rng.pick(["dx", "inplace", "none"] as const);
+    withMark(rt, () => {
+      const l = new Float32Array(c), u = new Float32Array(c);
+      for (let i = 0; i < c; i++) { l[i] = rng.uniform(-2, 0.5); u[i] = l[i] + rng.uniform(0.01, 3); }
+      const pl = rt.arena.put(l), pu = rt.arena.put(u);
+      const x = rand(rt, rng, n, c, strideFor(rng, c), -2.5, 3.5);
+      const y = rand(rt, rng, n, c, strideFor(rng, c));
+      const wantY = y.host.slice();
+      fakeQuantPerChannelRef(flat(x), flat(y, wantY), n, c, l, u, levels);
+      f32FakeQuantPerChannel(rt, { x: x.p, xStride: x.stride, y: y.p, yStride: y.stride, pixels: n, channels: c, l: pl, u: pu, levels });
+      let err = firstDiff(readBack(rt, y), wantY) >= 0 ? "forward differs; " : "";
+      const dy = rand(rt, rng, n, c, strideFor(rng, c));
+      const dx = mode === "dx" ? rand(rt, rng, n, c, strideFor(rng, c)) : mode === "inplace" ? dy : null;
+      const wantDx = dx ? dx.host.slice() : null;
+      const dl0 = rng.fillF32(new Float32Array(c), -1, 1), du0 = rng.fillF32(new Float32Array(c), -1, 1);
+      const pdl = rt.arena.put(dl0), pdu = rt.arena.put(du0);
+      const dl = Float64Array.from(dl0), du = Float64Array.from(du0), mag = new Float64Array(c);
+      fakeQuantPerChannelBackwardRef(flat(x), flat(dy), dx ? flat(dx, wantDx!) : null, n, c, l, u, levels, dl, du, mag);
+      f32FakeQuantPerChannelBackward(rt, { x: x.p, xStride: x.stride, dy: dy.p, dyStride: dy.stride, dx: dx?.p ?? null, dxStride: dx?.stride,
+        pixels: n, channels: c, l: pl, u: pu, levels, dl: pdl, du: pdu });
+      if (dx && firstDiff(readBack(rt, dx), wantDx!) >= 0) err += "dx differs; ";
+      const gl = new Float32Array(c), gu = new Float32Array(c);
+      rt.arena.read(pdl, gl); rt.arena.read(pdu, gu);
+      for (let i = 0; i < c; i++) {
+        if (!(Math.abs(gl[i] - dl[i]) <= TOL * mag[i])) { err += `dl[${i}] ${gl[i]} vs ${dl[i]}; `; break; }
+        if (!(Math.abs(gu[i] - du[i]) <= TOL * mag[i])) { err += `du[${i}] ${gu[i]} vs ${du[i]}; `; break; }
+      }
+      if (err && ++bad <= 3) t.fail(`n${n} c${c} levels ${levels} ${mode}: ${err}`);
+    });
+  }
+  t.equal(bad, 0, "150 random cases");
+  // One channel per-channel = per tensor (same grid, same gradients).
+  withMark(rt, () => {
+    const n = 33, c = 1;
+    const x = rand(rt, rng, n, c, c, -1.5, 1.5), dy = rand(rt, rng, n, c, c);
+    const pl = rt.arena.put(Float32Array.of(-0.7)), pu = rt.arena.put(Float32Array.of(0.9)), pdl = rt.arena.put(new Float32Array(1)), pdu = rt.arena.put(new Float32Array(1));
+    const y1 = rand(rt, rng, n, c, c), y2 = rand(rt, rng, n, c, c);
+    f32FakeQuant(rt, { x: x.p, y: y1.p, pixels: n, channels: c, l: -0.7, u: 0.9, levels: 8 });
+    f32FakeQuantPerChannel(rt, { x: x.p, y: y2.p, pixels: n, channels: c, l: pl, u: pu, levels: 8 });
+    t.equal(firstDiff(readBack(rt, y1), readBack(rt, y2)), -1, "per-channel with 1 channel = per tensor (forward)");
+    const g = f32FakeQuantBackward(rt, { x: x.p, dy: dy.p, pixels: n, channels: c, l: -0.7, u: 0.9, levels: 8 });
+    f32FakeQuantPerChannelBackward(rt, { x: x.p, dy: dy.p, pixels: n, channels: c, l: pl, u: pu, levels: 8, dl: pdl, du: pdu });
+    const gl = new Float32Array(1), gu = new Float32Array(1);
+    rt.arena.read(pdl, gl); rt.arena.read(pdu, gu);
+    t.ok(Math.abs(gl[0] - g.dl) <= 1e-6 * (1 + Math.abs(g.dl)) && Math.abs(gu[0] - g.du) <= 1e-6 * (1 + Math.abs(g.du)), `dl/du agree (${gl[0]} vs ${g.dl}, ${gu[0]} vs ${g.du})`);
+    // Bad ranges are read from the arena and rejected before the kernel runs.
+    rt.arena.f32[pu >> 2] = -0.7;
+    throwsCode(t, () => f32FakeQuantPerChannel(rt, { x: x.p, y: y2.p, pixels: n, channels: c, l: pl, u: pu, levels: 8 }), "E_RANGE", "per channel: l = u");
+    rt.arena.f32[pu >> 2] = NaN;
+    throwsCode(t, () => f32FakeQuantPerChannelBackward(rt, { x: x.p, dy: dy.p, pixels: n, channels: c, l: pl, u: pu, levels: 8 }), "E_RANGE", "per channel: NaN u");
+    rt.arena.f32[pu >> 2] = 0.9;
+    throwsCode(t, () => f32FakeQuantPerChannel(rt, { x: x.p, y: y2.p, pixels: n, channels: c, l: pl, u: pu, levels: 1 }), "E_BITS", "per channel: 1 level");
+  });
 });
 
 test("grad elementwise: channel affine forward bit-exact, backward vs f64 and in place", async (t) => {

@@ -14,6 +14,8 @@ import { buildTrainGraph, paramName, type TrainGraph, type TrainQuantSpec } from
 import { Trainer, type Seed } from "../../src/train/trainer.ts";
 import { evalSurrogate, paramsOf, type Frozen } from "./_surrogate.ts";
 import { LowbitError } from "../../src/runtime/errors.ts";
+import { F32Plan } from "../../src/graph/compile-f32.ts";
+import { mismatchLoss } from "../../src/train/losses.ts";
 
 /** A small graph with every op the engine differentiates (names are the layer names). */
 function everyOpGraph(seed: number): Graph {
@@ -51,6 +53,8 @@ interface CheckOpts {
   extraSeeds?: Array<Seed["at"]>;
   /** Randomize γ / offsets to exercise clipping and offsets. */
   perturbQuant?: boolean;
+  /** Seed only extraSeeds (not the output). */
+  noOutputSeed?: boolean;
   /** Only these parameter tensors (default all). */
   filter?: (name: string) => boolean;
 }
@@ -85,7 +89,7 @@ async function gradCheck(graph: Graph, o: CheckOpts): Promise<CheckResult> {
     tr.forward(input, o.w, o.h);
     const seeds: Seed[] = [];
     const seedVals: Array<{ at: Seed["at"]; r: Float64Array }> = [];
-    for (const at of [tg.graph.output as Seed["at"], ...(o.extraSeeds ?? [])]) {
+    for (const at of [...(o.noOutputSeed ? [] : [tg.graph.output as Seed["at"]]), ...(o.extraSeeds ?? [])]) {
       const ref = tr.tensor(at);
       const r = new Float32Array(ref.pixels * ref.channels).map(() => rng.normal() / ref.pixels);
       seeds.push({ at, grad: r });
@@ -147,6 +151,15 @@ async function gradCheck(graph: Graph, o: CheckOpts): Promise<CheckResult> {
 
 const TOL = 1e-3;
 
+const code = (f: () => unknown): string => {
+  try {
+    f();
+    return "none";
+  } catch (e) {
+    return e instanceof LowbitError ? e.code : `not LowbitError: ${String(e)}`;
+  }
+};
+
 test("train: every-op graph, FP32 gradients of all weights and biases vs central differences", async (t) => {
   for (const seed of [1, 2, 3]) {
     const r = await gradCheck(everyOpGraph(seed), {
@@ -167,6 +180,13 @@ test("train: every-op graph, W4A4 fake-quant (STE) gradients incl. act ranges, �
     });
     t.ok(r.worst < TOL, `seed ${seed}: ${r.checked} elements of ${r.tensors} tensors, worst rel err ${r.worst.toExponential(2)} (${r.worstAt})`);
   }
+  // Seeds only on internal tensors (regularizer-style passes): a quantized input whose conv output
+  // gets no gradient, and a feature.
+  const r = await gradCheck(everyOpGraph(6), {
+    quant: { weightBits: 4, actBits: 4, layers: ["c1", "c3", "c4"], offsets: ["c4"] }, w: 6, h: 6, seed: 6, perTensor: 10, perturbQuant: true,
+    noOutputSeed: true, extraSeeds: [{ quantized: "c4" }, { quantized: "c3" }, "c2"],
+  });
+  t.ok(r.worst < TOL, `internal seeds only: ${r.checked} elements of ${r.tensors} tensors, worst rel err ${r.worst.toExponential(2)} (${r.worstAt})`);
   // Low bit widths (W2A2, W3A3) put most values at clip boundaries and coarse steps.
   for (const bits of [2, 3]) {
     const r = await gradCheck(everyOpGraph(7 + bits), {
@@ -243,6 +263,87 @@ test("train: backward passes accumulate linearly (two passes = one pass with bot
   t.end();
 });
 
+test("train: trainWeights false — only quantizer gradients (γ still exact), the same values as a full backward", async (t) => {
+  const rt = await testRuntime();
+  const rng = new Rng(41);
+  const tg = buildTrainGraph(everyOpGraph(41), { weightBits: 3, actBits: 4, layers: ["c3", "c4"], offsets: ["c4"] });
+  const x = new Float32Array(6 * 6 * 3).map(() => rng.next());
+  const seed = new Float32Array(12 * 12 * 3).map(() => rng.normal());
+  const run = (trainWeights: boolean): Map<string, Float32Array> => {
+    const tr = new Trainer(rt, tg, { maxW: 6, maxH: 6, trainWeights });
+    tr.calibrateActRanges([{ data: x, w: 6, h: 6 }]);
+    tr.forward(x, 6, 6);
+    const gb = tr.createGrads();
+    tr.backward([{ at: tg.graph.output, grad: seed }], gb);
+    const g = tr.gradients(gb);
+    gb.dispose();
+    tr.dispose();
+    return g;
+  };
+  const full = run(true), quantOnly = run(false);
+  const names = [...quantOnly.keys()].sort();
+  t.deepEqual(names, ["c3/act_range", "c3/gamma", "c4/act_range", "c4/gamma", "c4/offset_scale", "c4/offset_shift"], "only quantizer parameters");
+  t.ok(names.every((n) => quantOnly.get(n)!.every((v, i) => v === full.get(n)![i])), "bit-identical to the full backward's");
+  t.end();
+});
+
+test("train: mismatchLoss (ODM v2 ‖X − X̂‖₂) = the same seeds built in JS; zero mismatch gives no seeds", async (t) => {
+  const rt = await testRuntime();
+  const rng = new Rng(51);
+  const tg = buildTrainGraph(everyOpGraph(51), { weightBits: 4, actBits: 3, layers: ["c1", "c3", "c4"], offsets: ["c4"] });
+  const tr = new Trainer(rt, tg, { maxW: 6, maxH: 5 });
+  const x = new Float32Array(6 * 5 * 3).map(() => rng.next());
+  tr.calibrateActRanges([{ data: x, w: 6, h: 5 }]);
+  tr.forward(x, 6, 5);
+  const layers = ["c1", "c3", "c4"];
+  const gA = tr.createGrads(), gB = tr.createGrads();
+  let lossA = 0, lossB = 0;
+  const seedsA: Seed[] = [];
+  for (const l of layers) {
+    const r = mismatchLoss(tr, l, { weight: 0.5 });
+    lossA += r.loss;
+    seedsA.push(...r.seeds);
+  }
+  tr.backward(seedsA, gA);
+  const seedsB: Seed[] = [];
+  for (const l of layers) {
+    const xNode = tg.graph.nodes[tg.byName.get(l)!.id].inputs[0];
+    const X = tr.read(xNode), Xq = tr.read({ quantized: l });
+    let n2 = 0;
+    const d = X.map((v, i) => v - Xq[i]);
+    for (const v of d) n2 += v * v;
+    const norm = Math.sqrt(n2);
+    lossB += 0.5 * norm;
+    const gr = d.map((v) => v / norm);
+    if (xNode !== tg.graph.input) seedsB.push({ at: xNode, grad: gr, weight: 0.5 });
+    seedsB.push({ at: { quantized: l }, grad: gr, weight: -0.5 });
+  }
+  tr.backward(seedsB, gB);
+  t.ok(Math.abs(lossA - lossB) <= 1e-6 * lossB, `loss ${lossA} = ${lossB}`);
+  const a = tr.gradients(gA), b = tr.gradients(gB);
+  let worst = 0, nonzero = 0;
+  for (const [name, v] of a) {
+    const w = b.get(name)!;
+    let m = 0;
+    for (const e of w) m = Math.max(m, Math.abs(e));
+    if (m > 0) nonzero++;
+    for (let i = 0; i < v.length; i++) worst = Math.max(worst, Math.abs(v[i] - w[i]) / (m + 1e-30));
+  }
+  t.ok(worst < 1e-5 && nonzero > 6, `gradients agree (worst ${worst.toExponential(2)}, ${nonzero} non-zero tensors)`);
+  t.ok(a.get("c3/act_range")!.some((v) => v !== 0), "the range gets a mismatch gradient");
+  // A grid that holds X exactly: 8 bits on [0, 255] and an integer input (the graph input) → no mismatch.
+  const g2 = buildTrainGraph(everyOpGraph(52), { weightBits: null, actBits: 8, layers: ["c1"], actRanges: { c1: [0, 255] } });
+  const t2 = new Trainer(rt, g2, { maxW: 3, maxH: 3 });
+  t2.forward(new Float32Array(27).map((_, i) => (i * 29) % 256), 3, 3);
+  const z = mismatchLoss(t2, "c1");
+  t.ok(z.loss === 0 && z.seeds.length === 0, "X on the grid → M = 0, no seeds");
+  t.equal(code(() => mismatchLoss(t2, "c2")), "E_ARGUMENT", "unquantized layer");
+  for (const gg of [gA, gB]) gg.dispose();
+  tr.dispose();
+  t2.dispose();
+  t.end();
+});
+
 test("train: forward matches the FP32 plan semantics and the fake-quant forward matches the surrogate", async (t) => {
   const rt = await testRuntime();
   const rng = new Rng(31);
@@ -269,19 +370,49 @@ test("train: forward matches the FP32 plan semantics and the fake-quant forward 
   t.end();
 });
 
+test("train: bundled models (×2/×3/×4, RDN) — training forward = the FP32 inference plan; W4A4 backward runs with finite gradients", async (t) => {
+  const rt = await testRuntime();
+  for (const name of ["esrgan-slim-x4", "esrgan-medium-x3", "psnr-small-x2"]) {
+    const g = await loadModel(name);
+    const W = 7, H = 5;
+    const x = new Float32Array(W * H * 3).map((_, i) => g.meta.inputRange[1] * (((i * 37) % 101) / 100));
+    const tr = new Trainer(rt, buildTrainGraph(g, null), { maxW: W, maxH: H });
+    tr.forward(x, W, H);
+    const out = tr.read(tr.graph.output);
+    const plan = new F32Plan(rt, g, W, H);
+    const ref = plan.run(x, W, H);
+    plan.dispose();
+    tr.dispose();
+    let worst = 0, m = 0;
+    for (let i = 0; i < ref.length; i++) {
+      worst = Math.max(worst, Math.abs(ref[i] - out[i]));
+      m = Math.max(m, Math.abs(ref[i]));
+    }
+    t.ok(worst <= 1e-5 * m, `${name}: forward vs F32Plan ${(worst / m).toExponential(2)} of max|y|`);
+    const tg = buildTrainGraph(g, { weightBits: 4, actBits: 4, layers: "body" });
+    const q = new Trainer(rt, tg, { maxW: W, maxH: H });
+    q.calibrateActRanges([{ data: x, w: W, h: H }]);
+    q.forward(x, W, H);
+    const gb = q.createGrads();
+    q.backward([{ at: tg.graph.output, grad: new Float32Array(out.length).map((_, i) => (i % 7) - 3) }], gb);
+    const grads = q.gradients(gb);
+    let finite = true, nonzero = 0;
+    for (const v of grads.values()) {
+      for (const e of v) finite &&= Number.isFinite(e);
+      if (v.some((e) => e !== 0)) nonzero++;
+    }
+    t.ok(finite && nonzero >= grads.size - 1, `${name}: ${grads.size} gradient tensors, ${nonzero} non-zero, all finite`);
+    gb.dispose();
+    q.dispose();
+  }
+  t.end();
+});
+
 test("train: bad arguments throw LowbitError codes before any kernel call", async (t) => {
   const rt = await testRuntime();
   const b = new GraphBuilder({ seed: 1 });
   const x = b.input();
   const tanh = b.build(b.conv2d(b.conv2d(x, 4, 3, { activation: "tanh", name: "bad" }), 3, 3));
-  const code = (f: () => unknown): string => {
-    try {
-      f();
-      return "none";
-    } catch (e) {
-      return e instanceof LowbitError ? e.code : `not LowbitError: ${String(e)}`;
-    }
-  };
   t.equal(code(() => buildTrainGraph(tanh)), "E_UNSUPPORTED_LAYER", "tanh conv → E_UNSUPPORTED_LAYER");
   try {
     buildTrainGraph(tanh);

@@ -130,3 +130,40 @@ export function mseLossRef(p: Flat, t: Flat, g: Flat | null, pixels: number, cha
   }
   return (scale * s) / n;
 }
+
+/** Per-channel fake quantization: channel c on [l[c], u[c]]. */
+export function fakeQuantPerChannelRef(x: Flat, y: Flat, pixels: number, channels: number, l: Float32Array, u: Float32Array, levels: number): void {
+  for (let c = 0; c < channels; c++) {
+    const s = fakeQuantStepRef(l[c], u[c], levels);
+    for (let i = 0; i < pixels; i++) {
+      const [, r] = fakeQuantT(x.data[ix(x, i, c)], l[c], u[c], s);
+      y.data[ix(y, i, c)] = f(f(r * s) + l[c]);
+    }
+  }
+}
+
+/** Per-channel STE / LSQ backward: dx as per tensor; dl[c] += …, du[c] += … (f64); mag[c] = Σ|dy| + |dl₀| + |du₀|. */
+export function fakeQuantPerChannelBackwardRef(x: Flat, dy: Flat, dx: Flat | null, pixels: number, channels: number,
+  l: Float32Array, u: Float32Array, levels: number, dl: Float64Array, du: Float64Array, mag: Float64Array): void {
+  const n = levels - 1;
+  for (let c = 0; c < channels; c++) {
+    const s = fakeQuantStepRef(l[c], u[c], levels);
+    let a = 0, below = 0, above = 0, m = 0;
+    for (let i = 0; i < pixels; i++) {
+      const xv = x.data[ix(x, i, c)], g = dy.data[ix(dy, i, c)];
+      m += Math.abs(g);
+      let pass = 0;
+      if (xv < l[c]) below += g;
+      else if (xv > u[c]) above += g;
+      else {
+        const [t, r] = fakeQuantT(xv, l[c], u[c], s);
+        a += g * (r - t);
+        pass = g;
+      }
+      if (dx) dx.data[ix(dx, i, c)] = pass;
+    }
+    mag[c] = m + Math.abs(dl[c]) + Math.abs(du[c]);
+    dl[c] += below - a / n;
+    du[c] += above + a / n;
+  }
+}
