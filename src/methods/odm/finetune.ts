@@ -40,7 +40,7 @@ import { init as initRuntime, type Runtime } from "../../runtime/runtime.ts";
 import type { DynamicPath } from "../../graph/compile-dynamic.ts";
 import type { DynamicQuantizedModel } from "../dynamic/model.ts";
 import type { LayerScope } from "../scope.ts";
-import { finetune, type FinetuneProgress, type FinetuneStepContext, type GradBuffers, type Seed, type TrainData, type TrainState, type Trainer } from "../../train/index.ts";
+import { finetune, mismatchLoss, type FinetuneProgress, type FinetuneStepContext, type GradBuffers, type Seed, type TrainData, type TrainState, type Trainer } from "../../train/index.ts";
 import { buildOdmModel, odmInitPtq, type OdmInitResult, type OdmLayerParams } from "./quantize.ts";
 import { odmWeightScaleBase } from "./grid.ts";
 import { ChannelOffsets } from "./offsets.ts";
@@ -215,19 +215,10 @@ function odmStep(ctx: FinetuneStepContext, layers: { name: string; x: string }[]
     if (gM) {
       const seeds: Seed[] = [];
       for (const l of layers) {
-        const x = dense(tr, l.x), xq = dense(tr, { quantized: l.name });
-        let n2 = 0;
-        for (let i = 0; i < x.length; i++) {
-          const d = x[i] - xq[i];
-          x[i] = d;
-          n2 += d * d;
-        }
-        const norm = Math.sqrt(n2);
-        lossSum += mis!.lambda * norm;
-        if (!(norm > 0)) continue;
-        const gx = x.map((d) => d / norm);
-        if (l.x !== inputName) seeds.push({ at: l.x, grad: gx });
-        seeds.push({ at: { quantized: l.name }, grad: gx, weight: -1 });
+        // ‖X − X̂‖₂ and its seeds, in the arena (train/losses.ts mismatchLoss: the derivation above).
+        const m = mismatchLoss(tr, l.name);
+        lossSum += mis!.lambda * m.loss;
+        seeds.push(...m.seeds);
       }
       if (seeds.length) tr.backward(seeds, gM);
     }
