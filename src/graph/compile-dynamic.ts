@@ -154,7 +154,7 @@ export class DynamicPlan extends StepPlan {
       const q = spec.createQuantizer();
       if (q.channels !== n.cin) throw new LowbitError("E_SHAPE", `layer '${n.name}': activation quantizer has ${q.channels} channels, the conv reads ${n.cin}`);
       quantizers.set(n.id, q);
-      maxC = Math.max(maxC, n.cin);
+      if (!q.isStatic) maxC = Math.max(maxC, n.cin); // statistics buffers: dynamic quantizers only
       if (path === "oracle") {
         const p = packF32Conv(dequantizedHwio(spec, n.k, n.cin, n.cout), n.k, n.cin, n.cout, n.bias);
         f32Packed.set(n.id, this.region.put(p));
