@@ -114,7 +114,7 @@ function resolveModels(names: string[], scales: number[] | null): string[] {
   return out;
 }
 
-type Method = "minmax" | "percentile" | "mse" | "daq" | "dfsq";
+type Method = "minmax" | "percentile" | "mse" | "daq" | "dfsq" | "odm";
 
 /**
  * "w8a8-minmax", "w4a4 daq", "w4a4-dfsq-scope=full-path=exact": bits, method, then the method's
@@ -123,11 +123,11 @@ type Method = "minmax" | "percentile" | "mse" | "daq" | "dfsq";
 function parseConfig(c: string): { bits: string; method: Method | null; options: Record<string, string> } {
   const [bits, method, ...rest] = c.replace(/-/g, " ").trim().toLowerCase().split(/\s+/);
   if (bits === "fp32") return { bits, method: null, options: {} };
-  if (!/^w\da\d$/.test(bits) || !["minmax", "percentile", "mse", "daq", "dfsq"].includes(method)) throw new Error(`bad config '${c}' (e.g. w8a8-minmax, w4a4-dfsq)`);
+  if (!/^w\da\d$/.test(bits) || !["minmax", "percentile", "mse", "daq", "dfsq", "odm"].includes(method)) throw new Error(`bad config '${c}' (e.g. w8a8-minmax, w4a4-dfsq)`);
   const options: Record<string, string> = {};
   for (const kv of rest) {
     const m = /^([a-z]+)=(\S+)$/.exec(kv);
-    if (!m || !(method === "daq" || method === "dfsq")) throw new Error(`bad option '${kv}' in config '${c}'`);
+    if (!m || !(method === "daq" || method === "dfsq" || method === "odm")) throw new Error(`bad option '${kv}' in config '${c}'`);
     options[m[1]] = m[2];
   }
   return { bits, method: method as Method, options };
@@ -221,7 +221,7 @@ async function runModel(name: string, o: { data: string; calib: string; tile: nu
   const fp = await runConfig("fp32", null, fp32Model(graph), 4 * params, null, null);
   const quantized = o.configs.filter((c) => c !== "fp32");
   if (quantized.length === 0) return res;
-  const isDynamic = (c: string) => { const m = parseConfig(c).method; return m === "daq" || m === "dfsq"; };
+  const isDynamic = (c: string) => { const m = parseConfig(c).method; return m === "daq" || m === "dfsq" || m === "odm"; };
 
   // Dynamic methods first (they calibrate themselves, as the CLI does: buildDynamicModel).
   for (const config of quantized.filter(isDynamic)) {

@@ -10,6 +10,7 @@ import { evalCommand } from "./eval.ts";
 import { modelsCommand } from "./models.ts";
 import { upscaleCommand } from "./upscale.ts";
 import { quantizeCommand } from "./quantize.ts";
+import { finetuneCommand } from "./finetune.ts";
 
 export const USAGE = `Usage: lowbit <command> [options]
 
@@ -19,6 +20,7 @@ Commands:
   upscale <in> <out.png>   upscale a PNG/JPEG image
   eval --model <m>         PSNR-Y / SSIM-Y of a model on an SR eval set, beside bicubic
   quantize --model <m> …   calibrate + quantize a model into a .lowbit file
+  finetune --model <m> …   quantization-aware fine-tuning (ODM) into a .lowbit file
   models                   list the registered models
 
 Options:
@@ -33,6 +35,7 @@ const COMMANDS: Record<string, (argv: string[], io: CliIO) => Promise<number>> =
   eval: evalCommand,
   models: modelsCommand,
   quantize: quantizeCommand,
+  finetune: finetuneCommand,
 };
 
 /** Runs one command line (without `node lowbit`) and returns the exit code; never throws. */

@@ -11,6 +11,8 @@
  *      1/scale_c, and its levels x̂_c(k);
  *   3. codes: WASM maps x → b-bit codes (DAQ midrise / post-ReLU rounding, or
  *      DFSQ's threshold quantizer);
+ *   Static quantizers (ODM, `isStatic`) skip 1–2: their codes and levels are fixed, set once
+ *   when the plan is compiled, so the model tiles like any static one.
  *   4. conv, on one of three paths (DynamicPath):
  *      - "lut" (default; daq.md §6 path B, dfsq.md §7 (a)): per image an int16
  *        table lut_c[k] = round(x̂_c(k)/S), the codes decoded through it in the
@@ -152,7 +154,7 @@ export class DynamicPlan extends StepPlan {
       const q = spec.createQuantizer();
       if (q.channels !== n.cin) throw new LowbitError("E_SHAPE", `layer '${n.name}': activation quantizer has ${q.channels} channels, the conv reads ${n.cin}`);
       quantizers.set(n.id, q);
-      maxC = Math.max(maxC, n.cin);
+      if (!q.isStatic) maxC = Math.max(maxC, n.cin); // statistics buffers: dynamic quantizers only
       if (path === "oracle") {
         const p = packF32Conv(dequantizedHwio(spec, n.k, n.cin, n.cout), n.k, n.cin, n.cout, n.bias);
         f32Packed.set(n.id, this.region.put(p));
@@ -252,10 +254,8 @@ export class DynamicPlan extends StepPlan {
           k.f32_count_positive_nhwc(xp, npx, cin, xs, statsOut + 5 * 4 * cin);
         }
       };
-      steps.push(statStep);
-      stepOps.push("stats");
-      // 2. per-image parameters
-      steps.push((w, h) => {
+      // 2. per-image parameters (static quantizers: once, here)
+      const paramStep: Step = (w, h) => {
         const f = rt.arena.f32, o = statsOut / 4;
         stats.pixels = w * s * h * s;
         stats.min = f.subarray(o, o + cin);
@@ -264,6 +264,9 @@ export class DynamicPlan extends StepPlan {
         stats.std = f.subarray(o + 3 * cin, o + 4 * cin);
         stats.maxAbsDev = f.subarray(o + 4 * cin, o + 5 * cin);
         stats.countPositive = q.needsCountPositive ? f.subarray(o + 5 * cin, o + 6 * cin) : null;
+        fillParams();
+      };
+      const fillParams = (): void => {
         q.prepare(stats, mu, inv);
         if (dW) {
           for (let o2 = 0; o2 < cout; o2++) {
@@ -297,8 +300,17 @@ export class DynamicPlan extends StepPlan {
           rt.arena.f32.set(mu, pMu / 4);
           rt.arena.f32.set(inv, pInv / 4);
         }
-      });
-      stepOps.push("params");
+      };
+      if (q.isStatic) {
+        // Image-independent codes and levels: no statistics pass, no per-image work.
+        if (dW) throw new LowbitError("E_ARGUMENT", `layer '${n.name}': per-image bias correction needs a dynamic quantizer`);
+        fillParams();
+      } else {
+        steps.push(statStep);
+        stepOps.push("stats");
+        steps.push(paramStep);
+        stepOps.push("params");
+      }
       if (path === "oracle") {
         const fp = f32Packed.get(n.id)!;
         steps.push((w, h) => {

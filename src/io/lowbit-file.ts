@@ -472,6 +472,17 @@ function saveDynamic(model: DynamicQuantizedModel): Uint8Array {
           aj.bits = "per-channel";
           tensors.push({ name: `${n.name}.act_bits`, dtype: "I32", shape: [n.cin], bytes: new Uint8Array(a.bits.buffer, a.bits.byteOffset, a.bits.byteLength) });
         }
+      } else if (a.kind === "odm") {
+        Object.assign(aj, { bits: a.bits, lo: a.lo, hi: a.hi });
+        if (a.shift) {
+          aj.shift = true;
+          tensors.push({ name: `${n.name}.act_shift`, dtype: "F32", shape: [n.cin], bytes: f32Bytes(a.shift) });
+        }
+        if (a.scale) {
+          aj.scale = true;
+          aj.scaleFolded = a.scaleFolded === true;
+          tensors.push({ name: `${n.name}.act_scale`, dtype: "F32", shape: [n.cin], bytes: f32Bytes(a.scale) });
+        }
       } else {
         aj.bits = a.bits;
         tensors.push({ name: `${n.name}.codebooks`, dtype: "I16", shape: [n.cin, 1 << a.bits], bytes: new Uint8Array(a.codebooks.buffer, a.codebooks.byteOffset, a.codebooks.byteLength) });
@@ -713,7 +724,7 @@ function parseQuantTensor(v: Json, n: Node): QuantTensor {
 /** Reads the `dynamic` section and the integer tensors of a version-2 model. */
 function readDynamic(r: TensorReader, dj: JsonObject, g: Graph, stores: (ConvStore | null)[], codes: Map<number, Int16Array>): DynamicQuantizedModel {
   const method = str(get(dj, "method"), "dynamic.method");
-  if (method !== "daq" && method !== "dfsq") fail(`dynamic.method '${method}' is not daq or dfsq`);
+  if (method !== "daq" && method !== "dfsq" && method !== "odm") fail(`dynamic.method '${method}' is not daq, dfsq or odm`);
   const weightBits = int(get(dj, "weightBits"), 2, 8, "dynamic.weightBits", "E_BITS");
   const actBits = int(get(dj, "actBits"), 2, 8, "dynamic.actBits", "E_BITS");
   const scope = str(get(dj, "scope"), "dynamic.scope");
@@ -740,7 +751,8 @@ function readDynamic(r: TensorReader, dj: JsonObject, g: Graph, stores: (ConvSto
     if (!wc) fail(`${w}: conv '${n.name}' stores f32 weights, not integer codes`);
     const wb = int(get(lj, "weightBits"), 2, 8, `${w}.weightBits`, "E_BITS");
     if (wb !== stores[id]!.bits) fail(`${w}.weightBits ${wb} differs from conv '${n.name}'s weight.bits ${stores[id]!.bits}`, "E_BITS");
-    const lim = 1 << wb;
+    // An ODM sub-pixel tail stores merged codes: sums of up to k² HR-kernel codes (≤ 25 for 5×5).
+    const lim = (method === "odm" && n.name.endsWith("/subpixel") ? 32 : 1) << wb;
     for (let q = 0; q < wc.length; q++) if (Math.abs(wc[q]) > lim) fail(`tensor '${n.name}.weight': code ${wc[q]} at ${q} is outside ±${lim} for ${wb}-bit weights`, "E_RANGE");
     const wscale = r.f32(`${n.name}.weight_scale`, [n.cout], `weight scales of conv '${n.name}'`);
     for (let o = 0; o < n.cout; o++) if (!(wscale[o] >= 0)) fail(`tensor '${n.name}.weight_scale': scale ${wscale[o]} of channel ${o} is negative`, "E_RANGE");
@@ -780,7 +792,21 @@ function readDynamic(r: TensorReader, dj: JsonObject, g: Graph, stores: (ConvSto
       const codebooks = new Int16Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
       codebooks.forEach((x, q) => { if (x < -1024 || x > 1024) fail(`tensor '${n.name}.codebooks': point ${x} at ${q} is outside [−1024, 1024]`, "E_RANGE"); });
       act = { kind, postRelu, bits, codebooks };
-    } else fail(`${w}.act.kind '${kind}' is not daq or dfsq`);
+    } else if (kind === "odm") {
+      const bits = int(get(aj, "bits"), 2, 8, `${w}.act.bits`, "E_BITS");
+      const lo = get(aj, "lo"), hi = get(aj, "hi");
+      if (typeof lo !== "number" || typeof hi !== "number" || !Number.isFinite(lo) || !Number.isFinite(hi) || !(hi >= lo)) fail(`${w}.act: range [${String(lo)}, ${String(hi)}] is not a finite non-empty interval`, "E_RANGE");
+      act = { kind, postRelu, bits, lo: lo as number, hi: hi as number };
+      const sh = get(aj, "shift"), sc = get(aj, "scale"), sf = get(aj, "scaleFolded");
+      if (sh !== undefined && typeof sh !== "boolean") fail(`${w}.act.shift must be true or false`);
+      if (sc !== undefined && typeof sc !== "boolean") fail(`${w}.act.scale must be true or false`);
+      if (sf !== undefined && typeof sf !== "boolean") fail(`${w}.act.scaleFolded must be true or false`);
+      if (sh) act.shift = r.f32(`${n.name}.act_shift`, [n.cin], `channel shifts of conv '${n.name}'`);
+      if (sc) {
+        act.scale = r.f32(`${n.name}.act_scale`, [n.cin], `channel scales of conv '${n.name}'`);
+        act.scaleFolded = sf === true;
+      }
+    } else fail(`${w}.act.kind '${kind}' is not daq, dfsq or odm`);
     if (act.kind !== method) fail(`${w}: a ${act.kind} layer in a ${method} model`);
     if (method === "daq" && mode0(act) === "reference" && path !== "oracle") fail(`${w}: DAQ reference mode runs on the oracle path only, the file says '${path}'`);
     let createQuantizer;

@@ -29,7 +29,12 @@ export interface ChannelStatsView {
 }
 
 export interface DynamicActQuantizer {
-  readonly method: "daq" | "dfsq";
+  readonly method: "daq" | "dfsq" | "odm";
+  /**
+   * Image-independent parameters (ODM): the plan calls prepare once at compile time (with empty
+   * statistics) and runs no statistics pass.
+   */
+  readonly isStatic?: boolean;
   readonly channels: number;
   /** Row length of the per-channel tables: the largest number of codes of any channel. */
   readonly levels: number;

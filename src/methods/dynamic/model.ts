@@ -17,7 +17,27 @@ import type { LayerScope } from "../scope.ts";
 /** What defines a layer's activation quantizer (serializable: saved in .lowbit files). */
 export type DynamicActSpec =
   | { kind: "daq"; postRelu: boolean; bits: number | Int32Array; stepTable: "code" | "mse"; qq: number; mode: "int" | "reference"; /** Per-channel branch (DaqOptions.branch "channel"). */ reluMask?: Uint8Array; /** Calibrated κ_c (DaqOptions.calibrateStep). */ stepScale?: Float32Array }
-  | { kind: "dfsq"; postRelu: boolean; bits: number; /** [C][2^b] codebook points, 1/1024 units. */ codebooks: Int16Array };
+  | { kind: "dfsq"; postRelu: boolean; bits: number; /** [C][2^b] codebook points, 1/1024 units. */ codebooks: Int16Array }
+  | OdmActSpec;
+
+/**
+ * ODM's static activation quantizer (src/methods/odm/act-quantizer.ts): 2^b levels on [lo, hi],
+ * with optional per-channel offsets (x̂ = (q(x·a_c + b_c) − b_c)/a_c). `scaleFolded`: the scales
+ * a_c were folded into the conv's input-channel weights (the stored weights are Q(W/a)), so the
+ * dequantized level is q(·) − b_c.
+ */
+export interface OdmActSpec {
+  kind: "odm";
+  postRelu: boolean;
+  bits: number;
+  lo: number;
+  hi: number;
+  /** Per-channel shift b_c (absent: 0). */
+  shift?: Float32Array;
+  /** Per-channel scale a_c > 0 (absent: 1). */
+  scale?: Float32Array;
+  scaleFolded?: boolean;
+}
 
 export interface DynamicLayer extends DynamicConvSpec {
   id: number;
@@ -29,7 +49,7 @@ export interface DynamicLayer extends DynamicConvSpec {
 }
 
 export interface DynamicModelInfo {
-  method: "daq" | "dfsq";
+  method: "daq" | "dfsq" | "odm";
   weightBits: number;
   actBits: number;
   scope: LayerScope;
@@ -43,14 +63,15 @@ export class DynamicQuantizedModel implements CompilableModel, DynamicPlanSource
   readonly info: DynamicModelInfo;
   /** Which integer path the plans use (see DynamicPath). */
   path: DynamicPath;
-  /** Dynamic statistics are per image: prefer one tile per image. */
-  readonly wholeImage = true;
+  /** Dynamic statistics are per image: prefer one tile per image (static quantizers — ODM — tile freely). */
+  readonly wholeImage: boolean;
 
   constructor(graph: Graph, layers: Map<number, DynamicLayer>, info: DynamicModelInfo, path: DynamicPath = "lut") {
     this.graph = graph;
     this.layers = layers;
     this.info = info;
     this.path = path;
+    this.wholeImage = info.method !== "odm";
   }
 
   get config(): string {
