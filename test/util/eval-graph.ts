@@ -3,42 +3,57 @@ import { activationOne } from "../../src/kernels/ref/f32-elementwise.ts";
 
 const defaultAlpha = (k: ActivationKind): number => (k === "leaky_relu" ? 0.3 : 1);
 
-/** Plain f64 evaluation of a graph (the semantics the IR promises), NHWC, batch 1. */
-export function evalGraph(g: Graph, x: Float32Array, h: number, w: number): { data: Float64Array; h: number; w: number; c: number } {
-  const vals: { data: Float64Array; h: number; w: number; c: number }[] = [];
+/** A dense f64 NHWC tensor (batch 1). */
+export interface F64Tensor { data: Float64Array; h: number; w: number; c: number }
+
+type ConvNode = Extract<Graph["nodes"][number], { op: "conv2d" }>;
+
+/** f64 'same' convolution with HWIO weights, optional bias, then act per output value. */
+export function convF64(x: F64Tensor, weights: ArrayLike<number>, bias: ArrayLike<number> | null, k: number, cout: number,
+  act: (v: number) => number): F64Tensor {
+  const p = (k - 1) / 2, cin = x.c;
+  const out = new Float64Array(x.h * x.w * cout);
+  for (let y = 0; y < x.h; y++) for (let xx = 0; xx < x.w; xx++) {
+    const o = (y * x.w + xx) * cout;
+    for (let co = 0; co < cout; co++) out[o + co] = bias ? bias[co] : 0;
+    for (let ky = 0; ky < k; ky++) {
+      const iy = y + ky - p;
+      if (iy < 0 || iy >= x.h) continue;
+      for (let kx = 0; kx < k; kx++) {
+        const ix = xx + kx - p;
+        if (ix < 0 || ix >= x.w) continue;
+        const ib = (iy * x.w + ix) * cin;
+        const wb = (ky * k + kx) * cin * cout;
+        for (let ci = 0; ci < cin; ci++) {
+          const v = x.data[ib + ci];
+          const wr = wb + ci * cout;
+          for (let co = 0; co < cout; co++) out[o + co] += v * weights[wr + co];
+        }
+      }
+    }
+    for (let co = 0; co < cout; co++) out[o + co] = act(out[o + co]);
+  }
+  return { data: out, h: x.h, w: x.w, c: cout };
+}
+
+/**
+ * Plain f64 evaluation of a graph (the semantics the IR promises), NHWC, batch 1: every node's value.
+ * `conv` replaces the conv2d evaluation (the training tests' fake-quantized surrogate).
+ */
+export function evalGraphNodes(g: Graph, x: Float32Array, h: number, w: number,
+  conv?: (n: ConvNode, a: F64Tensor) => F64Tensor): F64Tensor[] {
+  const vals: F64Tensor[] = [];
   for (const n of g.nodes) {
     const ins = n.inputs.map((i) => vals[i]);
     const a = ins[0];
-    let r: { data: Float64Array; h: number; w: number; c: number };
+    let r: F64Tensor;
     switch (n.op) {
       case "input":
         r = { data: Float64Array.from(x), h, w, c: n.channels };
         break;
       case "conv2d": {
-        const { k, cin, cout, weights, bias } = n;
-        const p = (k - 1) / 2;
-        const out = new Float64Array(a.h * a.w * cout);
-        for (let y = 0; y < a.h; y++) for (let xx = 0; xx < a.w; xx++) {
-          const o = (y * a.w + xx) * cout;
-          for (let co = 0; co < cout; co++) out[o + co] = bias ? bias[co] : 0;
-          for (let ky = 0; ky < k; ky++) {
-            const iy = y + ky - p;
-            if (iy < 0 || iy >= a.h) continue;
-            for (let kx = 0; kx < k; kx++) {
-              const ix = xx + kx - p;
-              if (ix < 0 || ix >= a.w) continue;
-              const ib = (iy * a.w + ix) * cin;
-              const wb = (ky * k + kx) * cin * cout;
-              for (let ci = 0; ci < cin; ci++) {
-                const v = a.data[ib + ci];
-                const wr = wb + ci * cout;
-                for (let co = 0; co < cout; co++) out[o + co] += v * weights[wr + co];
-              }
-            }
-          }
-          for (let co = 0; co < cout; co++) out[o + co] = activationOne(n.activation.kind, out[o + co], n.activation.alpha ?? defaultAlpha(n.activation.kind));
-        }
-        r = { data: out, h: a.h, w: a.w, c: cout };
+        const act = n.activation;
+        r = conv ? conv(n, a) : convF64(a, n.weights, n.bias, n.k, n.cout, (v) => activationOne(act.kind, v, act.alpha ?? defaultAlpha(act.kind)));
         break;
       }
       case "activation":
@@ -83,5 +98,10 @@ export function evalGraph(g: Graph, x: Float32Array, h: number, w: number): { da
     }
     vals.push(r!);
   }
-  return vals[g.output];
+  return vals;
+}
+
+/** The output node's value (evalGraphNodes). */
+export function evalGraph(g: Graph, x: Float32Array, h: number, w: number): F64Tensor {
+  return evalGraphNodes(g, x, h, w)[g.output];
 }
