@@ -68,3 +68,8 @@ export * as dfsq from "./methods/dfsq/index.ts";
 export { finetune, buildTrainGraph, Trainer, GradBuffers, trainState, applyState } from "./train/index.ts";
 export type { FinetuneOptions, FinetuneResult, FinetuneProgress, TrainQuantSpec, TrainState, TrainLayerState, TrainData } from "./train/index.ts";
 export * as train from "./train/index.ts";
+
+// ODM (static quantization fine-tuned on the gradient engine; ODM-init PTQ without training).
+export { odmFinetune, quantizeOdmInit, odmInitPtq, ChannelOffsets } from "./methods/odm/index.ts";
+export type { OdmFinetuneOptions, OdmFinetuneResult } from "./methods/odm/index.ts";
+export * as odm from "./methods/odm/index.ts";
