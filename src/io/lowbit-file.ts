@@ -488,6 +488,10 @@ function saveDynamic(model: DynamicQuantizedModel): Uint8Array {
         tensors.push({ name: `${n.name}.codebooks`, dtype: "I16", shape: [n.cin, 1 << a.bits], bytes: new Uint8Array(a.codebooks.buffer, a.codebooks.byteOffset, a.codebooks.byteLength) });
       }
       const lj: Record<string, Json> = { node: n.id, weightBits: l.weightBits, actBits: l.actBits, act: aj as JsonObject };
+      // Codes beyond ±2^w (an exactly merged sub-pixel tail: sums of up to k² HR-kernel codes) declare their bound.
+      let maxCode = 0;
+      for (const c of l.weights) maxCode = Math.max(maxCode, Math.abs(c));
+      if (maxCode > 1 << l.weightBits) lj.codeBound = maxCode;
       if (l.weightError) {
         lj.weightError = true;
         tensors.push({ name: `${n.name}.weight_error`, dtype: "F32", shape: [n.cout, n.cin], bytes: f32Bytes(l.weightError) });
@@ -751,8 +755,8 @@ function readDynamic(r: TensorReader, dj: JsonObject, g: Graph, stores: (ConvSto
     if (!wc) fail(`${w}: conv '${n.name}' stores f32 weights, not integer codes`);
     const wb = int(get(lj, "weightBits"), 2, 8, `${w}.weightBits`, "E_BITS");
     if (wb !== stores[id]!.bits) fail(`${w}.weightBits ${wb} differs from conv '${n.name}'s weight.bits ${stores[id]!.bits}`, "E_BITS");
-    // An ODM sub-pixel tail stores merged codes: sums of up to k² HR-kernel codes (≤ 25 for 5×5).
-    const lim = (method === "odm" && n.name.endsWith("/subpixel") ? 32 : 1) << wb;
+    // A merged sub-pixel tail stores sums of up to k² HR-kernel codes (≤ 25 for 5×5) and says so (codeBound).
+    const lim = get(lj, "codeBound") === undefined ? 1 << wb : int(get(lj, "codeBound"), (1 << wb) + 1, 32 << wb, `${w}.codeBound`, "E_RANGE");
     for (let q = 0; q < wc.length; q++) if (Math.abs(wc[q]) > lim) fail(`tensor '${n.name}.weight': code ${wc[q]} at ${q} is outside ±${lim} for ${wb}-bit weights`, "E_RANGE");
     const wscale = r.f32(`${n.name}.weight_scale`, [n.cout], `weight scales of conv '${n.name}'`);
     for (let o = 0; o < n.cout; o++) if (!(wscale[o] >= 0)) fail(`tensor '${n.name}.weight_scale': scale ${wscale[o]} of channel ${o} is negative`, "E_RANGE");

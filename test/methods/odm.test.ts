@@ -444,6 +444,25 @@ test("odm/model: a sub-pixel tail is quantized as its HR kernel and the codes me
   t.ok(maxCode > 15, `merged codes exceed the 4-bit range (max ${maxCode}): sums of HR codes`);
   const back = loadLowbit(saveLowbit(qm)) as DynamicQuantizedModel;
   t.ok(back.layers.get(tail.id)!.weights.every((v, i) => v === l.weights[i]), ".lowbit round trip keeps the merged codes");
+  // The file declares the wider code range (codeBound); without it the same codes are out of range.
+  const bytes = saveLowbit(qm);
+  const hn = Number(new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(0, true));
+  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + hn)));
+  const doc = JSON.parse(header.__metadata__.lowbit);
+  const lj = doc.dynamic.layers.find((x: { node: number }) => x.node === tail.id);
+  t.equal(lj.codeBound, maxCode, `the tail's layer entry says codeBound = ${maxCode}`);
+  delete lj.codeBound;
+  const h2 = new TextEncoder().encode(JSON.stringify({ ...header, __metadata__: { ...header.__metadata__, lowbit: JSON.stringify(doc) } }));
+  const bad = new Uint8Array(8 + h2.length + bytes.length - 8 - hn);
+  new DataView(bad.buffer).setBigUint64(0, BigInt(h2.length), true);
+  bad.set(h2, 8);
+  bad.set(bytes.subarray(8 + hn), 8 + h2.length);
+  try {
+    loadLowbit(bad);
+    t.fail("merged codes without codeBound were accepted");
+  } catch (e) {
+    t.equal((e as { code?: string }).code, "E_RANGE", `without codeBound: ${(e as Error).message.slice(0, 90)}`);
+  }
   void rt;
 });
 
