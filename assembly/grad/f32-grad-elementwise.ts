@@ -453,7 +453,11 @@ export function f32_upsample_nearest_backward_nhwc(dy: usize, h: i32, w: i32, c:
 //   MSE: returns Σ d² (f64 of f32 squares); grad = d·k       (k = fround(2/N))
 // grad may be 0 (loss only). The wrapper divides the sum by N.
 
-export function f32_l1_loss_nhwc(p: usize, pStride: i32, t: usize, tStride: i32, g: usize, gStride: i32,
+const LOSS_L1: i32 = 0;
+const LOSS_MSE: i32 = 1;
+
+/** One loss loop; `kind` is a compile-time constant at both call sites (each gets its own specialised copy). */
+@inline function lossNhwc(kind: i32, p: usize, pStride: i32, t: usize, tStride: i32, g: usize, gStride: i32,
   pixels: i32, channels: i32, k: f32): f64 {
   const c4 = channels & ~3;
   const ps = <usize>pStride << 2, ts = <usize>tStride << 2, gs = <usize>gStride << 2;
@@ -466,8 +470,13 @@ export function f32_l1_loss_nhwc(p: usize, pStride: i32, t: usize, tStride: i32,
     for (; c < c4; c += 4) {
       const o = <usize>c << 2;
       const d = f32x4.sub(v128.load(p + o), v128.load(t + o));
-      part = f32x4.add(part, f32x4.abs(d));
-      if (g != 0) v128.store(g + o, v128.or(v128.and(vk, f32x4.gt(d, zero)), v128.and(nk, f32x4.lt(d, zero))));
+      if (kind == LOSS_L1) {
+        part = f32x4.add(part, f32x4.abs(d));
+        if (g != 0) v128.store(g + o, v128.or(v128.and(vk, f32x4.gt(d, zero)), v128.and(nk, f32x4.lt(d, zero))));
+      } else {
+        part = f32x4.add(part, f32x4.mul(d, d));
+        if (g != 0) v128.store(g + o, f32x4.mul(d, vk));
+      }
       if (++nvec == FLUSH) {
         sum += hsum(part);
         part = zero;
@@ -477,42 +486,25 @@ export function f32_l1_loss_nhwc(p: usize, pStride: i32, t: usize, tStride: i32,
     for (; c < channels; c++) {
       const o = <usize>c << 2;
       const d = load<f32>(p + o) - load<f32>(t + o);
-      sum += <f64>Mathf.abs(d);
-      if (g != 0) store<f32>(g + o, d > 0 ? k : d < 0 ? -k : 0);
+      if (kind == LOSS_L1) {
+        sum += <f64>Mathf.abs(d);
+        if (g != 0) store<f32>(g + o, d > 0 ? k : d < 0 ? -k : 0);
+      } else {
+        sum += <f64>(d * d);
+        if (g != 0) store<f32>(g + o, d * k);
+      }
     }
     p += ps; t += ts; g += g != 0 ? gs : 0;
   }
   return sum + hsum(part);
 }
 
+export function f32_l1_loss_nhwc(p: usize, pStride: i32, t: usize, tStride: i32, g: usize, gStride: i32,
+  pixels: i32, channels: i32, k: f32): f64 {
+  return lossNhwc(LOSS_L1, p, pStride, t, tStride, g, gStride, pixels, channels, k);
+}
+
 export function f32_mse_loss_nhwc(p: usize, pStride: i32, t: usize, tStride: i32, g: usize, gStride: i32,
   pixels: i32, channels: i32, k: f32): f64 {
-  const c4 = channels & ~3;
-  const ps = <usize>pStride << 2, ts = <usize>tStride << 2, gs = <usize>gStride << 2;
-  const zero = f32x4.splat(0), vk = f32x4.splat(k);
-  let sum: f64 = 0;
-  let part = zero;
-  let nvec = 0;
-  for (let i = 0; i < pixels; i++) {
-    let c = 0;
-    for (; c < c4; c += 4) {
-      const o = <usize>c << 2;
-      const d = f32x4.sub(v128.load(p + o), v128.load(t + o));
-      part = f32x4.add(part, f32x4.mul(d, d));
-      if (g != 0) v128.store(g + o, f32x4.mul(d, vk));
-      if (++nvec == FLUSH) {
-        sum += hsum(part);
-        part = zero;
-        nvec = 0;
-      }
-    }
-    for (; c < channels; c++) {
-      const o = <usize>c << 2;
-      const d = load<f32>(p + o) - load<f32>(t + o);
-      sum += <f64>(d * d);
-      if (g != 0) store<f32>(g + o, d * k);
-    }
-    p += ps; t += ts; g += g != 0 ? gs : 0;
-  }
-  return sum + hsum(part);
+  return lossNhwc(LOSS_MSE, p, pStride, t, tStride, g, gStride, pixels, channels, k);
 }
