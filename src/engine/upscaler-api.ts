@@ -17,7 +17,7 @@ import { init, type Runtime } from "../runtime/runtime.ts";
 import { loadModel, type LoadModelOptions } from "../models/registry.ts";
 import type { TfjsModelBuffers } from "../io/tfjs/index.ts";
 import { imresize } from "../metrics/bicubic.ts";
-import { upscaleTiled, type ExecutablePlan, type UpscaleOptions } from "./upscaler.ts";
+import { upscaleTiled, type ExecutablePlan, type UpscaleOptions, type UpscaledImage } from "./upscaler.ts";
 import type { ImageLike, RgbImage } from "./image.ts";
 
 /** Something the engine can compile: FP32 graphs and quantized models. */
@@ -125,7 +125,7 @@ export class Upscaler {
   }
 
   /** Upscales an 8-bit RGB/RGBA image (alpha is upscaled separately with bicubic). */
-  async upscale(img: ImageLike, o: RunOptions = {}): Promise<RgbImage> {
+  async upscale(img: ImageLike, o: RunOptions = {}): Promise<UpscaledImage> {
     if (this.rt.isDisposed) throw new LowbitError("E_NOT_INITIALIZED", "upscaler was disposed");
     if (this.busy) throw new LowbitError("E_ARGUMENT", "this upscaler is already running; await the previous call or create another");
     throwIfAborted(o.signal);

@@ -13,6 +13,7 @@ import { LowbitError, throwIfAborted } from "../runtime/errors.ts";
 import { planTiles, type Tile } from "../tiling/tiles.ts";
 import { imageChannels, type ImageLike, type RgbImage } from "./image.ts";
 import type { ValueRange } from "../graph/ir.ts";
+import { bitMapOf, type BitMap, type BitMapTile, type TileBits } from "../adaptive/context.ts";
 
 /** A compiled model the upscaler can drive (FP32 or quantized plans implement it). */
 export interface ExecutablePlan {
@@ -28,6 +29,16 @@ export interface ExecutablePlan {
   runSteps(w: number, h: number, from: number, to: number): void;
   /** f32 NHWC view of the output (h·s · w·s · 3). */
   outputView(w: number, h: number): Float32Array;
+  /** Adaptive plans: the next tile's core inside its region (the bit decision looks at the core). */
+  setCore?(x: number, y: number, w: number, h: number): void;
+  /** Adaptive plans: what the last tile ran with. */
+  tileBits?(): TileBits | null;
+  bitLayerNames?(): { layers: string[]; counted: boolean[] };
+}
+
+/** An upscaled image; adaptive models also return the bits each tile used. */
+export interface UpscaledImage extends RgbImage {
+  bitMap?: BitMap;
 }
 
 export interface UpscaleProgress {
@@ -62,7 +73,7 @@ export async function upscaleTiled(
   img: ImageLike,
   o: TileLoopOptions,
   run: UpscaleOptions = {},
-): Promise<RgbImage> {
+): Promise<UpscaledImage> {
   const channels = imageChannels(img, o.maxPixels ?? 2 ** 26);
   throwIfAborted(run.signal);
   const { width: W, height: H } = img;
@@ -78,10 +89,12 @@ export async function upscaleTiled(
   let last = Date.now();
   const work = grid.tiles.reduce((a, t) => a + t.rw * t.rh, 0);
   let done = 0;
+  const bitTiles: BitMapTile[] = [];
 
   for (let ti = 0; ti < grid.tiles.length; ti++) {
     const t = grid.tiles[ti];
     fillInput(p.inputView(t.rw, t.rh), img.data, W, channels, t, ilo, inScale);
+    p.setCore?.(t.x - t.rx, t.y - t.ry, t.w, t.h);
     for (let step = 0; step < p.stepCount; step++) {
       p.runSteps(t.rw, t.rh, step, step + 1);
       if (Date.now() - last >= yieldMs) {
@@ -92,6 +105,8 @@ export async function upscaleTiled(
       }
     }
     writeCore(out, W * s, channels, p.outputView(t.rw, t.rh), t, s, olo, ohi, outScale);
+    const tb = p.tileBits?.();
+    if (tb) bitTiles.push({ ...tb, x: t.x, y: t.y, w: t.w, h: t.h });
     done += t.rw * t.rh;
     run.onProgress?.({ fraction: done / work, tile: ti + 1, tiles: grid.tiles.length });
     throwIfAborted(run.signal);
@@ -104,7 +119,12 @@ export async function upscaleTiled(
     const A = o.upscaleAlpha(a, W, H, s);
     for (let i = 0; i < A.length; i++) out[i * 4 + 3] = A[i];
   }
-  return { data: out, width: W * s, height: H * s, channels };
+  const result: UpscaledImage = { data: out, width: W * s, height: H * s, channels };
+  if (bitTiles.length) {
+    const names = p.bitLayerNames?.() ?? { layers: [], counted: [] };
+    result.bitMap = bitMapOf(names.layers, names.counted, bitTiles);
+  }
+  return result;
 }
 
 function fillInput(dst: Float32Array, src: ArrayLike<number>, W: number, C: number, t: Tile, lo: number, k: number): void {

@@ -41,6 +41,8 @@ import { checkQs16PcsRange, packQs16ConvPcs, qs16ConvPcsBandRows, qs16ConvPcsScr
 import { LowbitError } from "../runtime/errors.ts";
 import type { Runtime } from "../runtime/runtime.ts";
 import type { ChannelStatsView, DynamicActQuantizer } from "../methods/dynamic/act-quantizer.ts";
+import { createAdaptiveContext, imageBitDelta, type AdaptiveContext, type ImageBitThresholds, type TileBits } from "../adaptive/context.ts";
+import { gradientFeature, type FeatureRect } from "../adaptive/gradient-feature.ts";
 
 export type DynamicPath = "lut" | "exact" | "oracle";
 export const DYNAMIC_PATHS: readonly DynamicPath[] = ["lut", "exact", "oracle"];
@@ -58,6 +60,8 @@ export interface DynamicConvSpec {
    * b[o] − Σ_c ΔW[o, c]·mean_c with the image's channel means (src/methods/dynamic/weight-tools.ts).
    */
   weightError?: Float32Array;
+  /** Weight bits (for BitOPs reports; default 8). */
+  weightBits?: number;
 }
 
 /** The model side of a dynamic plan (DynamicQuantizedModel implements it). */
@@ -66,6 +70,8 @@ export interface DynamicPlanSource {
   readonly graph: Graph;
   readonly layers: ReadonlyMap<number, DynamicConvSpec>;
   readonly path: DynamicPath;
+  /** AdaBM's image-to-bit thresholds on the tile's gradient feature (adaptive models only). */
+  readonly imageBits?: ImageBitThresholds | null;
 }
 
 interface DynExports extends F32Exports {
@@ -119,6 +125,13 @@ export class DynamicPlan extends StepPlan {
   readonly nodeSteps: [number, number][];
   /** The per-layer quantizers (their per-image state reflects the last run). */
   readonly quantizers: Map<number, DynamicActQuantizer>;
+  /** Shared with the adaptive quantizers: the current tile's feature and image bit offset. */
+  readonly adaptive: AdaptiveContext | null;
+  /** Core of the next tile inside its region (consumed by the feature step; null = whole region). */
+  private core: FeatureRect | null = null;
+  /** Per quantized layer (plan order): MACs per LR pixel, weight bits; FP32 layers' MACs. */
+  private readonly bitLayers: { q: DynamicActQuantizer; macs: number; wbits: number }[] = [];
+  private fp32Macs = 0;
 
   constructor(rt: Runtime, src: DynamicPlanSource, maxW: number, maxH: number) {
     const g = src.graph;
@@ -130,6 +143,7 @@ export class DynamicPlan extends StepPlan {
     const mem = planMemory(g, { tileW: maxW, tileH: maxH, elemBytes: () => 4, pinned: new Set([g.input, g.output]) });
     const k = rt.kernels<DynExports>();
     const quantizers = new Map<number, DynamicActQuantizer>();
+    let adaptive: AdaptiveContext | null = null;
 
     // 1. Weights: f32 packs for FP32 layers (and the oracle path), integer packs for the others.
     const f32Packed = new Map<number, number>();
@@ -154,7 +168,8 @@ export class DynamicPlan extends StepPlan {
       const q = spec.createQuantizer();
       if (q.channels !== n.cin) throw new LowbitError("E_SHAPE", `layer '${n.name}': activation quantizer has ${q.channels} channels, the conv reads ${n.cin}`);
       quantizers.set(n.id, q);
-      if (!q.isStatic) maxC = Math.max(maxC, n.cin); // statistics buffers: dynamic quantizers only
+      if (q.bind) q.bind(adaptive ??= createAdaptiveContext());
+      if (!q.isStatic && q.needsStats !== false) maxC = Math.max(maxC, n.cin); // statistics buffers: quantizers that read them
       if (path === "oracle") {
         const p = packF32Conv(dequantizedHwio(spec, n.k, n.cin, n.cout), n.k, n.cin, n.cout, n.bias);
         f32Packed.set(n.id, this.region.put(p));
@@ -198,9 +213,29 @@ export class DynamicPlan extends StepPlan {
     const nodeSteps: [number, number][] = [];
     const f32cx = { g, k, ptr, stride, scratch, packedAt: f32Packed, steps, concatCopies: mem.concatCopies };
     const rtArena = rt.arena;
+    if (adaptive) {
+      // 0. the tile's gradient feature (adabm.md §2, cadyq.md §2) and AdaBM's image bit offset.
+      const ctx = adaptive, thr = src.imageBits ?? null;
+      const [ilo, ihi] = g.meta.inputRange, inP = ptr(g.input);
+      steps.push((w, h) => {
+        const core = this.core;
+        this.core = null;
+        const rect = core && core.x + core.w <= w && core.y + core.h <= h ? core : undefined;
+        const f = rt.arena.f32.subarray(inP / 4, inP / 4 + w * h * 3);
+        gradientFeature(ctx.feature, f, w, h, 3, ilo, ihi, rect);
+        ctx.g = (ctx.feature[0] + ctx.feature[1]) / 2;
+        ctx.imageDelta = thr ? imageBitDelta(ctx.g, thr) : 0;
+      });
+      stepOps.push("feature");
+    }
     for (const n of g.nodes) {
       const first = steps.length;
       const q = quantizers.get(n.id);
+      if (n.op === "conv2d") {
+        const macs = n.k * n.k * n.cin * n.cout * n.spatial * n.spatial;
+        if (q) this.bitLayers.push({ q, macs, wbits: src.layers.get(n.id)!.weightBits ?? 8 });
+        else this.fp32Macs += macs;
+      }
       if (n.op !== "conv2d" || !q) {
         lowerF32Node(f32cx, n);
         while (stepOps.length < steps.length) stepOps.push(n.op === "conv2d" ? "conv f32" : n.op);
@@ -268,6 +303,11 @@ export class DynamicPlan extends StepPlan {
       };
       const fillParams = (): void => {
         q.prepare(stats, mu, inv);
+        // Adaptive quantizers change their code range with the bits.
+        if (q.bind && q.codeKernel === "daq") {
+          rt.arena.i32.set(q.half!, pHalf / 4);
+          rt.arena.i32.set(q.kmax!, pKmax / 4);
+        }
         if (dW) {
           for (let o2 = 0; o2 < cout; o2++) {
             let s2 = n.bias ? n.bias[o2] : 0;
@@ -306,8 +346,10 @@ export class DynamicPlan extends StepPlan {
         if (dW) throw new LowbitError("E_ARGUMENT", `layer '${n.name}': per-image bias correction needs a dynamic quantizer`);
         fillParams();
       } else {
-        steps.push(statStep);
-        stepOps.push("stats");
+        if (q.needsStats !== false) {
+          steps.push(statStep);
+          stepOps.push("stats");
+        }
         steps.push(paramStep);
         stepOps.push("params");
       }
@@ -355,6 +397,7 @@ export class DynamicPlan extends StepPlan {
     this.tensorPtr = g.nodes.map((n) => ptr(n.id));
     this.nodeSteps = nodeSteps;
     this.quantizers = quantizers;
+    this.adaptive = adaptive;
     this.inPtr = ptr(g.input);
     this.outPtr = ptr(g.output);
     if (stride(g.input) !== 3 || stride(g.output) !== 3) throw new LowbitError("E_SHAPE", "internal: graph input/output must be dense");
@@ -362,6 +405,39 @@ export class DynamicPlan extends StepPlan {
       graph: g, memory: mem, weightBytes, tensorBytes: mem.totalBytes, scratchBytes, macsPerPixel,
       quantized: [...quantizers.keys()], stepOps,
     };
+  }
+
+  /** Sets the core of the next tile inside its region: the gradient feature is taken over it (adabm.md §7 "quality mode"). */
+  setCore(x: number, y: number, w: number, h: number): void {
+    this.core = { x, y, w, h };
+  }
+
+  /** What the last tile ran with (null for a model without adaptive layers). */
+  tileBits(): TileBits | null {
+    const ctx = this.adaptive;
+    if (!ctx) return null;
+    const L = this.bitLayers.length;
+    const bits = new Uint8Array(L), wb = new Uint8Array(L);
+    let fab = 0, nf = 0, bitops = 32 * 32 * this.fp32Macs, fp = bitops;
+    this.bitLayers.forEach((l, i) => {
+      const b = l.q.activeBits ? l.q.activeBits() : l.q.levels > 1 ? Math.ceil(Math.log2(l.q.levels)) : 1;
+      bits[i] = b;
+      wb[i] = l.wbits;
+      if (l.q.countsForFab !== false) {
+        fab += b;
+        nf++;
+      }
+      bitops += l.macs * l.wbits * b;
+      fp += l.macs * 32 * 32;
+    });
+    return { bits, weightBits: wb, fab: nf ? fab / nf : NaN, bitopsPerPixel: bitops, fp32BitopsPerPixel: fp, feature: [ctx.feature[0], ctx.feature[1]], imageDelta: ctx.imageDelta };
+  }
+
+  /** Names of the quantized layers in TileBits order, and whether each counts for FAB. */
+  bitLayerNames(): { layers: string[]; counted: boolean[] } {
+    const names = new Map<DynamicActQuantizer, string>();
+    for (const [id, q] of this.quantizers) names.set(q, this.info.graph.nodes[id].name);
+    return { layers: this.bitLayers.map((l) => names.get(l.q)!), counted: this.bitLayers.map((l) => l.q.countsForFab !== false) };
   }
 
   /** Node `id`'s f32 output after its steps ran on a w×h tile (a strided arena view, as F32Plan.tensorView). */

@@ -62,6 +62,7 @@ import { DynamicQuantizedModel, type DynamicActSpec, type DynamicLayer } from ".
 import { actQuantizerFactory } from "../methods/dynamic/factory.ts";
 import { LAYER_SCOPES, type LayerScope } from "../methods/scope.ts";
 import { DYNAMIC_PATHS, type DynamicPath } from "../graph/compile-dynamic.ts";
+import type { ImageBitThresholds } from "../adaptive/context.ts";
 
 /** lowbit's package version, written into every file (tests check it against package.json). */
 export const LOWBIT_VERSION = "0.1.0";
@@ -483,6 +484,8 @@ function saveDynamic(model: DynamicQuantizedModel): Uint8Array {
           aj.scaleFolded = a.scaleFolded === true;
           tensors.push({ name: `${n.name}.act_scale`, dtype: "F32", shape: [n.cin], bytes: f32Bytes(a.scale) });
         }
+      } else if (a.kind === "adabm") {
+        Object.assign(aj, { lo: a.lo, hi: a.hi, baseBits: a.baseBits, layerDelta: a.layerDelta, imageAdaptive: a.imageAdaptive });
       } else {
         aj.bits = a.bits;
         tensors.push({ name: `${n.name}.codebooks`, dtype: "I16", shape: [n.cin, 1 << a.bits], bytes: new Uint8Array(a.codebooks.buffer, a.codebooks.byteOffset, a.codebooks.byteLength) });
@@ -508,7 +511,10 @@ function saveDynamic(model: DynamicQuantizedModel): Uint8Array {
     model: "dynamic",
     meta: metaJson(g.meta),
     graph: { input: g.input, output: g.output, nodes },
-    dynamic: { method: info.method, weightBits: info.weightBits, actBits: info.actBits, scope: info.scope, options: { ...info.options }, path: model.path, layers },
+    dynamic: {
+      method: info.method, weightBits: info.weightBits, actBits: info.actBits, scope: info.scope, options: { ...info.options }, path: model.path, layers,
+      ...(model.imageBits ? { imageBits: { lower: model.imageBits.lower, upper: model.imageBits.upper } } : {}),
+    },
   };
   return writeContainer(doc, tensors);
 }
@@ -728,7 +734,7 @@ function parseQuantTensor(v: Json, n: Node): QuantTensor {
 /** Reads the `dynamic` section and the integer tensors of a version-2 model. */
 function readDynamic(r: TensorReader, dj: JsonObject, g: Graph, stores: (ConvStore | null)[], codes: Map<number, Int16Array>): DynamicQuantizedModel {
   const method = str(get(dj, "method"), "dynamic.method");
-  if (method !== "daq" && method !== "dfsq" && method !== "odm") fail(`dynamic.method '${method}' is not daq, dfsq or odm`);
+  if (method !== "daq" && method !== "dfsq" && method !== "odm" && method !== "adabm") fail(`dynamic.method '${method}' is not daq, dfsq, odm or adabm`);
   const weightBits = int(get(dj, "weightBits"), 2, 8, "dynamic.weightBits", "E_BITS");
   const actBits = int(get(dj, "actBits"), 2, 8, "dynamic.actBits", "E_BITS");
   const scope = str(get(dj, "scope"), "dynamic.scope");
@@ -810,7 +816,14 @@ function readDynamic(r: TensorReader, dj: JsonObject, g: Graph, stores: (ConvSto
         act.scale = r.f32(`${n.name}.act_scale`, [n.cin], `channel scales of conv '${n.name}'`);
         act.scaleFolded = sf === true;
       }
-    } else fail(`${w}.act.kind '${kind}' is not daq, dfsq or odm`);
+    } else if (kind === "adabm") {
+      const lo = get(aj, "lo"), hi = get(aj, "hi"), ia = get(aj, "imageAdaptive");
+      if (typeof lo !== "number" || typeof hi !== "number" || !Number.isFinite(lo) || !Number.isFinite(hi) || !(hi >= lo)) fail(`${w}.act: range [${String(lo)}, ${String(hi)}] is not a finite non-empty interval`, "E_RANGE");
+      if (typeof ia !== "boolean") fail(`${w}.act.imageAdaptive must be true or false`);
+      const baseBits = int(get(aj, "baseBits"), 2, 8, `${w}.act.baseBits`, "E_BITS");
+      const layerDelta = int(get(aj, "layerDelta"), -1, 1, `${w}.act.layerDelta`, "E_RANGE");
+      act = { kind, postRelu, lo: lo as number, hi: hi as number, baseBits, layerDelta, imageAdaptive: ia as boolean };
+    } else fail(`${w}.act.kind '${kind}' is not daq, dfsq, odm or adabm`);
     if (act.kind !== method) fail(`${w}: a ${act.kind} layer in a ${method} model`);
     if (method === "daq" && mode0(act) === "reference" && path !== "oracle") fail(`${w}: DAQ reference mode runs on the oracle path only, the file says '${path}'`);
     let createQuantizer;
@@ -830,7 +843,18 @@ function readDynamic(r: TensorReader, dj: JsonObject, g: Graph, stores: (ConvSto
     });
   });
   for (const id of codes.keys()) if (!layers.has(id)) fail(`conv '${g.nodes[id].name}' stores integer codes but dynamic.layers does not describe it`);
-  return new DynamicQuantizedModel(g, layers, { method, weightBits, actBits, scope: scope as LayerScope, options }, path as DynamicPath);
+  let imageBits: ImageBitThresholds | null = null;
+  const ib = get(dj, "imageBits");
+  if (ib !== undefined) {
+    if (method !== "adabm") fail(`dynamic.imageBits: image-to-bit thresholds in a ${method} model`);
+    const ibo = obj(ib, "dynamic.imageBits");
+    const lower = get(ibo, "lower"), upper = get(ibo, "upper");
+    if (typeof lower !== "number" || typeof upper !== "number" || !Number.isFinite(lower) || !Number.isFinite(upper) || !(upper >= lower)) {
+      fail(`dynamic.imageBits: thresholds [${String(lower)}, ${String(upper)}] are not finite with lower ≤ upper`, "E_RANGE");
+    }
+    imageBits = { lower: lower as number, upper: upper as number };
+  }
+  return new DynamicQuantizedModel(g, layers, { method, weightBits, actBits, scope: scope as LayerScope, options }, path as DynamicPath, imageBits);
 }
 
 function mode0(a: DynamicActSpec): string {

@@ -15,6 +15,8 @@
  * DFSQ: the 12-bit codebook ints) and a_c, μ_c per image.
  */
 
+import type { AdaptiveContext } from "../../adaptive/context.ts";
+
 /** Per-channel statistics of one tensor over the image (planar views, f32). */
 export interface ChannelStatsView {
   pixels: number;
@@ -29,12 +31,26 @@ export interface ChannelStatsView {
 }
 
 export interface DynamicActQuantizer {
-  readonly method: "daq" | "dfsq" | "odm";
+  readonly method: "daq" | "dfsq" | "odm" | "adabm" | "cadyq";
   /**
    * Image-independent parameters (ODM): the plan calls prepare once at compile time (with empty
    * statistics) and runs no statistics pass.
    */
   readonly isStatic?: boolean;
+  /**
+   * Whether prepare() reads the per-channel statistics (default: every non-static quantizer).
+   * AdaBM's grid depends on the image only through the gradient feature: no statistics pass.
+   */
+  readonly needsStats?: boolean;
+  /**
+   * Adaptive bit-width (AdaBM, CADyQ): the plan binds its AdaptiveContext (the tile's gradient
+   * feature and image-level bit offset, set before any layer runs) and reads the bits each tile used.
+   */
+  bind?(ctx: AdaptiveContext): void;
+  /** Activation bits of the last prepare() (adaptive quantizers; else the fixed width). */
+  activeBits?(): number;
+  /** Whether this layer counts for FAB (adabm.md §5: the quantized layers that are not fixed 8-bit). */
+  readonly countsForFab?: boolean;
   readonly channels: number;
   /** Row length of the per-channel tables: the largest number of codes of any channel. */
   readonly levels: number;

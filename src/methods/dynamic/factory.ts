@@ -4,6 +4,7 @@ import type { DynamicActSpec } from "./model.ts";
 import { DaqActQuantizer } from "../daq/act-quantizer.ts";
 import { DfsqActQuantizer } from "../dfsq/act-quantizer.ts";
 import { OdmActQuantizer } from "../odm/act-quantizer.ts";
+import { AdabmActQuantizer, checkAdabmSpec } from "../adabm/act-quantizer.ts";
 import { SubsetLUT } from "../../quant/subset-lut.ts";
 import { LowbitError } from "../../runtime/errors.ts";
 
@@ -14,6 +15,10 @@ export function actQuantizerFactory(spec: DynamicActSpec, channels: number): () 
     if (reluMask && reluMask.length !== channels) throw new LowbitError("E_SHAPE", `DAQ branch mask covers ${reluMask.length} channels, the conv reads ${channels}`);
     if (stepScale && stepScale.length !== channels) throw new LowbitError("E_SHAPE", `DAQ step scales cover ${stepScale.length} channels, the conv reads ${channels}`);
     return () => new DaqActQuantizer(channels, postRelu, { bits, stepTable, qq, mode, postRelu, ...(stepScale ? { stepScale } : {}) }, reluMask ?? null);
+  }
+  if (spec.kind === "adabm") {
+    checkAdabmSpec(spec);
+    return () => new AdabmActQuantizer(spec, channels);
   }
   if (spec.kind === "odm") {
     new OdmActQuantizer(spec, channels); // validate now, not at compile time

@@ -13,12 +13,30 @@ import { DynamicPlan, type DynamicConvSpec, type DynamicPath, type DynamicPlanSo
 import { activationBytesPerPixel, type CompilableModel } from "../../engine/upscaler-api.ts";
 import type { Runtime } from "../../runtime/runtime.ts";
 import type { LayerScope } from "../scope.ts";
+import type { ImageBitThresholds } from "../../adaptive/context.ts";
 
 /** What defines a layer's activation quantizer (serializable: saved in .lowbit files). */
 export type DynamicActSpec =
   | { kind: "daq"; postRelu: boolean; bits: number | Int32Array; stepTable: "code" | "mse"; qq: number; mode: "int" | "reference"; /** Per-channel branch (DaqOptions.branch "channel"). */ reluMask?: Uint8Array; /** Calibrated κ_c (DaqOptions.calibrateStep). */ stepScale?: Float32Array }
   | { kind: "dfsq"; postRelu: boolean; bits: number; /** [C][2^b] codebook points, 1/1024 units. */ codebooks: Int16Array }
-  | OdmActSpec;
+  | OdmActSpec
+  | AdabmActSpec;
+
+/**
+ * AdaBM's activation quantizer (src/methods/adabm/act-quantizer.ts): one range [lo, hi] for every
+ * bit-width; b = clamp(baseBits + Δb_img + layerDelta, 2, 8) per tile.
+ */
+export interface AdabmActSpec {
+  kind: "adabm";
+  postRelu: boolean;
+  lo: number;
+  hi: number;
+  baseBits: number;
+  /** Δb_layer ∈ {−1, 0, +1}. */
+  layerDelta: number;
+  /** false: the layer ignores Δb_img (fixed at baseBits + layerDelta; RDN's LFF, adabm.md §5). */
+  imageAdaptive: boolean;
+}
 
 /**
  * ODM's static activation quantizer (src/methods/odm/act-quantizer.ts): 2^b levels on [lo, hi],
@@ -49,7 +67,7 @@ export interface DynamicLayer extends DynamicConvSpec {
 }
 
 export interface DynamicModelInfo {
-  method: "daq" | "dfsq" | "odm";
+  method: "daq" | "dfsq" | "odm" | "adabm" | "cadyq";
   weightBits: number;
   actBits: number;
   scope: LayerScope;
@@ -65,13 +83,17 @@ export class DynamicQuantizedModel implements CompilableModel, DynamicPlanSource
   path: DynamicPath;
   /** Dynamic statistics are per image: prefer one tile per image (static quantizers — ODM — tile freely). */
   readonly wholeImage: boolean;
+  /** AdaBM: image-to-bit thresholds on the tile's gradient feature. */
+  readonly imageBits: ImageBitThresholds | null;
 
-  constructor(graph: Graph, layers: Map<number, DynamicLayer>, info: DynamicModelInfo, path: DynamicPath = "lut") {
+  constructor(graph: Graph, layers: Map<number, DynamicLayer>, info: DynamicModelInfo, path: DynamicPath = "lut", imageBits: ImageBitThresholds | null = null) {
     this.graph = graph;
     this.layers = layers;
     this.info = info;
     this.path = path;
-    this.wholeImage = info.method !== "odm";
+    // Adaptive models pick bits per tile: they tile like static ones (the tile is the bit unit).
+    this.wholeImage = info.method === "daq" || info.method === "dfsq";
+    this.imageBits = imageBits;
   }
 
   get config(): string {
