@@ -21,6 +21,8 @@ import { quantizeDaq } from "../methods/daq/quantize.ts";
 import { DynamicQuantizedModel } from "../methods/dynamic/model.ts";
 import { quantizeDfsq } from "../methods/dfsq/quantize.ts";
 import { ODM_OPTION_KEYS, odmInitFromOptions } from "../methods/odm/options.ts";
+import { ADABM_OPTION_KEYS, adabmFromOptions } from "../methods/adabm/options.ts";
+import { boolOption, numberOption } from "../methods/options.ts";
 import type { LayerScope } from "../methods/scope.ts";
 import type { DynamicPath } from "../graph/compile-dynamic.ts";
 
@@ -142,7 +144,7 @@ export function parseModelOptions(raw: { bits?: string; method?: string; calib?:
 }
 
 /** Methods with per-image (dynamic) activation statistics, and their --method-options keys. */
-export const DYNAMIC_METHODS = ["daq", "dfsq", "odm"] as const;
+export const DYNAMIC_METHODS = ["daq", "dfsq", "odm", "adabm"] as const;
 /** The --method-options lines of the eval / quantize / upscale help texts. */
 export const METHOD_OPTIONS_HELP = `  --method-options <k=v,…>  daq|dfsq|odm knobs: scope=reference|body|full, path=lut|exact|oracle;
                        daq: step=code|mse, qq=<σ bits, 32 off>, mode=int|reference, sensitive=<fraction>|balanced, extra=<bits>,
@@ -150,13 +152,16 @@ export const METHOD_OPTIONS_HELP = `  --method-options <k=v,…>  daq|dfsq|odm k
                        dfsq: patches=32, patch=<LR side>, seed=1, restarts=5, selection=kmeans|optimal, weights=minmax|mse;
                        both: bc=1 (per-image bias correction of the weight rounding);
                        odm (ODM-init PTQ: static P1/P99 ranges, odd weight grid u_w = P99|W|): scope, path, patches=32, patch=48, seed=1,
-                       low=1, high=99, wp=99, nudge=0|1, offsets=<fraction of layers with v1 channel offsets>, kind=both|shift|scale, fold=1|0`;
+                       low=1, high=99, wp=99, nudge=0|1, offsets=<fraction of layers with v1 channel offsets>, kind=both|shift|scale, fold=1|0;
+                       adabm (bits per tile: --bits wXaY sets W bits and the base A bits): scope, path, patches=100, patch=48, seed=1,
+                       batch=16, image=1|0, layer=1|0, bac=1|0, steps=<fine-tuning steps per epoch, 0 = AdaBM-calib>, epochs=10, ftpatch=<LR side>`;
 
 export type DynamicMethod = (typeof DYNAMIC_METHODS)[number];
 export const DYNAMIC_METHOD_KEYS: Record<DynamicMethod, readonly string[]> = {
   daq: ["scope", "path", "step", "qq", "mode", "sensitive", "extra", "bc", "branch", "stepcal"],
   dfsq: ["scope", "path", "patches", "patch", "seed", "restarts", "selection", "weights", "bc"],
   odm: ODM_OPTION_KEYS,
+  adabm: ADABM_OPTION_KEYS,
 };
 
 /** Range methods implemented for static post-training quantization; the others are later methods. */
@@ -218,7 +223,7 @@ function centreCrop(img: { data: Uint8Array; width: number; height: number; chan
 export async function buildModel(graph: Graph, options: ModelOptions, ctx: BuildContext = {}): Promise<CompilableModel> {
   if (options.bits.kind === "fp32") return fp32Model(graph);
   const method = options.method ?? "minmax";
-  if (method === "daq" || method === "dfsq" || method === "odm") return buildDynamicModel(graph, options, method, ctx);
+  if ((DYNAMIC_METHODS as readonly string[]).includes(method)) return buildDynamicModel(graph, options, method as DynamicMethod, ctx);
   if (!(PTQ_METHODS as readonly string[]).includes(method)) {
     throw new LowbitError("E_ARGUMENT", `--method ${method} is not implemented in this version of lowbit (available: ${PTQ_METHODS.join(", ")})`);
   }
@@ -233,20 +238,6 @@ export async function buildModel(graph: Graph, options: ModelOptions, ctx: Build
   return quantizeModel(cal, {
     weightBits: options.bits.w, actBits: options.bits.a, method: method as "minmax" | "percentile" | "mse", perLayer: options.perLayer,
   });
-}
-
-function numberOption(o: Record<string, string>, key: string): number | undefined {
-  if (o[key] === undefined) return undefined;
-  const v = Number(o[key]);
-  if (!Number.isFinite(v)) throw new LowbitError("E_ARGUMENT", `--method-options ${key}=${o[key]}: not a number`);
-  return v;
-}
-
-function boolOption(o: Record<string, string>, key: string): boolean | undefined {
-  if (o[key] === undefined) return undefined;
-  if (o[key] === "1" || o[key] === "true" || o[key] === "on") return true;
-  if (o[key] === "0" || o[key] === "false" || o[key] === "off") return false;
-  throw new LowbitError("E_ARGUMENT", `--method-options ${key}=${o[key]}: expected 1 or 0`);
 }
 
 /** DAQ / DFSQ (src/methods/): per-image statistics, the whole image per tile when it fits. */
@@ -267,6 +258,9 @@ export async function buildDynamicModel(graph: Graph, options: ModelOptions, met
   if (method === "odm") {
     // ODM-init PTQ (src/methods/odm): P1/P99 ranges on calibration patches; fine-tuning is `lowbit finetune`.
     return odmInitFromOptions(graph, await images(DFSQ_CALIB_SIDE), options.bits, mo, { runtime: ctx.runtime, signal: ctx.signal, onProgress: ctx.onProgress });
+  }
+  if (method === "adabm") {
+    return adabmFromOptions(graph, await images(DFSQ_CALIB_SIDE), options.bits, mo, { runtime: ctx.runtime, signal: ctx.signal, onProgress: ctx.onProgress });
   }
   if (method === "daq") {
     const sensitive = mo.sensitive === "balanced" ? "balanced" : (numberOption(mo, "sensitive") ?? 0);

@@ -485,7 +485,7 @@ function saveDynamic(model: DynamicQuantizedModel): Uint8Array {
           tensors.push({ name: `${n.name}.act_scale`, dtype: "F32", shape: [n.cin], bytes: f32Bytes(a.scale) });
         }
       } else if (a.kind === "adabm") {
-        Object.assign(aj, { lo: a.lo, hi: a.hi, baseBits: a.baseBits, layerDelta: a.layerDelta, imageAdaptive: a.imageAdaptive });
+        Object.assign(aj, { lo: a.lo, hi: a.hi, baseBits: a.baseBits, layerDelta: a.layerDelta, imageAdaptive: a.imageAdaptive, counted: a.counted !== false });
       } else {
         aj.bits = a.bits;
         tensors.push({ name: `${n.name}.codebooks`, dtype: "I16", shape: [n.cin, 1 << a.bits], bytes: new Uint8Array(a.codebooks.buffer, a.codebooks.byteOffset, a.codebooks.byteLength) });
@@ -822,7 +822,9 @@ function readDynamic(r: TensorReader, dj: JsonObject, g: Graph, stores: (ConvSto
       if (typeof ia !== "boolean") fail(`${w}.act.imageAdaptive must be true or false`);
       const baseBits = int(get(aj, "baseBits"), 2, 8, `${w}.act.baseBits`, "E_BITS");
       const layerDelta = int(get(aj, "layerDelta"), -1, 1, `${w}.act.layerDelta`, "E_RANGE");
-      act = { kind, postRelu, lo: lo as number, hi: hi as number, baseBits, layerDelta, imageAdaptive: ia as boolean };
+      const counted = get(aj, "counted");
+      if (counted !== undefined && typeof counted !== "boolean") fail(`${w}.act.counted must be true or false`);
+      act = { kind, postRelu, lo: lo as number, hi: hi as number, baseBits, layerDelta, imageAdaptive: ia as boolean, counted: counted !== false };
     } else fail(`${w}.act.kind '${kind}' is not daq, dfsq, odm or adabm`);
     if (act.kind !== method) fail(`${w}: a ${act.kind} layer in a ${method} model`);
     if (method === "daq" && mode0(act) === "reference" && path !== "oracle") fail(`${w}: DAQ reference mode runs on the oracle path only, the file says '${path}'`);

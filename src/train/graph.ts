@@ -41,6 +41,8 @@ export interface TrainQuantSpec {
   gamma?: Readonly<Record<string, number>>;
   /** Percentile of |W| for f (default 99). */
   weightPercentile?: number;
+  /** f by layer name, replacing P_p(|W|) (AdaBM's OMSE clip: u_w = f·γ with γ = 1 at the start). */
+  weightClip?: Readonly<Record<string, number>>;
 }
 
 /** Quantization attached to one conv of the training graph. */
@@ -146,7 +148,11 @@ export function buildTrainGraph(graph: Graph, quant: TrainQuantSpec | null = nul
     let q: TrainQuantLayer | null = null;
     if (picked.has(n.id) && (aLevels > 0 || wLevels > 0)) {
       q = { actLevels: aLevels, weightLevels: wLevels, weightF: 0, offsets: offsetSet.has(n.name) };
-      if (wLevels > 0) q.weightF = weightScaleOf(n.weights, spec!.weightPercentile!);
+      if (wLevels > 0) {
+        const f = quant!.weightClip?.[n.name];
+        if (f !== undefined) check(Number.isFinite(f) && f > 0, "E_RANGE", `weightClip['${n.name}'] must be a positive number, got ${f}`);
+        q.weightF = f ?? weightScaleOf(n.weights, spec!.weightPercentile!);
+      }
     }
     const layer: TrainConvLayer = {
       id: n.id, name: n.name, k: n.k, cin: n.cin, cout: n.cout, relu: n.activation.kind === "relu", hasBias: n.bias !== null, quant: q,

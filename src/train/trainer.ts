@@ -75,7 +75,7 @@ export interface TrainerOptions {
 export class GradBuffers {
   readonly base: number;
   readonly bytes: number;
-  /** Per act-quant layer: [Σ∂L/∂l, Σ∂L/∂u]. */
+  /** Per act-quant layer: [Σ∂L/∂l, Σ∂L/∂u, Σ∂L/∂b] (b = log2 of the levels, trainer.bitGradient). */
   readonly scalars: Float64Array;
   /** Backward passes accumulated since the last zero(). */
   passes = 0;
@@ -125,8 +125,10 @@ interface ConvSlots {
   gW: number;
   gB: number;
   gOff: number;
-  /** Index of [dl, du] in GradBuffers.scalars (−1: none). */
+  /** Index of [dl, du, db] in GradBuffers.scalars (−1: none). */
   sIdx: number;
+  /** Activation levels 2^b, read when a step runs (setActBits changes it between samples). */
+  levels: number;
 }
 
 function dense(ptr: number, channels: number): { ptr: number; stride: number; channels: number } {
@@ -166,6 +168,12 @@ export class Trainer {
   private readonly backwardCache = new Map<string, Array<(w: number, h: number, gb: GradBuffers) => void>>();
   private readonly seedBufs = new Map<number, number>();
   private readonly extra = new Map<string, number>();
+  /**
+   * Whether backward computes conv weight/bias gradients (default true). A caller training only
+   * activation-side parameters for a while (AdaBM's range and bit epochs) turns it off: ∂W is
+   * about a third of a backward pass. Weight-side gradients (∂W, ∂γ) then read as zero.
+   */
+  weightGrads = true;
   /** Which weights are packed: "quant", "fp", or null (stale). */
   private packedMode: "quant" | "fp" | null = null;
   private disposed = false;
@@ -245,7 +253,7 @@ export class Trainer {
         gamma, scale, shift,
         packed: this.region.alloc(4 * f32ConvPackedLength(n.k, layer.cin, layer.cout)),
         packedBwd: this.forwardOnly ? 0 : this.region.alloc(4 * f32ConvPackedLength(n.k, layer.cout, layer.cin)),
-        xq: 0, z: 0, zq: 0, offA: 0, gW: -1, gB: -1, gOff: -1, sIdx: -1,
+        xq: 0, z: 0, zq: 0, offA: 0, gW: -1, gB: -1, gOff: -1, sIdx: -1, levels: q?.actLevels ?? 0,
       };
       if (q && q.actLevels > 0) {
         if (q.offsets) {
@@ -256,7 +264,7 @@ export class Trainer {
         } else {
           slots.xq = this.region.alloc(4 * P * layer.cin);
         }
-        if (!this.forwardOnly) slots.sIdx = (scalars += 2) - 2;
+        if (!this.forwardOnly) slots.sIdx = (scalars += 3) - 3;
       }
       if (!this.forwardOnly) {
         // ∂L/∂(quantized W) also feeds γ, so a weight-quantized layer keeps it when weights are frozen.
@@ -321,7 +329,7 @@ export class Trainer {
       let xp = this.fptr(x), xs = this.stride(x);
       const q = quant ? c.layer.quant : null;
       if (q && q.actLevels > 0) {
-        const range = c.range!.value, levels = q.actLevels;
+        const range = c.range!.value;
         if (q.offsets) {
           const A = c.offA, B = A + 4 * cin, Ai = B + 4 * cin, Bi = Ai + 4 * cin;
           const src = xp, ss = xs;
@@ -329,14 +337,14 @@ export class Trainer {
             const P = w * s * h * s;
             const l = range[0], u = range[1];
             k.f32_channel_affine_nhwc(src, ss, c.z, cin, P, cin, A, B);
-            k.f32_fake_quant_nhwc(c.z, cin, c.zq, cin, P, cin, l, u, fakeQuantStep(l, u, levels));
+            k.f32_fake_quant_nhwc(c.z, cin, c.zq, cin, P, cin, l, u, fakeQuantStep(l, u, c.levels));
             k.f32_channel_affine_nhwc(c.zq, cin, c.xq, cin, P, cin, Ai, Bi);
           });
         } else {
           const src = xp, ss = xs;
           steps.push((w, h) => {
             const l = range[0], u = range[1];
-            k.f32_fake_quant_nhwc(src, ss, c.xq, cin, w * s * h * s, cin, l, u, fakeQuantStep(l, u, levels));
+            k.f32_fake_quant_nhwc(src, ss, c.xq, cin, w * s * h * s, cin, l, u, fakeQuantStep(l, u, c.levels));
           });
         }
         xp = c.xq;
@@ -373,6 +381,20 @@ export class Trainer {
     const l = this.tg.byName.get(layer);
     check(l !== undefined, "E_ARGUMENT", `no conv layer '${layer}'`);
     return this.convs.get(l.id)!;
+  }
+
+  /** Sets the activation bit-width of a quantized conv for the following forward/backward passes. */
+  setActBits(layer: string, bits: number): void {
+    const c = this.slotsByName(layer);
+    check(c.xq !== 0, "E_ARGUMENT", `layer '${layer}' has no activation quantizer`);
+    checkInt(bits, 1, 16, "activation bits", "E_BITS");
+    c.levels = 2 ** bits;
+  }
+
+  /** Σ∂L/∂b of a conv's activation bit-width accumulated in `gb` (0 when it has no quantizer). */
+  bitGradient(gb: GradBuffers, layer: string): number {
+    const c = this.slotsByName(layer);
+    return c.sIdx >= 0 ? gb.scalars[c.sIdx + 2] : 0;
   }
 
   /** Marks packed weights stale (call after editing parameter values directly). */
@@ -688,7 +710,7 @@ export class Trainer {
             }
             if (c.gW >= 0) {
               const gW = c.gW, gB = c.gB;
-              steps.push((w, h, gb) => k.f32_conv_backward_weights_nhwc(xin, xinS, gy, sy, h * s, w * s, cin, cout, kk,
+              steps.push((w, h, gb) => this.weightGrads && k.f32_conv_backward_weights_nhwc(xin, xinS, gy, sy, h * s, w * s, cin, cout, kk,
                 gb.base + gW, gB >= 0 ? gb.base + gB : 0, scr));
             }
           }
@@ -711,12 +733,17 @@ export class Trainer {
               k.x32_copy_nhwc(sb!, P, cin, cin, t1, cin);
             }
           });
-          const range = c.range!.value, levels = q!.actLevels, sIdx = c.sIdx, n1 = levels - 1;
+          const range = c.range!.value, sIdx = c.sIdx;
+          // With t = (clip(x) − l)/s, R = round(t), s = (u − l)/n, n = 2^b − 1 and A = Σ g·(R − t) over
+          // unclipped elements (the kernel's return): ∂x̂/∂l = (t − R)/n, ∂x̂/∂u = (R − t)/n (+ the
+          // clipped sums), and through n = 2^b − 1 (AdaBM's bit gradient, STE on the round):
+          // ∂x̂/∂b = (u − l)·2^b·ln2·(t − R)/n², so Σ g·∂x̂/∂b = −(u − l)·2^b·ln2·A/n².
           const fqBack = (xp: number, xs: number, dx: number, dxs: number, P: number, gb: GradBuffers): void => {
-            const l = range[0], u = range[1];
+            const l = range[0], u = range[1], levels = c.levels, n1 = levels - 1;
             const A = k.f32_fake_quant_backward_nhwc(xp, xs, t1, cin, dx, dxs, P, cin, l, u, fakeQuantStep(l, u, levels));
             gb.scalars[sIdx] += k.f32_fake_quant_below() - A / n1;
             gb.scalars[sIdx + 1] += k.f32_fake_quant_above() + A / n1;
+            gb.scalars[sIdx + 2] -= ((u - l) * levels * Math.LN2 * A) / (n1 * n1);
           };
           if (!q!.offsets) {
             const xp = this.fptr(x), xs = this.stride(x);

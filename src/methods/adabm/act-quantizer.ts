@@ -41,30 +41,42 @@ export class AdabmActQuantizer implements DynamicActQuantizer {
   readonly postRelu = false;
   readonly needsCountPositive = false;
   readonly needsStats = false;
-  readonly countsForFab = true;
+  readonly countsForFab: boolean;
   readonly channels: number;
   readonly levels: number;
   readonly spec: AdabmActSpec;
   half: Int32Array;
   kmax: Int32Array;
   private readonly grids = new Map<number, OdmActQuantizer>();
-  private cur: OdmActQuantizer;
+  private cur!: OdmActQuantizer;
   private bits: number;
   private ctx: AdaptiveContext | null = null;
 
   constructor(spec: AdabmActSpec, channels: number) {
     checkAdabmSpec(spec);
-    this.spec = spec;
+    this.spec = { ...spec };
     this.channels = channels;
-    const lo = adabmBits(spec.baseBits, spec.imageAdaptive ? -1 : 0, spec.layerDelta);
+    this.countsForFab = spec.counted !== false;
     const hi = adabmBits(spec.baseBits, spec.imageAdaptive ? 1 : 0, spec.layerDelta);
-    for (let b = lo; b <= hi; b++) this.grids.set(b, new OdmActQuantizer({ kind: "odm", postRelu: spec.postRelu, bits: b, lo: spec.lo, hi: spec.hi }, channels));
     this.levels = 1 << hi;
+    this.setRange(spec.lo, spec.hi);
     this.bits = adabmBits(spec.baseBits, 0, spec.layerDelta);
     this.cur = this.grids.get(this.bits)!;
     this.half = this.cur.half;
     this.kmax = this.cur.kmax;
   }
+
+  /** Replaces the shared range [l, u] (calibration: BaC); takes effect at the next prepare(). */
+  setRange(lo: number, hi: number): void {
+    const s = this.spec;
+    checkAdabmSpec({ ...s, lo, hi });
+    s.lo = lo;
+    s.hi = hi;
+    const b0 = adabmBits(s.baseBits, s.imageAdaptive ? -1 : 0, s.layerDelta), b1 = adabmBits(s.baseBits, s.imageAdaptive ? 1 : 0, s.layerDelta);
+    for (let b = b0; b <= b1; b++) this.grids.set(b, new OdmActQuantizer({ kind: "odm", postRelu: s.postRelu, bits: b, lo, hi }, this.channels));
+    if (this.cur) this.select(this.lastImageDelta);
+  }
+  private lastImageDelta = 0;
 
   bind(ctx: AdaptiveContext): void {
     this.ctx = ctx;
@@ -82,6 +94,7 @@ export class AdabmActQuantizer implements DynamicActQuantizer {
 
   /** Switches to the grid of image offset `imageDelta` (prepare does this from the context). */
   select(imageDelta: number): void {
+    this.lastImageDelta = imageDelta;
     this.bits = adabmBits(this.spec.baseBits, imageDelta, this.spec.layerDelta);
     this.cur = this.grids.get(this.bits)!;
     this.half = this.cur.half;

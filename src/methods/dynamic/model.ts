@@ -36,6 +36,8 @@ export interface AdabmActSpec {
   layerDelta: number;
   /** false: the layer ignores Δb_img (fixed at baseBits + layerDelta; RDN's LFF, adabm.md §5). */
   imageAdaptive: boolean;
+  /** false: a fixed 8-bit layer (`--fq` head/tail/upsampler) that FAB does not count (default true). */
+  counted?: boolean;
 }
 
 /**

@@ -48,7 +48,7 @@ export interface OdmCalibrationOptions {
 }
 
 /** Fills the f32 input of `plan` from 8-bit RGB (the model's input range). */
-export function setPlanInput(plan: F32Plan, g: Graph, img: ImageLike): void {
+export function setPlanInput(plan: Pick<F32Plan, "inputView">, g: Graph, img: ImageLike): void {
   const [lo, hi] = g.meta.inputRange;
   const scale = (hi - lo) / 255;
   const C = img.data.length / (img.width * img.height);

@@ -148,6 +148,8 @@ export interface OdmWeightOptions {
   gamma?: number;
   /** Percentile of |W| for f(W), in percent (default 99). */
   percentile?: number;
+  /** u_w given directly (AdaBM's OMSE clip, adabm.md §4): replaces f(W)·γ. */
+  clip?: number;
 }
 
 export interface OdmQuantizedWeights {
@@ -192,9 +194,10 @@ export function odmQuantizeWeights(hwio: Float32Array, shape: OdmConvShape, o: O
   check(Number.isFinite(gamma) && gamma > 0, "E_RANGE", `weight clip scale γ must be positive and finite, got ${gamma}`);
   const pct = o.percentile ?? 99;
   check(pct > 0 && pct <= 100, "E_ARGUMENT", `weight percentile must be in (0, 100], got ${pct}`);
-  const f = odmWeightScaleBase(hwio, pct);
+  if (o.clip !== undefined) check(Number.isFinite(o.clip) && o.clip >= 0, "E_RANGE", `weight clip u_w must be finite and ≥ 0, got ${o.clip}`);
+  const f = o.clip ?? odmWeightScaleBase(hwio, pct);
   const n = 2 ** o.bits - 1;
-  const uw = f * gamma;
+  const uw = o.clip ?? f * gamma;
   const wscale = Math.fround(uw / n);
   const codes = new Int16Array(N);
   const dequantHWIO = new Float32Array(N);

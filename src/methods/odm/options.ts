@@ -11,28 +11,14 @@ import type { DynamicPath } from "../../graph/compile-dynamic.ts";
 import type { LayerScope } from "../scope.ts";
 import type { DynamicQuantizedModel } from "../dynamic/model.ts";
 import { quantizeOdmInit } from "./quantize.ts";
+import { boolOption as bool, checkOptionKeys, numberOption as num } from "../options.ts";
 import type { OffsetKind } from "./offsets.ts";
 
 export const ODM_OPTION_KEYS = ["scope", "path", "patches", "patch", "seed", "nudge", "offsets", "kind", "fold", "wp", "low", "high"] as const;
 
-function num(o: Record<string, string>, k: string): number | undefined {
-  if (o[k] === undefined) return undefined;
-  const v = Number(o[k]);
-  if (!Number.isFinite(v)) throw new LowbitError("E_ARGUMENT", `--method-options ${k}=${o[k]}: not a number`);
-  return v;
-}
-
-function bool(o: Record<string, string>, k: string): boolean | undefined {
-  const v = o[k];
-  if (v === undefined) return undefined;
-  if (v === "1" || v === "true" || v === "on") return true;
-  if (v === "0" || v === "false" || v === "off") return false;
-  throw new LowbitError("E_ARGUMENT", `--method-options ${k}=${v}: expected 1 or 0`);
-}
-
 export async function odmInitFromOptions(graph: Graph, images: readonly ImageLike[], bits: { w: number; a: number }, mo: Record<string, string>,
   ctx: { runtime?: Runtime; signal?: AbortSignal; onProgress?: (f: number) => void } = {}): Promise<DynamicQuantizedModel> {
-  for (const k of Object.keys(mo)) if (!(ODM_OPTION_KEYS as readonly string[]).includes(k)) throw new LowbitError("E_ARGUMENT", `'${k}' is not an ODM option (${ODM_OPTION_KEYS.join(", ")})`);
+  checkOptionKeys(mo, ODM_OPTION_KEYS, "ODM");
   const kind = mo.kind;
   if (kind !== undefined && kind !== "both" && kind !== "shift" && kind !== "scale") throw new LowbitError("E_ARGUMENT", `ODM offset kind must be both | shift | scale, got '${kind}'`);
   return quantizeOdmInit(graph, images, {

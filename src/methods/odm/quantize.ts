@@ -95,7 +95,7 @@ export function buildOdmModel(g: Graph, params: ReadonlyMap<number, OdmLayerPara
 }
 
 /** OHWI codes of a k×k kernel → OHWI codes of its k2×k2 sub-pixel kernel (block s). */
-function mergeSubpixelCodes(codes: Int16Array, k: number, s: number, cin: number, cout: number, k2: number): Int16Array {
+export function mergeSubpixelCodes(codes: Int16Array, k: number, s: number, cin: number, cout: number, k2: number): Int16Array {
   const hwio = new Int16Array(codes.length);
   for (let o = 0; o < cout; o++) for (let t = 0; t < k * k; t++) for (let c = 0; c < cin; c++) hwio[(t * cin + c) * cout + o] = codes[(o * k * k + t) * cin + c];
   const cout2 = s * s * cout;
