@@ -18,6 +18,7 @@ export { createUpscaler, Upscaler, fp32Model, defaultMargin } from "./engine/ups
 export type { CompilableModel, UpscalerOptions, RunOptions } from "./engine/upscaler-api.ts";
 export type { ExecutablePlan, UpscaleOptions, UpscaleProgress } from "./engine/upscaler.ts";
 export type { ImageLike, RgbImage } from "./engine/image.ts";
+export type { UpscaledImage } from "./engine/upscaler.ts";
 
 export type * from "./graph/ir.ts";
 export { GraphBuilder } from "./graph/builder.ts";
@@ -73,3 +74,12 @@ export * as train from "./train/index.ts";
 export { odmFinetune, quantizeOdmInit, odmInitPtq, ChannelOffsets } from "./methods/odm/index.ts";
 export type { OdmFinetuneOptions, OdmFinetuneResult } from "./methods/odm/index.ts";
 export * as odm from "./methods/odm/index.ts";
+
+// Adaptive bit-widths: the tile gradient feature, bit maps (FAB, BitOPs) and their heat map; AdaBM.
+export { gradientFeature, imageComplexity } from "./adaptive/gradient-feature.ts";
+export { imageBitDelta } from "./adaptive/context.ts";
+export type { AdaptiveContext, BitMap, BitMapTile, TileBits, ImageBitThresholds } from "./adaptive/context.ts";
+export { renderBitMap } from "./adaptive/heatmap.ts";
+export { adabmCalibrate, adabmFinetune, quantizeAdabm, buildAdabmModel } from "./methods/adabm/index.ts";
+export type { AdabmOptions, AdabmFinetuneOptions, AdabmResult, AdabmFinetuneResult } from "./methods/adabm/index.ts";
+export * as adabm from "./methods/adabm/index.ts";

@@ -76,6 +76,9 @@ export interface EvalImage extends Score {
   fidelity?: number | null;
   /** MATLAB-bicubic upscale of the same LR image. */
   bicubic: Score;
+  /** Adaptive-bit models (AdaBM, CADyQ): feature average bit-width and BitOPs / FP32 BitOPs of this image. */
+  fab?: number;
+  bitops?: number;
 }
 
 export interface EvalResult {
@@ -83,7 +86,7 @@ export interface EvalResult {
   scale: number;
   config: string;
   images: EvalImage[];
-  mean: Score & { fidelity?: number | null };
+  mean: Score & { fidelity?: number | null; fab?: number; bitops?: number };
   bicubic: Score;
   /** Everything protocol.md §7 asks to state besides the numbers. */
   shave: number;
@@ -194,6 +197,10 @@ export async function evaluate(o: EvaluateOptions): Promise<EvalResult> {
       const s = scoreSR(sr, hr, scale);
       const b = scoreSR(bicubicUp(lr, scale), hr, scale);
       const r: EvalImage = { name: pair.name, width: hr.width, height: hr.height, psnr: s.psnrY, ssim: s.ssimY, ms, bicubic: { psnr: b.psnrY, ssim: b.ssimY } };
+      if (sr.bitMap) {
+        r.fab = sr.bitMap.fab;
+        r.bitops = sr.bitMap.bitops / sr.bitMap.fp32Bitops;
+      }
       if (ref) {
         const f = await ref.upscale(lr, { signal: o.signal });
         r.fidelity = finiteOrNull(psnrY(sr, f, scale));
@@ -222,6 +229,10 @@ export async function evaluate(o: EvaluateOptions): Promise<EvalResult> {
   };
   if (opts?.calib) result.calib = opts.calib;
   if (ref) result.mean.fidelity = finiteOrNull(mean(images.map((r) => r.fidelity ?? Infinity)));
+  if (images.length && images.every((r) => r.fab !== undefined)) {
+    result.mean.fab = mean(images.map((r) => r.fab!));
+    result.mean.bitops = mean(images.map((r) => r.bitops!));
+  }
   return result;
 }
 
@@ -249,6 +260,8 @@ ${METHOD_OPTIONS_HELP}
   --json                print one JSON object instead of the table:
                         {model, scale, config, images: [{name, psnr, ssim, ms, bicubic}],
                          mean: {psnr, ssim}, bicubic: {psnr, ssim}, tiling, backend, ...};
+                        adaptive-bit models add fab (feature average bit-width) and bitops
+                        (BitOPs / FP32 BitOPs) per image and in the mean;
                         non-FP32 configurations add fidelity (PSNR-Y vs the FP32 output,
                         null = identical) per image and in the mean
   --quiet, -q           no progress on stderr
@@ -319,15 +332,17 @@ export function formatTable(r: EvalResult): string {
   const f4 = (v: number) => v.toFixed(4);
   const fd = (v: number | null | undefined) => (v === null ? "inf" : v === undefined ? "" : v.toFixed(2));
   const d = (v: number) => (v >= 0 ? "+" : "") + v.toFixed(2);
-  const head = ["image", "HR size", "PSNR-Y", "SSIM-Y", "bicubic", "SSIM-Y", "Δ dB", ...(fid ? ["fidelity"] : []), "ms"];
+  const ad = r.mean.fab !== undefined;
+  const head = ["image", "HR size", "PSNR-Y", "SSIM-Y", "bicubic", "SSIM-Y", "Δ dB", ...(fid ? ["fidelity"] : []), ...(ad ? ["FAB", "BitOPs"] : []), "ms"];
+  const adc = (x: { fab?: number; bitops?: number }) => (ad ? [x.fab!.toFixed(2), `${(100 * x.bitops!).toFixed(2)}%`] : []);
   const rows = r.images.map((x) => [
     x.name, `${x.width}×${x.height}`, f4(x.psnr), f4(x.ssim), f4(x.bicubic.psnr), f4(x.bicubic.ssim), d(x.psnr - x.bicubic.psnr),
-    ...(fid ? [fd(x.fidelity)] : []), String(Math.round(x.ms)),
+    ...(fid ? [fd(x.fidelity)] : []), ...adc(x), String(Math.round(x.ms)),
   ]);
   const totalMs = r.images.reduce((a, x) => a + x.ms, 0);
   rows.push([
     "mean", "", f4(r.mean.psnr), f4(r.mean.ssim), f4(r.bicubic.psnr), f4(r.bicubic.ssim), d(r.mean.psnr - r.bicubic.psnr),
-    ...(fid ? [fd(r.mean.fidelity)] : []), String(Math.round(totalMs / r.images.length)),
+    ...(fid ? [fd(r.mean.fidelity)] : []), ...adc(r.mean), String(Math.round(totalMs / r.images.length)),
   ]);
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(w[i]) : c.padStart(w[i]))).join("  ").trimEnd();

@@ -10,6 +10,8 @@ import { BACKENDS, flag, int, oneOf, parseCommand, positionals, str, UsageError 
 import { parseRange, runtimeFor, seconds, type CliIO } from "./common.ts";
 import { parseModelOptions, resolveModel, MODEL_OPTION_SPECS, METHOD_OPTIONS_HELP } from "./model-options.ts";
 import { ProgressBar } from "./progress.ts";
+import { renderBitMap } from "../adaptive/heatmap.ts";
+import { LowbitError } from "../runtime/errors.ts";
 
 export const DEFAULT_MODEL = "default-model";
 
@@ -29,6 +31,8 @@ Options:
   --calib <dir>         calibration images for integer --bits
   --layer-bits <l=b,…> per-layer bits: conv names or roles head|tail|upsampler = wXaY|fp32
 ${METHOD_OPTIONS_HELP}
+  --bitmap <map.png>    adaptive-bit models (--method adabm, or such a .lowbit): write the bits
+                        each tile used as a heat map at the input's size (blue 2 … red 8 bits)
   --input-range <lo,hi> value range pixels 0..255 map to (default: the model's; psnr-small 0,1)
   --quiet, -q           no progress bar and no summary line
   -h, --help            this help
@@ -39,6 +43,7 @@ const OPTIONS = {
   tile: { type: "string" },
   margin: { type: "string" },
   backend: { type: "string" },
+  bitmap: { type: "string" },
 } as const;
 
 export async function upscaleCommand(argv: string[], io: CliIO): Promise<number> {
@@ -57,6 +62,8 @@ export async function upscaleCommand(argv: string[], io: CliIO): Promise<number>
   const modelOptions = parseModelOptions({ bits: str(p, "bits", cmd), method: str(p, "method", cmd), calib: str(p, "calib", cmd), layerBits: str(p, "layer-bits", cmd), methodOptions: str(p, "method-options", cmd) }, cmd);
   const quiet = flag(p, "quiet");
   const inputRange = parseRange(str(p, "input-range", cmd), cmd);
+  const bitmapPath = str(p, "bitmap", cmd);
+  if (bitmapPath !== undefined && extname(bitmapPath).toLowerCase() !== ".png") throw new UsageError(`--bitmap is written as PNG: name it *.png (got '${bitmapPath}')`, cmd);
 
   const t0 = performance.now();
   const img = await readImage(input);
@@ -83,12 +90,17 @@ export async function upscaleCommand(argv: string[], io: CliIO): Promise<number>
   }
   const runMs = performance.now() - tRun;
   await writePng(output, out);
+  if (bitmapPath !== undefined) {
+    if (!out.bitMap) throw new LowbitError("E_ARGUMENT", `--bitmap: ${model.config} uses fixed bits (no bit map); use an adaptive method such as --method adabm`);
+    await writePng(bitmapPath, renderBitMap(out.bitMap, img));
+  }
   if (!quiet) {
     const kind = out.channels === 4 ? "RGBA" : "RGB";
     io.stdout.write(
       `${output}: ${out.width}×${out.height} ${kind} (×${up.scale} from ${img.width}×${img.height}) · ` +
         `${graph.meta.name} ${model.config} · ${seconds(runMs)} (total ${seconds(performance.now() - t0)}) · ` +
-        `backend ${rt.info.backend} · tile ${up.tile} margin ${m} (${tiles} tile${tiles === 1 ? "" : "s"})\n`,
+        `backend ${rt.info.backend} · tile ${up.tile} margin ${m} (${tiles} tile${tiles === 1 ? "" : "s"})` +
+        (out.bitMap ? ` · FAB ${out.bitMap.fab.toFixed(2)}, BitOPs ${(100 * out.bitMap.bitops / out.bitMap.fp32Bitops).toFixed(2)} % of FP32` : "") + "\n",
     );
   }
   return 0;

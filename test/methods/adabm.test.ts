@@ -264,3 +264,45 @@ test("adabm/finetune: round-robin groups move u_w, ranges and measures; determin
   up.dispose();
   t.ok(out.bitMap && out.bitMap.fab >= 2 && out.bitMap.fab <= 6, `runs; FAB ${out.bitMap?.fab.toFixed(2)}`);
 });
+
+test("adabm/cli: quantize --method adabm → .lowbit; eval reports FAB/BitOPs; upscale --bitmap writes the heat map; usage errors", async (t) => {
+  const { run } = await import("../../src/cli/main.ts");
+  const { mkdtempSync, mkdirSync, writeFileSync, existsSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const { join } = await import("node:path");
+  const { encodePng, readImage } = await import("../../src/io/image.ts");
+  const { findEvalDir } = await import("../util/eval-data.ts");
+  const sink = () => { let s = ""; return { write: (x: string) => { s += x; return true; }, get text() { return s; } }; };
+  const io = () => ({ stdout: sink(), stderr: sink(), env: {} as Record<string, string | undefined> });
+  const dir = mkdtempSync(join(tmpdir(), "adabm-cli-"));
+  const calib = join(dir, "calib");
+  mkdirSync(calib);
+  const rng = new Rng(23);
+  for (let i = 0; i < 2; i++) {
+    const im = randomImage(rng, 40, 40, 20 + 80 * i);
+    writeFileSync(join(calib, `p${i}.png`), encodePng({ data: Uint8Array.from(im.data), width: 40, height: 40, channels: 3 }));
+  }
+  const out = join(dir, "m.lowbit");
+  const a = io();
+  const code = await run(["quantize", "--model", "esrgan-slim-x2", "--method", "adabm", "--bits", "w4a4", "--calib", calib, "-o", out, "--method-options", "patches=4,patch=24,steps=0"], a);
+  t.equal(code, 0, `quantize exit 0: ${a.stdout.text.trim().slice(0, 160)}${a.stderr.text.includes("lowbit:") ? a.stderr.text : ""}`);
+  const evalDir = findEvalDir();
+  const b = io();
+  const code2 = await run(["eval", "--model", out, "--data", evalDir ?? "missing", "--images", "butterfly", "--json", "--tile", "96"], b);
+  const res = code2 === 0 ? JSON.parse(b.stdout.text) : null;
+  t.ok(res && res.mean.fab >= 2 && res.mean.fab <= 6 && res.mean.bitops > 0 && res.mean.bitops < 1 && res.images[0].fab === res.mean.fab,
+    `eval --json: FAB ${res?.mean.fab?.toFixed(3)}, BitOPs ${res?.mean.bitops?.toFixed(4)} of FP32 ${code2 !== 0 ? b.stderr.text : ""}`);
+  const img = join(dir, "in.png");
+  writeFileSync(img, encodePng({ data: Uint8Array.from(randomImage(rng, 30, 20).data), width: 30, height: 20, channels: 3 }));
+  const map = join(dir, "map.png");
+  const c = io();
+  const code3 = await run(["upscale", img, join(dir, "out.png"), "--model", out, "--tile", "16", "--bitmap", map], c);
+  t.ok(code3 === 0 && existsSync(map) && /FAB/.test(c.stdout.text), `upscale --bitmap: ${c.stdout.text.trim().slice(-60)}`);
+  if (existsSync(map)) {
+    const m = await readImage(map);
+    t.ok(m.width === 30 && m.height === 20, "heat map at the input's size");
+  }
+  t.equal(await run(["upscale", img, join(dir, "o2.png"), "--bitmap", join(dir, "m.png")], io()), 1, "--bitmap with a fixed-bit model: E_ARGUMENT (exit 1)");
+  t.equal(await run(["upscale", img, join(dir, "o3.png"), "--model", out, "--bitmap", join(dir, "m.jpg")], io()), 2, "--bitmap not .png: usage error");
+  t.equal(await run(["quantize", "--model", "esrgan-slim-x2", "--method", "adabm", "--bits", "w4a4", "--calib", calib, "-o", out, "--method-options", "bogus=1"], io()), 2, "unknown AdaBM option: usage error");
+});
