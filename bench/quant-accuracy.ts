@@ -60,6 +60,9 @@ interface ImageResult {
   /** psnr − FP32 psnr of the same image. */
   dPsnr: number;
   ms: number;
+  /** Adaptive-bit models: FAB and BitOPs / FP32 BitOPs. */
+  fab?: number;
+  bitops?: number;
 }
 
 interface ConfigResult {
@@ -70,7 +73,9 @@ interface ConfigResult {
   bytes: number;
   compileMs: number;
   images: ImageResult[];
-  mean: { psnr: number; ssim: number; fidelity: number | null; dPsnr: number; ms: number };
+  mean: { psnr: number; ssim: number; fidelity: number | null; dPsnr: number; ms: number; fab?: number; bitops?: number };
+  /** Calibration (+ fine-tuning) wall time of methods that quantize themselves. */
+  quantizeSeconds?: number;
 }
 
 interface ModelResult {
@@ -114,7 +119,7 @@ function resolveModels(names: string[], scales: number[] | null): string[] {
   return out;
 }
 
-type Method = "minmax" | "percentile" | "mse" | "daq" | "dfsq" | "odm";
+type Method = "minmax" | "percentile" | "mse" | "daq" | "dfsq" | "odm" | "adabm";
 
 /**
  * "w8a8-minmax", "w4a4 daq", "w4a4-dfsq-scope=full-path=exact": bits, method, then the method's
@@ -123,11 +128,11 @@ type Method = "minmax" | "percentile" | "mse" | "daq" | "dfsq" | "odm";
 function parseConfig(c: string): { bits: string; method: Method | null; options: Record<string, string> } {
   const [bits, method, ...rest] = c.replace(/-/g, " ").trim().toLowerCase().split(/\s+/);
   if (bits === "fp32") return { bits, method: null, options: {} };
-  if (!/^w\da\d$/.test(bits) || !["minmax", "percentile", "mse", "daq", "dfsq", "odm"].includes(method)) throw new Error(`bad config '${c}' (e.g. w8a8-minmax, w4a4-dfsq)`);
+  if (!/^w\da\d$/.test(bits) || !["minmax", "percentile", "mse", "daq", "dfsq", "odm", "adabm"].includes(method)) throw new Error(`bad config '${c}' (e.g. w8a8-minmax, w4a4-dfsq)`);
   const options: Record<string, string> = {};
   for (const kv of rest) {
     const m = /^([a-z]+)=(\S+)$/.exec(kv);
-    if (!m || !(method === "daq" || method === "dfsq" || method === "odm")) throw new Error(`bad option '${kv}' in config '${c}'`);
+    if (!m || !(method === "daq" || method === "dfsq" || method === "odm" || method === "adabm")) throw new Error(`bad option '${kv}' in config '${c}'`);
     options[m[1]] = m[2];
   }
   return { bits, method: method as Method, options };
@@ -194,6 +199,7 @@ async function runModel(name: string, o: { data: string; calib: string; tile: nu
         const r: ImageResult = {
           name: n, psnr: s.psnrY, ssim: s.ssimY, fidelity: Number.isFinite(fid) ? fid : null,
           dPsnr: refScores ? s.psnrY - refScores[i].psnr : 0, ms,
+          ...(sr.bitMap ? { fab: sr.bitMap.fab, bitops: sr.bitMap.bitops / sr.bitMap.fp32Bitops } : {}),
         };
         images.push(r);
         outs.push(sr);
@@ -209,11 +215,13 @@ async function runModel(name: string, o: { data: string; calib: string; tile: nu
       mean: {
         psnr: mean(images.map((x) => x.psnr)), ssim: mean(images.map((x) => x.ssim)),
         fidelity: ref && Number.isFinite(mf) ? mf : null, dPsnr: mean(images.map((x) => x.dPsnr)), ms: mean(images.map((x) => x.ms)),
+        ...(images.every((x) => x.fab !== undefined) ? { fab: mean(images.map((x) => x.fab!)), bitops: mean(images.map((x) => x.bitops!)) } : {}),
       },
     };
     res.configs.push(c);
     save(res);
-    log(`${name} ${config}: mean ${c.mean.psnr.toFixed(4)} / ${c.mean.ssim.toFixed(4)} Δ${c.mean.dPsnr.toFixed(4)} fid ${c.mean.fidelity?.toFixed(2) ?? "–"} ${Math.round(c.mean.ms)} ms/img`);
+    log(`${name} ${config}: mean ${c.mean.psnr.toFixed(4)} / ${c.mean.ssim.toFixed(4)} Δ${c.mean.dPsnr.toFixed(4)} fid ${c.mean.fidelity?.toFixed(2) ?? "–"} ${Math.round(c.mean.ms)} ms/img` +
+      (c.mean.fab !== undefined ? ` FAB ${c.mean.fab.toFixed(3)} BitOPs ${(100 * c.mean.bitops!).toFixed(2)}%` : ""));
     return { outs, images };
   };
 
@@ -221,7 +229,7 @@ async function runModel(name: string, o: { data: string; calib: string; tile: nu
   const fp = await runConfig("fp32", null, fp32Model(graph), 4 * params, null, null);
   const quantized = o.configs.filter((c) => c !== "fp32");
   if (quantized.length === 0) return res;
-  const isDynamic = (c: string) => { const m = parseConfig(c).method; return m === "daq" || m === "dfsq" || m === "odm"; };
+  const isDynamic = (c: string) => { const m = parseConfig(c).method; return m === "daq" || m === "dfsq" || m === "odm" || m === "adabm"; };
 
   // Dynamic methods first (they calibrate themselves, as the CLI does: buildDynamicModel).
   for (const config of quantized.filter(isDynamic)) {
@@ -231,8 +239,10 @@ async function runModel(name: string, o: { data: string; calib: string; tile: nu
     const qm = await buildDynamicModel(graph, {
       bits: { kind: "int", w: Number(p.bits[1]), a: Number(p.bits[3]) }, method: p.method!, calib: o.calib, methodOptions: p.options,
     }, p.method as DynamicMethod, { runtime: rt }) as DynamicQuantizedModel;
-    log(`${name} ${configName(p)}: quantized in ${((performance.now() - tq) / 1000).toFixed(1)} s (${qm.config})`);
+    const qs = (performance.now() - tq) / 1000;
+    log(`${name} ${configName(p)}: quantized in ${qs.toFixed(1)} s (${qm.config})`);
     await runConfig(configName(p), p.method, qm, qm.weightBytes, fp.outs, fp.images);
+    res.configs[res.configs.length - 1].quantizeSeconds = qs;
   }
   if (quantized.every(isDynamic)) return res;
 

@@ -25,6 +25,9 @@
  *   the training graph runs them in FP32).
  * - The schedule (epochs × steps × batch 2 × patch) is lowbit's, chosen for time: the spec's
  *   10 × 50 × 2 at LR 96 costs ~25 min for esrgan-medium on this machine (see the README table).
+ *   The bit measures act only through a rounding (Δb_layer = round(clamp(m_l))): with 8 steps at
+ *   lr 0.01 m_l cannot cross a rounding boundary, so Δb_layer keeps its P30/P70 value unless
+ *   `measureLrScale` (e.g. 50/steps, the reference's reach per epoch) is raised — measured both ways.
  */
 import type { Graph, Node } from "../../graph/ir.ts";
 import type { ImageLike } from "../../engine/image.ts";
@@ -51,6 +54,11 @@ export interface AdabmFinetuneOptions extends AdabmOptions {
   /** Loss weights (defaults 10 and 50). */
   skt?: number;
   bitLoss?: number;
+  /**
+   * Multiplier of the measure group's learning rates (default 1, the spec's rates; 50/stepsPerEpoch
+   * lets each short measure epoch move m_l and the thresholds as far as the reference's 50 steps).
+   */
+  measureLrScale?: number;
   onStep?: (p: { epoch: number; step: number; group: "w" | "a" | "measure"; loss: number; avgBits: number }) => void;
 }
 
@@ -155,7 +163,9 @@ export async function adabmFinetune(graph: Graph, images: readonly ImageLike[], 
   const sched = { every: spe, factor: 0.9 };
   const optW = new Adam(gammaParams, { lr: 0.01, groups: gammaParams.map((p) => ({ layers: [p.layer], lr: 0.01 / tg.byName.get(p.layer)!.quant!.weightF })), schedule: sched });
   const optA = new Adam(rangeParams, { lr: 0.01, lrMult: { act_range: 1 }, schedule: sched });
-  const optM = new Adam([...measureL, ...(imageAdaptive ? [img] : [])], { lr: 0.01, groups: [{ layers: ["image"], lr: 0.1 }], schedule: sched });
+  const mls = o.measureLrScale ?? 1;
+  check(Number.isFinite(mls) && mls > 0, "E_ARGUMENT", `measure learning-rate scale must be positive, got ${mls}`);
+  const optM = new Adam([...measureL, ...(imageAdaptive ? [img] : [])], { lr: 0.01 * mls, groups: [{ layers: ["image"], lr: 0.1 * mls }], schedule: sched });
   const layerAdaptive = o.layerAdaptive !== false;
 
   const losses: number[] = [], avgBitsHist: number[] = [];
