@@ -80,6 +80,6 @@ export { gradientFeature, imageComplexity } from "./adaptive/gradient-feature.ts
 export { imageBitDelta } from "./adaptive/context.ts";
 export type { AdaptiveContext, BitMap, BitMapTile, TileBits, ImageBitThresholds } from "./adaptive/context.ts";
 export { renderBitMap } from "./adaptive/heatmap.ts";
-export { adabmCalibrate, adabmFinetune, quantizeAdabm, buildAdabmModel } from "./methods/adabm/index.ts";
+export { adabmCalibrate, adabmFinetune, quantizeAdabm, buildAdabmModel, AdabmBitMapping } from "./methods/adabm/index.ts";
 export type { AdabmOptions, AdabmFinetuneOptions, AdabmResult, AdabmFinetuneResult } from "./methods/adabm/index.ts";
 export * as adabm from "./methods/adabm/index.ts";

@@ -306,3 +306,28 @@ test("adabm/cli: quantize --method adabm → .lowbit; eval reports FAB/BitOPs; u
   t.equal(await run(["upscale", img, join(dir, "o3.png"), "--model", out, "--bitmap", join(dir, "m.jpg")], io()), 2, "--bitmap not .png: usage error");
   t.equal(await run(["quantize", "--model", "esrgan-slim-x2", "--method", "adabm", "--bits", "w4a4", "--calib", calib, "-o", out, "--method-options", "bogus=1"], io()), 2, "unknown AdaBM option: usage error");
 });
+
+test("adabm/mapping: the bit-mapping object inspects, predicts a tile's bits, round-trips JSON and re-applies to a model", async (t) => {
+  const rt = await testRuntime();
+  const { AdabmBitMapping } = await import("../../src/methods/adabm/mapping.ts");
+  const rng = new Rng(31);
+  const graph = rdnNet(12);
+  const imgs = Array.from({ length: 3 }, () => randomImage(rng, 24, 24));
+  const r = await adabmCalibrate(graph, imgs, { weightBits: 4, actBits: 4, patches: 6, patchSize: 16, batch: 3, runtime: rt });
+  const map = AdabmBitMapping.of(r.model);
+  t.deepEqual(map.image, r.imageBits, "thresholds");
+  t.deepEqual(map.layers.map((l) => l.name), [...r.model.layers.values()].map((l) => l.name), "one entry per quantized layer");
+  const back = AdabmBitMapping.fromJSON(JSON.parse(JSON.stringify(map)));
+  t.deepEqual(back.toJSON(), map.toJSON(), "JSON round trip");
+  const flat = { data: new Uint8Array(16 * 16 * 3).fill(90), width: 16, height: 16, channels: 3 as const };
+  const edited = new AdabmBitMapping({ lower: 1, upper: 2 }, map.layers.map((l) => ({ ...l, delta: l.imageAdaptive ? 1 : 0 })));
+  const bits = edited.bitsFor(flat);
+  t.ok([...bits.entries()].every(([n, b]) => (edited.layers.find((l) => l.name === n)!.imageAdaptive ? b === 4 : b === 4)), `flat image: Δimg −1 and Δlayer +1 cancel → ${[...bits.values()].join(",")}`);
+  const m2 = edited.apply(r.model);
+  const up = await createUpscaler(m2, { runtime: rt, tile: 64 });
+  const out = await up.upscale(flat);
+  up.dispose();
+  t.deepEqual([...out.bitMap!.tiles[0].bits], [...bits.values()], "the engine runs the predicted bits");
+  throwsCode(t, () => new AdabmBitMapping(null, [{ name: "x", delta: 2, imageAdaptive: true, baseBits: 4 }]), "E_ARGUMENT", "Δb_layer 2");
+  throwsCode(t, () => edited.apply(new DynamicQuantizedModel(r.model.graph, new Map(), { ...r.model.info, method: "odm" })), "E_ARGUMENT", "an ODM model");
+});
