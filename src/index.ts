@@ -73,3 +73,8 @@ export * as train from "./train/index.ts";
 export { odmFinetune, quantizeOdmInit, odmInitPtq, ChannelOffsets } from "./methods/odm/index.ts";
 export type { OdmFinetuneOptions, OdmFinetuneResult } from "./methods/odm/index.ts";
 export * as odm from "./methods/odm/index.ts";
+
+// CADyQ (content-aware per-tile, per-layer activation bits: trained bit selectors, PAMS grids).
+export { quantizeCadyq, quantizeCadyqDetailed, buildCadyqModel } from "./methods/cadyq/index.ts";
+export type { CadyqOptions, CadyqResult } from "./methods/cadyq/index.ts";
+export * as cadyq from "./methods/cadyq/index.ts";
