@@ -30,6 +30,7 @@ import "./methods/daq.test.ts";
 import "./methods/dfsq.test.ts";
 import "./methods/dynamic.test.ts";
 import "./methods/odm.test.ts";
+import "./methods/cadyq.test.ts";
 import "./cli.test.ts";
 import "./train/grad.test.ts";
 import "./train/optim.test.ts";

@@ -4,18 +4,19 @@
  * into a DynamicQuantizedModel whose layers pick their activation bits per tile at run time.
  *
  * Placement on the ISR RDN / RRDN graphs (cadyq.md §4 maps EDSR's ResBlock) [choice]:
- * - EDSR quantizes both convs of every ResBlock (BitSel₁ on the block input, BitSel₂ on the ReLU
- *   output). The RDN analogue is the residual dense block: each dense conv F_d_c reads the concat of
- *   the block input and the earlier dense convs' ReLU outputs, so every dense conv input gets a
- *   selector — DAQ's "reference" layer set (scope.ts). Its inputs are signed (they contain the block
- *   input), like BitSel₁'s; the RDB's first conv reads the block input itself.
+ * - EDSR quantizes both convs of every ResBlock: BitSel₁ on the block input x before conv1, BitSel₂ on
+ *   the ReLU output t before conv2. The RDN analogue is the residual dense block x → F_d_1 (conv+ReLU)
+ *   → … → concat(x, F_d_1, …) → LFF_d (1×1) → + x: its first dense conv reads the block input (BitSel₁),
+ *   and LFF — the block's last conv, like conv2 — reads the ReLU outputs (with x beside them in the
+ *   concat). So every conv of every RDB (dense convs and LFF, RDN and RRDN names) gets a selector.
+ *   Their inputs are signed or post-ReLU exactly where the reference's are.
  * - EDSR's fixed 8-bit quantizer of the residual-branch output (quant_act3, out = Q8(r) + xq) has no
  *   conv behind it: it rounds a tensor that is added to the skip. The RDN analogue would be the LFF
  *   output before the block's add; lowbit keeps the residual stream in f32 (cadyq.md §7 "keep the
  *   residual stream in f32"), so there is nothing to quantize there, and LFF, GFF, head, upsampler
  *   and tail stay FP32, as EDSR's head, body-final conv, upsampler and tail do. FAB counts exactly the
  *   selector layers (quant_act3 is not counted in the reference either).
- * - scope "body" also puts selectors on LFF and GFF (every non-head/tail/upsampler conv). "full" is
+ * - scope "body" puts selectors on every conv that is not head, tail or upsampler (GFF too). "full" is
  *   not offered: the sub-pixel tail would need a merged HR kernel the trainer does not run.
  *
  * Weights: 8-bit per tensor, q = round(W·127/max|W|) (quant_weight; round half away from zero, the
@@ -66,6 +67,21 @@ export function cadyqQuantizeWeights(hwio: ArrayLike<number>, k: number, cin: nu
   return { codes, scale: mx / 127 };
 }
 
+const RDB_CONV = /^(F_\d+_\d+(_\d+)?|LFF_\d+(_\d+)?)$/;
+
+/**
+ * The convs that get a selector: "reference" = every residual-dense-block conv (dense convs F_… and
+ * the block's LFF, RDN and RRDN names), falling back to "body" on graphs without ISR names.
+ */
+export function cadyqLayers(g: Graph, scope: LayerScope): { ids: Set<number>; resolved: LayerScope } {
+  if (scope === "reference") {
+    const ids = new Set(g.nodes.filter((n) => n.op === "conv2d" && RDB_CONV.test(n.name)).map((n) => n.id));
+    if (ids.size > 0) return { ids, resolved: "reference" };
+    scope = "body";
+  }
+  return selectLayers(g, "daq", scope);
+}
+
 /** CADyQ parameters of one quantized conv. */
 export interface CadyqLayerParams {
   alpha: ArrayLike<number>;
@@ -109,7 +125,7 @@ export function buildCadyqModel(g: Graph, params: ReadonlyMap<number, CadyqLayer
 export interface CadyqOptions {
   /** Candidate activation bits (default [4, 6, 8]). */
   candidates?: readonly number[];
-  /** "reference" (default: the RDB dense convs) or "body" (+ LFF, GFF). */
+  /** "reference" (default: every RDB conv — dense convs and LFF) or "body" (every non-head/tail/upsampler conv). */
   scope?: LayerScope;
   /** Training steps (default 300; 0 = calibration only: α = max|x|, the initial selector → the top candidate). */
   steps?: number;
@@ -161,7 +177,7 @@ export async function quantizeCadyqDetailed(graph: Graph, data: readonly ImageLi
   check(td && Array.isArray(td.lr) && td.lr.length > 0, "E_ARGUMENT", "CADyQ needs at least one calibration image");
   const rt = o.runtime ?? (await init());
   const g0 = optimizeGraph(graph);
-  const { ids, resolved } = selectLayers(g0, "daq", scope);
+  const { ids, resolved } = cadyqLayers(g0, scope);
   if (ids.size === 0) throw new LowbitError("E_ARGUMENT", `scope '${scope}' selects no conv of this model`);
   const names = g0.nodes.filter((n) => ids.has(n.id)).map((n) => n.name);
   const tr = await trainCadyq(graph, td, {
