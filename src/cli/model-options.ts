@@ -21,6 +21,7 @@ import { quantizeDaq } from "../methods/daq/quantize.ts";
 import { DynamicQuantizedModel } from "../methods/dynamic/model.ts";
 import { quantizeDfsq } from "../methods/dfsq/quantize.ts";
 import { ODM_OPTION_KEYS, odmInitFromOptions } from "../methods/odm/options.ts";
+import { CADYQ_OPTION_KEYS, cadyqFromOptions } from "../methods/cadyq/options.ts";
 import type { LayerScope } from "../methods/scope.ts";
 import type { DynamicPath } from "../graph/compile-dynamic.ts";
 
@@ -142,7 +143,7 @@ export function parseModelOptions(raw: { bits?: string; method?: string; calib?:
 }
 
 /** Methods with per-image (dynamic) activation statistics, and their --method-options keys. */
-export const DYNAMIC_METHODS = ["daq", "dfsq", "odm"] as const;
+export const DYNAMIC_METHODS = ["daq", "dfsq", "odm", "cadyq"] as const;
 /** The --method-options lines of the eval / quantize / upscale help texts. */
 export const METHOD_OPTIONS_HELP = `  --method-options <k=v,…>  daq|dfsq|odm knobs: scope=reference|body|full, path=lut|exact|oracle;
                        daq: step=code|mse, qq=<σ bits, 32 off>, mode=int|reference, sensitive=<fraction>|balanced, extra=<bits>,
@@ -150,13 +151,16 @@ export const METHOD_OPTIONS_HELP = `  --method-options <k=v,…>  daq|dfsq|odm k
                        dfsq: patches=32, patch=<LR side>, seed=1, restarts=5, selection=kmeans|optimal, weights=minmax|mse;
                        both: bc=1 (per-image bias correction of the weight rounding);
                        odm (ODM-init PTQ: static P1/P99 ranges, odd weight grid u_w = P99|W|): scope, path, patches=32, patch=48, seed=1,
-                       low=1, high=99, wp=99, nudge=0|1, offsets=<fraction of layers with v1 channel offsets>, kind=both|shift|scale, fold=1|0`;
+                       low=1, high=99, wp=99, nudge=0|1, offsets=<fraction of layers with v1 channel offsets>, kind=both|shift|scale, fold=1|0;
+                       cadyq (--bits w8aB, B = the largest candidate; trains selectors on --calib): cand=4:6:8, scope=reference|body, path,
+                            steps=300, batch=4, patch=48, lambda=<bit-loss λ_b>, lrw=0 (weights lr; 0 frozen), lra=1e-2, lrs=1e-4, seed=1`;
 
 export type DynamicMethod = (typeof DYNAMIC_METHODS)[number];
 export const DYNAMIC_METHOD_KEYS: Record<DynamicMethod, readonly string[]> = {
   daq: ["scope", "path", "step", "qq", "mode", "sensitive", "extra", "bc", "branch", "stepcal"],
   dfsq: ["scope", "path", "patches", "patch", "seed", "restarts", "selection", "weights", "bc"],
   odm: ODM_OPTION_KEYS,
+  cadyq: CADYQ_OPTION_KEYS,
 };
 
 /** Range methods implemented for static post-training quantization; the others are later methods. */
@@ -218,7 +222,7 @@ function centreCrop(img: { data: Uint8Array; width: number; height: number; chan
 export async function buildModel(graph: Graph, options: ModelOptions, ctx: BuildContext = {}): Promise<CompilableModel> {
   if (options.bits.kind === "fp32") return fp32Model(graph);
   const method = options.method ?? "minmax";
-  if (method === "daq" || method === "dfsq" || method === "odm") return buildDynamicModel(graph, options, method, ctx);
+  if (method === "daq" || method === "dfsq" || method === "odm" || method === "cadyq") return buildDynamicModel(graph, options, method, ctx);
   if (!(PTQ_METHODS as readonly string[]).includes(method)) {
     throw new LowbitError("E_ARGUMENT", `--method ${method} is not implemented in this version of lowbit (available: ${PTQ_METHODS.join(", ")})`);
   }
@@ -267,6 +271,10 @@ export async function buildDynamicModel(graph: Graph, options: ModelOptions, met
   if (method === "odm") {
     // ODM-init PTQ (src/methods/odm): P1/P99 ranges on calibration patches; fine-tuning is `lowbit finetune`.
     return odmInitFromOptions(graph, await images(DFSQ_CALIB_SIDE), options.bits, mo, { runtime: ctx.runtime, signal: ctx.signal, onProgress: ctx.onProgress });
+  }
+  if (method === "cadyq") {
+    // CADyQ (src/methods/cadyq): calibrates α and trains the bit selectors on --calib (FP32 model as teacher).
+    return cadyqFromOptions(graph, await images(DFSQ_CALIB_SIDE), options.bits, mo, { runtime: ctx.runtime, signal: ctx.signal, onProgress: ctx.onProgress });
   }
   if (method === "daq") {
     const sensitive = mo.sensitive === "balanced" ? "balanced" : (numberOption(mo, "sensitive") ?? 0);

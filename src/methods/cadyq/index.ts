@@ -4,3 +4,4 @@ export type { CadyqOptions, CadyqResult, CadyqLayerParams, CadyqBuildOptions } f
 export { trainCadyq, CadyqTrainLayer, fakeQuantWeights8 } from "./train.ts";
 export type { CadyqTrainOptions, CadyqTrainResult } from "./train.ts";
 export { pamsHalfRange, pamsStep, pamsLevels, pamsQuantize, unbiasedStd, selectorLogits, argmaxFirst, softmax, checkCandidates, initialSelector } from "./selector.ts";
+export { cadyqFromOptions, CADYQ_OPTION_KEYS } from "./options.ts";
