@@ -83,3 +83,8 @@ export { renderBitMap } from "./adaptive/heatmap.ts";
 export { adabmCalibrate, adabmFinetune, quantizeAdabm, buildAdabmModel, AdabmBitMapping } from "./methods/adabm/index.ts";
 export type { AdabmOptions, AdabmFinetuneOptions, AdabmResult, AdabmFinetuneResult } from "./methods/adabm/index.ts";
 export * as adabm from "./methods/adabm/index.ts";
+
+// CADyQ (content-aware per-tile, per-layer activation bits: trained bit selectors, PAMS grids).
+export { quantizeCadyq, quantizeCadyqDetailed, buildCadyqModel } from "./methods/cadyq/index.ts";
+export type { CadyqOptions, CadyqResult } from "./methods/cadyq/index.ts";
+export * as cadyq from "./methods/cadyq/index.ts";

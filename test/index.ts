@@ -31,6 +31,7 @@ import "./methods/dfsq.test.ts";
 import "./methods/dynamic.test.ts";
 import "./methods/odm.test.ts";
 import "./methods/adabm.test.ts";
+import "./methods/cadyq.test.ts";
 import "./cli.test.ts";
 import "./train/grad.test.ts";
 import "./train/optim.test.ts";

@@ -23,6 +23,7 @@ import { quantizeDfsq } from "../methods/dfsq/quantize.ts";
 import { ODM_OPTION_KEYS, odmInitFromOptions } from "../methods/odm/options.ts";
 import { ADABM_OPTION_KEYS, adabmFromOptions } from "../methods/adabm/options.ts";
 import { boolOption, numberOption } from "../methods/options.ts";
+import { CADYQ_OPTION_KEYS, cadyqFromOptions } from "../methods/cadyq/options.ts";
 import type { LayerScope } from "../methods/scope.ts";
 import type { DynamicPath } from "../graph/compile-dynamic.ts";
 
@@ -144,7 +145,7 @@ export function parseModelOptions(raw: { bits?: string; method?: string; calib?:
 }
 
 /** Methods with per-image (dynamic) activation statistics, and their --method-options keys. */
-export const DYNAMIC_METHODS = ["daq", "dfsq", "odm", "adabm"] as const;
+export const DYNAMIC_METHODS = ["daq", "dfsq", "odm", "adabm", "cadyq"] as const;
 /** The --method-options lines of the eval / quantize / upscale help texts. */
 export const METHOD_OPTIONS_HELP = `  --method-options <k=v,…>  daq|dfsq|odm knobs: scope=reference|body|full, path=lut|exact|oracle;
                        daq: step=code|mse, qq=<σ bits, 32 off>, mode=int|reference, sensitive=<fraction>|balanced, extra=<bits>,
@@ -154,7 +155,9 @@ export const METHOD_OPTIONS_HELP = `  --method-options <k=v,…>  daq|dfsq|odm k
                        odm (ODM-init PTQ: static P1/P99 ranges, odd weight grid u_w = P99|W|): scope, path, patches=32, patch=48, seed=1,
                        low=1, high=99, wp=99, nudge=0|1, offsets=<fraction of layers with v1 channel offsets>, kind=both|shift|scale, fold=1|0;
                        adabm (bits per tile: --bits wXaY sets W bits and the base A bits): scope, path, patches=100, patch=48, seed=1,
-                       batch=16, image=1|0, layer=1|0, bac=1|0, steps=<fine-tuning steps per epoch, 0 = AdaBM-calib>, epochs=10, ftpatch=<LR side>`;
+                       batch=16, image=1|0, layer=1|0, bac=1|0, steps=<fine-tuning steps per epoch, 0 = AdaBM-calib>, epochs=10, ftpatch=<LR side>;
+                       cadyq (--bits w8aB, B = the largest candidate; trains selectors on --calib): cand=4:6:8, scope=reference|body, path,
+                            steps=300, batch=4, patch=48, lambda=<bit-loss λ_b>, lrw=0 (weights lr; 0 frozen), lra=1e-2, lrs=1e-4, seed=1`;
 
 export type DynamicMethod = (typeof DYNAMIC_METHODS)[number];
 export const DYNAMIC_METHOD_KEYS: Record<DynamicMethod, readonly string[]> = {
@@ -162,6 +165,7 @@ export const DYNAMIC_METHOD_KEYS: Record<DynamicMethod, readonly string[]> = {
   dfsq: ["scope", "path", "patches", "patch", "seed", "restarts", "selection", "weights", "bc"],
   odm: ODM_OPTION_KEYS,
   adabm: ADABM_OPTION_KEYS,
+  cadyq: CADYQ_OPTION_KEYS,
 };
 
 /** Range methods implemented for static post-training quantization; the others are later methods. */
@@ -261,6 +265,10 @@ export async function buildDynamicModel(graph: Graph, options: ModelOptions, met
   }
   if (method === "adabm") {
     return adabmFromOptions(graph, await images(DFSQ_CALIB_SIDE), options.bits, mo, { runtime: ctx.runtime, signal: ctx.signal, onProgress: ctx.onProgress });
+  }
+  if (method === "cadyq") {
+    // CADyQ (src/methods/cadyq): calibrates α and trains the bit selectors on --calib (FP32 model as teacher).
+    return cadyqFromOptions(graph, await images(DFSQ_CALIB_SIDE), options.bits, mo, { runtime: ctx.runtime, signal: ctx.signal, onProgress: ctx.onProgress });
   }
   if (method === "daq") {
     const sensitive = mo.sensitive === "balanced" ? "balanced" : (numberOption(mo, "sensitive") ?? 0);

@@ -21,7 +21,7 @@ quantizes every conv, add, concat and upsampler to integers, and writes a .lowbi
 
   --model <m>        registered name (lowbit models), model.json path or its folder
   --bits <wXaY>      weight / activation bits, X and Y in 2..8 (e.g. w8a8, w4a8, w4a4)
-  --method <m>       activation range: minmax (default), percentile (99.99), mse; or daq, dfsq, odm
+  --method <m>       activation range: minmax (default), percentile (99.99), mse; or daq, dfsq, odm, cadyq
   --calib <dir>      calibration LR images (never the images you evaluate on)
   --layer-bits <l=b,…> per-layer bits: conv names or roles head|tail|upsampler = wXaY|fp32
 ${METHOD_OPTIONS_HELP}

@@ -486,6 +486,13 @@ function saveDynamic(model: DynamicQuantizedModel): Uint8Array {
         }
       } else if (a.kind === "adabm") {
         Object.assign(aj, { lo: a.lo, hi: a.hi, baseBits: a.baseBits, layerDelta: a.layerDelta, imageAdaptive: a.imageAdaptive, counted: a.counted !== false });
+      } else if (a.kind === "cadyq") {
+        // Candidates in the JSON; clips and the selector as f32 tensors (bit-exact round trip).
+        const K = a.candidates.length;
+        aj.candidates = Array.from(a.candidates);
+        tensors.push({ name: `${n.name}.cadyq_alpha`, dtype: "F32", shape: [K], bytes: f32Bytes(a.alpha) });
+        tensors.push({ name: `${n.name}.cadyq_selector_weight`, dtype: "F32", shape: [K, n.cin + 2], bytes: f32Bytes(a.selectorWeight) });
+        tensors.push({ name: `${n.name}.cadyq_selector_bias`, dtype: "F32", shape: [K], bytes: f32Bytes(a.selectorBias) });
       } else {
         aj.bits = a.bits;
         tensors.push({ name: `${n.name}.codebooks`, dtype: "I16", shape: [n.cin, 1 << a.bits], bytes: new Uint8Array(a.codebooks.buffer, a.codebooks.byteOffset, a.codebooks.byteLength) });
@@ -734,7 +741,7 @@ function parseQuantTensor(v: Json, n: Node): QuantTensor {
 /** Reads the `dynamic` section and the integer tensors of a version-2 model. */
 function readDynamic(r: TensorReader, dj: JsonObject, g: Graph, stores: (ConvStore | null)[], codes: Map<number, Int16Array>): DynamicQuantizedModel {
   const method = str(get(dj, "method"), "dynamic.method");
-  if (method !== "daq" && method !== "dfsq" && method !== "odm" && method !== "adabm") fail(`dynamic.method '${method}' is not daq, dfsq, odm or adabm`);
+  if (method !== "daq" && method !== "dfsq" && method !== "odm" && method !== "adabm" && method !== "cadyq") fail(`dynamic.method '${method}' is not daq, dfsq, odm, adabm or cadyq`);
   const weightBits = int(get(dj, "weightBits"), 2, 8, "dynamic.weightBits", "E_BITS");
   const actBits = int(get(dj, "actBits"), 2, 8, "dynamic.actBits", "E_BITS");
   const scope = str(get(dj, "scope"), "dynamic.scope");
@@ -825,7 +832,18 @@ function readDynamic(r: TensorReader, dj: JsonObject, g: Graph, stores: (ConvSto
       const counted = get(aj, "counted");
       if (counted !== undefined && typeof counted !== "boolean") fail(`${w}.act.counted must be true or false`);
       act = { kind, postRelu, lo: lo as number, hi: hi as number, baseBits, layerDelta, imageAdaptive: ia as boolean, counted: counted !== false };
-    } else fail(`${w}.act.kind '${kind}' is not daq, dfsq, odm or adabm`);
+    } else if (kind === "cadyq") {
+      const cj = arr(get(aj, "candidates"), `${w}.act.candidates`, 7);
+      if (cj.length === 0) fail(`${w}.act.candidates is empty`, "E_BITS");
+      const candidates = Int32Array.from(cj.map((v, i) => int(v, 2, 8, `${w}.act.candidates[${i}]`, "E_BITS")));
+      const K = candidates.length;
+      act = {
+        kind, postRelu, candidates,
+        alpha: r.f32(`${n.name}.cadyq_alpha`, [K], `CADyQ clips of conv '${n.name}'`),
+        selectorWeight: r.f32(`${n.name}.cadyq_selector_weight`, [K, n.cin + 2], `CADyQ selector weight of conv '${n.name}'`),
+        selectorBias: r.f32(`${n.name}.cadyq_selector_bias`, [K], `CADyQ selector bias of conv '${n.name}'`),
+      };
+    } else fail(`${w}.act.kind '${kind}' is not daq, dfsq, odm, adabm or cadyq`);
     if (act.kind !== method) fail(`${w}: a ${act.kind} layer in a ${method} model`);
     if (method === "daq" && mode0(act) === "reference" && path !== "oracle") fail(`${w}: DAQ reference mode runs on the oracle path only, the file says '${path}'`);
     let createQuantizer;

@@ -19,7 +19,7 @@
 export { buildTrainGraph, weightScaleOf, paramName, PARAM_KINDS } from "./graph.ts";
 export type { TrainGraph, TrainQuantSpec, TrainQuantLayer, TrainConvLayer, ParamKind } from "./graph.ts";
 export { Trainer, GradBuffers } from "./trainer.ts";
-export type { TensorRef, Seed, SeedTarget, TrainerOptions } from "./trainer.ts";
+export type { TensorRef, Seed, SeedTarget, TrainerOptions, ActQuantHook } from "./trainer.ts";
 export { Adam } from "./adam.ts";
 export type { AdamOptions, Param, ParamGroup } from "./adam.ts";
 export { l1Loss, featureLoss, mismatchLoss } from "./losses.ts";

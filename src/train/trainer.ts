@@ -56,6 +56,22 @@ export interface Seed {
   weight?: number;
 }
 
+/**
+ * A caller-defined activation quantizer on a conv input (CADyQ's bit selector, src/methods/cadyq/train.ts),
+ * for methods whose quantizer is not the engine's uniform [l, u] grid. It owns its parameters and their
+ * gradient accumulators; the trainer only gives it the conv input and the gradient at the conv's input.
+ * Arena byte offsets; x is strided (pixel stride in floats), x̂ and ∂L/∂x̂ are dense (stride = channels).
+ */
+export interface ActQuantHook {
+  /** Writes x̂ = q(x) (dense) for one sample of w×h pixels at the conv's resolution. */
+  forward(x: number, xStride: number, out: number, pixels: number, channels: number, w: number, h: number): void;
+  /**
+   * Given ∂L/∂x̂ (dense), accumulates the hook's own parameter gradients and, when dx ≠ 0, WRITES
+   * ∂L/∂x (stride dxStride; not accumulated: the trainer adds it where needed).
+   */
+  backward(x: number, xStride: number, dOut: number, dx: number, dxStride: number, pixels: number, channels: number): void;
+}
+
 export interface TrainerOptions {
   /** Largest LR patch the trainer runs (buffers are sized for it). */
   maxW: number;
@@ -69,6 +85,8 @@ export interface TrainerOptions {
   trainWeights?: boolean;
   /** Forward only (a teacher): no gradient buffers. */
   forwardOnly?: boolean;
+  /** Custom activation quantizers by conv name (layers without the graph's own act fake-quant). */
+  actHooks?: ReadonlyMap<string, ActQuantHook>;
 }
 
 /** Raw gradient accumulators of one or more backward passes (arena + f64 scalars). */
@@ -129,6 +147,8 @@ interface ConvSlots {
   sIdx: number;
   /** Activation levels 2^b, read when a step runs (setActBits changes it between samples). */
   levels: number;
+  /** Custom activation quantizer (TrainerOptions.actHooks), or null. */
+  hook: ActQuantHook | null;
 }
 
 function dense(ptr: number, channels: number): { ptr: number; stride: number; channels: number } {
@@ -253,8 +273,12 @@ export class Trainer {
         gamma, scale, shift,
         packed: this.region.alloc(4 * f32ConvPackedLength(n.k, layer.cin, layer.cout)),
         packedBwd: this.forwardOnly ? 0 : this.region.alloc(4 * f32ConvPackedLength(n.k, layer.cout, layer.cin)),
-        xq: 0, z: 0, zq: 0, offA: 0, gW: -1, gB: -1, gOff: -1, sIdx: -1, levels: q?.actLevels ?? 0,
+        xq: 0, z: 0, zq: 0, offA: 0, gW: -1, gB: -1, gOff: -1, sIdx: -1, levels: q?.actLevels ?? 0, hook: o.actHooks?.get(n.name) ?? null,
       };
+      if (slots.hook) {
+        check(!(q && q.actLevels > 0), "E_ARGUMENT", `layer '${n.name}' has both an activation fake-quant and a custom quantizer hook`);
+        slots.xq = this.region.alloc(4 * P * layer.cin);
+      }
       if (q && q.actLevels > 0) {
         if (q.offsets) {
           slots.z = this.region.alloc(4 * P * layer.cin);
@@ -328,7 +352,12 @@ export class Trainer {
       const x = n.inputs[0];
       let xp = this.fptr(x), xs = this.stride(x);
       const q = quant ? c.layer.quant : null;
-      if (q && q.actLevels > 0) {
+      if (quant && c.hook) {
+        const hook = c.hook, src = xp, ss = xs;
+        steps.push((w, h) => hook.forward(src, ss, c.xq, w * s * h * s, cin, w * s, h * s));
+        xp = c.xq;
+        xs = cin;
+      } else if (q && q.actLevels > 0) {
         const range = c.range!.value;
         if (q.offsets) {
           const A = c.offA, B = A + 4 * cin, Ai = B + 4 * cin, Bi = Ai + 4 * cin;
@@ -699,7 +728,7 @@ export class Trainer {
           const { cin, cout, k: kk, relu } = c.layer;
           const x = n.inputs[0];
           const q = c.layer.quant;
-          const hasAct = q !== null && q.actLevels > 0;
+          const hasAct = (q !== null && q.actLevels > 0) || c.hook !== null;
           // Conv input as the conv saw it.
           const xin = hasAct ? c.xq : this.fptr(x), xinS = hasAct ? cin : this.stride(x);
           const scr = this.scratch;
@@ -733,6 +762,12 @@ export class Trainer {
               k.x32_copy_nhwc(sb!, P, cin, cin, t1, cin);
             }
           });
+          if (c.hook) {
+            const hook = c.hook, xp = this.fptr(x), xs = this.stride(x);
+            if (needDx) steps.push(into(x, Pn, (dst, ds, w, h) => hook.backward(xp, xs, t1, dst, ds, Pn(w, h), cin)));
+            else steps.push((w, h) => hook.backward(xp, xs, t1, 0, 0, Pn(w, h), cin));
+            break;
+          }
           const range = c.range!.value, sIdx = c.sIdx;
           // With t = (clip(x) − l)/s, R = round(t), s = (u − l)/n, n = 2^b − 1 and A = Σ g·(R − t) over
           // unclipped elements (the kernel's return): ∂x̂/∂l = (t − R)/n, ∂x̂/∂u = (R − t)/n (+ the

@@ -5,6 +5,7 @@ import { DaqActQuantizer } from "../daq/act-quantizer.ts";
 import { DfsqActQuantizer } from "../dfsq/act-quantizer.ts";
 import { OdmActQuantizer } from "../odm/act-quantizer.ts";
 import { AdabmActQuantizer, checkAdabmSpec } from "../adabm/act-quantizer.ts";
+import { CadyqActQuantizer } from "../cadyq/act-quantizer.ts";
 import { SubsetLUT } from "../../quant/subset-lut.ts";
 import { LowbitError } from "../../runtime/errors.ts";
 
@@ -19,6 +20,10 @@ export function actQuantizerFactory(spec: DynamicActSpec, channels: number): () 
   if (spec.kind === "adabm") {
     checkAdabmSpec(spec);
     return () => new AdabmActQuantizer(spec, channels);
+  }
+  if (spec.kind === "cadyq") {
+    new CadyqActQuantizer(spec, channels); // validate now, not at compile time
+    return () => new CadyqActQuantizer(spec, channels);
   }
   if (spec.kind === "odm") {
     new OdmActQuantizer(spec, channels); // validate now, not at compile time

@@ -20,7 +20,27 @@ export type DynamicActSpec =
   | { kind: "daq"; postRelu: boolean; bits: number | Int32Array; stepTable: "code" | "mse"; qq: number; mode: "int" | "reference"; /** Per-channel branch (DaqOptions.branch "channel"). */ reluMask?: Uint8Array; /** Calibrated κ_c (DaqOptions.calibrateStep). */ stepScale?: Float32Array }
   | { kind: "dfsq"; postRelu: boolean; bits: number; /** [C][2^b] codebook points, 1/1024 units. */ codebooks: Int16Array }
   | OdmActSpec
-  | AdabmActSpec;
+  | AdabmActSpec
+  | CadyqActSpec;
+
+/**
+ * CADyQ's activation quantizer (src/methods/cadyq/act-quantizer.ts): a bit selector per layer,
+ * b = candidates[argmax(selectorWeight·[g_x, g_y, σ_0 … σ_{C−1}] + selectorBias)] per tile, and a
+ * symmetric PAMS grid per candidate (2^b − 1 levels on [−|α_k|, |α_k|]).
+ */
+export interface CadyqActSpec {
+  kind: "cadyq";
+  /** The input comes straight out of a ReLU (recorded; the grid stays symmetric as in the reference). */
+  postRelu: boolean;
+  /** Candidate activation bits (K values in 2..8, distinct). */
+  candidates: Int32Array;
+  /** PAMS clip α per candidate (K). */
+  alpha: Float32Array;
+  /** A: K × (C + 2), row-major; row k weighs [g_x, g_y, σ_0 … σ_{C−1}]. */
+  selectorWeight: Float32Array;
+  /** a: K. */
+  selectorBias: Float32Array;
+}
 
 /**
  * AdaBM's activation quantizer (src/methods/adabm/act-quantizer.ts): one range [lo, hi] for every

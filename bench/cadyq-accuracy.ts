@@ -1,0 +1,74 @@
+// CADyQ on the held-out eval set: trains on data/calib (never the eval images), then scores PSNR-Y / SSIM-Y,
+// FAB and BitOPs per image in patch mode (LR tile core 90 + margin 3 → 96×96 regions, cadyq.md §6) and
+// whole-image mode, beside fixed-bit PAMS rows (single-candidate CADyQ: the same layers, grid and training).
+//
+//   node --import tsx bench/cadyq-accuracy.ts --model esrgan-slim-x2 [--configs cadyq,w8a8,w8a6,w8a4]
+//        [--steps 300] [--lambda 2e-4] [--lrw 0] [--patch 48] [--batch 4] [--images a,b] [--json out.json] [--save dir]
+import { writeFileSync, mkdirSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { loadModel } from "../src/models/registry.ts";
+import { Upscaler } from "../src/engine/upscaler-api.ts";
+import { listEvalSet, loadEvalPair } from "../src/metrics/evalset.ts";
+import { scoreSR } from "../src/metrics/score.ts";
+import { init } from "../src/runtime/runtime.ts";
+import { loadCalibImages } from "../src/cli/model-options.ts";
+import { quantizeCadyqDetailed } from "../src/methods/cadyq/quantize.ts";
+import { saveLowbit } from "../src/io/lowbit-file.ts";
+import type { DynamicQuantizedModel } from "../src/methods/dynamic/model.ts";
+
+const { values: a } = parseArgs({
+  options: {
+    model: { type: "string", default: "esrgan-slim-x2" }, configs: { type: "string", default: "cadyq,w8a8,w8a6,w8a4" },
+    steps: { type: "string", default: "300" }, lambda: { type: "string" }, lrw: { type: "string", default: "0" }, patch: { type: "string", default: "48" },
+    batch: { type: "string", default: "4" }, images: { type: "string" }, json: { type: "string" }, save: { type: "string" },
+    data: { type: "string", default: "../../shared/data/eval" }, calib: { type: "string", default: "/work/main/data/calib" }, modes: { type: "string", default: "patch,whole" },
+    lralpha: { type: "string" }, lrsel: { type: "string" },
+  },
+});
+const rt = await init();
+const graph = await loadModel(a.model!);
+const scale = graph.meta.scale;
+const calib = await loadCalibImages(a.calib!, scale, 512);
+let pairs = await listEvalSet(a.data!, scale);
+if (a.images) pairs = pairs.filter((p) => a.images!.split(",").includes(p.name));
+const evalImgs = await Promise.all(pairs.map((p) => loadEvalPair(p, { channels: 3 })));
+const out: Record<string, unknown>[] = [];
+
+for (const cfg of a.configs!.split(",")) {
+  const candidates = cfg === "cadyq" ? [4, 6, 8] : [Number(/^w8a(\d)$/.exec(cfg)![1])];
+  const t0 = performance.now();
+  const res = await quantizeCadyqDetailed(graph, calib, {
+    candidates, steps: Number(a.steps), lambdaBit: a.lambda ? Number(a.lambda) : undefined, lrWeights: Number(a.lrw), patch: Number(a.patch), batch: Number(a.batch),
+    lrAlpha: a.lralpha ? Number(a.lralpha) : undefined, lrSelector: a.lrsel ? Number(a.lrsel) : undefined, runtime: rt,
+  });
+  const trainMs = performance.now() - t0;
+  const model: DynamicQuantizedModel = res.model;
+  if (a.save) {
+    mkdirSync(a.save, { recursive: true });
+    writeFileSync(`${a.save}/${a.model}-${cfg}.lowbit`, saveLowbit(model));
+  }
+  const tr = res.train;
+  const tail = (v: number[]) => v.slice(-20).reduce((s, x) => s + x, 0) / Math.max(1, Math.min(20, v.length));
+  console.log(`${a.model} ${cfg}: trained in ${(trainMs / 1000).toFixed(1)} s (loop ${(tr.ms / 1000).toFixed(1)} s), last-20 loss ${tail(tr.losses).toExponential(3)} train FAB ${tail(tr.fab).toFixed(2)}`);
+  for (const mode of a.modes!.split(",")) {
+    const whole = mode === "whole";
+    const maxLr = Math.max(...evalImgs.map((e) => Math.max(e.lr.width, e.lr.height)));
+    const up = new Upscaler(model, rt, whole ? { tile: maxLr, margin: 0 } : { tile: 90, margin: 3 });
+    const rows: { name: string; psnr: number; ssim: number; fab: number; bitops: number; fp32: number; ms: number }[] = [];
+    for (const e of evalImgs) {
+      const t = performance.now();
+      const sr = await up.upscale(e.lr);
+      const ms = performance.now() - t;
+      const s = scoreSR(sr, e.hr, scale);
+      const bm = sr.bitMap!;
+      rows.push({ name: e.name, psnr: s.psnrY, ssim: s.ssimY, fab: bm.fab, bitops: bm.bitops, fp32: bm.fp32Bitops, ms });
+    }
+    up.dispose();
+    const m = (f: (r: (typeof rows)[number]) => number) => rows.reduce((s, r) => s + f(r), 0) / rows.length;
+    const bitopsRatio = rows.reduce((s, r) => s + r.bitops, 0) / rows.reduce((s, r) => s + r.fp32, 0);
+    console.log(`  ${mode.padEnd(5)} PSNR-Y ${m((r) => r.psnr).toFixed(4)} SSIM-Y ${m((r) => r.ssim).toFixed(4)} FAB ${m((r) => r.fab).toFixed(3)} BitOPs/FP32 ${bitopsRatio.toFixed(4)} ms/img ${m((r) => r.ms).toFixed(0)}`);
+    console.log("        " + rows.map((r) => `${r.name} ${r.psnr.toFixed(3)}/${r.fab.toFixed(2)}`).join("  "));
+    out.push({ model: a.model, config: cfg, mode, trainS: trainMs / 1000, psnr: m((r) => r.psnr), ssim: m((r) => r.ssim), fab: m((r) => r.fab), bitopsRatio, images: rows, options: model.info.options });
+  }
+}
+if (a.json) writeFileSync(a.json, JSON.stringify(out, null, 1));
