@@ -34,3 +34,4 @@ import "./cli.test.ts";
 import "./train/grad.test.ts";
 import "./train/optim.test.ts";
 import "./train/finetune.test.ts";
+import "./reliability/limits.test.ts";
