@@ -35,3 +35,4 @@ import "./train/grad.test.ts";
 import "./train/optim.test.ts";
 import "./train/finetune.test.ts";
 import "./reliability/limits.test.ts";
+import "./reliability/fuzz-readers.test.ts";

@@ -136,7 +136,7 @@ test("maxModelBytes: .lowbit bytes, files and URLs through loadAnyModel", async 
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-  const f = (async () => new Response(bytes)) as unknown as typeof fetch;
+  const f = (async () => new Response(bytes as Uint8Array<ArrayBuffer>)) as unknown as typeof fetch;
   t.equal(await code(loadAnyModel("https://m.test/x.lowbit", { fetch: f })), "ok", "URL loads");
   t.equal(await code(loadAnyModel("https://m.test/x.lowbit", { fetch: f, maxModelBytes: 1000 })), "E_MEMORY", "URL body above the limit");
   // A safetensors header claiming a 10^12-element tensor fails fast (parse before allocation).
