@@ -36,3 +36,4 @@ import "./train/optim.test.ts";
 import "./train/finetune.test.ts";
 import "./reliability/limits.test.ts";
 import "./reliability/fuzz-readers.test.ts";
+import "./reliability/fuzz-kernels.test.ts";
