@@ -37,3 +37,4 @@ import "./train/finetune.test.ts";
 import "./reliability/limits.test.ts";
 import "./reliability/fuzz-readers.test.ts";
 import "./reliability/fuzz-kernels.test.ts";
+import "./reliability/soak.test.ts";

@@ -18,7 +18,7 @@ parentPort!.on("message", (m: { id: number; img: { data: Uint8Array; width: numb
       return;
     }
     const out = await up.upscale(m.img);
-    parentPort!.postMessage({ id: m.id, data: out.data }, [out.data.buffer]);
+    parentPort!.postMessage({ id: m.id, data: out.data }, [out.data.buffer as ArrayBuffer]);
   });
 });
 parentPort!.postMessage({ ready: true });
