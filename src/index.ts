@@ -13,6 +13,9 @@ export type { Backend, BackendInfo, InitOptions, WasmSource } from "./runtime/ru
 export { LowbitError } from "./runtime/errors.ts";
 export type { LowbitErrorCode } from "./runtime/errors.ts";
 export { Arena } from "./runtime/arena.ts";
+export {
+  DEFAULT_LIMITS, DEFAULT_MAX_PIXELS, DEFAULT_MAX_MODEL_BYTES, DEFAULT_MAX_MEMORY_BYTES, DEFAULT_MEMORY_BUDGET,
+} from "./runtime/limits.ts";
 
 export { createUpscaler, Upscaler, fp32Model, defaultMargin } from "./engine/upscaler-api.ts";
 export type { CompilableModel, UpscalerOptions, RunOptions } from "./engine/upscaler-api.ts";

@@ -36,3 +36,7 @@ import "./cli.test.ts";
 import "./train/grad.test.ts";
 import "./train/optim.test.ts";
 import "./train/finetune.test.ts";
+import "./reliability/limits.test.ts";
+import "./reliability/fuzz-readers.test.ts";
+import "./reliability/fuzz-kernels.test.ts";
+import "./reliability/soak.test.ts";

@@ -13,6 +13,7 @@ import { F32Plan } from "../graph/compile-f32.ts";
 import { optimizeGraph } from "../graph/passes.ts";
 import { planMemory } from "../graph/memory-plan.ts";
 import { LowbitError, throwIfAborted } from "../runtime/errors.ts";
+import { DEFAULT_MAX_PIXELS, DEFAULT_MEMORY_BUDGET, limitOption } from "../runtime/limits.ts";
 import { init, type Runtime } from "../runtime/runtime.ts";
 import { loadModel, type LoadModelOptions } from "../models/registry.ts";
 import type { TfjsModelBuffers } from "../io/tfjs/index.ts";
@@ -48,7 +49,7 @@ export function activationBytesPerPixel(g: Graph, elemBytes: (id: number) => num
 }
 
 /** Default activation-memory budget of a plan: tiles are as large as this allows. */
-export const DEFAULT_MEMORY_BUDGET = 512 * 2 ** 20;
+export { DEFAULT_MEMORY_BUDGET };
 
 /**
  * The largest tile core whose region (tile + 2·margin)² fits `budget` bytes of activations,
@@ -72,7 +73,7 @@ export interface UpscalerOptions {
   margin?: number;
   /** Runtime to run on (default: the process default from `init()`). */
   runtime?: Runtime;
-  /** Largest accepted input image, pixels (default 2^26 = 64 MPix). */
+  /** Largest accepted input image, pixels (default 2^26 = 64 MPix); larger → E_MEMORY. */
   maxPixels?: number;
   /** Model loading options when `model` is a name/path/URL. */
   load?: LoadModelOptions;
@@ -103,9 +104,10 @@ export class Upscaler {
     this.model = model;
     this.rt = rt;
     this.margin = o.margin ?? defaultMargin(model.graph);
+    const budget = limitOption(o.memoryBudget, DEFAULT_MEMORY_BUDGET, "memoryBudget");
+    this.maxPixels = limitOption(o.maxPixels, DEFAULT_MAX_PIXELS, "maxPixels");
     const bpp = model.bytesPerPixel?.();
-    this.tile = o.tile ?? (bpp ? tileForBudget(bpp, this.margin, o.memoryBudget) : 128);
-    this.maxPixels = o.maxPixels ?? 2 ** 26;
+    this.tile = o.tile ?? (bpp ? tileForBudget(bpp, this.margin, budget) : 128);
   }
 
   get scale(): number {
@@ -120,7 +122,9 @@ export class Upscaler {
     const h = Math.max(maxH, p?.maxH ?? 0);
     p?.dispose();
     this.plan = null;
-    this.plan = this.model.compile(this.rt, w, h);
+    // A compile that fails half-way (E_MEMORY for a tile too large for maxMemoryBytes) must not
+    // leave its packed weights behind in the arena: the upscaler stays usable with smaller tiles.
+    this.plan = this.rt.arena.atomic(() => this.model.compile(this.rt, w, h));
     return this.plan;
   }
 

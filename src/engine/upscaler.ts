@@ -10,6 +10,7 @@
  * plan reusable (every run rewrites all the buffers it reads).
  */
 import { LowbitError, throwIfAborted } from "../runtime/errors.ts";
+import { DEFAULT_MAX_PIXELS } from "../runtime/limits.ts";
 import { planTiles, type Tile } from "../tiling/tiles.ts";
 import { imageChannels, type ImageLike, type RgbImage } from "./image.ts";
 import type { ValueRange } from "../graph/ir.ts";
@@ -74,7 +75,7 @@ export async function upscaleTiled(
   o: TileLoopOptions,
   run: UpscaleOptions = {},
 ): Promise<UpscaledImage> {
-  const channels = imageChannels(img, o.maxPixels ?? 2 ** 26);
+  const channels = imageChannels(img, o.maxPixels ?? DEFAULT_MAX_PIXELS);
   throwIfAborted(run.signal);
   const { width: W, height: H } = img;
   const grid = planTiles(W, H, o.tile, o.margin);

@@ -3,6 +3,7 @@ import { inflateSync } from "node:zlib";
 import pngjs from "pngjs";
 import jpeg from "jpeg-js";
 import { LowbitError } from "../runtime/errors.ts";
+import { DEFAULT_MAX_PIXELS } from "../runtime/limits.ts";
 import type { ImageU8 } from "../metrics/color.ts";
 
 /**
@@ -45,8 +46,8 @@ export interface ReadImageOptions {
   channels?: 3 | 4;
 }
 
-/** 64 Mpx: an RGBA decode of that size is 256 MB. */
-export const DEFAULT_MAX_PIXELS = 2 ** 26;
+/** 64 Mpx: an RGBA decode of that size is 256 MB (the library-wide default, runtime/limits.ts). */
+export { DEFAULT_MAX_PIXELS };
 
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 

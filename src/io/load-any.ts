@@ -17,7 +17,8 @@ import { fp32Model, type CompilableModel } from "../engine/upscaler-api.ts";
 import { getModelInfo, loadModel, type LoadModelOptions } from "../models/registry.ts";
 import { LowbitError, throwIfAborted } from "../runtime/errors.ts";
 import type { QuantizedModel } from "../quant/quantize-model.ts";
-import type { TfjsModelBuffers } from "./tfjs/source.ts";
+import { readBodyLimited, type TfjsModelBuffers } from "./tfjs/source.ts";
+import { checkModelBytes, DEFAULT_MAX_MODEL_BYTES, limitOption } from "../runtime/limits.ts";
 import { loadLowbit, looksLikeSafetensors, readLowbitFile } from "./lowbit-file.ts";
 import type { DynamicQuantizedModel } from "../methods/dynamic/model.ts";
 
@@ -29,10 +30,23 @@ function compilable(m: QuantizedModel | DynamicQuantizedModel | Graph): Compilab
 
 const isLowbitName = (p: string) => /\.lowbit$/i.test(p);
 
+/** Reads a `.lowbit` file after checking its size against the model-size limit (E_MEMORY). */
+async function readLowbitLimited(path: string, limit: number): Promise<CompilableModel> {
+  let size = -1;
+  try {
+    size = (await import("node:fs/promises").then((fs) => fs.stat(path))).size;
+  } catch {
+    // readLowbitFile reports the missing/unreadable path as E_IO
+  }
+  if (size >= 0) checkModelBytes(size, limit, `model file '${path}'`);
+  return compilable(await readLowbitFile(path));
+}
+
 async function fetchLowbit(u: URL, opts: LoadModelOptions): Promise<CompilableModel> {
+  const limit = limitOption(opts.maxModelBytes, DEFAULT_MAX_MODEL_BYTES, "maxModelBytes");
   if (u.protocol === "file:") {
     const { fileURLToPath } = await import("node:url");
-    return compilable(await readLowbitFile(fileURLToPath(u)));
+    return readLowbitLimited(fileURLToPath(u), limit);
   }
   const f = opts.fetch ?? globalThis.fetch;
   if (typeof f !== "function") throw new LowbitError("E_IO", "no fetch() available to load a model from a URL");
@@ -44,7 +58,7 @@ async function fetchLowbit(u: URL, opts: LoadModelOptions): Promise<CompilableMo
     throw new LowbitError("E_IO", `cannot fetch '${u.href}': ${(e as Error).message}`, { cause: e });
   }
   if (!res.ok) throw new LowbitError("E_IO", `fetching '${u.href}' failed: HTTP ${res.status}`);
-  const bytes = new Uint8Array(await res.arrayBuffer());
+  const bytes = await readBodyLimited(res, limit, `model '${u.href}'`);
   throwIfAborted(opts.signal);
   return compilable(loadLowbit(bytes));
 }
@@ -80,8 +94,10 @@ async function fileLooksLikeSafetensors(path: string): Promise<boolean> {
  */
 export async function loadAnyModel(src: AnyModelSource, opts: LoadModelOptions = {}): Promise<CompilableModel> {
   throwIfAborted(opts.signal);
+  const limit = limitOption(opts.maxModelBytes, DEFAULT_MAX_MODEL_BYTES, "maxModelBytes");
   if (src instanceof ArrayBuffer || ArrayBuffer.isView(src)) {
     const b = ArrayBuffer.isView(src) ? new Uint8Array(src.buffer, src.byteOffset, src.byteLength) : src;
+    checkModelBytes(b.byteLength, limit, "model bytes");
     return compilable(loadLowbit(b));
   }
   if (src instanceof URL) return isLowbitName(src.pathname) ? fetchLowbit(src, opts) : fp32Model(await loadModel(src, opts));
@@ -95,7 +111,7 @@ export async function loadAnyModel(src: AnyModelSource, opts: LoadModelOptions =
       }
       if (isLowbitName(u.pathname)) return fetchLowbit(u, opts);
     } else if (getModelInfo(src) === undefined && (isLowbitName(src) || (await fileLooksLikeSafetensors(src)))) {
-      return compilable(await readLowbitFile(src));
+      return readLowbitLimited(src, limit);
     }
   }
   return fp32Model(await loadModel(src as string | URL | TfjsModelBuffers, opts));

@@ -1,4 +1,5 @@
 import { LowbitError, check } from "./errors.ts";
+import { DEFAULT_MAX_MEMORY_BYTES } from "./limits.ts";
 
 const PAGE = 65536;
 
@@ -35,7 +36,8 @@ export class Arena {
   private _i32!: Int32Array;
   private _f32!: Float32Array;
 
-  constructor(memory: WebAssembly.Memory, base: number, maxBytes = 2 ** 31) {
+  constructor(memory: WebAssembly.Memory, base: number, maxBytes = DEFAULT_MAX_MEMORY_BYTES) {
+    check(typeof maxBytes === "number" && maxBytes >= 1, "E_ARGUMENT", `arena memory limit must be a number ≥ 1, got ${maxBytes}`);
     this.memory = memory;
     this.base = alignUp(base, 64);
     this.top = this.base;
@@ -97,6 +99,28 @@ export class Arena {
     let e = this.base;
     for (const b of this.blocks) e = Math.max(e, b[1]);
     return e;
+  }
+
+  /**
+   * Runs `fn` (synchronous) and, if it throws, frees every long-lived block it allocated and
+   * restores the scratch top, then rethrows: a plan constructor that fails half-way (E_MEMORY for
+   * its tensor buffers after its weights were packed) leaves the arena exactly as it found it.
+   */
+  atomic<T>(fn: () => T): T {
+    const before = new Set(this.blocks.map((b) => b[0]));
+    const top = this.top;
+    try {
+      return fn();
+    } catch (e) {
+      this.blocks = this.blocks.filter((b) => before.has(b[0]));
+      this.top = Math.max(top, this.blocksEnd());
+      throw e;
+    }
+  }
+
+  /** Number of live long-lived blocks (diagnostics and leak tests). */
+  get liveBlocks(): number {
+    return this.blocks.length;
   }
 
   /** A long-lived block: first fit in a gap between live blocks, else at the top. */

@@ -1,5 +1,6 @@
 import { Arena } from "./arena.ts";
 import { LowbitError } from "./errors.ts";
+import { DEFAULT_MAX_MEMORY_BYTES, limitOption } from "./limits.ts";
 import { RELAXED_WASM_BASE64, SIMD_WASM_BASE64, WASM_BUILD_ID } from "./wasm-bytes.generated.ts";
 
 /** Which of the two builds runs. */
@@ -26,7 +27,10 @@ export interface InitOptions extends WasmSource {
   relaxed?: WasmSource;
   /** 'auto' (default): relaxed only when it validates and passes its self-test. */
   backend?: "auto" | Backend;
-  /** Cap on WASM linear memory for this runtime, bytes (default 2 GiB). */
+  /**
+   * Hard cap on WASM linear memory for this runtime, bytes (default 2 GiB, at most 4 GiB): an
+   * allocation beyond it (a plan for a too-large tile, a huge kernel call) is E_MEMORY.
+   */
   maxMemoryBytes?: number;
 }
 
@@ -179,6 +183,7 @@ async function relaxedModule(src: WasmSource | undefined): Promise<{ module: Web
  * for several independent engines; `init()` creates and remembers the default.
  */
 export async function createRuntime(opts: InitOptions = {}): Promise<Runtime> {
+  const maxMemoryBytes = limitOption(opts.maxMemoryBytes, DEFAULT_MAX_MEMORY_BYTES, "maxMemoryBytes");
   if (!hasWasmSimd()) {
     throw new LowbitError("E_WASM_UNSUPPORTED", "this host has no WebAssembly SIMD (needs Node >= 16.4, Chrome >= 91, Firefox >= 89, Safari >= 16.4)");
   }
@@ -200,7 +205,7 @@ export async function createRuntime(opts: InitOptions = {}): Promise<Runtime> {
   }
   const instance = await WebAssembly.instantiate(module, {});
   const info: BackendInfo = { backend, relaxedAvailable: relaxed.module !== null, relaxedReason: relaxed.reason, buildId: WASM_BUILD_ID };
-  return new Runtime(instance, info, opts.maxMemoryBytes);
+  return new Runtime(instance, info, maxMemoryBytes);
 }
 
 /** Initializes (once) and returns the default runtime. Calling again with options replaces it. */

@@ -47,6 +47,14 @@ function show(v: Json | undefined): string {
   return JSON.stringify(v) ?? "undefined";
 }
 
+/**
+ * 'string' or a JSON rendering, for messages. Never String(v) / `${v}` on file data: sanitized
+ * objects have a null prototype, and converting one to a primitive throws a TypeError.
+ */
+function quoted(v: Json | undefined): string {
+  return typeof v === "string" ? `'${v}'` : (JSON.stringify(v) ?? "undefined").slice(0, 120);
+}
+
 /** A 2-D option given as int or [a, b]; returns [a, b] or throws. */
 function pair(l: LayerDesc, key: string, dflt: number): [number, number] {
   const v = get(l.config, key);
@@ -60,7 +68,7 @@ function pair(l: LayerDesc, key: string, dflt: number): [number, number] {
 
 function channelsLast(l: LayerDesc): void {
   const df = get(l.config, "data_format");
-  if (df !== undefined && df !== null && df !== "channels_last") throw unsupported(l, `data_format '${String(df)}' (only channels_last)`);
+  if (df !== undefined && df !== null && df !== "channels_last") throw unsupported(l, `data_format ${quoted(df)} (only channels_last)`);
 }
 
 function activationOf(l: LayerDesc, key = "activation"): Activation {
@@ -96,7 +104,7 @@ function convertLayer(l: LayerDesc, tensors: Map<string, DecodedTensor>, inputSh
       const ch = s[3];
       if (typeof ch !== "number") throw unsupported(l, `input channel count ${show(ch)} (must be fixed)`);
       const dt = get(c, "dtype");
-      if (dt !== undefined && dt !== null && dt !== "float32") throw unsupported(l, `input dtype '${String(dt)}' (only float32)`);
+      if (dt !== undefined && dt !== null && dt !== "float32") throw unsupported(l, `input dtype ${quoted(dt)} (only float32)`);
       return { op: { op: "input" }, channels: ch, uses: [] };
     }
     case "Conv2D": {
@@ -113,7 +121,7 @@ function convertLayer(l: LayerDesc, tensors: Map<string, DecodedTensor>, inputSh
       if (dil[0] !== 1 || dil[1] !== 1) throw unsupported(l, `dilation_rate [${dil}] (only 1)`);
       if (groups !== 1) throw unsupported(l, `groups ${groups} (only 1)`);
       if (padding !== "same" && !(padding === "valid" && kh === 1)) {
-        throw unsupported(l, `padding '${String(padding)}' with kernel ${kh} (only 'same'; 'valid' only for 1×1)`);
+        throw unsupported(l, `padding ${quoted(padding)} with kernel ${kh} (only 'same'; 'valid' only for 1×1)`);
       }
       if (typeof filters !== "number" || !Number.isInteger(filters) || filters < 1) throw unsupported(l, `filters ${show(filters)}`);
       const useBias = get(c, "use_bias") ?? true;
@@ -180,7 +188,7 @@ function convertLayer(l: LayerDesc, tensors: Map<string, DecodedTensor>, inputSh
       channelsLast(l);
       const [a, b] = pair(l, "size", 2);
       const interp = get(c, "interpolation") ?? "nearest";
-      if (interp !== "nearest") throw unsupported(l, `interpolation '${String(interp)}' (only nearest)`);
+      if (interp !== "nearest") throw unsupported(l, `interpolation ${quoted(interp)} (only nearest)`);
       if (a !== b || a < 1) throw unsupported(l, `size [${a}, ${b}] (only equal positive factors)`);
       return { op: { op: "upsample_nearest", factor: a }, uses: [] };
     }

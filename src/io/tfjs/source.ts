@@ -11,6 +11,7 @@
 import { LowbitError, throwIfAborted } from "../../runtime/errors.ts";
 import { get as jget, isObject, parseJson, sanitizeJson, type JsonObject } from "./json.ts";
 import { parseManifest, groupByteSize, type WeightGroup } from "./weights.ts";
+import { checkModelBytes, DEFAULT_MAX_MODEL_BYTES, limitOption } from "../../runtime/limits.ts";
 
 /** Bytes of one weight shard. */
 export type BufferLike = ArrayBuffer | ArrayBufferView;
@@ -32,6 +33,55 @@ export interface ReadOptions {
   signal?: AbortSignal;
   /** fetch implementation for URLs (default: globalThis.fetch). */
   fetch?: typeof fetch;
+  /**
+   * Largest model accepted, bytes: model.json plus all weight shards (default 1 GiB). Checked
+   * against the manifest's claims before any shard is read, against file sizes before reading,
+   * and while a response streams in; above it → E_MEMORY.
+   */
+  maxModelBytes?: number;
+}
+
+/**
+ * Reads a response body, failing with E_MEMORY as soon as it exceeds `limit` bytes (a declared
+ * Content-Length is checked first; a server that lies or streams without one is cut off).
+ */
+export async function readBodyLimited(res: Response, limit: number, what: string): Promise<Uint8Array> {
+  const declared = Number(res.headers?.get?.("content-length") ?? NaN);
+  if (Number.isFinite(declared)) checkModelBytes(declared, limit, `${what} (Content-Length)`);
+  const body = res.body;
+  if (!body || typeof body.getReader !== "function") {
+    const b = new Uint8Array(await res.arrayBuffer());
+    checkModelBytes(b.byteLength, limit, what);
+    return b;
+  }
+  const reader = body.getReader();
+  const parts: Uint8Array[] = [];
+  let n = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    n += value.byteLength;
+    if (n > limit) {
+      await reader.cancel().catch(() => undefined);
+      checkModelBytes(n, limit, what);
+    }
+    parts.push(value);
+  }
+  if (parts.length === 1) return parts[0];
+  const out = new Uint8Array(n);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.byteLength;
+  }
+  return out;
+}
+
+/** Total weight bytes the manifest claims (its tensors' sizes), checked before reading shards. */
+function checkClaims(groups: WeightGroup[], jsonBytes: number, limit: number): void {
+  let claim = jsonBytes;
+  for (const g of groups) claim += groupByteSize(g);
+  checkModelBytes(claim, limit, "the weights manifest claims");
 }
 
 /** The raw artifacts: sanitized model.json, parsed manifest, shard bytes per group. */
@@ -96,11 +146,16 @@ function splitWeights(groups: WeightGroup[], w: BufferLike | BufferLike[]): Uint
   });
 }
 
-function docOf(v: object | string | BufferLike): JsonObject {
+function docOf(v: object | string | BufferLike, limit = Infinity): JsonObject {
   let doc;
-  if (typeof v === "string") doc = parseJson(v);
-  else if (v instanceof ArrayBuffer || ArrayBuffer.isView(v)) doc = parseJson(new TextDecoder("utf-8", { fatal: false }).decode(bytesOf(v, "modelJson")));
-  else doc = sanitizeJson(v);
+  if (typeof v === "string") {
+    checkModelBytes(v.length, limit, "model.json");
+    doc = parseJson(v);
+  } else if (v instanceof ArrayBuffer || ArrayBuffer.isView(v)) {
+    const b = bytesOf(v, "modelJson");
+    checkModelBytes(b.byteLength, limit, "model.json");
+    doc = parseJson(new TextDecoder("utf-8", { fatal: false }).decode(b));
+  } else doc = sanitizeJson(v);
   if (!isObject(doc)) throw new LowbitError("E_MODEL_FORMAT", "model.json is not a JSON object");
   return doc;
 }
@@ -112,12 +167,20 @@ function isUrlString(s: string): boolean {
 async function readFromFile(path: string, opts: ReadOptions): Promise<TfjsArtifacts> {
   const fs = await import("node:fs/promises");
   const nodePath = await import("node:path");
+  const limit = limitOption(opts.maxModelBytes, DEFAULT_MAX_MODEL_BYTES, "maxModelBytes");
   let file = nodePath.resolve(path);
+  let size: number;
   try {
-    if ((await fs.stat(file)).isDirectory()) file = nodePath.join(file, "model.json");
+    let st = await fs.stat(file);
+    if (st.isDirectory()) {
+      file = nodePath.join(file, "model.json");
+      st = await fs.stat(file);
+    }
+    size = st.size;
   } catch (e) {
     throw new LowbitError("E_IO", `cannot read model '${path}': ${(e as Error).message}`, { cause: e });
   }
+  checkModelBytes(size, limit, `model file '${file}'`);
   let text: string;
   try {
     text = await fs.readFile(file, "utf8");
@@ -126,6 +189,8 @@ async function readFromFile(path: string, opts: ReadOptions): Promise<TfjsArtifa
   }
   const doc = docOf(text);
   const groups = parseManifest(jget(doc, "weightsManifest"));
+  checkClaims(groups, size, limit);
+  let total = size;
   const dir = nodePath.dirname(file);
   const shards: Uint8Array[][] = [];
   for (const g of groups) {
@@ -139,8 +204,12 @@ async function readFromFile(path: string, opts: ReadOptions): Promise<TfjsArtifa
         throw new LowbitError("E_MODEL_FORMAT", `weight shard path '${p}' resolves outside the model folder '${dir}'`);
       }
       try {
+        // Size before reading: a manifest may list one huge file many times.
+        total += (await fs.stat(full)).size;
+        checkModelBytes(total, limit, `weight shard '${p}' brings the model to`);
         parts.push(new Uint8Array(await fs.readFile(full)));
       } catch (e) {
+        if (e instanceof LowbitError) throw e;
         const code = (e as NodeJS.ErrnoException).code;
         if (code === "ENOENT" || code === "EISDIR") {
           throw new LowbitError("E_MODEL_FORMAT", `weight shard '${p}' listed in the manifest is missing (${full})`, { cause: e });
@@ -174,8 +243,12 @@ async function readFromUrl(url: URL, opts: ReadOptions): Promise<TfjsArtifacts> 
     }
     return res;
   };
-  const doc = docOf(await (await get(url, "model.json", "E_IO")).text());
+  const limit = limitOption(opts.maxModelBytes, DEFAULT_MAX_MODEL_BYTES, "maxModelBytes");
+  const jsonBytes = await readBodyLimited(await get(url, "model.json", "E_IO"), limit, `model.json '${url.href}'`);
+  let total = jsonBytes.byteLength;
+  const doc = docOf(jsonBytes);
   const groups = parseManifest(jget(doc, "weightsManifest"));
+  checkClaims(groups, total, limit);
   const baseDir = new URL(".", url);
   const shards: Uint8Array[][] = [];
   for (const g of groups) {
@@ -192,7 +265,9 @@ async function readFromUrl(url: URL, opts: ReadOptions): Promise<TfjsArtifacts> 
         throw new LowbitError("E_MODEL_FORMAT", `weight shard path '${p}' resolves to '${u.href}', outside the model's directory '${baseDir.href}'`);
       }
       const res = await get(u, `weight shard '${p}'`, "E_MODEL_FORMAT");
-      parts.push(new Uint8Array(await res.arrayBuffer()));
+      const b = await readBodyLimited(res, limit - total, `weight shard '${u.href}' (after ${total} bytes of the model)`);
+      total += b.byteLength;
+      parts.push(b);
     }
     shards.push(parts);
   }
@@ -216,9 +291,13 @@ export async function readTfjsArtifacts(src: TfjsModelSource, opts: ReadOptions 
     return readFromFile(src, opts);
   }
   if (typeof src === "object" && src !== null && "modelJson" in src && "weights" in src) {
-    const doc = docOf(src.modelJson);
+    const limit = limitOption(opts.maxModelBytes, DEFAULT_MAX_MODEL_BYTES, "maxModelBytes");
+    const doc = docOf(src.modelJson, limit);
     const groups = parseManifest(jget(doc, "weightsManifest"));
-    return { doc, groups, shards: splitWeights(groups, src.weights), origin: "memory" };
+    checkClaims(groups, 0, limit);
+    const shards = splitWeights(groups, src.weights);
+    checkModelBytes(shards.flat().reduce((a, b) => a + b.byteLength, 0), limit, "the weight buffers");
+    return { doc, groups, shards, origin: "memory" };
   }
   throw new LowbitError("E_ARGUMENT", "model source must be a path, a URL, or { modelJson, weights }");
 }

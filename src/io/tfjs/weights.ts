@@ -47,6 +47,14 @@ const QUANT_BYTES: Record<QuantDtype, number> = { uint8: 1, uint16: 2, float16: 
 /** A tensor larger than this is certainly a corrupt manifest (prevents absurd allocations). */
 const MAX_TENSOR_ELEMENTS = 2 ** 30;
 
+/**
+ * 'string' or a JSON rendering, for an error message. Never `String(v)` or `${v}`: sanitized objects have a null
+ * prototype, and converting one to a primitive throws a TypeError instead of the intended error.
+ */
+function shown(v: Json | undefined): string {
+  return typeof v === "string" ? `'${v}'` : (JSON.stringify(v) ?? "undefined").slice(0, 120);
+}
+
 function fmt(m: string): LowbitError {
   return new LowbitError("E_MODEL_FORMAT", m);
 }
@@ -78,7 +86,7 @@ export function parseManifest(m: Json | undefined): WeightGroup[] {
       if (numel > MAX_TENSOR_ELEMENTS) throw fmt(`weight '${name}': ${numel} elements is implausibly large`);
       const dtype = get(w, "dtype");
       if (dtype !== "float32") {
-        throw fmt(`weight '${name}': dtype '${String(dtype)}' is not supported (conv weights are float32)`);
+        throw fmt(`weight '${name}': dtype ${shown(dtype)} is not supported (conv weights are float32)`);
       }
       const spec: WeightSpec = { name, shape: shape as number[], dtype };
       const q = get(w, "quantization");
@@ -86,14 +94,14 @@ export function parseManifest(m: Json | undefined): WeightGroup[] {
         if (!isObject(q)) throw fmt(`weight '${name}': quantization is not an object`);
         const qd = get(q, "dtype");
         if (qd !== "uint8" && qd !== "uint16" && qd !== "float16") {
-          throw fmt(`weight '${name}': quantization dtype '${String(qd)}' is not supported (uint8, uint16, float16)`);
+          throw fmt(`weight '${name}': quantization dtype ${shown(qd)} is not supported (uint8, uint16, float16)`);
         }
         spec.quantization = { dtype: qd };
         if (qd !== "float16") {
           const scale = get(q, "scale");
           const min = get(q, "min");
           if (typeof scale !== "number" || typeof min !== "number" || !Number.isFinite(scale) || !Number.isFinite(min)) {
-            throw fmt(`weight '${name}': ${qd} quantization needs finite 'scale' and 'min', got ${scale} / ${min}`);
+            throw fmt(`weight '${name}': ${qd} quantization needs finite 'scale' and 'min', got ${shown(scale)} / ${shown(min)}`);
           }
           spec.quantization.scale = scale;
           spec.quantization.min = min;
