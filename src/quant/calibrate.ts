@@ -84,11 +84,13 @@ export async function calibrate(model: Graph, images: ImageLike[], o: Calibratio
   });
   const maxW = Math.max(...grids.map((gr) => gr.maxW));
   const maxH = Math.max(...grids.map((gr) => gr.maxH));
-  const plan = new F32Plan(rt, g, maxW, maxH);
   const stats = rt.kernels<StatsExports>();
-  const region = new ArenaRegion(rt.arena);
-  const acc = region.alloc(stats.channel_stats_acc_bytes(maxC));
-  const out5 = region.alloc(5 * 4 * maxC);
+  // All or nothing: an E_MEMORY while setting up leaves no blocks behind (Arena.atomic).
+  const { plan, region, acc, out5 } = rt.arena.atomic(() => {
+    const plan = new F32Plan(rt, g, maxW, maxH);
+    const region = new ArenaRegion(rt.arena);
+    return { plan, region, acc: region.alloc(stats.channel_stats_acc_bytes(maxC)), out5: region.alloc(5 * 4 * maxC) };
+  });
   if (plan.info.graph.nodes.length !== g.nodes.length) throw new LowbitError("E_ARGUMENT", "internal: calibration graph changed under optimization");
   const [lo, hi] = g.meta.inputRange;
   const k = (hi - lo) / 255;

@@ -123,10 +123,13 @@ export async function finetune(model: Graph, data: TrainData, o: FinetuneOptions
     patch, scale: model.meta.scale, inputRange: model.meta.inputRange, outputRange: model.meta.outputRange, seed: o.seed ?? 1, augment: o.augment,
   });
   const maxSide = Math.min(patch, Math.max(...data.lr.map((im) => Math.min(im.width, im.height))));
-  const trainer = new Trainer(rt, tg, { maxW: maxSide, maxH: maxSide, optimizer: o.optimizer, trainWeights: o.trainWeights });
   const needTeacher = wT > 0 || feats.length > 0 || o.stepFn !== undefined;
-  const teacher = needTeacher ? new Trainer(rt, buildTrainGraph(model, null), { maxW: maxSide, maxH: maxSide, forwardOnly: true }) : null;
-  const gb = trainer.createGrads();
+  // All or nothing: an E_MEMORY while setting up leaves no blocks behind (Arena.atomic).
+  const { trainer, teacher, gb } = rt.arena.atomic(() => {
+    const trainer = new Trainer(rt, tg, { maxW: maxSide, maxH: maxSide, optimizer: o.optimizer, trainWeights: o.trainWeights });
+    const teacher = needTeacher ? new Trainer(rt, buildTrainGraph(model, null), { maxW: maxSide, maxH: maxSide, forwardOnly: true }) : null;
+    return { trainer, teacher, gb: trainer.createGrads() };
+  });
   try {
     if (o.init) loadState(trainer, o.init);
     // Range calibration on its own sample stream (the training stream stays the same with or without it).

@@ -143,9 +143,11 @@ export async function adabmFinetune(graph: Graph, images: readonly ImageLike[], 
     weightClip: Object.fromEntries(trained.filter((t) => t.p.uw > 0).map((t) => [t.name, t.p.uw])),
   });
   const side = Math.min(patch, ...images.map((im) => Math.min(im.width, im.height)));
-  const trainer = new Trainer(rt, tg, { maxW: side, maxH: side, trainWeights: false });
-  const teacher = new Trainer(rt, buildTrainGraph(graph, null), { maxW: side, maxH: side, forwardOnly: true });
-  const gb = trainer.createGrads();
+  const { trainer, teacher, gb } = rt.arena.atomic(() => {
+    const trainer = new Trainer(rt, tg, { maxW: side, maxH: side, trainWeights: false });
+    const teacher = new Trainer(rt, buildTrainGraph(graph, null), { maxW: side, maxH: side, forwardOnly: true });
+    return { trainer, teacher, gb: trainer.createGrads() };
+  });
   const blocks = wSkt > 0 ? blockOutputs(tg.graph) : [];
   const meta = graph.meta;
   const sampler = new PatchSampler({ lr: [...images] }, { patch: side, scale: meta.scale, inputRange: meta.inputRange, outputRange: meta.outputRange, seed: (o.seed ?? 1) + 1 });
