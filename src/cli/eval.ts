@@ -43,7 +43,7 @@ export interface EvaluateOptions {
   methodOptions?: string;
   /** --input-range override for a model loaded by name/path. */
   inputRange?: [number, number];
-  /** LR tile core size (default 128; 0 = whole image). */
+  /** LR tile core size (default 128, adaptive-bit models 96; 0 = whole image). */
   tile?: number;
   /** Tile overlap in LR pixels (default: the engine's per-model default). */
   margin?: number;
@@ -159,7 +159,7 @@ export async function evaluate(o: EvaluateOptions): Promise<EvalResult> {
   // Per-image statistics (DAQ, DFSQ) are defined on the whole image: one tile unless --tile is given.
   const whole = o.tile === 0 || (o.tile === undefined && (model as { wholeImage?: boolean }).wholeImage === true);
   const maxLr = Math.max(...pairs.map((p) => Math.max(p.width, p.height) / scale));
-  const tile = whole ? maxLr : (o.tile ?? 128);
+  const tile = whole ? maxLr : (o.tile ?? (model as { defaultTile?: number }).defaultTile ?? 128);
   const up = new Upscaler(model, rt, { tile, margin: o.margin });
   const margin = up.margin;
   const isFp32 = model.config === "fp32";
@@ -248,7 +248,8 @@ Options:
                         ../shared/data/eval beside the repository when present)
   --scale <S>           upscale factor (default: the model's; must match it)
   --images <a,b,...>    only these images (file names without extension)
-  --tile <N>            LR tile core size (default 128; 0 = whole image in one tile)
+  --tile <N>            LR tile core size (default 128; adaptive-bit models 96, their bit-decision
+                        unit; 0 = whole image in one tile)
   --margin <N>          tile overlap in LR pixels (default: exact for rdn, 16 for rrdn)
   --backend <b>         auto | simd | relaxed (default auto)
   --bits <fp32|wXaY>    configuration (default fp32; X, Y in 2..8)

@@ -22,7 +22,8 @@ Upscales a PNG or JPEG image and writes a PNG (RGBA input keeps its alpha).
 Options:
   --model <name|path>   registered model name (see \`lowbit models\`), a model.json path or
                         its directory (default: ${DEFAULT_MODEL}, ESRGAN-slim ×2)
-  --tile <N>            LR tile core size in pixels (default 128; 0 = whole image in one tile)
+  --tile <N>            LR tile core size in pixels (default: from the memory budget; adaptive-bit
+                        models 96, their bit-decision unit; 0 = whole image in one tile)
   --margin <N>          tile overlap in LR pixels (default: exact receptive radius for rdn
                         models, 16 for rrdn)
   --backend <b>         auto | simd | relaxed (default auto: relaxed SIMD when it works here)
@@ -71,6 +72,7 @@ export async function upscaleCommand(argv: string[], io: CliIO): Promise<number>
   // Quantized without --calib: calibrate on the input image itself (static ranges, self-calibrated).
   const model = await resolveModel(modelArg, modelOptions, { fallbackImages: [img], runtime: rt, signal: io.signal, inputRange }, cmd);
   const graph = model.graph;
+  // Unset: the model's own tile (adaptive bits decide per 96×96 tile), else the memory-budget default.
   const tile = tileArg === 0 ? Math.max(img.width, img.height) : tileArg;
   const up = new Upscaler(model, rt, { tile });
   const m = margin ?? up.margin;

@@ -29,6 +29,8 @@ export interface CompilableModel {
   compile(rt: Runtime, maxW: number, maxH: number): ExecutablePlan & { dispose(): void };
   /** Arena bytes of activations per LR pixel of a tile (for choosing tile sizes by memory). */
   bytesPerPixel?(): number;
+  /** A tile the model's method prescribes when the caller sets none (adaptive bits: the bit-decision unit). */
+  readonly defaultTile?: number;
 }
 
 /** The full-precision model: the graph as imported. */
@@ -107,7 +109,7 @@ export class Upscaler {
     const budget = limitOption(o.memoryBudget, DEFAULT_MEMORY_BUDGET, "memoryBudget");
     this.maxPixels = limitOption(o.maxPixels, DEFAULT_MAX_PIXELS, "maxPixels");
     const bpp = model.bytesPerPixel?.();
-    this.tile = o.tile ?? (bpp ? tileForBudget(bpp, this.margin, budget) : 128);
+    this.tile = o.tile ?? model.defaultTile ?? (bpp ? tileForBudget(bpp, this.margin, budget) : 128);
   }
 
   get scale(): number {

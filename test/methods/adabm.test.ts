@@ -288,10 +288,11 @@ test("adabm/cli: quantize --method adabm → .lowbit; eval reports FAB/BitOPs; u
   t.equal(code, 0, `quantize exit 0: ${a.stdout.text.trim().slice(0, 160)}${a.stderr.text.includes("lowbit:") ? a.stderr.text : ""}`);
   const evalDir = findEvalDir();
   const b = io();
-  const code2 = await run(["eval", "--model", out, "--data", evalDir ?? "missing", "--images", "butterfly", "--json", "--tile", "96"], b);
+  const code2 = await run(["eval", "--model", out, "--data", evalDir ?? "missing", "--images", "butterfly", "--json"], b);
   const res = code2 === 0 ? JSON.parse(b.stdout.text) : null;
   t.ok(res && res.mean.fab >= 2 && res.mean.fab <= 6 && res.mean.bitops > 0 && res.mean.bitops < 1 && res.images[0].fab === res.mean.fab,
     `eval --json: FAB ${res?.mean.fab?.toFixed(3)}, BitOPs ${res?.mean.bitops?.toFixed(4)} of FP32 ${code2 !== 0 ? b.stderr.text : ""}`);
+  t.equal(res?.tiling.tile, 96, "adaptive-bit model: default tile 96 (the bit-decision unit)");
   const img = join(dir, "in.png");
   writeFileSync(img, encodePng({ data: Uint8Array.from(randomImage(rng, 30, 20).data), width: 30, height: 20, channels: 3 }));
   const map = join(dir, "map.png");

@@ -107,6 +107,13 @@ export class DynamicQuantizedModel implements CompilableModel, DynamicPlanSource
   readonly wholeImage: boolean;
   /** AdaBM: image-to-bit thresholds on the tile's gradient feature. */
   readonly imageBits: ImageBitThresholds | null;
+  /**
+   * Adaptive-bit models decide bits per tile: 96×96 LR cores by default, the patch size of both
+   * references' evaluations (adabm.md §2, cadyq.md §6), unless the caller sets a tile.
+   */
+  get defaultTile(): number | undefined {
+    return this.info.method === "adabm" || this.info.method === "cadyq" ? 96 : undefined;
+  }
 
   constructor(graph: Graph, layers: Map<number, DynamicLayer>, info: DynamicModelInfo, path: DynamicPath = "lut", imageBits: ImageBitThresholds | null = null) {
     this.graph = graph;
