@@ -30,10 +30,17 @@ function tiles(r: Rng, n: number): number[] {
   return [...cuts].sort((a, b) => a - b);
 }
 
+/** The one-shot statistics exports (no TS wrapper: compile-dynamic.ts and the calibrators call them directly). */
+interface OneShotStats {
+  f32_channel_stats_nhwc(x: number, n: number, c: number, xStride: number, acc: number, out: number): void;
+  q8_channel_stats_nhwc(x: number, n: number, c: number, xStride: number, signed: number, scale: number, zp: number, acc: number, out: number): void;
+}
+
 /**
  * Channel statistics: f32 (offsets up to 10⁶ over tiny spreads, magnitudes 2^±12, 20 % of cases with
- * NaN/±∞/f32-max values) or 8-bit codes in real units; 30 % accumulate over random tiles through the arena
- * calls (reset, accumulate per tile, finalize), which must equal the one-pass reference bit for bit.
+ * NaN/±∞/f32-max values) or 8-bit codes in real units, through the typed wrapper, the one-shot export, or
+ * accumulated over random tiles (reset, accumulate per tile, finalize): all equal the one-pass reference
+ * bit for bit.
  */
 function channelStatsCase(input: "f32" | "q8"): Case {
   return (rt, r) => {
@@ -58,12 +65,22 @@ function channelStatsCase(input: "f32" | "q8"): Case {
     }
     const want = new Float32Array(5 * c);
     channelStatsRef(want, x, n, c, xs, q?.scale ?? 1, q?.zeroPoint ?? 0);
-    const tiled = r.next() < 0.3;
+    const mode = r.pick(["wrapper", "wrapper", "tiled", "one-shot"] as const);
+    const tiled = mode === "tiled";
     let got: Float32Array;
     let cuts: number[] = [];
-    if (!tiled) {
+    if (mode === "wrapper") {
       got = new Float32Array(5 * c);
       channelStats(got, x, { pixels: n, channels: c, inStride: xs }, q, rt);
+    } else if (mode === "one-shot") {
+      // The engine's and the calibrators' direct call: reset + accumulate + finalize in one export.
+      got = inArena(rt, () => {
+        const a = rt.arena, px = a.put(x), acc = a.alloc(channelStatsAccBytes(c)), po = a.alloc(20 * c);
+        const k = rt.kernels<OneShotStats>();
+        if (x instanceof Float32Array) k.f32_channel_stats_nhwc(px, n, c, xs, acc, po);
+        else k.q8_channel_stats_nhwc(px, n, c, xs, x instanceof Int8Array ? 1 : 0, q?.scale ?? 1, q?.zeroPoint ?? 0, acc, po);
+        return readF32(rt, po, 5 * c);
+      });
     } else {
       cuts = tiles(r, n);
       got = inArena(rt, () => {
@@ -79,7 +96,7 @@ function channelStatsCase(input: "f32" | "q8"): Case {
       });
     }
     const d = diffMsg(got, want);
-    return d && `channel stats ${desc} ${n}×${c} stride ${xs}${tiled ? ` tiles ${cuts.join(",")}` : ""}: ${d} (row ${Math.floor(Number(d.split(" ")[1]) / c)})`;
+    return d && `channel stats ${desc} ${n}×${c} stride ${xs} ${mode}${tiled ? ` ${cuts.join(",")}` : ""}: ${d} (row ${Math.floor(Number(d.split(" ")[1]) / c)})`;
   };
 }
 
