@@ -1,4 +1,5 @@
-// Long fuzz / soak run: `npm run fuzz -- [--cases N] [--seed S] [--only tfjs,lowbit,image,kernels,soak] [--soak N]`.
+// Long fuzz / soak run: `npm run fuzz -- [--cases N] [--seed S] [--only tfjs,lowbit,image,kernels,soak] [--soak N]
+//   [--kernels REGEX]` (--kernels: only the kernel variants whose name matches, e.g. '^(qlut|fake-quant)').
 //
 // Every target runs in its own child process under a watchdog (a child silent for --stall
 // seconds is killed and reported as a hang, with the last case it started), so a hang or a crash
@@ -21,6 +22,8 @@ const SEED = Number(opt("seed", "1"));
 const SOAK = Number(opt("soak", "1000"));
 const STALL_S = Number(opt("stall", "120"));
 const ONLY = opt("only", "tfjs,lowbit,image,kernels,soak").split(",");
+const KERNELS = opt("kernels", "");
+const KERNEL_RE = new RegExp(KERNELS);
 
 // ---------------------------------------------------------------------------------------------
 // child: run one target, print "progress <i>" now and then and one "result <json>" line.
@@ -34,7 +37,9 @@ async function child(target: string): Promise<void> {
   };
   if (target === "kernels") {
     const { fuzzKernel, KERNEL_VARIANTS } = await import("../test/reliability/fuzz-kernels.ts");
-    for (const v of Object.keys(KERNEL_VARIANTS)) {
+    const variants = Object.keys(KERNEL_VARIANTS).filter((v) => KERNEL_RE.test(v));
+    if (variants.length === 0) throw new Error(`--kernels ${KERNELS} matches no kernel variant (${Object.keys(KERNEL_VARIANTS).join(", ")})`);
+    for (const v of variants) {
       process.stdout.write(`progress ${v}\n`);
       const s = fuzzKernel(v, rt, CASES, SEED, progress);
       process.stdout.write(`result ${JSON.stringify({ target: `kernel ${v} (${s.backend})`, cases: s.cases, findings: s.mismatches + s.errors + (s.failures.length && !(s.mismatches + s.errors) ? s.failures.length : 0), detail: `${s.mismatches} mismatches, ${s.errors} errors, ${(s.ms / 1000).toFixed(1)} s`, failures: s.failures })}\n`);
@@ -72,7 +77,7 @@ function node22(): string | null {
 function runChild(bin: string, target: string, extra: string[]): Promise<Result[]> {
   return new Promise((resolve) => {
     const self = fileURLToPath(import.meta.url);
-    const p = spawn(bin, ["--import", "tsx", self, "--child", target, "--cases", String(CASES), "--seed", String(SEED), "--soak", String(SOAK), ...extra], { stdio: ["ignore", "pipe", "inherit"] });
+    const p = spawn(bin, ["--import", "tsx", self, "--child", target, "--cases", String(CASES), "--seed", String(SEED), "--soak", String(SOAK), ...(KERNELS ? ["--kernels", KERNELS] : []), ...extra], { stdio: ["ignore", "pipe", "inherit"] });
     const results: Result[] = [];
     let last = "start";
     let buf = "";
@@ -110,7 +115,7 @@ function runChild(bin: string, target: string, extra: string[]): Promise<Result[
 async function parent(): Promise<void> {
   const host = process.execPath;
   const n22 = node22();
-  console.log(`lowbit fuzz: ${CASES} cases per reader / kernel variant, seed ${SEED}, soak ${SOAK} upscales; host Node ${process.version}${n22 ? " + Node 22 (relaxed)" : ""}`);
+  console.log(`lowbit fuzz: ${CASES} cases per reader / kernel variant, seed ${SEED}, soak ${SOAK} upscales${KERNELS ? `, kernels /${KERNELS}/` : ""}; host Node ${process.version}${n22 ? " + Node 22 (relaxed)" : ""}`);
   const t0 = Date.now();
   const all: Result[] = [];
   for (const target of ["tfjs", "lowbit", "image"]) if (ONLY.includes(target)) all.push(...(await runChild(host, target, [])));

@@ -123,7 +123,9 @@ export function q8_clamp_nhwc(x: usize, n: i32, c: i32, xStride: i32, y: usize, 
     // log(1 + e^v) = max(v, 0) + log1p(e^-|v|): no overflow, no cancellation.
     case ACT_SOFTPLUS: return max<f32>(v, 0) + Mathf.log1p(Mathf.exp(-Mathf.abs(v)));
     case ACT_SOFTSIGN: return v / (<f32>1 + Mathf.abs(v));
-    case ACT_SWISH: return v / (<f32>1 + Mathf.exp(-v));
+    // v·σ(v). Below −88, e^−v overflows f32 and v/∞ would give −0 although |swish| stays a normal f32 down
+    // to ≈ −89.7; there 1 + e^v rounds to 1, so swish = v·e^v (e^v subnormal: absolute error < 1e−43).
+    case ACT_SWISH: return v < -88 ? v * Mathf.exp(v) : v / (<f32>1 + Mathf.exp(-v));
     case ACT_EXPONENTIAL: return Mathf.exp(v);
     default: return v;
   }

@@ -3,6 +3,9 @@
 // strides and extreme values. Integer kernels must be bit-exact; the f32 conv must stay within the
 // bound test/kernels/f32-conv.test.ts states ((m + 3)·2⁻²⁴·Σ|terms|). Each case is reproducible
 // from (variant, seed, index). Used by fuzz-kernels.test.ts (CI size) and scripts/fuzz.ts (long).
+// This file holds the driver, the registry and the int8 / data-movement / f32 conv cases; the
+// dynamic-quantization kernels are in fuzz-kernels-dynq.ts, statistics and elementwise ops in
+// fuzz-kernels-elem.ts, the training kernels in fuzz-kernels-grad.ts (each states its bounds).
 import type { Runtime } from "../../src/runtime/runtime.ts";
 import { LowbitError } from "../../src/runtime/errors.ts";
 import { packQs8Qc8wConv, packQs8Qc4wConv, qs8Conv, qs8ConvAcc32, qs8ConvPath, type QActivation, type QOutput } from "../../src/kernels/qs8-conv.ts";
@@ -19,23 +22,10 @@ import { upsampleNearestRef } from "../../src/kernels/ref/upsample.ts";
 import { conv2dF32 } from "../../src/kernels/f32-conv.ts";
 import { f32ConvAbsSum, f32ConvRef } from "../../src/kernels/ref/f32-conv.ts";
 import { Rng } from "../util/rng.ts";
-
-const CH = [1, 2, 3, 4, 5, 7, 8, 12, 15, 16, 17, 31, 32, 33, 48];
-
-function firstDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  const n = Math.max(a.length, b.length);
-  for (let i = 0; i < n; i++) if (!Object.is(a[i], b[i])) return i;
-  return -1;
-}
-
-/** Extreme-heavy integer fill: all-min, all-max, alternating extremes, or uniform. */
-function fillCodes(r: Rng, a: Int8Array | Uint8Array, lo: number, hi: number): void {
-  const k = r.int(0, 4);
-  for (let i = 0; i < a.length; i++) a[i] = k === 0 ? lo : k === 1 ? hi : k === 2 ? (r.next() < 0.5 ? lo : hi) : r.int(lo, hi);
-}
-
-/** A case: returns null when WASM = reference, else what differs. */
-type Case = (rt: Runtime, r: Rng) => string | null;
+import { CH, type Case, fillCodes, firstDiff } from "./fuzz-kernels-common.ts";
+import { DYNQ_VARIANTS } from "./fuzz-kernels-dynq.ts";
+import { ELEM_VARIANTS } from "./fuzz-kernels-elem.ts";
+import { GRAD_VARIANTS } from "./fuzz-kernels-grad.ts";
 
 function convCase(wf: "qc8w" | "qc4w", acc32: boolean): Case {
   return (rt, r) => {
@@ -233,6 +223,9 @@ export const KERNEL_VARIANTS: Record<string, Case> = {
   "upsample-u8": spatialCase("up", "u8"),
   "upsample-f32": spatialCase("up", "f32"),
   "f32-conv": f32ConvCase,
+  ...DYNQ_VARIANTS,
+  ...ELEM_VARIANTS,
+  ...GRAD_VARIANTS,
 };
 
 export interface KernelFuzzStats {

@@ -28,13 +28,18 @@ export interface ConcatInputRef {
   zeroPoint: number;
 }
 
-/** Channel concat with requantization to (scale, zp); copies when an input's (scale, zp) match. */
+/**
+ * Channel concat with requantization to (scale, zp). An input is copied only when requantizing it is the
+ * identity: its (scale, zp) match and [qmin, qmax] covers every code of its type. Otherwise (a sub-range
+ * output such as a ReLU slice, or i8 codes into u8 and back) the codes are requantized, i.e. clamped.
+ */
 export function concatRef(out: Codes, inputs: ConcatInputRef[], n: number, yStride: number,
   scale: number, zp: number, qmin: number, qmax: number): void {
   let off = 0;
   for (const inp of inputs) {
     const view = out.subarray(off) as Codes;
-    if (Math.fround(inp.scale) === Math.fround(scale) && inp.zeroPoint === zp) {
+    const inLo = inp.data instanceof Int8Array ? -128 : 0;
+    if (Math.fround(inp.scale) === Math.fround(scale) && inp.zeroPoint === zp && qmin <= inLo && qmax >= inLo + 255) {
       copyRef(view, inp.data, n, inp.channels, inp.stride, yStride);
     } else {
       requantizeRef(view, inp.data, n, inp.channels, inp.stride, yStride, inp.zeroPoint, Math.fround(Math.fround(inp.scale) / Math.fround(scale)), zp, qmin, qmax);
