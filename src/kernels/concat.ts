@@ -1,7 +1,8 @@
 // Channel concat (assembly/elementwise/concat.ts). Each input lands in its
 // channel slice of the output (offset = Σ earlier channel counts, output pixel
 // stride ≥ total channels). An 8-bit input whose (scale, zero point) equal the
-// output's (as f32 / integer) is copied; any other is requantized:
+// output's (as f32 / integer) and whose code range lies inside the output's
+// [qmin, qmax] is copied (requantization is the identity); any other is requantized:
 //   y = roundHalfEven(clamp(f32(fround(sx/sy)·(x − zx)), qmin − zy, qmax − zy)) + zy.
 import type { Runtime } from "../runtime/runtime.ts";
 import { check } from "../runtime/errors.ts";
