@@ -6,6 +6,8 @@
 //        [--steps 300] [--lambda 2e-4] [--lrw 0] [--patch 48] [--batch 4] [--images a,b] [--json out.json] [--save dir]
 import { writeFileSync, mkdirSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { fileURLToPath } from "node:url";
+import { evalDir } from "../test/util/eval-data.ts";
 import { loadModel } from "../src/models/registry.ts";
 import { Upscaler } from "../src/engine/upscaler-api.ts";
 import { listEvalSet, loadEvalPair } from "../src/metrics/evalset.ts";
@@ -21,10 +23,13 @@ const { values: a } = parseArgs({
     model: { type: "string", default: "esrgan-slim-x2" }, configs: { type: "string", default: "cadyq,w8a8,w8a6,w8a4" },
     steps: { type: "string", default: "300" }, lambda: { type: "string" }, lrw: { type: "string", default: "0" }, patch: { type: "string", default: "48" },
     batch: { type: "string", default: "4" }, images: { type: "string" }, json: { type: "string" }, save: { type: "string" },
-    data: { type: "string", default: "../../shared/data/eval" }, calib: { type: "string", default: "/work/main/data/calib" }, modes: { type: "string", default: "patch,whole" },
+    data: { type: "string" }, calib: { type: "string" }, modes: { type: "string", default: "patch,whole" },
     lralpha: { type: "string" }, lrsel: { type: "string" },
   },
 });
+// Defaults: the shared eval set found beside the checkout, and this checkout's data/calib.
+a.data ??= evalDir();
+a.calib ??= fileURLToPath(new URL("../data/calib", import.meta.url));
 const rt = await init();
 const graph = await loadModel(a.model!);
 const scale = graph.meta.scale;
