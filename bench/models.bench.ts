@@ -22,11 +22,7 @@
 //   LOWBIT_BENCH_QUICK=1 npm run bench:models              # fewer samples
 //   LOWBIT_BENCH_ONLY=esrgan-medium-x2@256 npm run bench:models   # one configuration
 import * as tf from "@tensorflow/tfjs";
-import { getThreadsCount, setThreadsCount, setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
-import { createRequire } from "node:module";
-import path from "node:path";
 import os from "node:os";
-import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { createRuntime, type Runtime } from "../src/runtime/runtime.ts";
 import { LowbitError } from "../src/runtime/errors.ts";
@@ -41,6 +37,8 @@ import { quantizeModel } from "../src/quant/quantize-model.ts";
 import type { CompilableModel } from "../src/engine/upscaler-api.ts";
 import { evalCentreCrop } from "../test/util/eval-data.ts";
 import { fmt, pool, time, timeAsync, type Timing } from "./util.ts";
+import { initTfjsWasm } from "./peers/tfjs.ts";
+import { toFloat, toU8 } from "./peers/input.ts";
 
 const QUICK = process.env.LOWBIT_BENCH_QUICK === "1";
 const CONFIGS: Array<{ model: string; side: number }> = [
@@ -63,45 +61,11 @@ const TOL_U8 = 1;
 // ---------------------------------------------------------------------------------------------------------
 // tfjs-wasm: SIMD binary, 1 thread, verified rather than assumed.
 
-/**
- * Initializes tfjs's wasm backend so that only the single-threaded SIMD binary can load: the file map
- * points the plain and threaded-SIMD binaries at a path that does not exist, so if tfjs picked either,
- * initialization would fail here instead of silently benchmarking the wrong build. The XNNPACK thread
- * pool is set to 1 and read back after init.
- */
-async function initTfjsWasm(): Promise<string> {
-  tf.env().set("PROD", true);
-  const dir = path.dirname(createRequire(import.meta.url).resolve("@tensorflow/tfjs-backend-wasm")) + path.sep;
-  const refused = join(dir, "__not-the-simd-binary__") + path.sep;
-  setWasmPaths({
-    "tfjs-backend-wasm.wasm": refused + "tfjs-backend-wasm.wasm",
-    "tfjs-backend-wasm-simd.wasm": dir + "tfjs-backend-wasm-simd.wasm",
-    "tfjs-backend-wasm-threaded-simd.wasm": refused + "tfjs-backend-wasm-threaded-simd.wasm",
-  });
-  setThreadsCount(1);
-  const simd = await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT");
-  const mt = await tf.env().getAsync("WASM_HAS_MULTITHREAD_SUPPORT");
-  if (!(await tf.setBackend("wasm"))) throw new Error("tfjs wasm backend failed to initialize (the SIMD binary did not load)");
-  await tf.ready();
-  const threads = getThreadsCount();
-  if (!simd || mt || threads !== 1) throw new Error(`tfjs-wasm is not SIMD single-thread: simd=${simd} multithread=${mt} threads=${threads}`);
-  return `tfjs ${tf.version.tfjs}, backend ${tf.getBackend()}, binary tfjs-backend-wasm-simd.wasm (others refused), ` +
-    `WASM_HAS_SIMD_SUPPORT=${simd}, WASM_HAS_MULTITHREAD_SUPPORT=${mt}, XNNPACK threads=${threads}`;
-}
-
 // ---------------------------------------------------------------------------------------------------------
 // Input and comparison helpers.
 
 /** A side×side RGB crop from the centre of an eval-set HR photo (real content, not noise). */
 const cropImage = (side: number): Uint8Array => evalCentreCrop("hr", "baboon", side);
-
-/** The float input exactly as upscale() builds it from 8-bit pixels (lo + p·(hi − lo)/255). */
-function toFloat(u8: Uint8Array, lo: number, hi: number): Float32Array {
-  const k = (hi - lo) / 255;
-  const x = new Float32Array(u8.length);
-  for (let i = 0; i < u8.length; i++) x[i] = lo + u8[i] * k;
-  return x;
-}
 
 function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>, k: number): number {
   if (a.length !== b.length) return Infinity;
@@ -112,17 +76,6 @@ function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>, k: number): numb
     if (d > m) m = d;
   }
   return m;
-}
-
-/** The 8-bit output upscale() would write for a float output (clip, map, round half up). */
-function toU8(v: Float32Array, lo: number, hi: number): Uint8Array {
-  const k = 255 / (hi - lo);
-  const out = new Uint8Array(v.length);
-  for (let i = 0; i < v.length; i++) {
-    const c = v[i] < lo ? lo : v[i] > hi ? hi : v[i];
-    out[i] = Math.floor((c - lo) * k + 0.5);
-  }
-  return out;
 }
 
 /** PSNR over all RGB samples of two 8-bit images. */
