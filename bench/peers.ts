@@ -160,7 +160,8 @@ function maxAbsDiff(a: Float32Array, b: Float32Array, k: number): number {
 type OnnxExporter = (model: Graph | QuantizedModel) => Uint8Array;
 async function loadExporter(): Promise<OnnxExporter | string> {
   try {
-    const mod = (await import("../src/io/onnx/index.ts")) as { exportOnnx?: OnnxExporter };
+    const where = "../src/io/onnx/index.ts";
+    const mod = (await import(where)) as { exportOnnx?: OnnxExporter };
     if (typeof mod.exportOnnx !== "function") return "exportOnnx not found";
     return mod.exportOnnx;
   } catch (e) {
