@@ -5,13 +5,14 @@
 // Contenders, each in its own worker thread (own WASM instance and runtime flags; the orchestrator only
 // sends commands and waits, so it does not compete for the CPU):
 //   tfjs-wasm 1T   @tensorflow/tfjs-backend-wasm, XNNPACK fp32 SIMD, one thread (verified) — the baseline
+//   tfjs-wasm 2T   its threaded-SIMD build, which tfjs disables in Node: run through the patches in
+//                  peers/tfjs-threaded.ts (thread count verified)
 //   tfjs-cpu       @tensorflow/tfjs cpu backend, one run (slow: by default only configs ≤ 12 GMAC;
 //                  LOWBIT_BENCH_CPU=all|none)
 //   ort-web 1T/2T  onnxruntime-web (wasm), lowbit's exportOnnx(): fp32, and QDQ w8a8 (uint8 activations,
 //                  per-channel int8 weights → QLinearConv) from the *same* quantized model lowbit runs
 //   ort-node 1T/2T onnxruntime-node (native CPU, the out-of-browser ceiling), same two ONNX files
 //   lowbit         fp32, w8a8 (percentile), w4a4 (mse) on the simd build and, on Node ≥ 22, the relaxed build
-// tfjs-wasm's 2-thread build is not measured: tfjs forces multithreading off in Node (see RESULTS.md).
 //
 // Rounds are interleaved (every contender once per round, samples pooled), so load from other processes
 // hits all alike. Per row: ms/image, GMAC/s (the model's dense MACs / time), ms per output megapixel,
@@ -237,7 +238,7 @@ for (const { model, side } of CONFIGS.filter((c) => !ONLY || ONLY.includes(`${c.
   }
 
   const cs: Contender[] = [];
-  cs.push({ label: "tfjs-wasm fp32 1T", precision: "fp32", family: "tfjs-wasm", threads: 1, spec: { kind: "tfjs-wasm", model, side } });
+  for (const th of [1, 2]) cs.push({ label: `tfjs-wasm fp32 ${th}T`, precision: "fp32", family: "tfjs-wasm", threads: th, spec: { kind: "tfjs-wasm", model, side, threads: th } });
   const runCpu = CPU_POLICY === "all" || (CPU_POLICY === "small" && macs / 1e9 <= CPU_SMALL_GMAC);
   if (runCpu) cs.push({ label: "tfjs-cpu fp32", precision: "fp32", family: "tfjs-cpu", threads: 1, once: true, spec: { kind: "tfjs-cpu", model, side } });
   for (const p of ["fp32", "w8a8"] as const) {
@@ -276,7 +277,7 @@ for (const { model, side } of CONFIGS.filter((c) => !ONLY || ONLY.includes(`${c.
   }
   await Promise.all(live.map((l) => l.w.terminate()));
 
-  const ref = live.find((l) => l.c.family === "tfjs-wasm");
+  const ref = live.find((l) => l.c.family === "tfjs-wasm" && l.c.threads === 1);
   if (!ref) throw new Error(`${cfg}: tfjs-wasm failed — no baseline`);
   const k255 = 255 / (ohi - olo);
   const score = (out: Float32Array) => psnrY(hr, { data: toU8(out, olo, ohi), width: side * s, height: side * s, channels: 3 }, s);
@@ -309,7 +310,9 @@ for (const { model, side } of CONFIGS.filter((c) => !ONLY || ONLY.includes(`${c.
       if (!r) continue;
       const ortNode = rows.find((x) => x.config === cfg && x.family === "ort-node" && x.threads === 1 && x.precision === (p === "w4a4" ? "w8a8" : p) && x.t);
       const ortWeb2 = rows.find((x) => x.config === cfg && x.family === "ort-web" && x.threads === 2 && x.precision === (p === "w4a4" ? "w8a8" : p) && x.t);
+      const tf2 = rows.find((x) => x.config === cfg && x.family === "tfjs-wasm" && x.threads === 2 && x.t);
       ratios.push(`ratio ${p}${relaxed ? "-relaxed" : ""} ${cfg} tfjs-wasm=${fmt(r.vsTfjs!, 2)} ort-web=${r.vsOrtWeb === undefined ? "n/a" : fmt(r.vsOrtWeb, 2)}` +
+        (tf2 ? ` tfjs-wasm-2t=${fmt(tf2.t!.mean / r.t!.mean, 2)}` : "") +
         (ortWeb2 ? ` ort-web-2t=${fmt(ortWeb2.t!.mean / r.t!.mean, 2)}` : "") + (ortNode ? ` ort-node=${fmt(ortNode.t!.mean / r.t!.mean, 2)}` : "") +
         ` psnr=${fmt(r.psnr!, 2)}`);
     }

@@ -13,7 +13,8 @@ import { nchwToNhwc, nhwcToNchw } from "./input.ts";
 export type ContenderSpec =
   | { kind: "lowbit"; backend: "simd" | "relaxed"; lowbit: Uint8Array; side: number }
   | { kind: "lowbit-pool"; backend: "simd" | "relaxed"; lowbit: Uint8Array; side: number; workers: number }
-  | { kind: "tfjs-wasm" | "tfjs-cpu"; model: string; side: number }
+  | { kind: "tfjs-wasm"; model: string; side: number; threads: number }
+  | { kind: "tfjs-cpu"; model: string; side: number }
   | { kind: "ort-web" | "ort-node"; onnx: Uint8Array; threads: number; side: number };
 
 interface Runner {
@@ -44,7 +45,11 @@ async function makeRunner(x: Float32Array): Promise<Runner> {
       const tf = await import("@tensorflow/tfjs");
       const { loadTfjsReference } = await import("../../test/util/tfjs-reference.ts");
       let info = "tfjs cpu backend";
-      if (spec.kind === "tfjs-wasm") info = await (await import("./tfjs.ts")).initTfjsWasm();
+      if (spec.kind === "tfjs-wasm") {
+        info = spec.threads > 1
+          ? await (await import("./tfjs-threaded.ts")).initTfjsWasmThreaded(spec.threads)
+          : await (await import("./tfjs.ts")).initTfjsWasm();
+      }
       const ref = await loadTfjsReference(spec.model, { backend: spec.kind === "tfjs-wasm" ? "wasm" : "cpu" });
       return {
         run: () => tf.tidy(() => {

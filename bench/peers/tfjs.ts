@@ -8,8 +8,8 @@ import path, { join } from "node:path";
  * Initializes tfjs's wasm backend so that only the single-threaded SIMD binary can load: the file map
  * points the plain and threaded-SIMD binaries at a path that does not exist, so if tfjs picked either,
  * initialization would fail here instead of silently benchmarking the wrong build. The XNNPACK thread
- * pool is set to 1 and read back after init. (tfjs forces multithreading off in Node — see
- * bench/RESULTS.md for why its 2-thread build is not measured here.) Returns a description line.
+ * pool is set to 1 and read back after init (the threaded build: peers/tfjs-threaded.ts). Returns a
+ * description line.
  */
 export async function initTfjsWasm(): Promise<string> {
   tf.env().set("PROD", true);
