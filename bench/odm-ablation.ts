@@ -4,6 +4,7 @@
 //   node --import tsx bench/odm-ablation.ts [--model esrgan-slim-x4] [--bits w4a4] [--steps 100]
 //        [--batch 4] [--patch 48] [--train /work/main/data/calib] [--data ../shared/data/eval]
 //        [--rows init,base,wcc,mr,mr-naive,v2,vr,vr-naive,offsets,v1,all] [--images a,b] [--json out.json]
+//        [--scope body|reference|full]   (layers quantized; "reference" = DAQ's, the rest FP32)
 //
 // Training data: --train, a directory with hr/ + lr_x<S>/ (L1 to HR) or LR images only (FP32
 // teacher). The default is the package's calibration photos (data/calib, `npm run calib-data`),
@@ -21,6 +22,7 @@ import { scoreSR } from "../src/metrics/score.ts";
 import { loadTrainData } from "../src/cli/finetune.ts";
 import { odmFinetune, odmInitPtq, type OdmFinetuneOptions } from "../src/methods/odm/index.ts";
 import { parseBits } from "../src/quant/config.ts";
+import { LAYER_SCOPES, type LayerScope } from "../src/methods/scope.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -45,7 +47,7 @@ async function main(): Promise<void> {
       model: { type: "string", default: "esrgan-slim-x4" }, bits: { type: "string", default: "w4a4" },
       steps: { type: "string", default: "100" }, batch: { type: "string", default: "4" }, patch: { type: "string", default: "48" },
       lr: { type: "string" }, train: { type: "string" }, data: { type: "string" }, rows: { type: "string" }, images: { type: "string" },
-      json: { type: "string" }, seed: { type: "string", default: "1" },
+      json: { type: "string" }, seed: { type: "string", default: "1" }, scope: { type: "string", default: "body" },
     },
   });
   const rt = await createRuntime({ backend: "simd" });
@@ -68,9 +70,11 @@ async function main(): Promise<void> {
   if (overlap.length) throw new Error(`train and test overlap: ${overlap.map((p) => p.name).join(", ")}`);
   const rows = (a.rows ?? Object.keys(ROWS).join(",")).split(",");
   for (const r of rows) if (!ROWS[r]) throw new Error(`unknown row '${r}' (${Object.keys(ROWS).join(", ")})`);
+  const scope = a.scope as LayerScope;
+  if (!LAYER_SCOPES.includes(scope)) throw new Error(`--scope must be one of ${LAYER_SCOPES.join(", ")}`);
   const steps = Number(a.steps), batch = Number(a.batch), patch = Number(a.patch), seed = Number(a.seed);
   const log = (s: string) => console.error(`${new Date().toISOString().slice(11, 19)} ${s}`);
-  log(`${a.model} ${a.bits} · train ${trainDir} (${train.lr.length} ${train.hr ? "LR/HR pairs" : "LR images"}) · test ${evalDir} (${test.map((t) => t.name).join(", ")}) · ${steps} steps × batch ${batch} @ ${patch}²`);
+  log(`${a.model} ${a.bits} scope ${scope} · train ${trainDir} (${train.lr.length} ${train.hr ? "LR/HR pairs" : "LR images"}) · test ${evalDir} (${test.map((t) => t.name).join(", ")}) · ${steps} steps × batch ${batch} @ ${patch}²`);
 
   const score = async (m: CompilableModel) => {
     const up = new Upscaler(m, rt, { tile: 128 });
@@ -89,17 +93,17 @@ async function main(): Promise<void> {
   log(`FP32: ${fp.psnr.toFixed(4)} / ${fp.ssim.toFixed(4)}`);
   const results: unknown[] = [];
   const save = () => {
-    if (a.json) writeFileSync(a.json, JSON.stringify({ tool: "bench/odm-ablation.ts", model: a.model, bits: a.bits, steps, batch, patch, seed, train: trainDir, test: test.map((t) => t.name), fp32: fp, rows: results }, null, 1));
+    if (a.json) writeFileSync(a.json, JSON.stringify({ tool: "bench/odm-ablation.ts", model: a.model, bits: a.bits, scope, steps, batch, patch, seed, train: trainDir, test: test.map((t) => t.name), fp32: fp, rows: results }, null, 1));
   };
   for (const r of rows) {
     const row = ROWS[r];
     const t0 = performance.now();
     let model, ms = 0, lossFirst = NaN, lossLast = NaN;
     if (!row.o) {
-      model = (await odmInitPtq(graph, train.lr, { weightBits: bits.weightBits, actBits: bits.actBits, patchSize: patch, seed, runtime: rt })).model;
+      model = (await odmInitPtq(graph, train.lr, { weightBits: bits.weightBits, actBits: bits.actBits, patchSize: patch, seed, runtime: rt, scope })).model;
       ms = performance.now() - t0;
     } else {
-      const res = await odmFinetune(graph, train, { weightBits: bits.weightBits, actBits: bits.actBits, steps, batch, patch, seed, lr: a.lr ? Number(a.lr) : undefined, runtime: rt, ...row.o });
+      const res = await odmFinetune(graph, train, { weightBits: bits.weightBits, actBits: bits.actBits, steps, batch, patch, seed, lr: a.lr ? Number(a.lr) : undefined, runtime: rt, scope, ...row.o });
       model = res.model;
       ms = res.ms;
       lossFirst = res.losses[0];
