@@ -304,7 +304,17 @@ class Importer {
         this.out(n, { kind: "dyn", id });
         return;
       }
-      throw unsupported(n, `${op} of two computed tensors is not supported (only Add / Sub)`);
+      // x · Sigmoid(x) is swish / SiLU.
+      if (op === "Mul") {
+        for (const [u, v] of [[A.id, B.id], [B.id, A.id]]) {
+          const s = this.nodes[v];
+          if (s.op === "activation" && s.activation.kind === "sigmoid" && s.inputs[0] === u) {
+            this.out(n, { kind: "dyn", id: this.add({ op: "activation", activation: { kind: "swish" } }, [u], this.nodeName(n)) });
+            return;
+          }
+        }
+      }
+      throw unsupported(n, `${op} of two computed tensors is not supported (only Add / Sub, and x·Sigmoid(x))`);
     }
     const [x, c, constFirst] = A.kind === "dyn" ? [A.id, B as Const, false] : [(B as Dyn).id, A as Const, true];
     const C = this.nodes[x].channels;

@@ -34,6 +34,9 @@ export interface Field {
   /** For WIRE_LEN: start and end (exclusive) offsets into the reader's buffer. */
   start: number;
   end: number;
+  /** For WIRE_VARINT: the exact low / high 32-bit words. */
+  lo?: number;
+  hi?: number;
 }
 
 /** Reads the fields of one message occupying buf[start, end). */
@@ -60,21 +63,45 @@ export class ProtoReader {
     return new ProtoReader(this.buf, f.start, f.end, where);
   }
 
-  /** Raw varint as a number; throws past 2^53 or 10 bytes. */
+  /** Last varint's low and high 32-bit words (exact, for signed int64 decoding). */
+  private lo = 0;
+  private hi = 0;
+
+  /** Raw varint: sets lo/hi (exact 64 bits) and returns hi·2^32 + lo (exact up to 2^53). */
   private varint(): number {
-    let result = 0;
-    let mul = 1;
+    let lo = 0, hi = 0;
     for (let i = 0; i < 10; i++) {
       if (this.pos >= this.end) throw fmt(`${this.where}: truncated varint at byte ${this.pos}`);
       const b = this.buf[this.pos++];
-      result += (b & 0x7f) * mul;
+      const v = b & 0x7f;
+      if (i < 4) lo |= v << (7 * i);
+      else if (i === 4) {
+        lo |= v << 28;
+        hi |= v >>> 4;
+      } else hi |= v << (7 * i - 32);
       if ((b & 0x80) === 0) {
         if (i === 9 && b > 1) throw fmt(`${this.where}: varint overflows 64 bits at byte ${this.pos - 1}`);
-        return result;
+        this.lo = lo >>> 0;
+        this.hi = hi >>> 0;
+        return this.hi * 4294967296 + this.lo;
       }
-      mul *= 128;
     }
     throw fmt(`${this.where}: varint longer than 10 bytes at byte ${this.pos}`);
+  }
+
+  /** The last varint as a signed 64-bit integer (two's complement), exact or rejected. */
+  private signed(what: string): number {
+    const { lo, hi } = this;
+    if (hi < 0x80000000) {
+      const v = hi * 4294967296 + lo;
+      if (v > Number.MAX_SAFE_INTEGER) throw fmt(`${this.where}.${what}: integer ${v} exceeds 2^53`);
+      return v;
+    }
+    const nlo = (~lo + 1) >>> 0;
+    const nhi = (~hi + (nlo === 0 ? 1 : 0)) >>> 0;
+    const m = nhi * 4294967296 + nlo;
+    if (m > Number.MAX_SAFE_INTEGER) throw fmt(`${this.where}.${what}: integer below −2^53`);
+    return -m;
   }
 
   /** Next field, or null at the end of the message. */
@@ -85,8 +112,10 @@ export class ProtoReader {
     const no = Math.floor(key / 8), wire = key % 8;
     if (no < 1 || no > 536870911) throw fmt(`${this.where}: invalid field number ${no} at byte ${at}`);
     switch (wire) {
-      case WIRE_VARINT:
-        return { no, wire, value: this.varint(), start: 0, end: 0 };
+      case WIRE_VARINT: {
+        const value = this.varint();
+        return { no, wire, value, start: 0, end: 0, lo: this.lo, hi: this.hi };
+      }
       case WIRE_I64: {
         this.need(8, no);
         const lo = this.dv.getUint32(this.pos, true), hi = this.dv.getUint32(this.pos + 4, true);
@@ -132,7 +161,9 @@ export class ProtoReader {
   /** An int64/int32 field (varint; negative values are 64-bit two's complement). */
   int64(f: Field, what: string): number {
     if (f.wire !== WIRE_VARINT) throw fmt(`${this.where}.${what}: expected a varint, got wire type ${f.wire}`);
-    return toSigned(f.value, this.where, what);
+    this.lo = f.lo!;
+    this.hi = f.hi!;
+    return this.signed(what);
   }
 
   /** A float field (fixed32). */
@@ -156,7 +187,10 @@ export class ProtoReader {
       out.push(this.int64(f, what));
     } else if (f.wire === WIRE_LEN) {
       const r = new ProtoReader(this.buf, f.start, f.end, `${this.where}.${what}`);
-      while (r.pos < r.end) out.push(toSigned(r.varint(), this.where, what));
+      while (r.pos < r.end) {
+        r.varint();
+        out.push(r.signed(what));
+      }
     } else {
       throw fmt(`${this.where}.${what}: expected varints, got wire type ${f.wire}`);
     }
@@ -186,17 +220,6 @@ export class ProtoReader {
       throw fmt(`${this.where}.${what}: expected doubles, got wire type ${f.wire}`);
     }
   }
-}
-
-/** 64-bit two's complement varint value (as an unsigned JS number) → signed number, exact or rejected. */
-function toSigned(v: number, where: string, what: string): number {
-  if (v < 2 ** 63) {
-    if (v > Number.MAX_SAFE_INTEGER) throw fmt(`${where}.${what}: integer ${v} exceeds 2^53`);
-    return v;
-  }
-  const s = v - 2 ** 64;
-  if (s < -Number.MAX_SAFE_INTEGER) throw fmt(`${where}.${what}: integer below −2^53`);
-  return s;
 }
 
 /**
