@@ -29,7 +29,7 @@
  * Malformed bytes are E_MODEL_FORMAT; allocations are bounded by the tensors' byte sizes in the file.
  */
 import type { Activation, Graph, GraphMeta, Node, NodeOp, ValueRange } from "../../graph/ir.ts";
-import { inferNodeShape, receptiveRadius, validateGraph } from "../../graph/validate.ts";
+import { inferNodeShape, MAX_KERNEL, receptiveRadius, validateGraph } from "../../graph/validate.ts";
 import { LowbitError } from "../../runtime/errors.ts";
 import { decodeModel, dataTypeName, DT, type OnnxAttribute, type OnnxModel, type OnnxNode, type OnnxTensor } from "./onnx-schema.ts";
 
@@ -140,8 +140,10 @@ const attrInts = (n: OnnxNode, name: string): number[] | undefined => attr(n, na
 /**
  * Whether ONNX nearest Resize with integer scale s maps output index y to input ⌊y/s⌋ (the IR's
  * upsample) for the given coordinate transformation and rounding modes. Evaluated on lengths
- * 1..16: the modes whose mapping depends on the length (align_corners, pytorch_half_pixel at
- * length 1) fail for some length and are rejected.
+ * 1..16. Only align_corners depends on the length n; at ×2 with round_prefer_floor it is floor(y/2)
+ * for every n (y = 2m + r maps to (m + r/2)·(1 − 1/(2n−1)), less than ½ below m + r/2), at ×3 and
+ * up it already fails for small n. The other modes are length-independent (pytorch_half_pixel
+ * differs from half_pixel only for an output of length 1, i.e. ×1).
  */
 export function nearestIsFloor(s: number, coord: string, nearest: string): boolean {
   const round = (x: number): number => {
@@ -347,6 +349,7 @@ class Importer {
     const ks = attrInts(n, "kernel_shape");
     if (ks && (ks.length !== 2 || ks[0] !== kh || ks[1] !== kw)) throw badModel(n, `kernel_shape [${ks}] differs from the weight's [${kh},${kw}]`);
     if (kh % 2 === 0 || kw % 2 === 0) throw unsupported(n, `kernel ${kh}×${kw}: only odd kernel sizes are supported`);
+    if (kh > MAX_KERNEL || kw > MAX_KERNEL) throw unsupported(n, `kernel ${kh}×${kw}: larger than ${MAX_KERNEL}×${MAX_KERNEL}`);
     const ph = (kh - 1) / 2, pw = (kw - 1) / 2;
     const autoPad = attrS(n, "auto_pad", "NOTSET");
     if (autoPad === "NOTSET") {
