@@ -8,7 +8,8 @@ import { DT, encodeModel, type AttrValue } from "../src/io/onnx/onnx-schema.ts";
 import { ProtoWriter } from "../src/io/onnx/protobuf.ts";
 import { loadModel } from "../src/models/registry.ts";
 import { calibrate } from "../src/quant/calibrate.ts";
-import { quantizeModel } from "../src/quant/quantize-model.ts";
+import { QuantizedModel, quantizeModel } from "../src/quant/quantize-model.ts";
+import { onnxToModel } from "../src/io/onnx/quantized.ts";
 import { LowbitError } from "../src/runtime/errors.ts";
 import type { Graph } from "../src/graph/ir.ts";
 import { evalCrop } from "./util/eval-data.ts";
@@ -316,6 +317,86 @@ test("importOnnx: path and URL sources, size limit", async (t) => {
     } catch (e) {
       t.ok(e instanceof LowbitError && e.code === "E_MEMORY", `size limit: ${(e as Error).message}`);
     }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  t.end();
+});
+
+test("onnxToModel: lowbit's QDQ export loads back as a QuantizedModel with bit-identical outputs", async (t) => {
+  const rt = await testRuntime();
+  const rng = new Rng(12);
+  for (const [name, bits] of [["esrgan-slim-x2", "w8a8"], ["psnr-small-x2", "w8a8"], ["esrgan-slim-x4", "w4a8"]] as const) {
+    const g = await loadModel(name);
+    const cal = await calibrate(g, [evalCrop(`lr_x${g.meta.scale}`, "aero1", 20, 20, 40, 40)], { runtime: rt });
+    const qm = quantizeModel(cal, bits);
+    const back = onnxToModel(exportOnnx(qm));
+    t.ok(back instanceof QuantizedModel, `${name} ${bits}: a QuantizedModel (${back.config})`);
+    const q = back as QuantizedModel;
+    const same = qm.tensors.every((u, i) => u.domain === q.tensors[i].domain);
+    const x = testInput(rng, 14, 9, g.meta.inputRange);
+    const a = await lowbitRun(qm, x, 14, 9), b = await lowbitRun(back, x, 14, 9);
+    t.ok(same && maxAbsDiff(a, b) === 0, `${name} ${bits}: same domains for ${qm.tensors.length} tensors, outputs identical (max diff ${maxAbsDiff(a, b)})`);
+  }
+  const fp = onnxToModel(exportOnnx(await loadModel("esrgan-slim-x2")));
+  t.equal(fp.config, "fp32", "a float ONNX model loads as fp32Model");
+  t.end();
+});
+
+/** A QDQ model as onnxruntime's quantizer writes it: uint8 input, int8 activations (zero point −128), per-channel int8 weights, int32 bias, CRD pixel shuffle. */
+function handQdq(seed: number): { bytes: Uint8Array; outGrid: [number, number] } {
+  const rng = new Rng(seed);
+  const b = new OnnxBuilder(rng, 13);
+  const qdq = (x: string, s: number, z: number, signed: boolean) => {
+    const sc = b.init("s", [], [s]), zp = b.init("z", [], [z], signed ? DT.INT8 : DT.UINT8);
+    return b.op("DequantizeLinear", [b.op("QuantizeLinear", [x, sc, zp]), sc, zp]);
+  };
+  const qconv = (x: string, sx: number, cin: number, cout: number, k: number) => {
+    const codes = Array.from({ length: cout * cin * k * k }, () => rng.int(-127, 127));
+    const ws = Array.from({ length: cout }, () => (0.5 + rng.next()) / (127 * Math.sqrt(cin * k * k)));
+    const w = b.op("DequantizeLinear", [b.init("wq", [cout, cin, k, k], codes, DT.INT8), b.init("ws", [cout], ws), b.init("wz", [cout], new Array(cout).fill(0), DT.INT8)], { axis: { i: 0 } });
+    const bs = ws.map((v) => Math.fround(sx * v));
+    const bias = b.op("DequantizeLinear", [b.init("bq", [cout], Array.from({ length: cout }, () => rng.int(-3000, 3000)), DT.INT32), b.init("bs", [cout], bs), b.init("bz", [cout], new Array(cout).fill(0), DT.INT32)], { axis: { i: 0 } });
+    const p = (k - 1) / 2;
+    return b.op("Conv", [x, w, bias], { kernel_shape: { ints: [k, k] }, pads: { ints: [p, p, p, p] } });
+  };
+  const x0 = qdq("x", 1 / 255, 0, false);
+  const h = qdq(b.op("Relu", [qconv(x0, 1 / 255, 3, 16, 3)]), 2 / 255, -128, true);
+  const m = qdq(qconv(h, 2 / 255, 16, 16, 3), 4 / 255, 0, true);
+  const y = qdq(qconv(m, 4 / 255, 16, 12, 3), 3 / 255, 100, false);
+  return { bytes: b.finish(b.op("DepthToSpace", [y], { blocksize: { i: 2 }, mode: { s: "CRD" } })), outGrid: [3 / 255, 100] };
+}
+
+test("onnxToModel: a hand-built QDQ graph (int8 activations, CRD) runs on lowbit's int8 kernels like onnxruntime-web", async (t) => {
+  const rng = new Rng(4);
+  for (const seed of [1, 2]) {
+    const { bytes, outGrid } = handQdq(seed);
+    const m = onnxToModel(bytes);
+    t.ok(m instanceof QuantizedModel && (m as QuantizedModel).tensors.filter((x) => x.domain === "q8").length >= 4, `seed ${seed}: QuantizedModel, ${(m as QuantizedModel).tensors.filter((x) => x.domain === "q8").length} tensors on codes`);
+    const W = 12, H = 9;
+    const x = Float32Array.from(testInput(rng, W, H, [0, 1]), (v) => Math.round(v * 255) / 255);
+    const o = await ortRun(bytes, x, W, H, 2);
+    const l = await lowbitRunMapped(m.graph, x, W, H);
+    const lq = await lowbitRun(m, x.map((v) => m.graph.meta.inputRange[0] + v * (m.graph.meta.inputRange[1] - m.graph.meta.inputRange[0])), W, H);
+    let maxLsb = 0;
+    for (let i = 0; i < o.length; i++) maxLsb = Math.max(maxLsb, Math.round(Math.abs(o[i] - lq[i]) / outGrid[0]));
+    t.ok(maxLsb === 0, `seed ${seed}: lowbit int8 plan vs onnxruntime QDQ: max ${maxLsb} LSB`);
+    t.ok(maxAbsDiff(o, l) < 0.1, `seed ${seed}: the FP32 (dequantized) import is close too (max ${maxAbsDiff(o, l).toFixed(3)})`);
+  }
+  t.end();
+});
+
+test("loadAnyModel: .onnx paths and ONNX bytes", async (t) => {
+  const { mkdtempSync, writeFileSync, rmSync } = await import("node:fs");
+  const { join } = await import("node:path");
+  const { tmpdir } = await import("node:os");
+  const { loadAnyModel } = await import("../src/io/load-any.ts");
+  const dir = mkdtempSync(join(tmpdir(), "lowbit-onnx-"));
+  try {
+    const p = join(dir, "q.onnx");
+    writeFileSync(p, handQdq(1).bytes);
+    const a = await loadAnyModel(p), b = await loadAnyModel(handQdq(1).bytes), c = await loadAnyModel(edsr(1).bytes);
+    t.ok(a instanceof QuantizedModel && b instanceof QuantizedModel && c.config === "fp32", `path → ${a.config}; QDQ bytes → ${b.config}; float bytes → ${c.config}`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -70,6 +70,8 @@ export interface OnnxImport {
   actQuant: Map<string, OnnxActQuant>;
   /** Conv weight codes from DequantizeLinear'd int8 initializers, by IR conv name. */
   weightQuant: Map<string, OnnxWeightQuant>;
+  /** Convs whose int8 weights were changed by a fold (BN, constant scale): only their floats are exact. */
+  foldedConvs: Set<string>;
   /** The opset and producer, for messages. */
   opset: number;
   producer: string;
@@ -92,8 +94,10 @@ type INode = (NodeOp | Pseudo) & {
   dead?: boolean;
   /** QDQ grid of this node's output (from a QuantizeLinear → DequantizeLinear on it). */
   q?: OnnxActQuant;
-  /** Conv weight codes (OIHW as read, before embedding): [cout, cin, kh, kw] int8 + per-channel scales. */
+  /** Conv weight codes (HWIO like the IR weights) + per-output-channel scales. */
   wq?: { codes: Int8Array; scales: Float32Array };
+  /** The conv had codes, but an affine fold changed its weights. */
+  wqFolded?: boolean;
 };
 type IConv = Extract<INode, { op: "conv2d" }>;
 
@@ -759,6 +763,7 @@ function scaleConvOutputs(P: IConv, a: Float64Array, b: Float64Array): void {
   for (let o = 0; o < P.cout; o++) bias[o] = (P.bias ? P.bias[o] : 0) * a[o] + b[o];
   P.weights = w;
   P.bias = bias;
+  if (P.wq) P.wqFolded = true;
   delete P.wq; // the codes no longer describe these weights
 }
 
@@ -766,6 +771,7 @@ function scaleConvInputs(P: IConv, a: Float64Array): void {
   const w = new Float32Array(P.weights.length);
   for (let i = 0; i < w.length; i++) w[i] = P.weights[i] * a[Math.floor(i / P.cout) % P.cin];
   P.weights = w;
+  if (P.wq) P.wqFolded = true;
   delete P.wq;
 }
 
@@ -837,11 +843,13 @@ function toGraph(imp: Importer, st: FoldState, m: OnnxModel, opts: ImportOnnxOpt
   const nodes: Node[] = [];
   const actQuant = new Map<string, OnnxActQuant>();
   const weightQuant = new Map<string, OnnxWeightQuant>();
+  const foldedConvs = new Set<string>();
   for (const n of imp.nodes) {
     if (!live[n.id]) continue;
     const id = nodes.length;
     newId.set(n.id, id);
-    const { dead: _d, q, wq, ...rest } = n;
+    const { dead: _d, q, wq, wqFolded, ...rest } = n;
+    if (wqFolded) foldedConvs.add(n.name);
     nodes.push({ ...rest, id, inputs: n.inputs.map((i) => newId.get(i)!) } as Node);
     if (q) actQuant.set(n.name, q);
     if (wq && n.op === "conv2d") weightQuant.set(n.name, wq);
@@ -858,7 +866,7 @@ function toGraph(imp: Importer, st: FoldState, m: OnnxModel, opts: ImportOnnxOpt
   const g: Graph = { nodes, input: newId.get(st.input)!, output: out.id, meta };
   validateGraph(g);
   g.meta.receptiveRadius = receptiveRadius(g);
-  return { graph: g, actQuant, weightQuant, opset, producer: `${m.producerName} ${m.producerVersion}`.trim() };
+  return { graph: g, actQuant, weightQuant, foldedConvs, opset, producer: `${m.producerName} ${m.producerVersion}`.trim() };
 }
 
 /**

@@ -9,3 +9,4 @@ export { importOnnx, parseOnnx, importOnnxDetailed, nearestIsFloor } from "./imp
 export type { ImportOnnxOptions, OnnxImport, OnnxActQuant, OnnxWeightQuant } from "./import.ts";
 export { decodeModel, encodeModel, DT } from "./onnx-schema.ts";
 export type { OnnxModel, OnnxGraph, OnnxNode, OnnxTensor, ModelInit, NodeInit, TensorInit } from "./onnx-schema.ts";
+export { onnxToModel, loadOnnxModel, qdqToQuantizedModel } from "./quantized.ts";
