@@ -258,3 +258,37 @@ test("exportOnnx: bad arguments", async (t) => {
   t.ok(importOnnxDetailed(exportOnnx(g)).graph.nodes.length > 0, "sanity: the default export imports");
   t.end();
 });
+
+test("cli export-onnx: FP32 and W8A8 files that onnxruntime-web runs; .onnx as --model", async (t) => {
+  const { run } = await import("../src/cli/main.ts");
+  const { mkdtempSync, readFileSync, rmSync, mkdirSync, writeFileSync } = await import("node:fs");
+  const { join } = await import("node:path");
+  const { tmpdir } = await import("node:os");
+  const { encodePng } = await import("../src/io/image.ts");
+  const dir = mkdtempSync(join(tmpdir(), "lowbit-onnx-cli-"));
+  const sink = () => {
+    let text = "";
+    return { write: (s: string) => ((text += s), true), get text() { return text; }, isTTY: false };
+  };
+  try {
+    const calib = join(dir, "calib");
+    mkdirSync(calib);
+    for (const [n, x, y] of [["aero1", 20, 20], ["building", 60, 40]] as const) {
+      const c = evalCrop("lr_x2", n, x, y, 40, 40);
+      writeFileSync(join(calib, `${n}.png`), encodePng({ data: c.data, width: 40, height: 40, channels: 3 }));
+    }
+    const out = sink(), err = sink();
+    const io = { stdout: out, stderr: err, env: {} } as never;
+    const f32 = join(dir, "f.onnx"), q8 = join(dir, "q.onnx");
+    t.equal(await run(["export-onnx", "--model", "esrgan-slim-x2", "-o", f32], io), 0, `export-onnx fp32: ${out.text.trim()}`);
+    t.equal(await run(["export-onnx", "--model", "esrgan-slim-x2", "--bits", "w8a8", "--calib", calib, "--io", "pixels", "-q", "-o", q8], io), 0, `export-onnx --bits w8a8 --io pixels ${err.text.slice(-200)}`);
+    const x = testInput(new Rng(3), 10, 8, [0, 255]);
+    const a = await ortRun(readFileSync(f32), x, 10, 8, 2), b = await ortRun(readFileSync(q8), x.map(Math.round), 10, 8, 2);
+    t.ok(a.length === 960 && b.every((v) => v >= 0 && v <= 255), "both run in onnxruntime-web; the pixels export returns 0..255");
+    t.equal(await run(["export-onnx", "--model", q8, "-q", "-o", join(dir, "again.onnx")], io), 0, "a QDQ .onnx is accepted as --model (re-exported as the quantized model)");
+    t.equal(await run(["export-onnx", "--model", "esrgan-slim-x2", "--io", "rgb", "-o", f32], io), 2, "--io rgb: usage error");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  t.end();
+});
