@@ -830,6 +830,14 @@ export function importOnnxDetailed(bytes: Uint8Array | ArrayBuffer | ArrayBuffer
   }
   const st: FoldState = { output: r.output, input: r.input, inRange, outRange };
   foldPseudo(imp, st);
+  // Folded scales are f32 constants (1/255 → 0.0039215688…): snap range ends to 7 significant
+  // digits when that moves them by less than an f32 ulp, so [0, 1.0000000591] reads [0, 1].
+  const snap = (v: number) => {
+    const r7 = Number(v.toPrecision(7));
+    return Math.abs(r7 - v) <= 2 ** -23 * Math.max(1, Math.abs(v)) ? r7 : v;
+  };
+  st.inRange = [snap(st.inRange[0]), snap(st.inRange[1])];
+  st.outRange = [snap(st.outRange[0]), snap(st.outRange[1])];
   return toGraph(imp, st, m, opts, opset);
 }
 
