@@ -89,7 +89,7 @@ function rdn(seed: number): { bytes: Uint8Array; scale: number } {
   return { bytes: b.finish(y), scale: 2 };
 }
 
-/** SRResNet ×4 (opset 9): 9×9 head, res blocks conv-BN-ReLU-conv-BN + skip, conv-BN + long skip, 2× (conv, DepthToSpace, ReLU), 9×9 tail. */
+/** SRResNet ×4 (opset 9): 9×9 head + PReLU (one slope), res blocks conv-BN-ReLU-conv-BN + skip, conv-BN + long skip, 2× (conv, DepthToSpace, ReLU), 9×9 tail. */
 function srresnet(seed: number): { bytes: Uint8Array; scale: number } {
   const rng = new Rng(seed);
   const b = new OnnxBuilder(rng, 9);
@@ -98,7 +98,7 @@ function srresnet(seed: number): { bytes: Uint8Array; scale: number } {
     const v = (lo: number, hi: number) => Array.from({ length: F }, () => lo + (hi - lo) * rng.next());
     return b.op("BatchNormalization", [x, b.init("g", [F], v(0.5, 1.5)), b.init("be", [F], v(-0.2, 0.2)), b.init("m", [F], v(-0.3, 0.3)), b.init("v", [F], v(0.5, 2))], { epsilon: { f: 1e-5 } });
   };
-  const h = b.op("Relu", [b.conv("x", 3, F, 9)]);
+  const h = b.op("PRelu", [b.conv("x", 3, F, 9), b.init("slope", [1], [0.25])]); // nn.PReLU(): one shared slope
   let r = h;
   for (let i = 0; i < 2; i++) {
     const t = bn(b.conv(b.op("Relu", [bn(b.conv(r, F, F, 3))]), F, F, 3));
@@ -199,7 +199,7 @@ test("importOnnx: unsupported ops and attributes fail with E_UNSUPPORTED_LAYER n
   throwsCode(t, () => parseOnnx(conv({ pads: { ints: [1, 1, 1, 1] }, dilations: { ints: [2, 2] } })), "E_UNSUPPORTED_LAYER", /dilations/, "dilation 2");
   throwsCode(t, () => parseOnnx(conv({ pads: { ints: [0, 0, 0, 0] } })), "E_UNSUPPORTED_LAYER", /pads=\[0,0,0,0\]/, "valid padding of a 3×3");
   throwsCode(t, () => parseOnnx(conv({ pads: { ints: [1, 1, 1, 1] } }, [4, 3, 2, 2])), "E_UNSUPPORTED_LAYER", /odd kernel/, "2×2 kernel");
-  throwsCode(t, () => parseOnnx(withNode("PRelu", {}, (b) => [b.init("slope", [4, 1, 1], [0.1, 0.2, 0.3, 0.4])])), "E_UNSUPPORTED_LAYER", /\(PRelu\).*PReLU/, "PRelu");
+  throwsCode(t, () => parseOnnx(withNode("PRelu", {}, (b) => [b.init("slope", [4, 1, 1], [0.1, 0.2, 0.3, 0.4])])), "E_UNSUPPORTED_LAYER", /\(PRelu\).*per-channel slopes/, "per-channel PRelu");
   throwsCode(t, () => parseOnnx(withNode("ConvTranspose", {}, (b) => [b.rand("w", [4, 4, 2, 2], 0.1)])), "E_UNSUPPORTED_LAYER", /\(ConvTranspose\).*deconvolution/, "ConvTranspose");
   throwsCode(t, () => parseOnnx(withNode("Resize", { mode: { s: "linear" } }, (b) => [b.init("roi", [0], []), b.init("sc", [4], [1, 1, 2, 2])])), "E_UNSUPPORTED_LAYER", /\(Resize\).*bilinear/, "bilinear Resize");
   throwsCode(t, () => parseOnnx(withNode("Resize", { mode: { s: "nearest" }, coordinate_transformation_mode: { s: "align_corners" } }, (b) => [b.init("roi", [0], []), b.init("sc", [4], [1, 1, 3, 3])])), "E_UNSUPPORTED_LAYER", /align_corners/, "align_corners nearest");

@@ -2,7 +2,8 @@
  * importOnnx: an ONNX super-resolution model → lowbit's graph IR.
  *
  * Supported (default domain, opset 7..21): Conv (odd kernels — non-square ones are embedded in a
- * square kernel —, stride 1, dilation 1, group 1, symmetric 'same' pads), Relu, LeakyRelu, Clip
+ * square kernel —, stride 1, dilation 1, group 1, symmetric 'same' pads), Relu, LeakyRelu, PRelu
+ * with one shared slope (= leaky ReLU), Clip
  * (as ReLU / ReLU6, or the model's final output clamp), Sigmoid, Tanh, Elu, Selu, HardSigmoid,
  * Softplus, Softsign, Exp, Add / Sub of two tensors (weighted add), Add / Sub / Mul / Div by
  * constants that are scalars or per-channel ([C,1,1] / [1,C,1,1]), BatchNormalization (inference
@@ -24,7 +25,7 @@
  * order (or a 1×1 permutation conv when the producer is not a conv).
  *
  * Rejected with E_UNSUPPORTED_LAYER naming node and op/attribute: ops needing IR ops lowbit does
- * not have (ConvTranspose, PRelu, bilinear/bicubic Resize, grouped/depthwise/strided/dilated Conv,
+ * not have (ConvTranspose, per-channel PRelu, bilinear/bicubic Resize, grouped/depthwise/strided/dilated Conv,
  * Reshape/Transpose pixel shuffles from opset < 11, shape arithmetic), external data.
  * Malformed bytes are E_MODEL_FORMAT; allocations are bounded by the tensors' byte sizes in the file.
  */
@@ -203,7 +204,7 @@ const ACT_OPS: Record<string, (n: OnnxNode) => Activation> = {
 
 const NEEDS_IR_OP: Record<string, string> = {
   ConvTranspose: "transposed convolution (deconvolution) needs an IR op lowbit does not have yet",
-  PRelu: "PReLU (learned per-channel slopes) needs an IR op lowbit does not have yet",
+  PRelu: "PReLU with per-channel slopes needs an IR op lowbit does not have yet (a single shared slope imports as a leaky ReLU)",
   Reshape: "Reshape is not supported (PixelShuffle exported at opset < 11 becomes Reshape/Transpose: export with opset ≥ 11 to get DepthToSpace)",
   Transpose: "Transpose is not supported (PixelShuffle exported at opset < 11 becomes Reshape/Transpose: export with opset ≥ 11 to get DepthToSpace)",
   Shape: "shape arithmetic is not supported (export with constant scale factors and dynamic axes on H/W)",
@@ -484,6 +485,14 @@ class Importer {
         else if (a.name === "value_ints" && a.ints) c = { kind: "const", dims: [a.ints.length], data: Float64Array.from(a.ints) };
         else throw unsupported(n, `Constant attribute '${a.name}' is not supported`);
         this.out(n, c);
+        return;
+      }
+      case "PRelu": {
+        // One shared slope (nn.PReLU() default, SRResNet) is a leaky ReLU; per-channel slopes need an IR op.
+        const x = this.dyn(n, 0, "input X");
+        const sl = this.konst(n, 1, "slope");
+        if (sl.data.length === 0 || !sl.data.every((v) => v === sl.data[0])) throw unsupported(n, NEEDS_IR_OP.PRelu);
+        this.out(n, { kind: "dyn", id: this.add({ op: "activation", activation: { kind: "leaky_relu", alpha: sl.data[0] } }, [x], this.nodeName(n)) });
         return;
       }
       case "Identity":
