@@ -292,3 +292,18 @@ test("cli export-onnx: FP32 and W8A8 files that onnxruntime-web runs; .onnx as -
   }
   t.end();
 });
+
+test("exportOnnx: opsets 13..21 (FP32 and QDQ) load and agree in onnxruntime-web", async (t) => {
+  const g = noAddGraph(4);
+  const rng = new Rng(6);
+  const img = () => ({ data: Uint8Array.from({ length: 20 * 20 * 3 }, () => rng.int(0, 255)), width: 20, height: 20, channels: 3 as const });
+  const qm = await quantized(g, "w8a8", [img()]);
+  const x = testInput(rng, 9, 7, [0, 1]);
+  const ref = await lowbitRun(qm, x, 9, 7);
+  for (const opset of [13, 17, 19, 21]) {
+    const m = decodeModel(exportOnnx(qm, { opset }));
+    const o = await ortRun(exportOnnx(qm, { opset }), x, 9, 7, 4);
+    t.ok(m.opsets.get("") === opset && maxAbsDiff(o, ref) === 0, `opset ${opset} (IR ${m.irVersion}): QDQ output identical to lowbit's`);
+  }
+  t.end();
+});

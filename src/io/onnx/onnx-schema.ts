@@ -440,8 +440,9 @@ export function encodeModel(m: ModelInit): Uint8Array {
   for (const i of m.inputs) g.bytes(11, encodeValueInfo(i.name, i.elemType, i.shape));
   for (const o of m.outputs) g.bytes(12, encodeValueInfo(o.name, o.elemType, o.shape));
   const w = new ProtoWriter();
-  // IR version 8 goes with opsets ≤ 18 (onnx/helper.py VERSION_TABLE: opset 13 ↔ IR 7, 17 ↔ 8).
-  w.int64(1, m.irVersion ?? 8);
+  // IR version for the opset (onnx/helper.py VERSION_TABLE: opsets 15–18 ↔ IR 8, 19–20 ↔ 9, 21 ↔ 10);
+  // never below 8, which every onnxruntime ≥ 1.10 reads.
+  w.int64(1, m.irVersion ?? (m.opset >= 21 ? 10 : m.opset >= 19 ? 9 : 8));
   w.string(2, m.producerName ?? "lowbit");
   if (m.producerVersion) w.string(3, m.producerVersion);
   if (m.docString) w.string(6, m.docString);
