@@ -335,6 +335,9 @@ export interface TensorInit {
   data: Float32Array | Int8Array | Uint8Array | Int32Array | number[];
 }
 
+/** Raw tensor data is little-endian; on such hosts (all current JS engines' targets) typed arrays copy straight in. */
+const LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
+
 export function encodeTensor(t: TensorInit): Uint8Array {
   const w = new ProtoWriter();
   if (t.dims.length) w.packedInt64(1, t.dims);
@@ -343,7 +346,11 @@ export function encodeTensor(t: TensorInit): Uint8Array {
   let raw: Uint8Array;
   const n = t.data.length;
   switch (t.dataType) {
-    case DT.FLOAT: { raw = new Uint8Array(n * 4); const dv = new DataView(raw.buffer); for (let i = 0; i < n; i++) dv.setFloat32(4 * i, t.data[i], true); break; }
+    case DT.FLOAT: {
+      if (LITTLE_ENDIAN) raw = new Uint8Array((t.data instanceof Float32Array ? t.data.slice() : Float32Array.from(t.data)).buffer);
+      else { raw = new Uint8Array(n * 4); const dv = new DataView(raw.buffer); for (let i = 0; i < n; i++) dv.setFloat32(4 * i, t.data[i], true); }
+      break;
+    }
     case DT.INT8: case DT.UINT8: { raw = new Uint8Array(n); for (let i = 0; i < n; i++) raw[i] = t.data[i] & 255; break; }
     case DT.INT32: { raw = new Uint8Array(n * 4); const dv = new DataView(raw.buffer); for (let i = 0; i < n; i++) dv.setInt32(4 * i, t.data[i], true); break; }
     case DT.INT64: {
