@@ -188,6 +188,27 @@ function withNode(op: string, attrs: Record<string, AttrValue>, extra: (b: OnnxB
   return b.finish(b.conv(y, op === "DepthToSpace" ? 1 : 4, 3, 3));
 }
 
+test("importOnnx: a fixed-size export (Resize with 'sizes', Sum) runs at any size", async (t) => {
+  const b = new OnnxBuilder(new Rng(9), 13);
+  const a = b.conv("x", 3, 8, 3);
+  const s = b.op("Sum", [a, b.op("Relu", [b.conv(a, 8, 8, 3)]), b.conv(a, 8, 8, 1)]);
+  const u = b.op("Resize", [s, "", "", b.init("sizes", [4], [1, 8, 24, 30], DT.INT64)], { mode: { s: "nearest" }, coordinate_transformation_mode: { s: "asymmetric" }, nearest_mode: { s: "floor" } });
+  const out = b.conv(u, 8, 3, 3);
+  const fixed = encodeModel({ graphName: "fixed", nodes: b.nodes, initializers: b.inits, opset: 13,
+    inputs: [{ name: "x", elemType: DT.FLOAT, shape: [1, 3, 8, 10] }], outputs: [{ name: out, elemType: DT.FLOAT, shape: null }] });
+  const g = parseOnnx(fixed);
+  t.ok(g.meta.scale === 3 && count(g, "add") === 1 && g.nodes.find((n) => n.op === "add")!.inputs.length === 3, `sizes [24, 30] for an 8×10 input → ×3; Sum of 3 → one 3-input add`);
+  const x = testInput(new Rng(3), 10, 8, [0, 1]);
+  const d = maxAbsDiff(await ortRun(fixed, x, 10, 8, 3), await lowbitRun(g, x, 10, 8));
+  t.ok(d < 1e-5, `matches onnxruntime-web at the exported size (${d.toExponential(2)})`);
+  const y = await lowbitRun(g, testInput(new Rng(4), 17, 5, [0, 1]), 17, 5);
+  t.equal(y.length, 17 * 3 * 5 * 3 * 3, "and runs at another size (17×5 → 51×15)");
+  const dyn = new OnnxBuilder(new Rng(9), 13);
+  const r = dyn.op("Resize", [dyn.conv("x", 3, 3, 3), "", "", dyn.init("sizes", [4], [1, 3, 24, 30], DT.INT64)], { mode: { s: "nearest" } });
+  throwsCode(t, () => parseOnnx(dyn.finish(r)), "E_UNSUPPORTED_LAYER", /dynamic input size/, "'sizes' with a dynamic input size");
+  t.end();
+});
+
 test("importOnnx: unsupported ops and attributes fail with E_UNSUPPORTED_LAYER naming node and op", (t) => {
   const conv = (attrs: Record<string, AttrValue>, w = [4, 3, 3, 3]) => {
     const b = new OnnxBuilder(new Rng(1), 13);

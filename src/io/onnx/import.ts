@@ -5,10 +5,11 @@
  * square kernel —, stride 1, dilation 1, group 1, symmetric 'same' pads), Relu, LeakyRelu, PRelu
  * with one shared slope (= leaky ReLU), Clip
  * (as ReLU / ReLU6, or the model's final output clamp), Sigmoid, Tanh, Elu, Selu, HardSigmoid,
- * Softplus, Softsign, Exp, Add / Sub of two tensors (weighted add), Add / Sub / Mul / Div by
+ * Softplus, Softsign, Exp, Add / Sub of two tensors (weighted add), Sum, Add / Sub / Mul / Div by
  * constants that are scalars or per-channel ([C,1,1] / [1,C,1,1]), BatchNormalization (inference
  * mode), Concat on the channel axis, DepthToSpace (DCR and CRD), Resize / Upsample nearest with
- * an integer factor (coordinate modes that equal floor(y/s) for integer factors), Constant,
+ * an integer factor (coordinate modes that equal floor(y/s) for integer factors; fixed output
+ * 'sizes' when the model's input size is fixed), Constant,
  * initializers, Identity, Dropout, and QuantizeLinear → DequantizeLinear pairs (QDQ graphs: the
  * weights are dequantized and activation fake-quantization is dropped here; onnxToModel turns them
  * into a lowbit QuantizedModel).
@@ -221,6 +222,8 @@ class Importer {
   values = new Map<string, Value>();
   names = new Set<string>();
   opset: number;
+  /** The input's H and W when the model was exported with a fixed size (resolves Resize 'sizes'). */
+  staticHW: [number, number] | null = null;
 
   constructor(private m: OnnxModel) {
     this.opset = m.opsets.get("") ?? 0;
@@ -401,11 +404,18 @@ class Importer {
       // Upsample (opset 9): X, scales. Resize opset 10: X, scales. Resize ≥ 11: X, roi, scales, sizes.
       const si = n.opType === "Upsample" || this.opset < 11 ? 1 : 2;
       const sc = n.inputs[si] ? this.konst(n, si, "scales") : null;
+      if (sc && sc.data.length) scales = Array.from(sc.data);
       if (n.opType === "Resize" && this.opset >= 11 && n.inputs[3]) {
         const sz = this.konst(n, 3, "sizes");
-        if (sz.data.length) throw unsupported(n, "Resize with fixed output 'sizes' is not supported (export with scale_factor so the model accepts any size)");
+        if (sz.data.length) {
+          // Fixed output sizes are a scale factor only when the model's input size is fixed too
+          // (an export without dynamic axes); lowbit then runs it at any size.
+          const hw = this.staticHW;
+          const sp = this.nodes[x].spatial;
+          if (!hw || sz.data.length !== 4) throw unsupported(n, "Resize with fixed output 'sizes' on a model with dynamic input size (export with scale_factor instead of size)");
+          scales = [sz.data[0] === 1 ? 1 : NaN, sz.data[1] === this.nodes[x].channels ? 1 : NaN, sz.data[2] / (hw[0] * sp), sz.data[3] / (hw[1] * sp)];
+        }
       }
-      if (sc && sc.data.length) scales = Array.from(sc.data);
     }
     if (!scales || scales.length !== 4) throw unsupported(n, `needs constant scales [1, 1, s, s], got ${scales ? `[${scales}]` : "none"}`);
     const s = scales[2];
@@ -439,6 +449,7 @@ class Importer {
       if (typeof iv.shape[1] === "number" && iv.shape[1] !== 3) throw new LowbitError("E_SHAPE", `input '${iv.name}' has ${iv.shape[1]} channels; an image model takes 3 (RGB)`);
       if (typeof iv.shape[0] === "number" && iv.shape[0] !== 1) throw new LowbitError("E_SHAPE", `input '${iv.name}' has batch ${iv.shape[0]}; lowbit runs batch 1`);
     }
+    if (iv.shape && typeof iv.shape[2] === "number" && typeof iv.shape[3] === "number" && iv.shape[2] > 0 && iv.shape[3] > 0) this.staticHW = [iv.shape[2], iv.shape[3]];
     const input = this.add({ op: "input" }, [], iv.name);
     this.values.set(iv.name, { kind: "dyn", id: input });
     if (g.outputs.length !== 1) throw new LowbitError("E_UNSUPPORTED_LAYER", `an SR model has exactly one output; this graph has ${g.outputs.length}`);
@@ -505,6 +516,15 @@ class Importer {
       case "Add": case "Sub": case "Mul": case "Div":
         this.binary(n);
         return;
+      case "Sum": {
+        if (n.inputs.length === 1) {
+          this.out(n, this.value(n, 0));
+          return;
+        }
+        const xs = n.inputs.map((_, i) => this.dyn(n, i));
+        this.out(n, { kind: "dyn", id: this.add({ op: "add" }, xs, this.nodeName(n)) });
+        return;
+      }
       case "Clip": {
         const x = this.dyn(n, 0, "input");
         let lo = -Infinity, hi = Infinity;
