@@ -29,10 +29,10 @@
  *   reals; onnxruntime then runs them as int8).
  * - conv bias: int32 initializer b_q = round(b / (s_x·s_w[o])) — exactly the accumulator bias lowbit
  *   adds — with DequantizeLinear scale f32(s_x·s_w[o]), zero point 0, axis 0.
- * - a fused ReLU / ReLU6 is Conv → Relu / Clip → QuantizeLinear (onnxruntime folds the clamp into
- *   the output zero point / range); activation grids with fewer than 8 bits get a Clip to their
- *   representable range [(qmin−z)s, (qmax−z)s] before QuantizeLinear (uint8 saturation alone would
- *   allow codes up to 255).
+ * - a fused ReLU is Conv → Relu → QuantizeLinear when the output zero point is 0 (onnxruntime drops
+ *   the Relu and fuses QLinearConv); otherwise — and for ReLU6 and activation grids with fewer than
+ *   8 bits, whose code range is narrower than uint8 saturation — the clamp is a Relu / Clip between
+ *   two QDQ pairs on the same grid (qdqClamped below: exact on codes, and the conv still fuses).
  * - the grids are exactly the ones lowbit's Q8 plan uses (same lowering: domain conversions, the
  *   plan's concat-grid option, grid-preserving ops inherit their input's grid), so differences
  *   come only from rounding inside onnxruntime's requantization (measured in test/io-onnx.test.ts).
@@ -405,7 +405,7 @@ function exportQuantized(qm: QuantizedModel, o: ExportOnnxOptions, opset: number
     const xs = ln.inputs.map((i) => val[i]);
     if (ln.op === "quantize") {
       const base = g.nodes[nodes[ln.inputs[0]].src]?.name ?? "input";
-      val[ln.id] = qdq(xs[0], grids[ln.id]!, base);
+      val[ln.id] = qdqClamped(xs[0], grids[ln.id]!, base, { kind: "linear" }); // f32 → codes clamps to [qmin, qmax]
       continue;
     }
     if (ln.op === "dequantize") {
