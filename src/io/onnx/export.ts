@@ -31,8 +31,9 @@
  *   adds — with DequantizeLinear scale f32(s_x·s_w[o]), zero point 0, axis 0.
  * - a fused ReLU is Conv → Relu → QuantizeLinear when the output zero point is 0 (onnxruntime drops
  *   the Relu and fuses QLinearConv); otherwise — and for ReLU6 and activation grids with fewer than
- *   8 bits, whose code range is narrower than uint8 saturation — the clamp is a Relu / Clip between
- *   two QDQ pairs on the same grid (qdqClamped below: exact on codes, and the conv still fuses).
+ *   8 bits, whose code range is narrower than uint8 saturation — the clamp is a uint8 Clip on the
+ *   codes between QuantizeLinear and DequantizeLinear (qdqClamped below: exact, one uint8 pass, and
+ *   the conv still fuses into QLinearConv).
  * - the grids are exactly the ones lowbit's Q8 plan uses (same lowering: domain conversions, the
  *   plan's concat-grid option, grid-preserving ops inherit their input's grid), so differences
  *   come only from rounding inside onnxruntime's requantization (measured in test/io-onnx.test.ts).
@@ -378,27 +379,26 @@ function exportQuantized(qm: QuantizedModel, o: ExportOnnxOptions, opset: number
     const q = b.op("QuantizeLinear", [x, s, z], `${base}/q`);
     return b.op("DequantizeLinear", [q, s, z], `${base}/dq`);
   };
-  /** The reals of code `q` on grid p, as DequantizeLinear computes them (f32 (q − z)·s). */
-  const real = (q: number, p: QuantParams) => Math.fround((q - p.zeroPoint) * p.scale);
   /**
-   * `x` onto grid p with lowbit's code clamp [qmin', qmax'] (the grid's code range narrowed by a fused
-   * ReLU / ReLU6). Exact form: QDQ (codes saturate to 0..255), then Relu / Clip on the dequantized
-   * codes, then QDQ on the same grid: a clamp of codes is a clamp of their exactly-dequantized reals.
-   * When the clamp is a no-op beyond uint8 saturation, this is a plain QDQ — and onnxruntime fuses
-   * DQ→Conv→Q into QLinearConv (it does not fuse DQ→Conv→Relu→Q unless the zero point is 0, where it
-   * drops the Relu itself; then the Relu is kept before Q as the plain float graph reads).
+   * `x` onto grid p with lowbit's code clamp [lo, hi] (the grid's code range, narrowed by a fused
+   * ReLU to lo = z, by ReLU6 to hi = z + round(6/s)). A clamp of codes is a uint8 Clip between
+   * QuantizeLinear and DequantizeLinear (opset ≥ 12 Clip takes uint8): the exact codes of lowbit's
+   * requantization epilogue, one uint8 pass in onnxruntime, and DQ→Conv→Q still fuses into
+   * QLinearConv (onnxruntime fuses DQ→Conv→Relu→Q only when the zero point is 0, where it drops the
+   * Relu itself — that case keeps the float Relu, the plain form every QDQ tool writes).
    */
   const qdqClamped = (x: string, p: QuantParams, base: string, act: Activation): string => {
+    if (p.signed) throw new LowbitError("E_ARGUMENT", `tensor '${base}': signed activation codes have no uint8 QDQ form`);
     const full = p.qmin === 0 && p.qmax === 255;
-    if (act.kind === "linear" && full) return qdq(x, p, base);
     if (act.kind === "relu" && full && p.zeroPoint === 0) return qdq(emitActivation(b, x, act, base), p, base);
     let lo = p.qmin, hi = p.qmax;
     if (act.kind === "relu" || act.kind === "relu6") lo = Math.max(lo, p.zeroPoint);
     if (act.kind === "relu6") hi = Math.min(hi, p.zeroPoint + Math.round(6 / p.scale));
-    const v = qdq(x, p, `${base}/pre`);
-    if (lo === 0 && hi === 255) return v; // linear, full grid (handled above) — kept for clarity
-    const c = lo === p.zeroPoint && hi === 255 ? b.op("Relu", [v], `${base}/clamp`) : b.op("Clip", [v, b.scalar(real(lo, p)), b.scalar(real(hi, p))], `${base}/clamp`);
-    return qdq(c, p, base);
+    if (lo === 0 && hi === 255) return qdq(x, p, base);
+    const [s, z] = qparams(p);
+    const q = b.op("QuantizeLinear", [x, s, z], `${base}/q`);
+    const c = b.op("Clip", [q, b.scalar(lo, DT.UINT8), b.scalar(hi, DT.UINT8)], `${base}/clamp`);
+    return b.op("DequantizeLinear", [c, s, z], `${base}/dq`);
   };
   const inRange = checkRange(g.meta.inputRange, "meta.inputRange");
   for (const ln of nodes) {

@@ -55,6 +55,8 @@ export interface OnnxActQuant {
   scale: number;
   zeroPoint: number;
   signed: boolean;
+  /** Activation bits when a code clamp narrows the grid to [0, 2^bits − 1] (uint8 Clip between Q and DQ); else 8. */
+  bits?: number;
 }
 
 /** Weight quantization of a conv read from a QDQ graph (DequantizeLinear of an int8 initializer). */
@@ -526,6 +528,11 @@ class Importer {
         return;
       }
       case "Clip": {
+        const qv = this.values.get(n.inputs[0]);
+        if (qv?.kind === "dyn" && qv.quantized) {
+          this.codeClamp(n, qv.id, qv.quantized);
+          return;
+        }
         const x = this.dyn(n, 0, "input");
         let lo = -Infinity, hi = Infinity;
         if (this.opset >= 11) {
@@ -615,7 +622,7 @@ class Importer {
           if (!x.quantized) throw unsupported(n, "dequantizes a float tensor (expected the output of a QuantizeLinear)");
           const s = this.konst(n, 1, "x_scale"), z = this.optConst(n, 2, "x_zero_point");
           const q = x.quantized;
-          if (s.data.length !== 1 || s.data[0] !== q.scale || (z ? z.data[0] : 0) !== q.zeroPoint) {
+          if (s.data.length !== 1 || Math.fround(s.data[0]) !== Math.fround(q.scale) || (z ? z.data[0] : 0) !== q.zeroPoint) {
             throw unsupported(n, "DequantizeLinear's scale / zero point differ from its QuantizeLinear's (requantization between them is not supported)");
           }
           const node = this.nodes[x.id];
@@ -629,6 +636,31 @@ class Importer {
       default:
         throw unsupported(n, NEEDS_IR_OP[op] ?? `op '${op}' is not supported by lowbit's ONNX importer`);
     }
+  }
+
+  /**
+   * Clip on integer codes between QuantizeLinear and DequantizeLinear (lowbit's own export form):
+   * lower bound = zero point is a ReLU; an upper bound of z + round(6/s) a ReLU6; a code range
+   * [0, 2^b − 1] on unsigned codes is a b-bit grid. Anything else has no IR meaning.
+   */
+  codeClamp(n: OnnxNode, x: number, q: OnnxActQuant): void {
+    const [tmin, tmax] = q.signed ? [-128, 127] : [0, 255];
+    const a = this.optConst(n, 1, "min"), c = this.optConst(n, 2, "max");
+    const lo = a ? a.data[0] : tmin, hi = c ? c.data[0] : tmax;
+    const z = q.zeroPoint;
+    let bits = 8;
+    let act: Activation | null = null;
+    if (lo === z && hi === Math.min(tmax, z + Math.round(6 / q.scale)) && hi < tmax) act = { kind: "relu6" };
+    else if (lo === z || (lo === tmin && hi === tmax)) act = lo === z && z > tmin ? { kind: "relu" } : null;
+    else if (!q.signed && lo === 0) act = null;
+    else throw unsupported(n, `clamp of codes to [${lo}, ${hi}] (zero point ${z}) is neither a ReLU, a ReLU6 nor a narrower grid`);
+    if (act?.kind !== "relu6" && hi !== tmax) {
+      const b = Math.log2(hi + 1);
+      if (q.signed || (lo !== 0 && lo !== z) || !Number.isInteger(b) || b < 2) throw unsupported(n, `clamp of codes to [${lo}, ${hi}] is not a 2..7-bit grid`);
+      bits = b;
+    }
+    const id = act ? this.add({ op: "activation", activation: act }, [x], this.nodeName(n)) : x;
+    this.out(n, { kind: "dyn", id, quantized: { ...q, ...(bits < 8 ? { bits } : {}) } });
   }
 
   zeroPointType(n: OnnxNode, i: number): number {

@@ -32,7 +32,7 @@ import { importOnnxDetailed, readOnnxBytes, type ImportOnnxOptions, type OnnxAct
 const PWL = new Set(["linear", "relu", "relu6"]);
 
 function gridRange(q: OnnxActQuant): [number, number] {
-  const [qmin, qmax] = q.signed ? [-128, 127] : [0, 255];
+  const [qmin, qmax] = q.signed ? [-128, 127] : [0, q.bits && q.bits < 8 ? (1 << q.bits) - 1 : 255];
   return [(qmin - q.zeroPoint) * q.scale, (qmax - q.zeroPoint) * q.scale];
 }
 
@@ -72,6 +72,7 @@ export function qdqToQuantizedModel(imp: OnnxImport): QuantizedModel | null {
     }
     if (q) {
       t.range = gridRange(q);
+      t.bits = q.bits ?? 8;
       has[n.id] = true;
     }
     switch (n.op) {
@@ -90,6 +91,7 @@ export function qdqToQuantizedModel(imp: OnnxImport): QuantizedModel | null {
         if (x.domain === "q8" && (n.op !== "activation" || PWL.has(n.activation.kind))) {
           t.domain = "q8";
           t.range = [...x.range];
+          t.bits = x.bits;
           has[n.id] = true;
         }
         break;
@@ -102,10 +104,11 @@ export function qdqToQuantizedModel(imp: OnnxImport): QuantizedModel | null {
     }
   }
   if (!weights.some(Boolean)) return null;
-  const w4 = weights.every((w) => !w || w.bits === 4);
-  const qm = new QuantizedModel(g, tensors, weights, quantConfig(w4 ? "w4a8" : "w8a8"));
+  const wb = weights.every((w) => !w || w.bits === 4) ? 4 : 8;
+  const ab = Math.min(...tensors.filter((t) => t.domain === "q8").map((t) => t.bits));
+  const qm = new QuantizedModel(g, tensors, weights, quantConfig(`w${wb}a${ab}`));
   // The ranges come from the file, not from a calibration method: say so in the description.
-  (qm as { config: string }).config = `${w4 ? "w4a8" : "w8a8"} onnx-qdq`;
+  (qm as { config: string }).config = `w${wb}a${ab} onnx-qdq`;
   return qm;
 }
 
