@@ -226,6 +226,23 @@ test("exportOnnx QDQ: onnxruntime fuses every conv into QLinearConv (uint8 activ
     const count = (op: string) => opt.graph.nodes.filter((n) => n.opType === op).length;
     t.equal(count("QLinearConv"), 28, `onnxruntime-node's optimized graph: ${count("QLinearConv")} QLinearConv, ${count("QLinearAdd")} QLinearAdd, ${count("QLinearConcat")} QLinearConcat`);
     t.equal(count("Conv") + count("FusedConv"), 0, "no float convolution left");
+    // A weighted add (RRDN's x + 0.2·y after folding MultiplyBeta) stays a QLinearAdd: the coefficient
+    // goes into a second DequantizeLinear's scale instead of a float Mul.
+    const b = new GraphBuilder({ seed: 9 });
+    const h = b.conv2d(b.input(), 8, 3);
+    const r = b.add(b.conv2d(h, 8, 3, { activation: "relu" }), b.scale(h, 0.2));
+    const wg = b.build(b.depthToSpace(b.conv2d(r, 12, 3), 2), { name: "weighted-add", inputRange: [0, 1], outputRange: [0, 1] });
+    const rng = new Rng(2);
+    const wq = await quantized(wg, "w8a8", [{ data: Uint8Array.from({ length: 24 * 24 * 3 }, () => rng.int(0, 255)), width: 24, height: 24, channels: 3 as const }]);
+    t.ok(wq.graph.nodes.some((n) => n.op === "add" && n.coeffs?.includes(0.2)), "the test graph has an add with coefficient 0.2");
+    const s2 = await ortNode.InferenceSession.create(exportOnnx(wq), { optimizedModelFilePath: path, graphOptimizationLevel: "all", intraOpNumThreads: 1, logSeverityLevel: 3 });
+    await s2.release();
+    const opt2 = decodeModel(readFileSync(path));
+    const c2 = (op: string) => opt2.graph.nodes.filter((n) => n.opType === op).length;
+    t.ok(c2("QLinearAdd") === 1 && c2("Add") + c2("Mul") === 0, `weighted add: ${c2("QLinearAdd")} QLinearAdd, ${c2("Add") + c2("Mul")} float Add/Mul`);
+    const x = testInput(rng, 11, 9, [0, 1]);
+    const st = lsbStats(await ortRun(exportOnnx(wq), x, 11, 9, 2), await lowbitRun(wq, x, 11, 9), [0, 1]);
+    t.ok(st.max <= 2, `weighted add: ort vs lowbit — ${st.text}`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -142,7 +142,8 @@ function convAttrs(k: number): Record<string, AttrValue> {
 }
 
 /** Float ops of one IR node (everything but conv weights is shared by the FP32 and QDQ paths). */
-function emitFloatOp(b: OnnxBuilder, n: Node, xs: string[], weight: () => [string, string | null]): string {
+function emitFloatOp(b: OnnxBuilder, n: Node, xs: string[], weight: () => [string, string | null],
+  scaledTerm: (x: string, c: number, base: string) => string | null = () => null): string {
   switch (n.op) {
     case "conv2d": {
       const [w, bias] = weight();
@@ -154,7 +155,7 @@ function emitFloatOp(b: OnnxBuilder, n: Node, xs: string[], weight: () => [strin
       return emitActivation(b, xs[0], n.activation, n.name);
     case "add": {
       const c = n.coeffs ?? xs.map(() => 1);
-      const terms = xs.map((x, i) => (c[i] === 1 ? x : b.op("Mul", [x, b.scalar(c[i])], `${n.name}/mul${i}`)));
+      const terms = xs.map((x, i) => (c[i] === 1 ? x : scaledTerm(x, c[i], `${n.name}/scaled${i}`) ?? b.op("Mul", [x, b.scalar(c[i])], `${n.name}/mul${i}`)));
       let acc = terms[0];
       for (let i = 1; i < terms.length; i++) acc = b.op("Add", [acc, terms[i]], i === terms.length - 1 ? n.name : `${n.name}/add${i}`);
       return acc;
@@ -372,12 +373,31 @@ function exportQuantized(qm: QuantizedModel, o: ExportOnnxOptions, opset: number
     }
     return c;
   };
+  /** DequantizeLinear outputs → the codes they read and their grid (for weighted adds). */
+  const codesOf = new Map<string, { q: string; p: QuantParams }>();
+  const dq = (q: string, p: QuantParams, base: string): string => {
+    const [s, z] = qparams(p);
+    const y = b.op("DequantizeLinear", [q, s, z], `${base}/dq`);
+    codesOf.set(y, { q, p });
+    return y;
+  };
   /** Float value `x` onto grid p: QuantizeLinear → DequantizeLinear; returns the dequantized value. */
   const qdq = (x: string, p: QuantParams, base: string): string => {
     if (p.signed) throw new LowbitError("E_ARGUMENT", `tensor '${base}': signed activation codes have no uint8 QDQ form`);
     const [s, z] = qparams(p);
-    const q = b.op("QuantizeLinear", [x, s, z], `${base}/q`);
-    return b.op("DequantizeLinear", [q, s, z], `${base}/dq`);
+    return dq(b.op("QuantizeLinear", [x, s, z], `${base}/q`), p, base);
+  };
+  /**
+   * c·x for a weighted add's term x on codes: a second DequantizeLinear of the same codes with scale
+   * f32(c·s) (c > 0), so onnxruntime still fuses the add into QLinearAdd (with a Mul between DQ and
+   * Add it would run in float). lowbit's multiplier is f32(c·s_x/s_y), onnxruntime's f32(f32(c·s_x)/s_y).
+   */
+  const scaledTerm = (x: string, c: number, base: string): string | null => {
+    const src = codesOf.get(x);
+    if (!src || !(c > 0)) return null;
+    const s = Math.fround(c * src.p.scale);
+    if (!(s > 0) || !Number.isFinite(s)) return null;
+    return b.op("DequantizeLinear", [src.q, b.scalar(s), qparams(src.p)[1]], base);
   };
   /**
    * `x` onto grid p with lowbit's code clamp [lo, hi] (the grid's code range, narrowed by a fused
@@ -398,7 +418,7 @@ function exportQuantized(qm: QuantizedModel, o: ExportOnnxOptions, opset: number
     const [s, z] = qparams(p);
     const q = b.op("QuantizeLinear", [x, s, z], `${base}/q`);
     const c = b.op("Clip", [q, b.scalar(lo, DT.UINT8), b.scalar(hi, DT.UINT8)], `${base}/clamp`);
-    return b.op("DequantizeLinear", [c, s, z], `${base}/dq`);
+    return dq(c, p, base);
   };
   const inRange = checkRange(g.meta.inputRange, "meta.inputRange");
   for (const ln of nodes) {
@@ -442,7 +462,7 @@ function exportQuantized(qm: QuantizedModel, o: ExportOnnxOptions, opset: number
       const bsn = b.init(`${n.name}.bias_scale`, DT.FLOAT, [c.cout], bs);
       const bzn = b.init(`${n.name}.bias_zero_point`, DT.INT32, [c.cout], new Int32Array(c.cout));
       return [w, b.op("DequantizeLinear", [bqn, bsn, bzn], `${n.name}.bias`, { axis: { i: 0 } })];
-    });
+    }, scaledTerm);
     val[ln.id] = qdqClamped(y, gy, n.name, act);
   }
   return finish(b, g, val[output], o, opset, io, qm.config);
