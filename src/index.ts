@@ -39,6 +39,8 @@ export type { TfjsModelSource, TfjsModelBuffers } from "./io/tfjs/index.ts";
 export { saveLowbit, loadLowbit, writeLowbitFile, readLowbitFile, LOWBIT_VERSION, LOWBIT_FORMAT_VERSION } from "./io/lowbit-file.ts";
 export type { LowbitSavable } from "./io/lowbit-file.ts";
 export { loadAnyModel } from "./io/load-any.ts";
+export { exportOnnx, importOnnx, parseOnnx, importOnnxDetailed, onnxToModel, loadOnnxModel, qdqToQuantizedModel } from "./io/onnx/index.ts";
+export type { ExportOnnxOptions, ImportOnnxOptions, OnnxImport, OnnxActQuant, OnnxWeightQuant } from "./io/onnx/index.ts";
 export type { AnyModelSource } from "./io/load-any.ts";
 
 export * from "./metrics/index.ts";

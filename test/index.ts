@@ -6,6 +6,8 @@ import "./runtime.test.ts";
 import "./metrics.test.ts";
 import "./image-io.test.ts";
 import "./io-tfjs.test.ts";
+import "./io-onnx.test.ts";
+import "./io-onnx-import.test.ts";
 import "./engine.test.ts";
 import "./parity-tfjs.test.ts";
 import "./quant-engine.test.ts";

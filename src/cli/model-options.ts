@@ -12,6 +12,7 @@ import { readImage } from "../io/image.ts";
 import { calibrate } from "../quant/calibrate.ts";
 import { loadModelArg, packageRoot } from "./common.ts";
 import { looksLikeSafetensors, readLowbitFile } from "../io/lowbit-file.ts";
+import { loadOnnxModel } from "../io/onnx/quantized.ts";
 import { QuantizedModel, quantizeModel } from "../quant/quantize-model.ts";
 import type { Graph } from "../graph/ir.ts";
 import { fp32Model, type CompilableModel } from "../engine/upscaler-api.ts";
@@ -308,6 +309,15 @@ export async function resolveModel(arg: string, options: ModelOptions, ctx: Buil
     if (!(m instanceof QuantizedModel) && !(m instanceof DynamicQuantizedModel)) return buildModel(m, options, ctx);
     if (options.bits.kind !== "fp32" || options.calib !== undefined) {
       throw new UsageError(`${arg} is already quantized (${m.config}); --bits/--method/--calib apply to FP32 models`, command);
+    }
+    return m;
+  }
+  if (/\.onnx$/i.test(arg) && existsSync(arg)) {
+    // ONNX: QDQ files load as quantized models with their own scales, float ones as graphs.
+    const m = await loadOnnxModel(arg, ctx.inputRange ? { inputRange: ctx.inputRange } : {});
+    if (!(m instanceof QuantizedModel)) return buildModel(m.graph, options, ctx);
+    if (options.bits.kind !== "fp32" || options.calib !== undefined) {
+      throw new UsageError(`${arg} is a quantized (QDQ) ONNX model; --bits/--method/--calib apply to FP32 models`, command);
     }
     return m;
   }
