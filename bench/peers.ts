@@ -39,6 +39,7 @@ import { getModelInfo, loadModel } from "../src/models/registry.ts";
 import { calibrate } from "../src/quant/calibrate.ts";
 import { quantizeModel, type QuantizedModel } from "../src/quant/quantize-model.ts";
 import { saveLowbit } from "../src/io/lowbit-file.ts";
+import { exportOnnx } from "../src/io/onnx/index.ts";
 import { psnrY } from "../src/metrics/index.ts";
 import type { Graph } from "../src/graph/ir.ts";
 import { evalCrop } from "../test/util/eval-data.ts";
@@ -158,18 +159,6 @@ function maxAbsDiff(a: Float32Array, b: Float32Array, k: number): number {
   return m;
 }
 
-type OnnxExporter = (model: Graph | QuantizedModel) => Uint8Array;
-async function loadExporter(): Promise<OnnxExporter | string> {
-  try {
-    const where = "../src/io/onnx/index.ts";
-    const mod = (await import(where)) as { exportOnnx?: OnnxExporter };
-    if (typeof mod.exportOnnx !== "function") return "exportOnnx not found";
-    return mod.exportOnnx;
-  } catch (e) {
-    return `exportOnnx unavailable (${(e as Error).message.split("\n")[0]})`;
-  }
-}
-
 // ---------------------------------------------------------------------------------------------------------
 
 const t0 = performance.now();
@@ -177,7 +166,6 @@ const major = Number(process.versions.node.split(".")[0]);
 const hasRelaxed = major >= 22;
 const rt = await createRuntime({ backend: "simd" });
 const relaxedRt = hasRelaxed ? await createRuntime({ backend: "relaxed" }).catch(() => null) : null;
-const exporter = await loadExporter();
 const load = () => os.loadavg().map((v) => v.toFixed(2)).join(" ");
 let commit = "?";
 try {
@@ -193,7 +181,7 @@ header.push(`# machine: ${os.cpus()[0]?.model ?? "?"}, ${os.cpus().length} logic
 const peak = measurePeak(relaxedRt ?? rt, "min");
 header.push(`# WASM SIMD peak (kernel probe, this process): i32x4.dot_i16x8_s+add ${fmt(peak.dotI16, 1)} GMAC/s, f32x4 mul+add ${fmt(peak.f32, 1)} GMAC/s` +
   (peak.relaxedDot !== null ? `, relaxed dot i8×i7 ${fmt(peak.relaxedDot, 1)} GMAC/s` : ""));
-header.push(`# lowbit build ${rt.info.buildId}: simd${relaxedRt ? " + relaxed" : ` only (relaxed needs Node ≥ 22)`}; ONNX export: ${typeof exporter === "string" ? exporter : "yes"}`);
+header.push(`# lowbit build ${rt.info.buildId}: simd${relaxedRt ? " + relaxed" : ` only (relaxed needs Node ≥ 22)`}`);
 header.push(`# ${ROUNDS} interleaved round(s), benchmark.js maxTime ${MAX_TIME} s / minSamples ${MIN_SAMPLES} per contender and round; tfjs-cpu: ${CPU_POLICY}`);
 for (const h of header) log(h);
 
@@ -230,12 +218,9 @@ for (const { model, side } of CONFIGS.filter((c) => !ONLY || ONLY.includes(`${c.
     w4a4: quantizeModel(cal, { bits: "w4a4", method: "mse" }),
   };
   const bytes = { fp32: saveLowbit(graph), w8a8: saveLowbit(q.w8a8), w4a4: saveLowbit(q.w4a4) };
-  const onnx: Partial<Record<Precision, Uint8Array>> = {};
-  const onnxNote = typeof exporter === "string" ? exporter : "";
-  if (typeof exporter !== "string") {
-    onnx.fp32 = exporter(graph);
-    onnx.w8a8 = exporter(q.w8a8);
-  }
+  // onnxruntime runs lowbit's own export: the same graph, and for w8a8 the same grids (QDQ, uint8
+  // activations, per-channel int8 weights → QLinearConv after onnxruntime's graph optimization).
+  const onnx: Partial<Record<Precision, Uint8Array>> = { fp32: exportOnnx(graph), w8a8: exportOnnx(q.w8a8) };
 
   const cs: Contender[] = [];
   for (const th of [1, 2]) cs.push({ label: `tfjs-wasm fp32 ${th}T`, precision: "fp32", family: "tfjs-wasm", threads: th, spec: { kind: "tfjs-wasm", model, side, threads: th } });
@@ -265,7 +250,6 @@ for (const { model, side } of CONFIGS.filter((c) => !ONLY || ONLY.includes(`${c.
       setupLines.push(`${cfg} ${c.label}: set-up + first run ${fmt(l.setupMs, 0)} ms (${l.info})`);
     }
   }
-  if (!onnx.fp32) for (const fam of ["ort-web", "ort-node"] as const) skipped.push([{ label: `${fam} (all)`, precision: "fp32", family: fam, threads: 1, spec: cs[0].spec }, `skipped: ${onnxNote}`]);
 
   for (let round = 0; round < ROUNDS; round++) {
     for (const l of live) {
