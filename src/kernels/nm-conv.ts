@@ -21,7 +21,7 @@ type Qs8NmAcc32Fn = (input: number, inStride: number, H: number, W: number, Cin:
   k: number, n: number, m: number, packed: number, Cout: number, output: number, outStride: number,
   scratch: number, bandRows: number) => void;
 
-interface NmExports {
+export interface NmExports {
   f32_nm_conv_nhwc: F32NmFn;
   qs8_qc8w_nm_conv_nhwc: Qs8NmFn;
   qs8_qc8w_nm_conv_nhwc_acc32: Qs8NmAcc32Fn;
@@ -200,6 +200,29 @@ export function packF32NmConv(hwio: Float32Array, k: number, cin: number, cout: 
     idx[o * T + j] = i;
   });
   return { k, cin, cout, coutPadded: coutP, n, m, taps: T, bytes };
+}
+
+/**
+ * Largest density (nmDensity: stored entries / dense taps) at which the sparse kernel beats the dense one, per
+ * dense path. Measured with bench/nm-conv.bench.ts (3×3 64→64 @128², Zen 4, single thread; see the README
+ * table): fp32 breaks even between 16:32 (0.8–0.9×) and 8:32 (1.3–2.5×); int8 against Winograd F(2,3)
+ * (1.5× fewer multiplies) between 16:32 (0.6–0.75×) and 8:32 (1.2–2.2×), against the direct i16 loop at
+ * ≈ 16:32 (0.85–1.0×). The relaxed i16-accumulating path (≤ 7-bit activations with small products) does
+ * half the multiply work of the i16 loop, hence half the threshold.
+ */
+export const NM_MAX_DENSITY: Readonly<Record<"f32" | "i16" | "i16-wino" | "relaxed-i7" | "relaxed-i7-acc16", number>> = {
+  f32: 0.4, i16: 0.4, "i16-wino": 0.3, "relaxed-i7": 0.4, "relaxed-i7-acc16": 0.2,
+};
+
+/** Whether the N:M kernel is expected to be faster than the dense kernel running `densePath` on this layer. */
+export function nmKernelPays(k: number, cin: number, pattern: NmPattern, densePath: keyof typeof NM_MAX_DENSITY): boolean {
+  checkNmPattern(pattern);
+  return nmDensity(k, cin, pattern.n, pattern.m) <= NM_MAX_DENSITY[densePath];
+}
+
+/** The `bandRows` argument the kernels take for an H×W image (what f32NmConvRun / qs8NmConvRun pass). */
+export function nmConvBandRows(H: number, W: number, cin: number, k: number, precision: "f32" | "int8"): number {
+  return bandRowsOf(H, W, cin, k, precision === "f32" ? 4 : 2);
 }
 
 function bandRowsOf(H: number, W: number, cin: number, k: number, elemBytes: number): number {

@@ -299,3 +299,124 @@ test("nm conv: engine calls validate before any WASM call", async (t) => {
     ar.release(mk);
   }
 });
+
+// ------------------------------------------------ engine -------------------------------------------------
+
+/**
+ * One-shot magnitude N:M mask, in place on HWIO weights: per (o, kh, kw, group) keep the n largest |w| (ties:
+ * the lower channel), zero the rest. (A test helper; the pruning methods live in src/methods.)
+ */
+export function maskNmMagnitude(w: Float32Array, k: number, cin: number, cout: number, n: number, m: number): Float32Array {
+  const idx: number[] = [];
+  for (let t = 0; t < k * k; t++) {
+    for (let o = 0; o < cout; o++) {
+      for (let g = 0; g < cin; g += m) {
+        idx.length = 0;
+        for (let c = g; c < Math.min(cin, g + m); c++) idx.push(c);
+        idx.sort((a, b) => Math.abs(w[(t * cin + b) * cout + o]) - Math.abs(w[(t * cin + a) * cout + o]) || a - b);
+        for (let j = n; j < idx.length; j++) w[(t * cin + idx[j]) * cout + o] = 0;
+      }
+    }
+  }
+  return w;
+}
+
+test("nm conv: graphs whose convs declare sparsity run the sparse kernels and give the dense plans' output (FP32 tolerance, W8A8 identical bytes)", async (t) => {
+  const rt = await testRuntime();
+  const { GraphBuilder } = await import("../../src/graph/builder.ts");
+  const { F32Plan } = await import("../../src/graph/compile-f32.ts");
+  const { Q8Plan } = await import("../../src/graph/compile-q8.ts");
+  const { createUpscaler } = await import("../../src/engine/upscaler-api.ts");
+  const { calibrate } = await import("../../src/quant/calibrate.ts");
+  const { quantizeModel } = await import("../../src/quant/quantize-model.ts");
+  const build = (sparse: boolean) => {
+    const b = new GraphBuilder({ seed: 42 });
+    const x = b.input(3);
+    const h = b.conv2d(x, 40, 3, { activation: "relu", name: "head" });
+    const a = b.conv2d(h, 40, 3, { activation: "relu", name: "body3" });
+    const c = b.conv2d(a, 40, 1, { name: "body1" });
+    const s = b.add(c, h);
+    const f = b.conv2d(s, 40, 5, { activation: "relu", name: "body5" });
+    const g = b.build(b.depthToSpace(b.conv2d(f, 12, 3, { name: "tail" }), 2), { scale: 2 });
+    const patterns: Record<string, NmPattern> = { body3: { n: 4, m: 32 }, body1: { n: 2, m: 8 }, body5: { n: 1, m: 4 }, tail: { n: 2, m: 32 } };
+    for (const node of g.nodes) {
+      if (node.op !== "conv2d" || !patterns[node.name]) continue;
+      const p = patterns[node.name];
+      maskNmMagnitude(node.weights, node.k, node.cin, node.cout, p.n, p.m);
+      if (sparse) node.sparsity = { ...p };
+    }
+    return g;
+  };
+  const gs = build(true), gd = build(false);
+  const r = new Rng(8);
+  const img = { data: r.fillUint8(new Uint8Array(37 * 29 * 3)), width: 37, height: 29, channels: 3 as const };
+
+  const plan = new F32Plan(rt, gs, 16, 16);
+  const names = plan.info.nmConvs.map((id) => plan.info.graph.nodes[id].name).sort();
+  t.deepEqual(names, ["body1", "body3", "body5", "tail"], `FP32 plan: the 4 sparse convs run the N:M kernel (${names.join(", ")})`);
+  plan.dispose();
+  const dense = new F32Plan(rt, gd, 16, 16);
+  t.deepEqual(dense.info.nmConvs, [], "FP32 plan without the field: all dense");
+  dense.dispose();
+
+  const fs = await (await createUpscaler(gs, { runtime: rt })).upscale(img, { tile: 16 });
+  const fd = await (await createUpscaler(gd, { runtime: rt })).upscale(img, { tile: 16 });
+  let maxDiff = 0, diffs = 0;
+  for (let i = 0; i < fd.data.length; i++) {
+    const d = Math.abs(fs.data[i] - fd.data[i]);
+    maxDiff = Math.max(maxDiff, d);
+    if (d) diffs++;
+  }
+  t.ok(fs.width === 74 && fs.height === 58 && maxDiff <= 1 && diffs <= fd.data.length / 200,
+    `FP32: sparse vs dense image differ by ≤ 1 level (max ${maxDiff}) in ≤ 0.5 % of the values (${diffs} of ${fd.data.length}; f32 summation order differs)`);
+
+  const calib = [{ data: r.fillUint8(new Uint8Array(24 * 20 * 3)), width: 24, height: 20, channels: 3 as const }];
+  for (const bits of ["w8a8", "w4a8"]) {
+    const qs = quantizeModel(await calibrate(gs, calib, { runtime: rt }), bits);
+    const qd = quantizeModel(await calibrate(gd, calib, { runtime: rt }), bits);
+    const qp = new Q8Plan(rt, qs, 16, 16);
+    const qn = qp.info.nmConvs.map((id) => qp.info.nodes[id].name).sort();
+    t.deepEqual(qn, ["body1", "body3", "body5", "tail"], `${bits} plan: the 4 sparse convs run the int8 N:M kernel`);
+    qp.dispose();
+    const a = await (await createUpscaler(qs, { runtime: rt })).upscale(img, { tile: 16 });
+    const b = await (await createUpscaler(qd, { runtime: rt })).upscale(img, { tile: 16 });
+    t.equal(firstDiff(a.data, b.data), "equal", `${bits}: sparse and dense plans give identical bytes (${a.data.length} values)`);
+    if (bits === "w8a8") {
+      // The .lowbit round trip keeps the pattern, so a reloaded model runs the sparse kernels too.
+      const { saveLowbit, loadLowbit } = await import("../../src/io/lowbit-file.ts");
+      const back = loadLowbit(saveLowbit(qs)) as typeof qs;
+      const declared = back.graph.nodes.filter((n) => n.op === "conv2d" && n.sparsity).map((n) => n.name).sort();
+      t.deepEqual(declared, ["body1", "body3", "body5", "tail"], ".lowbit round trip keeps the sparsity field");
+      const c = await (await createUpscaler(back, { runtime: rt })).upscale(img, { tile: 16 });
+      t.equal(firstDiff(c.data, a.data), "equal", "the reloaded model gives the same bytes");
+      const bad = build(false);
+      const body3 = bad.nodes.find((n) => n.name === "body3")!;
+      if (body3.op === "conv2d") body3.sparsity = { n: 1, m: 32 }; // masked at 4:32, so the 1:32 claim is false
+      try {
+        loadLowbit(saveLowbit(bad));
+        t.fail("a model whose weights break the declared pattern is stored");
+      } catch (e) {
+        // saveLowbit re-reads what it wrote: the reader's pattern check refuses the file.
+        t.ok(e instanceof LowbitError && /declares 1:32 sparsity/.test(e.message), `a false sparsity claim is refused (${e instanceof LowbitError ? e.code : e})`);
+      }
+    }
+  }
+});
+
+test("nm conv: a declared pattern the weights break, or a dense-enough pattern, falls back to the dense kernel", async (t) => {
+  const rt = await testRuntime();
+  const { GraphBuilder } = await import("../../src/graph/builder.ts");
+  const { F32Plan } = await import("../../src/graph/compile-f32.ts");
+  const b = new GraphBuilder({ seed: 3 });
+  const x = b.input(3);
+  const h = b.conv2d(x, 32, 3, { name: "head" });
+  const g = b.build(b.depthToSpace(b.conv2d(b.conv2d(h, 32, 3, { name: "dense16" }), 12, 3, { name: "broken" }), 2), { scale: 2 });
+  for (const node of g.nodes) {
+    if (node.op !== "conv2d") continue;
+    if (node.name === "dense16") { maskNmMagnitude(node.weights, node.k, node.cin, node.cout, 16, 32); node.sparsity = { n: 16, m: 32 }; }
+    if (node.name === "broken") node.sparsity = { n: 2, m: 32 }; // weights left dense: the claim is false
+  }
+  const plan = new F32Plan(rt, g, 8, 8);
+  t.deepEqual(plan.info.nmConvs, [], "16:32 (density 0.5, slower than dense) and a false 2:32 claim both run dense");
+  plan.dispose();
+});
