@@ -25,7 +25,7 @@ const K = arg("k", 3), CIN = arg("cin", 64), COUT = arg("cout", 64), S = arg("si
 const PATTERNS: Array<[number, number]> = [[32, 32], [16, 32], [8, 32], [4, 32], [2, 32], [2, 4], [4, 8], [1, 32]];
 
 /** Random HWIO weights with exactly min(n, len) nonzeros at random positions in every group. */
-export function randomNmHwio(r: Rng, k: number, cin: number, cout: number, n: number, m: number): Float32Array {
+function randomNmHwio(r: Rng, k: number, cin: number, cout: number, n: number, m: number): Float32Array {
   const w = new Float32Array(k * k * cin * cout);
   const perm = new Int32Array(m);
   for (let t = 0; t < k * k; t++) {

@@ -306,7 +306,7 @@ test("nm conv: engine calls validate before any WASM call", async (t) => {
  * One-shot magnitude N:M mask, in place on HWIO weights: per (o, kh, kw, group) keep the n largest |w| (ties:
  * the lower channel), zero the rest. (A test helper; the pruning methods live in src/methods.)
  */
-export function maskNmMagnitude(w: Float32Array, k: number, cin: number, cout: number, n: number, m: number): Float32Array {
+function maskNmMagnitude(w: Float32Array, k: number, cin: number, cout: number, n: number, m: number): Float32Array {
   const idx: number[] = [];
   for (let t = 0; t < k * k; t++) {
     for (let o = 0; o < cout; o++) {
