@@ -12,8 +12,14 @@
 // register block of 32 output pixels of one row: per tap one splat weight × 8 vectors of 4 consecutive
 // pixels of one input channel. That needs the input channel-planar (CHW), so each band of input rows is
 // transposed once into scratch with zero padding. Every multiply does useful work, every output channel has
-// the same number of taps (no load imbalance), and per tap the work is 8 loads + 8 mul/add, like the dense
-// kernel's 4×8 block — the time is ∝ N/M.
+// the same number of taps (no load imbalance), and per tap the work is 8 loads + 8 mul/add (the dense
+// kernel's block: 6 loads per 8 mul/add) — the time is ∝ N/M.
+// channelBlock must stay a function of its own (it has two call sites, so Binaryen does not inline it):
+// inlined into the loop nest, V8 issued all 8 loads of a tap before the arithmetic — 8 accumulators + 8
+// loaded vectors + the weight = 17 of the 15 allocatable xmm registers, one accumulator lived on the stack
+// and its store-forwarding chain halved the speed — and re-derived `base` from the stack on every tap. On
+// its own, the loop keeps 10 xmm registers and ~8 scalar instructions per tap (checked with
+// --print-wasm-code).
 //
 // Packed layout (packF32NmConv in src/kernels/nm-conv.ts), the sparse storage format:
 //   f32 bias[CoutP]                  (CoutP = cout rounded up to 4; padding 0)
@@ -28,11 +34,13 @@
 //   tile   CoutP × 32 f32:     one 32-pixel block of every output channel, channel-planar
 //   band   cin × (bandRows + 2p) × Wp f32: the input rows, planar, Wp = max(W, 32) + 2p pixels per row with p
 //          zero pixels on each side (and zero columns W..Wc−1 when W < 32); rows outside the image are zero.
+// Pixel blocks of a row start at 0, 32, …; the last one overlaps its predecessor (recomputing a few pixels is
+// cheaper than a tail kernel), and W < 32 computes ring pixels that are not stored.
 // The output must not overlap the input.
 
 /** Pixels per register block (8 f32x4 accumulators). */
 // @ts-ignore: decorator
-@inline const BLOCK: i32 = 24;
+@inline const BLOCK: i32 = 32;
 
 /** acc + x·w: FMA in the relaxed build (one rounding), mul then add otherwise. */
 // @ts-ignore: decorator
@@ -148,7 +156,7 @@ function prepareBand(input: usize, inStride: i32, h: i32, w: i32, cin: i32, y0: 
  * pixels from base (4 bytes apart). Stores the raw sums to dst (32 floats).
  */
 function channelBlock(base: usize, tab: usize, nt: i32, bias: v128, dst: usize): void {
-  let a0 = bias, a1 = bias, a2 = bias, a3 = bias, a4 = bias, a5 = bias;
+  let a0 = bias, a1 = bias, a2 = bias, a3 = bias, a4 = bias, a5 = bias, a6 = bias, a7 = bias;
   const end = tab + (<usize>nt << 3);
   while (tab < end) {
     const p = base + <usize>load<i32>(tab);
@@ -159,6 +167,8 @@ function channelBlock(base: usize, tab: usize, nt: i32, bias: v128, dst: usize):
     a3 = madd(a3, v128.load(p, 48), wv);
     a4 = madd(a4, v128.load(p, 64), wv);
     a5 = madd(a5, v128.load(p, 80), wv);
+    a6 = madd(a6, v128.load(p, 96), wv);
+    a7 = madd(a7, v128.load(p, 112), wv);
     tab += 8;
   }
   v128.store(dst, a0);
@@ -167,6 +177,8 @@ function channelBlock(base: usize, tab: usize, nt: i32, bias: v128, dst: usize):
   v128.store(dst, a3, 48);
   v128.store(dst, a4, 64);
   v128.store(dst, a5, 80);
+  v128.store(dst, a6, 96);
+  v128.store(dst, a7, 112);
 }
 
 /**
@@ -227,8 +239,10 @@ export function f32_nm_conv_nhwc(input: usize, inStride: i32, output: usize, out
       let x = 0;
       while (true) {
         const base = band + <usize>r * <usize>rowBytes + (<usize>x << 2);
-        let tab = table;
-        for (let o = 0; o < cout; o++) {
+        // Output channel 0, then the others: two call sites keep channelBlock out of line (see the header).
+        channelBlock(base, table, T, v128.load32_splat(packed), tile);
+        let tab = table + tabBytes;
+        for (let o = 1; o < cout; o++) {
           channelBlock(base, tab, T, v128.load32_splat(packed + (<usize>o << 2)), tile + (<usize>o * BLOCK << 2));
           tab += tabBytes;
         }

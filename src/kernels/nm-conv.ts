@@ -36,8 +36,8 @@ export interface NmPattern {
 /** Largest M: the storage format keeps one byte per in-group index. */
 export const NM_MAX_M = 256;
 
-/** Pixels per register block of both kernels (6 accumulators × 4 pixels). */
-const BLOCK = 24;
+/** Pixels per register block of both kernels (8 accumulators × 4 pixels). */
+const BLOCK = 32;
 
 /** Bytes of planar input band the kernels prepare at once (L2-resident). */
 const BAND_BUDGET = 256 * 1024;
