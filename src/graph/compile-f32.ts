@@ -17,8 +17,9 @@ import type { Runtime } from "../runtime/runtime.ts";
 import { LowbitError } from "../runtime/errors.ts";
 import { f32ConvScratchBytes, packF32Conv } from "../kernels/f32-conv.ts";
 import { ACTIVATION_CODES } from "../kernels/f32-elementwise.ts";
+import { checkNmSparsity, f32NmConvScratchBytes, nmConvBandRows, nmKernelPays, packF32NmConv, type NmExports } from "../kernels/nm-conv.ts";
 
-export interface F32Exports {
+export interface F32Exports extends Pick<NmExports, "f32_nm_conv_nhwc"> {
   f32_conv_nhwc(input: number, inStride: number, output: number, outStride: number, h: number, w: number,
     cin: number, cout: number, k: number, packed: number, outMin: number, outMax: number, scratch: number): void;
   f32_add_nhwc(a: number, b: number, n: number, c: number, aStride: number, bStride: number, y: number, yStride: number, beta: number): void;
@@ -50,6 +51,8 @@ export interface F32PlanInfo {
   scratchBytes: number;
   /** MACs per LR pixel (convs only). */
   macsPerPixel: number;
+  /** Ids (in `graph`) of the convs that run the N:M-sparse kernel. */
+  nmConvs: number[];
 }
 
 export class F32Plan extends StepPlan {
@@ -69,11 +72,20 @@ export class F32Plan extends StepPlan {
 
     // 1. Packed weights (persistent for the plan's lifetime).
     const packedAt = new Map<number, number>();
+    const sparseAt = new Map<number, number>();
     let weightBytes = 0;
     let macsPerPixel = 0;
     let scratchBytes = 0;
     for (const n of g.nodes) {
       if (n.op !== "conv2d") continue;
+      if (useNmF32(n)) {
+        const L = packF32NmConv(n.weights, n.k, n.cin, n.cout, n.sparsity!, n.bias);
+        sparseAt.set(n.id, this.region.put(L.bytes));
+        weightBytes += L.bytes.byteLength;
+        macsPerPixel += n.k * n.k * n.cin * n.cout * n.spatial * n.spatial;
+        scratchBytes = Math.max(scratchBytes, f32NmConvScratchBytes(maxW * n.spatial, n.cin, n.cout, n.k, n.sparsity!));
+        continue;
+      }
       const packed = packF32Conv(n.weights, n.k, n.cin, n.cout, n.bias);
       packedAt.set(n.id, this.region.put(packed));
       weightBytes += packed.byteLength;
@@ -91,7 +103,7 @@ export class F32Plan extends StepPlan {
     const nodeSteps: [number, number][] = [];
     for (const n of g.nodes) {
       const firstStep = steps.length;
-      lowerF32Node({ g, k, ptr, stride, scratch, packedAt, steps, concatCopies: mem.concatCopies }, n);
+      lowerF32Node({ g, k, ptr, stride, scratch, packedAt, sparseAt, steps, concatCopies: mem.concatCopies }, n);
       nodeSteps.push([firstStep, steps.length]);
     }
     this.nodeSteps = nodeSteps;
@@ -100,7 +112,7 @@ export class F32Plan extends StepPlan {
     this.inPtr = ptr(g.input);
     this.outPtr = ptr(g.output);
     if (stride(g.input) !== 3 || stride(g.output) !== 3) throw new LowbitError("E_SHAPE", "internal: graph input/output must be dense");
-    this.info = { graph: g, memory: mem, weightBytes, tensorBytes: mem.totalBytes, scratchBytes, macsPerPixel };
+    this.info = { graph: g, memory: mem, weightBytes, tensorBytes: mem.totalBytes, scratchBytes, macsPerPixel, nmConvs: [...sparseAt.keys()] };
   }
 
   /**
@@ -123,6 +135,15 @@ export class F32Plan extends StepPlan {
   }
 }
 
+/**
+ * A conv runs on the N:M kernel when it declares `sparsity`, its weights really follow the pattern, and the
+ * pattern is sparse enough for the kernel to be faster than the dense one (nmKernelPays).
+ */
+export function useNmF32(n: Extract<Node, { op: "conv2d" }>): boolean {
+  if (!n.sparsity || !nmKernelPays(n.k, n.cin, n.sparsity, "f32")) return false;
+  return checkNmSparsity(n.weights, n.k, n.cin, n.cout, n.sparsity.n, n.sparsity.m);
+}
+
 export function defaultAlpha(kind: ActivationKind): number {
   return kind === "leaky_relu" ? 0.3 : 1;
 }
@@ -135,6 +156,8 @@ export interface F32LowerContext {
   stride: (id: number) => number;
   scratch: number;
   packedAt: Map<number, number>;
+  /** Convs lowered to the N:M kernel: node id → offset of packF32NmConv's bytes (absent: all dense). */
+  sparseAt?: Map<number, number>;
   steps: Step[];
   concatCopies: Map<number, number[]>;
 }
@@ -151,11 +174,18 @@ export function lowerF32Node(cx: F32LowerContext, n: Node): void {
       break;
     case "conv2d": {
       const x = n.inputs[0];
-      const xp = ptr(x), xs = stride(x), wp = packedAt.get(n.id)!;
+      const xp = ptr(x), xs = stride(x), wp = packedAt.get(n.id) ?? -1;
       const clamp = clampOf(n.activation.kind);
       const [lo, hi] = clamp ?? [-Infinity, Infinity];
       const { cin, cout, k: kk } = n;
-      steps.push((w, h) => k.f32_conv_nhwc(xp, xs, y, ys, h * s, w * s, cin, cout, kk, wp, lo, hi, scratch));
+      const sp = cx.sparseAt?.get(n.id);
+      if (sp !== undefined) {
+        const { n: nn, m } = n.sparsity!;
+        steps.push((w, h) => k.f32_nm_conv_nhwc(xp, xs, y, ys, h * s, w * s, cin, cout, kk, nn, m, sp, lo, hi, scratch,
+          nmConvBandRows(h * s, w * s, cin, kk, "f32")));
+      } else {
+        steps.push((w, h) => k.f32_conv_nhwc(xp, xs, y, ys, h * s, w * s, cin, cout, kk, wp, lo, hi, scratch));
+      }
       if (!clamp) {
         const code = ACTIVATION_CODES[n.activation.kind];
         const alpha = n.activation.alpha ?? defaultAlpha(n.activation.kind);

@@ -29,7 +29,8 @@ import { planMemory, type MemoryPlan } from "./memory-plan.ts";
 import { lowerF32Node, type F32Exports } from "./compile-f32.ts";
 import { StepPlan, type Step } from "./step-plan.ts";
 import { packF32Conv, f32ConvScratchBytes } from "../kernels/f32-conv.ts";
-import { packQs8Qc4wConv, packQs8Qc8wConv, qs8ConvRun, qs8ConvScratchBytes, checkAccumulatorRange, type PackedQs8Conv } from "../kernels/qs8-conv.ts";
+import { packQs8Qc4wConv, packQs8Qc8wConv, qs8ConvPath, qs8ConvRun, qs8ConvScratchBytes, checkAccumulatorRange, type PackedQs8Conv } from "../kernels/qs8-conv.ts";
+import { checkNmAccumulatorRange, nmKernelPays, packQs8NmConv, qs8NmConvRun, qs8NmConvScratchBytes, type PackedQs8NmConv } from "../kernels/nm-conv.ts";
 import { packInt4, quantizeBias, requantMultipliers } from "../kernels/requant.ts";
 import { affineParams, type QuantParams } from "../quant/params.ts";
 import type { QuantizedModel } from "../quant/quantize-model.ts";
@@ -61,6 +62,8 @@ export interface Q8PlanInfo {
   weightBytes: number;
   tensorBytes: number;
   scratchBytes: number;
+  /** Lowered node ids of the quantized convs that run the N:M-sparse kernel. */
+  nmConvs: number[];
 }
 
 const f = Math.fround;
@@ -156,6 +159,7 @@ export class Q8Plan extends StepPlan {
     const k = rt.kernels<Q8Exports>();
     const f32Packed = new Map<number, number>();
     const qLayers = new Map<number, { layer: PackedQs8Conv; packed: number; mult: number }>();
+    const nmLayers = new Map<number, { layer: PackedQs8NmConv; packed: number; mult: number }>();
     let weightBytes = 0, scratchBytes = 0;
     for (const ln of nodes) {
       if (ln.op !== "conv2d") continue;
@@ -175,7 +179,19 @@ export class Q8Plan extends StepPlan {
       const ohwi = hwioToOhwi(qw.codes, n.k, n.cin, n.cout);
       const args = { cout: n.cout, k: n.k, cin: n.cin, bias: biasQ };
       const layer = qw.bits <= 4 ? packQs8Qc4wConv(packInt4(new Uint8Array((ohwi.length + 1) >> 1), ohwi), args) : packQs8Qc8wConv(ohwi, args);
-      checkAccumulatorRange(layer, { bits: gx.bits, signed: false, zeroPoint: gx.zeroPoint });
+      const act = { bits: gx.bits, signed: false, zeroPoint: gx.zeroPoint };
+      // N:M conv: the sparse kernel when the *codes* keep the pattern (a grid without a zero level may not)
+      // and it is faster than the dense path this layer would take.
+      if (n.sparsity && nmKernelPays(n.k, n.cin, n.sparsity, qs8ConvPath(rt, layer, act)) && ohwiKeepsNm(ohwi, n.k, n.cin, n.cout, n.sparsity)) {
+        const L = packQs8NmConv(ohwi, { ...args, ...n.sparsity });
+        checkNmAccumulatorRange(L, act);
+        const mult = requantMultipliers(new Float32Array(L.coutPadded), gx.scale, qw.scales, gy.scale);
+        nmLayers.set(ln.id, { layer: L, packed: this.region.put(L.bytes), mult: this.region.put(mult) });
+        weightBytes += L.bytes.byteLength;
+        scratchBytes = Math.max(scratchBytes, qs8NmConvScratchBytes(W, n.cin, n.cout, n.k, n.sparsity));
+        continue;
+      }
+      checkAccumulatorRange(layer, act);
       const mult = requantMultipliers(new Float32Array(layer.coutPadded), gx.scale, qw.scales, gy.scale);
       const packed = this.region.put(layer.bytes);
       qLayers.set(ln.id, { layer, packed, mult: this.region.put(mult) });
@@ -211,15 +227,21 @@ export class Q8Plan extends StepPlan {
           }
           case "conv2d": {
             const n = ln as Extract<Node, { op: "conv2d" }>;
-            const x = n.inputs[0], gx = grids[x]!, L = qLayers.get(ln.id)!;
+            const x = n.inputs[0], gx = grids[x]!, L = qLayers.get(ln.id), S = nmLayers.get(ln.id);
             let qmin = gy.qmin, qmax = gy.qmax;
             if (n.activation.kind === "relu" || n.activation.kind === "relu6") qmin = Math.max(qmin, gy.zeroPoint);
             if (n.activation.kind === "relu6") qmax = Math.min(qmax, gy.zeroPoint + Math.round(6 / gy.scale));
             const act = { bits: gx.bits, signed: false, zeroPoint: gx.zeroPoint };
             const out = { signed: false, zeroPoint: gy.zeroPoint, qmin, qmax };
             const xp = ptr(x), xs = stride(x);
-            steps.push((w, h) => qs8ConvRun(rt, { layer: L.layer, packed: L.packed, H: h * s, W: w * s, input: xp, inStride: xs, act,
-              output: y, outStride: ys, scratch, multipliers: L.mult, out }));
+            if (S) {
+              steps.push((w, h) => qs8NmConvRun(rt, { layer: S.layer, packed: S.packed, H: h * s, W: w * s, input: xp, inStride: xs, act,
+                output: y, outStride: ys, scratch, multipliers: S.mult, out }));
+            } else {
+              const D = L!;
+              steps.push((w, h) => qs8ConvRun(rt, { layer: D.layer, packed: D.packed, H: h * s, W: w * s, input: xp, inStride: xs, act,
+                output: y, outStride: ys, scratch, multipliers: D.mult, out }));
+            }
             break;
           }
           case "add": {
@@ -282,7 +304,7 @@ export class Q8Plan extends StepPlan {
     this.steps = steps;
     this.inPtr = ptr(inId);
     this.outPtr = ptr(outId);
-    this.info = { nodes, memory: mem, grids, stepOps, weightBytes, tensorBytes: mem.totalBytes, scratchBytes };
+    this.info = { nodes, memory: mem, grids, stepOps, weightBytes, tensorBytes: mem.totalBytes, scratchBytes, nmConvs: [...nmLayers.keys()] };
     this.tensorAt = (id: number) => ({ ptr: ptr(id), stride: stride(id) });
     this.nodeSteps = nodeSteps;
   }
@@ -295,6 +317,18 @@ function requantStep(k: Q8Exports, xp: number, xs: number, gx: QuantParams, y: n
   }
   const m = f((beta * gx.scale) / gy.scale);
   return (w, h) => k.q8_requantize_nhwc(xp, npx(w, h), c, xs, y, ys, gx.zeroPoint, m, gy.zeroPoint, gy.qmin, gy.qmax, 0);
+}
+
+/** Whether OHWI codes keep the n:m pattern (≤ n nonzeros per group of m input channels, per output channel and tap). */
+function ohwiKeepsNm(w: Int8Array, k: number, cin: number, cout: number, p: { n: number; m: number }): boolean {
+  for (let base = 0; base < cout * k * k * cin; base += cin) {
+    for (let g = 0; g < cin; g += p.m) {
+      let c = 0;
+      for (let i = base + g, e = base + Math.min(cin, g + p.m); i < e; i++) if (w[i] !== 0) c++;
+      if (c > p.n) return false;
+    }
+  }
+  return true;
 }
 
 /** HWIO codes → OHWI (the qs8 packers' input order). */

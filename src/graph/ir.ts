@@ -71,6 +71,12 @@ export type NodeOp =
        * second rounding (w = scale·(q − zp), zp = −min/scale). Absent for float files.
        */
       sourceQuant?: { kernel?: AffineQuantized; bias?: AffineQuantized };
+      /**
+       * N:M structured sparsity of `weights`: for each output channel and tap (kh, kw), every group of m
+       * consecutive input channels (from channel 0; the last group may be shorter) has at most n nonzeros
+       * (pruned weights are stored as 0). The compilers may then run a sparse kernel (src/kernels/nm-conv.ts).
+       */
+      sparsity?: { n: number; m: number };
     }
   | { op: "activation"; activation: Activation }
   /**

@@ -16,7 +16,7 @@
  *   { format: "lowbit", formatVersion: 1, lowbitVersion, model: "quantized" | "fp32",
  *     meta: { name, scale, inputRange, outputRange, arch?, receptiveRadius? },
  *     graph: { input, output, nodes: [{ op, name, inputs, channels, spatial, …op attributes,
- *              conv2d: k, cin, cout, activation, bias: bool,
+ *              conv2d: k, cin, cout, activation, bias: bool, sparsity?: { n, m } (N:M pattern, checked on load),
  *                      weight: { storage: "f32" | "int8" | "int4", bits?, shape: [k,k,cin,cout] } }] },
  *     quant?: { config: QuantConfig (perLayer as [name, override] pairs),
  *               tensors: [{ domain, bits, range }] (one per node, by node id) } }
@@ -57,6 +57,7 @@ import { quantConfig, resolveLayers, type LayerOverride, type QuantConfig, type 
 import { int4PackedBytes, packInt4, unpackInt4 } from "../quant/weights.ts";
 import { MAX_ACT_BITS, MAX_WEIGHT_BITS, MIN_ACT_BITS, MIN_WEIGHT_BITS } from "../quant/params.ts";
 import { LowbitError, type LowbitErrorCode } from "../runtime/errors.ts";
+import { NM_MAX_M, checkNmSparsity } from "../kernels/nm-conv.ts";
 import { get, isObject, sanitizeJson, type Json, type JsonObject } from "./tfjs/json.ts";
 import { DynamicQuantizedModel, type DynamicActSpec, type DynamicLayer } from "../methods/dynamic/model.ts";
 import { actQuantizerFactory } from "../methods/dynamic/factory.ts";
@@ -315,6 +316,7 @@ function nodeJson(n: Node): JsonObject {
   switch (n.op) {
     case "conv2d":
       Object.assign(j, { k: n.k, cin: n.cin, cout: n.cout, activation: activationJson(n.activation), bias: n.bias !== null });
+      if (n.sparsity) j.sparsity = { n: n.sparsity.n, m: n.sparsity.m };
       break;
     case "activation":
       j.activation = activationJson(n.activation);
@@ -639,6 +641,12 @@ function parseNode(v: Json, i: number, nNodes: number, writer: string): { node: 
       if (shape.length !== 4 || shape.some((d, j) => d !== want[j])) fail(`${w}.weight.shape ${JSON.stringify(shape)} is not ${storage === "int-ohwi" ? "[cout, k, k, cin]" : "[k, k, cin, cout]"} = [${want.join(", ")}]`);
       store = { storage, bits };
       p = { op, k, cin, cout, weights: new Float32Array(0), bias: null, activation: parseActivation(get(o, "activation"), `${w}.activation`) };
+      const sp = get(o, "sparsity");
+      if (sp !== undefined) {
+        const so = obj(sp, `${w}.sparsity`);
+        const m = int(get(so, "m"), 1, NM_MAX_M, `${w}.sparsity.m`);
+        p.sparsity = { n: int(get(so, "n"), 1, m, `${w}.sparsity.n`), m };
+      }
       break;
     }
     case "activation":
@@ -989,6 +997,12 @@ export function loadLowbit(bytes: Uint8Array | ArrayBuffer): QuantizedModel | Dy
     }
   }
   r.checkAllUsed();
+  // A declared N:M pattern must hold for the weights the graph carries (the compilers rely on it).
+  for (const n of g.nodes) {
+    if (n.op === "conv2d" && n.sparsity && !checkNmSparsity(n.weights, n.k, n.cin, n.cout, n.sparsity.n, n.sparsity.m)) {
+      fail(`conv '${n.name}' declares ${n.sparsity.n}:${n.sparsity.m} sparsity, but its weights have more nonzeros in a group`);
+    }
+  }
 
   // Structure and shapes, then the stored shapes must be the inferred ones.
   const stored = g.nodes.map((n) => [n.channels, n.spatial]);

@@ -1,0 +1,255 @@
+// f32_nm_conv_nhwc: fp32 convolution with N:M-sparse weights (stride 1, 'same' zero padding, odd k), NHWC in
+// and out, whose time falls with N/M.
+//
+// Sparsity contract (src/graph/ir.ts `sparsity`): for each output channel o and tap (kh, kw), the input
+// channels split into groups of M consecutive channels starting at 0 (the last group may be shorter); each
+// group holds at most N nonzero weights.
+//
+// Why weight-stationary spatial vectorization. The dense kernel (./f32-conv-nhwc.ts) puts output channels
+// across lanes and walks every input channel; an N:M pattern differs per output channel, so a 4- or 8-wide
+// output-channel block would have to run the *union* of its channels' kept taps (≈ 68 % of all taps for 8:32
+// and 4 random channels) — little gain. Instead each output channel runs its own list of kept taps over a
+// register block of 32 output pixels of one row: per tap one splat weight × 8 vectors of 4 consecutive
+// pixels of one input channel. That needs the input channel-planar (CHW), so each band of input rows is
+// transposed once into scratch with zero padding. Every multiply does useful work, every output channel has
+// the same number of taps (no load imbalance), and per tap the work is 8 loads + 8 mul/add (the dense
+// kernel's block: 6 loads per 8 mul/add) — the time is ∝ N/M.
+// channelBlock must stay a function of its own (it has two call sites, so Binaryen does not inline it):
+// inlined into the loop nest, V8 issued all 8 loads of a tap before the arithmetic — 8 accumulators + 8
+// loaded vectors + the weight = 17 of the 15 allocatable xmm registers, one accumulator lived on the stack
+// and its store-forwarding chain halved the speed — and re-derived `base` from the stack on every tap. On
+// its own, the loop keeps 10 xmm registers and ~8 scalar instructions per tap (checked with
+// --print-wasm-code).
+//
+// Packed layout (packF32NmConv in src/kernels/nm-conv.ts), the sparse storage format:
+//   f32 bias[CoutP]                  (CoutP = cout rounded up to 4; padding 0)
+//   f32 values[cout][T]              the kept weights of output channel o, in the order (kh, kw, group g, j)
+//   u8  index[cout][T]               the kept weight's input channel within its group (c = g·M + index)
+// with T = k·k·Σ_g n_g taps per output channel, n_g = min(N, len_g) entries per group (len_g = the group's
+// channel count; groups with fewer nonzeros are padded with zero-valued entries at unused indices). The
+// kernel expands (index, value) once per call into a table of {byte offset into the planar band, weight}.
+//
+// Scratch (f32NmConvScratchBytes in the wrapper), in this order:
+//   table  cout·T × 8 bytes:   {i32 offset, f32 weight}
+//   tile   CoutP × 32 f32:     one 32-pixel block of every output channel, channel-planar
+//   band   cin × (bandRows + 2p) × Wp f32: the input rows, planar, Wp = max(W, 32) + 2p pixels per row with p
+//          zero pixels on each side (and zero columns W..Wc−1 when W < 32); rows outside the image are zero.
+// Pixel blocks of a row start at 0, 32, …; the last one overlaps its predecessor (recomputing a few pixels is
+// cheaper than a tail kernel), and W < 32 computes ring pixels that are not stored.
+// The output must not overlap the input.
+
+/** Pixels per register block (8 f32x4 accumulators). */
+// @ts-ignore: decorator
+@inline const BLOCK: i32 = 32;
+
+/** acc + x·w: FMA in the relaxed build (one rounding), mul then add otherwise. */
+// @ts-ignore: decorator
+@inline function madd(acc: v128, x: v128, w: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(x, w, acc);
+  return f32x4.add(acc, f32x4.mul(x, w));
+}
+
+/** Stores the first n (1..4) lanes of v at p. */
+// @ts-ignore: decorator
+@inline function storeN(p: usize, v: v128, n: i32): void {
+  if (n >= 4) {
+    v128.store(p, v);
+  } else {
+    store<f32>(p, f32x4.extract_lane(v, 0));
+    if (n > 1) store<f32>(p, f32x4.extract_lane(v, 1), 4);
+    if (n > 2) store<f32>(p, f32x4.extract_lane(v, 2), 8);
+  }
+}
+
+/** Taps per output channel: k²·Σ_g min(n, len_g). */
+function nmTapsPerChannel(k: i32, cin: i32, n: i32, m: i32): i32 {
+  let t = 0;
+  for (let g = 0; g < cin; g += m) t += min(n, min(m, cin - g));
+  return k * k * t;
+}
+
+/**
+ * Expands the packed (value, index) lists into {byte offset, weight} records: offset of input channel c at
+ * (kh, kw) = c·planeBytes + kh·rowBytes + kw·4 relative to the band position of the output pixel.
+ */
+function expandTable(table: usize, vals: usize, idx: usize, cout: i32, k: i32, cin: i32, n: i32, m: i32,
+  planeBytes: i32, rowBytes: i32): void {
+  let q = table;
+  for (let o = 0; o < cout; o++) {
+    for (let kh = 0; kh < k; kh++) {
+      for (let kw = 0; kw < k; kw++) {
+        const tapOff = kh * rowBytes + (kw << 2);
+        for (let g = 0; g < cin; g += m) {
+          const ng = min(n, min(m, cin - g));
+          for (let j = 0; j < ng; j++) {
+            const c = g + <i32>load<u8>(idx);
+            store<i32>(q, c * planeBytes + tapOff);
+            store<f32>(q, load<f32>(vals), 4);
+            idx++;
+            vals += 4;
+            q += 8;
+          }
+        }
+      }
+    }
+  }
+}
+
+/** Writes input rows y0−p … y0−p+nRows−1 channel-planar into band (zero ring, zero rows outside the image). */
+function prepareBand(input: usize, inStride: i32, h: i32, w: i32, cin: i32, y0: i32, nRows: i32, p: i32,
+  wp: i32, planeBytes: i32, band: usize): void {
+  const rowBytes = <usize>wp << 2;
+  for (let r = 0; r < nRows; r++) {
+    const y = y0 - p + r;
+    const rowBase = band + <usize>r * rowBytes;
+    if (y < 0 || y >= h) {
+      for (let c = 0; c < cin; c++) memory.fill(rowBase + <usize>c * <usize>planeBytes, 0, rowBytes);
+      continue;
+    }
+    // Ring columns: [0, p) and [p + w, wp).
+    for (let c = 0; c < cin; c++) {
+      const d = rowBase + <usize>c * <usize>planeBytes;
+      memory.fill(d, 0, <usize>p << 2);
+      memory.fill(d + (<usize>(p + w) << 2), 0, <usize>(wp - p - w) << 2);
+    }
+    const src = input + (<usize>y * <usize>w * <usize>inStride << 2);
+    const dst0 = rowBase + (<usize>p << 2);
+    const ps = <usize>inStride << 2;
+    // 4 pixels × 4 channels at a time: a 4×4 transpose in registers.
+    let x = 0;
+    for (; x + 4 <= w; x += 4) {
+      const s = src + <usize>x * ps;
+      const d = dst0 + (<usize>x << 2);
+      let c = 0;
+      for (; c + 4 <= cin; c += 4) {
+        const cb = <usize>c << 2;
+        const v0 = v128.load(s + cb), v1 = v128.load(s + ps + cb), v2 = v128.load(s + 2 * ps + cb), v3 = v128.load(s + 3 * ps + cb);
+        const t0 = v128.shuffle<i32>(v0, v1, 0, 4, 1, 5);
+        const t1 = v128.shuffle<i32>(v2, v3, 0, 4, 1, 5);
+        const t2 = v128.shuffle<i32>(v0, v1, 2, 6, 3, 7);
+        const t3 = v128.shuffle<i32>(v2, v3, 2, 6, 3, 7);
+        const dc = d + <usize>c * <usize>planeBytes;
+        v128.store(dc, v128.shuffle<i64>(t0, t1, 0, 2));
+        v128.store(dc + <usize>planeBytes, v128.shuffle<i64>(t0, t1, 1, 3));
+        v128.store(dc + 2 * <usize>planeBytes, v128.shuffle<i64>(t2, t3, 0, 2));
+        v128.store(dc + 3 * <usize>planeBytes, v128.shuffle<i64>(t2, t3, 1, 3));
+      }
+      for (; c < cin; c++) {
+        const dc = d + <usize>c * <usize>planeBytes;
+        const sc = s + (<usize>c << 2);
+        store<f32>(dc, load<f32>(sc));
+        store<f32>(dc, load<f32>(sc + ps), 4);
+        store<f32>(dc, load<f32>(sc + 2 * ps), 8);
+        store<f32>(dc, load<f32>(sc + 3 * ps), 12);
+      }
+    }
+    for (; x < w; x++) {
+      const s = src + <usize>x * ps;
+      const d = dst0 + (<usize>x << 2);
+      for (let c = 0; c < cin; c++) store<f32>(d + <usize>c * <usize>planeBytes, load<f32>(s + (<usize>c << 2)));
+    }
+  }
+}
+
+/**
+ * One output channel over 32 pixels: acc = bias + Σ_taps w·in[tap + pixel], taps from tab (nt records),
+ * pixels from base (4 bytes apart). Stores the raw sums to dst (32 floats).
+ */
+function channelBlock(base: usize, tab: usize, nt: i32, bias: v128, dst: usize): void {
+  let a0 = bias, a1 = bias, a2 = bias, a3 = bias, a4 = bias, a5 = bias, a6 = bias, a7 = bias;
+  const end = tab + (<usize>nt << 3);
+  while (tab < end) {
+    const p = base + <usize>load<i32>(tab);
+    const wv = v128.load32_splat(tab, 4);
+    a0 = madd(a0, v128.load(p), wv);
+    a1 = madd(a1, v128.load(p, 16), wv);
+    a2 = madd(a2, v128.load(p, 32), wv);
+    a3 = madd(a3, v128.load(p, 48), wv);
+    a4 = madd(a4, v128.load(p, 64), wv);
+    a5 = madd(a5, v128.load(p, 80), wv);
+    a6 = madd(a6, v128.load(p, 96), wv);
+    a7 = madd(a7, v128.load(p, 112), wv);
+    tab += 8;
+  }
+  v128.store(dst, a0);
+  v128.store(dst, a1, 16);
+  v128.store(dst, a2, 32);
+  v128.store(dst, a3, 48);
+  v128.store(dst, a4, 64);
+  v128.store(dst, a5, 80);
+  v128.store(dst, a6, 96);
+  v128.store(dst, a7, 112);
+}
+
+/**
+ * Transposes the planar tile (CoutP rows of 32 pixels) into NHWC: nPix pixels from out, channels 0..cout−1,
+ * clamped to [lo, hi].
+ */
+function storeTile(tile: usize, cout: i32, out: usize, ops: usize, nPix: i32, lo: v128, hi: v128): void {
+  const rowB: usize = BLOCK << 2;
+  for (let x = 0; x < nPix; x += 4) {
+    const np = min(4, nPix - x);
+    for (let o = 0; o < cout; o += 4) {
+      const s = tile + <usize>o * rowB + (<usize>x << 2);
+      const v0 = v128.load(s), v1 = v128.load(s + rowB), v2 = v128.load(s + 2 * rowB), v3 = v128.load(s + 3 * rowB);
+      const t0 = v128.shuffle<i32>(v0, v1, 0, 4, 1, 5);
+      const t1 = v128.shuffle<i32>(v2, v3, 0, 4, 1, 5);
+      const t2 = v128.shuffle<i32>(v0, v1, 2, 6, 3, 7);
+      const t3 = v128.shuffle<i32>(v2, v3, 2, 6, 3, 7);
+      const nv = min(4, cout - o);
+      const d = out + <usize>x * ops + (<usize>o << 2);
+      storeN(d, f32x4.pmin(f32x4.pmax(v128.shuffle<i64>(t0, t1, 0, 2), lo), hi), nv);
+      if (np > 1) storeN(d + ops, f32x4.pmin(f32x4.pmax(v128.shuffle<i64>(t0, t1, 1, 3), lo), hi), nv);
+      if (np > 2) storeN(d + 2 * ops, f32x4.pmin(f32x4.pmax(v128.shuffle<i64>(t2, t3, 0, 2), lo), hi), nv);
+      if (np > 3) storeN(d + 3 * ops, f32x4.pmin(f32x4.pmax(v128.shuffle<i64>(t2, t3, 1, 3), lo), hi), nv);
+    }
+  }
+}
+
+/**
+ * out[y, x, o] = clamp(bias[o] + Σ_{kept taps} in[y+kh−p, x+kw−p, c]·W[kh,kw,c,o], outMin, outMax).
+ * `input`/`output`: byte offsets of pixel (0,0); inStride/outStride: floats between pixels. `packed`: the
+ * layout above for this (k, cin, cout, n, m); `scratch`: f32NmConvScratchBytes(w, cin, cout, k, n, m,
+ * bandRows) bytes; bandRows ≥ 1 output rows per prepared band.
+ */
+export function f32_nm_conv_nhwc(input: usize, inStride: i32, output: usize, outStride: i32, h: i32, w: i32,
+  cin: i32, cout: i32, k: i32, n: i32, m: i32, packed: usize, outMin: f32, outMax: f32, scratch: usize, bandRows: i32): void {
+  const p = (k - 1) >> 1;
+  const T = nmTapsPerChannel(k, cin, n, m);
+  const coutP = (cout + 3) & ~3;
+  const wc = w < BLOCK ? BLOCK : w;
+  const wp = wc + 2 * p;
+  const rowBytes = wp << 2;
+  const planeBytes = (bandRows + 2 * p) * rowBytes;
+  const table = scratch;
+  const tile = (table + (<usize>(cout * T) << 3) + 15) & ~(<usize>15);
+  const band = tile + (<usize>(coutP * BLOCK) << 2);
+  const vals = packed + (<usize>coutP << 2);
+  const idx = vals + (<usize>(cout * T) << 2);
+  expandTable(table, vals, idx, cout, k, cin, n, m, planeBytes, rowBytes);
+  const lo = f32x4.splat(outMin), hi = f32x4.splat(outMax);
+  const ops = <usize>outStride << 2;
+  const lastX = wc - BLOCK;
+  const tabBytes = <usize>T << 3;
+  for (let y0 = 0; y0 < h; y0 += bandRows) {
+    const nb = min(bandRows, h - y0);
+    prepareBand(input, inStride, h, w, cin, y0, nb + 2 * p, p, wp, planeBytes, band);
+    for (let r = 0; r < nb; r++) {
+      const outRow = output + <usize>(y0 + r) * <usize>w * ops;
+      let x = 0;
+      while (true) {
+        const base = band + <usize>r * <usize>rowBytes + (<usize>x << 2);
+        // Output channel 0, then the others: two call sites keep channelBlock out of line (see the header).
+        channelBlock(base, table, T, v128.load32_splat(packed), tile);
+        let tab = table + tabBytes;
+        for (let o = 1; o < cout; o++) {
+          channelBlock(base, tab, T, v128.load32_splat(packed + (<usize>o << 2)), tile + (<usize>o * BLOCK << 2));
+          tab += tabBytes;
+        }
+        storeTile(tile, cout, outRow + <usize>x * ops, ops, min(BLOCK, w - x), lo, hi);
+        if (x >= lastX) break;
+        x = min(x + BLOCK, lastX); // the last block overlaps the previous one (same values rewritten)
+      }
+    }
+  }
+}

@@ -1,0 +1,152 @@
+// Plain-TS ground truth for the N:M-sparse convolutions (../nm-conv.ts): it reads the sparse storage format
+// entry by entry — the format's definition — and runs the sum over the stored entries only.
+//
+// Format (both precisions): bias[cout↑4] (f32 or int32), values[cout][T] (f32 or int8), index[cout][T] (u8);
+// the entries of output channel o come in the order (kh, kw, group g, j), each group g of input channels
+// [g·m, min(cin, (g+1)·m)) holding min(n, its length) entries; entry j of a group is input channel
+// g·m + index. T = k²·Σ_g min(n, len_g).
+//
+// f32: sums in float64 and rounds once at the store (at least as accurate as any f32 kernel); the WASM kernel
+// matches within a stated rounding tolerance. int8: exact integers, requantized by requantizeRef — the WASM
+// kernel matches bit for bit.
+import { requantizeRef } from "./qs8-conv.ts";
+
+/** A packed N:M layer as the kernels' wrappers produce it. */
+export interface NmLayerRef {
+  k: number;
+  cin: number;
+  cout: number;
+  n: number;
+  m: number;
+  bytes: Uint8Array;
+}
+
+/** Calls visit(o, kh, kw, c, entry) for every stored entry of the layer, in storage order. */
+function forEachStored(L: NmLayerRef, visit: (o: number, kh: number, kw: number, c: number, e: number) => void): number {
+  const { k, cin, cout, n, m } = L;
+  let e = 0;
+  for (let o = 0; o < cout; o++) {
+    for (let kh = 0; kh < k; kh++) {
+      for (let kw = 0; kw < k; kw++) {
+        for (let g = 0; g < cin; g += m) {
+          const ng = Math.min(n, m, cin - g);
+          for (let j = 0; j < ng; j++) visit(o, kh, kw, g, e++);
+        }
+      }
+    }
+  }
+  return e / cout;
+}
+
+function tapsOf(L: NmLayerRef): number {
+  let t = 0;
+  for (let g = 0; g < L.cin; g += L.m) t += Math.min(L.n, L.m, L.cin - g);
+  return L.k * L.k * t;
+}
+
+/** The dense HWIO weights and bias an f32 layer stores (zeros where nothing is stored). */
+export function unpackF32NmRef(L: NmLayerRef): { hwio: Float32Array; bias: Float32Array } {
+  const coutP = (L.cout + 3) & ~3, T = tapsOf(L);
+  const dv = new DataView(L.bytes.buffer, L.bytes.byteOffset, L.bytes.byteLength);
+  const idx0 = 4 * (coutP + L.cout * T);
+  const hwio = new Float32Array(L.k * L.k * L.cin * L.cout);
+  const bias = new Float32Array(L.cout);
+  for (let o = 0; o < L.cout; o++) bias[o] = dv.getFloat32(4 * o, true);
+  forEachStored(L, (o, kh, kw, g, e) => {
+    const c = g + L.bytes[idx0 + e];
+    hwio[((kh * L.k + kw) * L.cin + c) * L.cout + o] += dv.getFloat32(4 * (coutP + e), true);
+  });
+  return { hwio, bias };
+}
+
+/** The dense OHWI integer weights and int32 bias an int8 layer stores. */
+export function unpackQs8NmRef(L: NmLayerRef): { ohwi: Int8Array; bias: Int32Array } {
+  const coutP = (L.cout + 3) & ~3, T = tapsOf(L);
+  const dv = new DataView(L.bytes.buffer, L.bytes.byteOffset, L.bytes.byteLength);
+  const vals0 = 4 * coutP, idx0 = vals0 + L.cout * T;
+  const ohwi = new Int8Array(L.cout * L.k * L.k * L.cin);
+  const bias = new Int32Array(L.cout);
+  for (let o = 0; o < L.cout; o++) bias[o] = dv.getInt32(4 * o, true);
+  forEachStored(L, (o, kh, kw, g, e) => {
+    const c = g + L.bytes[idx0 + e];
+    ohwi[((o * L.k + kh) * L.k + kw) * L.cin + c] += dv.getInt8(vals0 + e);
+  });
+  return { ohwi, bias };
+}
+
+export interface NmConvRefImage {
+  H: number;
+  W: number;
+  /** Pixel p's channels at p·inStride. */
+  inStride: number;
+}
+
+/**
+ * out[p·outStride + o] = clamp(bias[o] + Σ_{stored entries} w·x, outMin, outMax), summed in float64 over the
+ * stored entries, 'same' zero padding (taps outside the image contribute nothing).
+ */
+export function f32NmConvRef(out: Float32Array, outStride: number, L: NmLayerRef, input: Float32Array, img: NmConvRefImage,
+  outMin = -Infinity, outMax = Infinity): Float32Array {
+  const coutP = (L.cout + 3) & ~3, T = tapsOf(L);
+  const dv = new DataView(L.bytes.buffer, L.bytes.byteOffset, L.bytes.byteLength);
+  const idx0 = 4 * (coutP + L.cout * T);
+  const acc = sparseSum(L, img, (ib, c) => input[ib + c], (e) => dv.getFloat32(4 * (coutP + e), true), idx0,
+    (o) => dv.getFloat32(4 * o, true));
+  for (let p = 0; p < img.H * img.W; p++) {
+    for (let o = 0; o < L.cout; o++) out[p * outStride + o] = Math.min(Math.max(acc[p * L.cout + o], outMin), outMax);
+  }
+  return out;
+}
+
+/** Σ|bias| + Σ|w·x| per output element (index p·cout + o): the scale of the f32 rounding error. */
+export function f32NmConvAbsSum(L: NmLayerRef, input: Float32Array, img: NmConvRefImage): Float64Array {
+  const coutP = (L.cout + 3) & ~3, T = tapsOf(L);
+  const dv = new DataView(L.bytes.buffer, L.bytes.byteOffset, L.bytes.byteLength);
+  const idx0 = 4 * (coutP + L.cout * T);
+  return sparseSum(L, img, (ib, c) => Math.abs(input[ib + c]), (e) => Math.abs(dv.getFloat32(4 * (coutP + e), true)), idx0,
+    (o) => Math.abs(dv.getFloat32(4 * o, true)));
+}
+
+/** acc[p·cout + o] = Σ (x − z_x)·w + bias_q as exact integers over the stored entries. */
+export function qs8NmConvAccRef(L: NmLayerRef, input: Uint8Array | Int8Array, inZp: number, img: NmConvRefImage): Float64Array {
+  const coutP = (L.cout + 3) & ~3, T = tapsOf(L);
+  const dv = new DataView(L.bytes.buffer, L.bytes.byteOffset, L.bytes.byteLength);
+  const vals0 = 4 * coutP, idx0 = vals0 + L.cout * T;
+  return sparseSum(L, img, (ib, c) => input[ib + c] - inZp, (e) => dv.getInt8(vals0 + e), idx0, (o) => dv.getInt32(4 * o, true));
+}
+
+/** Requantized codes out[p·outStride + o] (requantizeRef of the exact accumulator). */
+export function qs8NmConvRef(out: Uint8Array | Int8Array, outStride: number, L: NmLayerRef, input: Uint8Array | Int8Array,
+  inZp: number, img: NmConvRefImage, multipliers: ArrayLike<number>, outZp: number, qmin: number, qmax: number): Uint8Array | Int8Array {
+  const acc = qs8NmConvAccRef(L, input, inZp, img);
+  for (let p = 0; p < img.H * img.W; p++) {
+    for (let o = 0; o < L.cout; o++) out[p * outStride + o] = requantizeRef(acc[p * L.cout + o], multipliers[o], outZp, qmin, qmax);
+  }
+  return out;
+}
+
+function sparseSum(L: NmLayerRef, img: NmConvRefImage, act: (ib: number, c: number) => number, val: (e: number) => number,
+  idx0: number, bias: (o: number) => number): Float64Array {
+  const { H, W, inStride } = img;
+  const p = (L.k - 1) >> 1;
+  const T = tapsOf(L);
+  // Decode the entries once: (kh, kw, c, value) per output channel.
+  const ent: Array<[number, number, number, number]> = [];
+  forEachStored(L, (_o, kh, kw, g, e) => ent.push([kh, kw, g + L.bytes[idx0 + e], val(e)]));
+  const acc = new Float64Array(H * W * L.cout);
+  for (let y = 0; y < H; y++) {
+    for (let x = 0; x < W; x++) {
+      for (let o = 0; o < L.cout; o++) {
+        let s = bias(o);
+        for (let e = o * T; e < (o + 1) * T; e++) {
+          const [kh, kw, c, w] = ent[e];
+          const iy = y + kh - p, ix = x + kw - p;
+          if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+          s += act((iy * W + ix) * inStride, c) * w;
+        }
+        acc[(y * W + x) * L.cout + o] = s;
+      }
+    }
+  }
+  return acc;
+}
