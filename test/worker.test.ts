@@ -98,6 +98,16 @@ test("worker pool = one worker = in-process, bit for bit: FP32 esrgan-slim-x2 (R
     t.ok(same((await pool.upscale(img, { tile: 16 })).data, await inProcess("esrgan-slim-x2", img, 16)), `${name}: pool with tile 16 = in-process with tile 16`);
     t.ok(same((await one.upscale(img)).data, want), `${name}: UpscalerWorker.upscale = in-process`);
   }
+  // A margin below the receptive radius does not tile exactly: the pool must use the in-process grid.
+  const inexact = await createWorkerPool({ model: "esrgan-slim-x2", size: 2, backend, margin: 3, tile: 20 });
+  t.notOk(inexact.info.exactTiling, "margin 3 < radius: the workers report inexact tiling");
+  const up = await createUpscaler("esrgan-slim-x2", { runtime: await testRuntime(), margin: 3, tile: 20 });
+  const wantInexact = (await up.upscale(rgb)).data;
+  up.dispose();
+  const whole = await inProcess("esrgan-slim-x2", rgb);
+  t.notOk(same(wantInexact, whole), "(margin 3 really changes the output)");
+  t.ok(same((await inexact.upscale(rgb)).data, wantInexact), "inexact model: the pool keeps the in-process 20² grid and margin 3, bit for bit");
+  inexact.dispose();
   // Transfer moves the caller's buffer to the worker.
   const moved = image(r, 20, 20, 3);
   const want = await inProcess("esrgan-slim-x2", moved);
