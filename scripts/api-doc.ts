@@ -47,7 +47,83 @@ function resolve(s: ts.Symbol): ts.Symbol {
   return s.flags & ts.SymbolFlags.Alias ? checker.getAliasedSymbol(s) : s;
 }
 
-function firstParagraph(s: ts.Symbol): string {
+/** Written by hand for exported names whose declarations carry no doc comment. */
+const HAND: Record<string, string> = {
+  ImageLike: "An 8-bit interleaved image the engine accepts: `data` (Uint8Array or Uint8ClampedArray, so `ImageData` works as is), `width`, `height`, and optionally `channels` (3 or 4; inferred from the length).",
+  RgbImage: "An 8-bit interleaved RGB or RGBA image the engine returns (`channels` 3 or 4, like the input).",
+  RunOptions: "Options of one `Upscaler.upscale` call: `onProgress`, `signal`, and per-call `tile` / `margin` overrides.",
+  Upscaler: "A model compiled on a runtime, driven tile by tile: `upscale(img, { onProgress, signal, tile, margin })`, `runFloat` for raw float runs, `planFor`, `dispose`. Made by `createUpscaler`. One call at a time per upscaler (overlapping calls → E_ARGUMENT).",
+  UpscalerOptions: "Options of `createUpscaler`: `tile`, `memoryBudget`, `margin`, `runtime`, `maxPixels`, `load` (model loading options for names / paths / URLs).",
+  UpscaleOptions: "`onProgress(p)` (fraction 0..1, tile, tiles) and `signal` (AbortSignal → E_ABORTED).",
+  UpscaleProgress: "Progress of a run: `fraction` of the whole image (0..1), the `tile` index and the number of `tiles`.",
+  GraphBuilder: "Builds graph IR by hand (inputs, convs, activations, adds, concats, depth-to-space, upsampling) with shape inference; `build()` returns a validated `Graph`. Used by tests and by model importers.",
+  DYNAMIC_PATHS: "The integer paths a `DynamicPlan` can run quantized convs on (see `DynamicPath`).",
+  DynamicPath: "How a dynamic (per-image statistics / adaptive-bit) plan runs its quantized convs: `lut`, `exact` or `oracle` (see compile-dynamic.ts).",
+  DynamicPlan: "The compiled plan of a `DynamicQuantizedModel` (DAQ, DFSQ, ODM, AdaBM, CADyQ): per-tile activation statistics or bit decisions, then integer convs.",
+  F32Plan: "The compiled FP32 plan of a graph: memory-planned buffers in the arena and a flat list of kernel calls (`ExecutablePlan`).",
+  Q8Plan: "The compiled plan of a statically quantized model (`QuantizedModel`): every conv, add, concat and pixel shuffle on integer codes.",
+  Activation: "A fused activation of a conv node (none, ReLU, ReLU6, …).",
+  Graph: "lowbit's graph IR: `nodes` in topological order, `input` / `output` tensor ids, tensor shapes and `meta` (name, scale, ranges, arch, receptive radius).",
+  GraphMeta: "Model facts carried by a graph: name, scale, input/output value ranges, architecture, receptive radius.",
+  Node: "One IR node (conv2d, add, concat, depth_to_space, upsample_nearest, scale, …) with its inputs, output and parameters.",
+  NodeOp: "The IR's op names.",
+  planMemory: "Plans the tensor arena of a graph for a tile size: buffers reused by liveness (first-fit, largest first), concat inputs written in place into their channel slices.",
+  foldScales: "Graph pass: folds RRDN's ×β MultiplyBeta scales into the preceding conv weights or the residual add's coefficients.",
+  fuseActivations: "Graph pass: fuses ReLU/ReLU6 into the producing convs (the integer kernels clamp in their requantization epilogue).",
+  AnyModelSource: "What `loadAnyModel` reads: a registry short name, a path or URL (model.json or `.lowbit`), `.lowbit` bytes, or TF.js buffers `{ modelJson, weights }`.",
+  TfjsModelSource: "A TF.js layers model: a path to model.json (or its folder), an http(s)/file URL, or `{ modelJson, weights }`.",
+  AdabmFinetuneOptions: "`AdabmOptions` plus the fine-tuning schedule (steps per epoch, epochs, patch size, learning-rate scale).",
+  AdabmFinetuneResult: "The fine-tuned AdaBM model and its training report.",
+  AdabmBitMapping: "AdaBM's image-to-bit and layer-to-bit mappings: turns a tile's gradient feature into per-layer activation bits.",
+  AdabmOptions: "AdaBM calibration options: weight/activation bits, layer scope, path, calibration patches, image/layer adaptivity switches, runtime, progress, signal.",
+  AdabmResult: "The calibrated AdaBM model (`DynamicQuantizedModel`) and its calibration statistics.",
+  CadyqOptions: "CADyQ options: bit candidates, layer scope, selector training schedule, runtime, progress, signal.",
+  CadyqResult: "The CADyQ model (`DynamicQuantizedModel`) with its trained bit selectors and training report.",
+  DaqOptions: "DAQ options: weight/activation bits, scope, step table, mode, sensitive-layer handling, bias correction, runtime, progress, signal.",
+  quantizeDaq: "Distribution-aware quantization (DAQ): per-channel activation statistics of each image at inference; returns a `DynamicQuantizedModel`.",
+  DfsqOptions: "DFSQ options: bits, scope, calibration patches, codebook selection, weight range, bias correction, runtime, progress, signal.",
+  quantizeDfsq: "Distribution-flexible subset quantization (DFSQ): per-image normalization and a calibrated code subset; returns a `DynamicQuantizedModel`.",
+  DynamicActQuantizer: "The run-time seam of dynamic activation quantizers: sets a layer's grid for the current tile from its statistics (and the adaptive context).",
+  DynamicLayer: "One quantized conv of a `DynamicQuantizedModel`: its weight codes and scales and its activation quantizer.",
+  DynamicModelInfo: "What a `DynamicQuantizedModel` was made with: method, bits, scope, options.",
+  DynamicQuantizedModel: "A model whose activation grids are set per image or per tile (DAQ, DFSQ, ODM, AdaBM, CADyQ); compiles to a `DynamicPlan`; saved and loaded as `.lowbit`.",
+  odmFinetune: "ODM: fine-tunes a statically quantized model (channel offsets, ranges, weights) on LR images with the FP32 model as teacher.",
+  OdmFinetuneOptions: "ODM fine-tuning options: bits, scope, steps, batch, patch, learning rates, runtime, progress, signal.",
+  OdmFinetuneResult: "The fine-tuned ODM model and its loss history.",
+  ChannelOffsets: "ODM's per-channel activation offsets (shift before quantization, undone after the conv).",
+  odmInitPtq: "ODM-init PTQ: ODM's training-free initialisation (P1/P99 ranges, channel offsets) as a post-training quantizer.",
+  LAYER_SCOPES: "The layer scopes the methods accept (reference, body, full).",
+  LayerScope: "Which convs a method quantizes: `reference` (the papers' choice), `body`, or `full`.",
+  SSIM_K1: "SSIM constant K1 (0.01).",
+  SSIM_K2: "SSIM constant K2 (0.03).",
+  SSIM_L: "SSIM dynamic range L (255).",
+  SSIM_SIGMA: "Standard deviation of SSIM's Gaussian window (1.5).",
+  LoadModelOptions: "Options of `loadModel`: `inputRange` / `outputRange` overrides, `modelBaseUrl` (short names in browsers), `resolveFrom`, plus read options `signal`, `fetch`, `maxModelBytes`.",
+  ModelInfo: "A registry entry: short name, npm package and model path, scale, architecture, value ranges, receptive radius, weight storage, notes.",
+  Calibration: "The result of `calibrate`: per-tensor observed ranges and histograms of a graph on calibration images, input to `quantizeModel`.",
+  CalibrationOptions: "`calibrate` options: runtime, tile, histogram bins, progress, signal.",
+  QuantConfig: "A resolved quantization configuration: per-layer weight/activation bits and the range method.",
+  QuantConfigInput: "What `quantizeModel` accepts as configuration: a partial `QuantConfig` plus a `bits` spec string (`w4a8`) or `weightBits` / `actBits`.",
+  QuantConvWeights: "A quantized conv's weights: integer codes (int8 or packed int4), per-channel scales, bias.",
+  QuantizedModel: "A statically quantized model (`quantizeModel`): compiles to a `Q8Plan`; saved and loaded as `.lowbit`.",
+  QuantTensor: "A tensor of a quantized model: its domain, activation bits and the clipping range its codes cover.",
+  LowbitError: "The one error class lowbit throws: `code` (a `LowbitErrorCode`) is stable and machine-readable, `message` says what and where, `cause` keeps the underlying error (for worker errors: the worker's stack).",
+  BackendInfo: "Which WASM build runs (`simd` or `relaxed`), whether relaxed is available and why, and the build id.",
+  InitOptions: "Options of `init` / `createRuntime`: where the wasm comes from (`module` | `bytes` | `url`, default embedded), `relaxed`, `backend` ('auto' | 'simd' | 'relaxed'), `maxMemoryBytes`.",
+  Tile: "One tile of a grid: its core (x, y, w, h) and its region = core + margin, clipped (rx, ry, rw, rh), in LR pixels.",
+  TileGrid: "A tile grid: the tiles and the largest region (the plan size).",
+  FinetuneOptions: "`finetune` options: quantization spec, steps, batch, patch, learning rates, seed, calibration, runtime, progress, signal.",
+  FinetuneProgress: "Progress of `finetune`: step, steps, the batch loss, learning rate, elapsed ms.",
+  FinetuneResult: "The trained state (per-layer weights and quantizer parameters) and the loss history.",
+  TrainLayerState: "One layer's trained parameters.",
+  TrainState: "All trained parameters of a training graph (what `applyState` writes back).",
+  Trainer: "Forward and backward passes of a fake-quantized training graph in the WASM arena, with Adam updates.",
+  FromWorker: "Messages a lowbit worker posts: ready, load-progress, progress, result, error.",
+  ToWorker: "Messages a lowbit worker accepts: init, upscale, tile, alpha, abort.",
+};
+
+function firstParagraph(s: ts.Symbol, name = s.name): string {
+  if (!s.getDocumentationComment(checker).length && HAND[name]) return HAND[name];
   const doc = ts.displayPartsToString(s.getDocumentationComment(checker)).trim();
   return doc.split(/\n\s*\n/)[0].replace(/\s*\n\s*/g, " ");
 }
@@ -76,7 +152,9 @@ function signature(name: string, s: ts.Symbol, kind: string): string {
       const pd = p.valueDeclaration ?? p.declarations?.[0];
       const opt = p.flags & ts.SymbolFlags.Optional ? "?" : "";
       const pt = pd ? checker.typeToString(checker.getTypeOfSymbolAtLocation(p, pd), undefined, fmt) : "unknown";
-      return `  ${p.name}${opt}: ${pt.length > 160 ? pt.slice(0, 157) + "…" : pt};`;
+      const pdoc = ts.displayPartsToString(p.getDocumentationComment(checker)).trim().split(/\n\s*\n/)[0].replace(/\s*\n\s*/g, " ");
+      const line = `  ${p.name}${opt}: ${pt.length > 160 ? pt.slice(0, 157) + "…" : pt};`;
+      return pdoc ? `  /** ${pdoc.length > 200 ? pdoc.slice(0, 197) + "…" : pdoc} */\n${line}` : line;
     });
     return `interface ${name} {\n${props.join("\n")}\n}`;
   }
@@ -121,7 +199,7 @@ for (const f of files) {
     md += `\n### \`${name}\` · ${kind}\n\n`;
     const sig = signature(name, s, kind);
     if (sig) md += "```ts\n" + sig + "\n```\n\n";
-    const doc = firstParagraph(s);
+    const doc = firstParagraph(s, name);
     md += doc ? `${doc}\n` : `*(no doc comment; see the source)*\n`;
   }
 }
@@ -129,7 +207,14 @@ for (const { name, s } of namespaces) {
   md += `\n## Namespace \`${name}\`\n<a id="namespace-${name}"></a>\n\n\`import { ${name} } from "lowbit"\` — the module \`${fileOf(s)}\`.\n\n| name | kind | summary |\n|---|---|---|\n`;
   for (const m of checker.getExportsOfModule(s).sort((a, b) => a.name.localeCompare(b.name))) {
     const r = resolve(m);
-    md += `| \`${m.name}\` | ${kindOf(r)} | ${firstParagraph(r).replace(/\|/g, "\\|").slice(0, 220)} |\n`;
+    const k = kindOf(r);
+    let summary = firstParagraph(r, m.name);
+    if (!summary) {
+      // No doc comment: the signature or declaration is the reference.
+      const sig = k === "interface" ? `{ ${checker.getPropertiesOfType(checker.getDeclaredTypeOfSymbol(r)).map((p) => p.name).join(", ")} }` : signature(m.name, r, k).replace(/\s+/g, " ");
+      summary = sig ? `\`${sig.length > 200 ? sig.slice(0, 197) + "…" : sig}\`` : "";
+    }
+    md += `| \`${m.name}\` | ${k} | ${summary.replace(/\|/g, "\\|").replace(/\s+/g, " ").slice(0, 240)} |\n`;
   }
 }
 

@@ -30,6 +30,7 @@ export type WorkerLike =
   | { postMessage(m: unknown, transfer?: readonly Transferable[] | Transferable[]): void; terminate(): unknown; on(ev: string, h: (...a: never[]) => void): unknown }
   | { postMessage(m: unknown, transfer: Transferable[]): void; terminate(): void; addEventListener(ev: string, h: (e: never) => void): void };
 
+/** Options of `createUpscalerWorker` / `UpscalerWorker.create`: the model (WorkerModelOptions) and how to start the worker. */
 export interface WorkerOptions extends WorkerModelOptions {
   /**
    * Starts one worker running lowbit's worker entry. Default: Node → `worker_threads` on the
@@ -44,6 +45,7 @@ export interface WorkerOptions extends WorkerModelOptions {
   signal?: AbortSignal;
 }
 
+/** Options of one worker / pool `upscale` call (as Upscaler.upscale's, plus `transfer`). */
 export interface WorkerRunOptions {
   onProgress?: (p: UpscaleProgress) => void;
   signal?: AbortSignal;
@@ -294,6 +296,7 @@ export function createUpscalerWorker(o: WorkerOptions): Promise<UpscalerWorker> 
   return UpscalerWorker.create(o);
 }
 
+/** Options of `createWorkerPool`: WorkerOptions plus the number of workers. */
 export interface WorkerPoolOptions extends WorkerOptions {
   /** Number of workers (default: hardware concurrency, at least 1). */
   size?: number;

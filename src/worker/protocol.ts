@@ -57,6 +57,7 @@ export interface WorkerInfo {
   exactTiling: boolean;
 }
 
+/** An image inside a message (the data is transferred). */
 export interface ImageMsg {
   data: Uint8Array | Uint8ClampedArray;
   width: number;
@@ -64,6 +65,7 @@ export interface ImageMsg {
   channels?: number;
 }
 
+/** Messages a lowbit worker accepts (client → worker). */
 export type ToWorker =
   | { type: "init"; id: number; options: WorkerModelOptions }
   | { type: "upscale"; id: number; image: ImageMsg; tile?: number; margin?: number }
@@ -80,12 +82,14 @@ export type ToWorker =
   | { type: "alpha"; id: number; data: Uint8Array; width: number; height: number; scale: number }
   | { type: "abort"; id: number; reason?: string };
 
+/** A LowbitError as it crosses postMessage. */
 export interface SerializedError {
   code: LowbitErrorCode;
   message: string;
   stack?: string;
 }
 
+/** Messages a lowbit worker posts (worker → client). */
 export type FromWorker =
   | { type: "ready"; id: number; info: WorkerInfo }
   | { type: "load-progress"; id: number; loaded: number; total: number | null }
