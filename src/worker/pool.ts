@@ -89,7 +89,8 @@ async function defaultWorker(workerUrl?: string | URL): Promise<WorkerLike> {
       // imports the .ts entry (execArgv --import is not honoured by every Node version's workers).
       const tsx = import.meta.resolve("tsx/esm/api");
       const entry = new URL("./worker-entry.ts", import.meta.url).href;
-      const code = `import { register } from ${JSON.stringify(tsx)}; register(); await import(${JSON.stringify(entry)});`;
+      // Both are URL hrefs: quotes and backslashes are percent-encoded, so plain quoting is safe.
+      const code = `import { register } from "${tsx}"; register(); await import("${entry}");`;
       return new Worker(new URL(`data:text/javascript,${encodeURIComponent(code)}`));
     }
     return new Worker(new URL("./worker-entry.js", import.meta.url));

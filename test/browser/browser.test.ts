@@ -5,7 +5,8 @@
 //      init({ url }), init({ bytes }), init({ module }); every way gives the bytes Node gives.
 //   2. The demo page (examples/web): upscale a bundled sample with an integer model (esrgan-slim
 //      ×2 W8A8 .lowbit) in a 2-worker pool; the output equals Node's bit for bit; PSNR shown.
-//   3. Cancel on a second (long) run: the page says cancelled and the next run is correct.
+//   3. Cancel on a second (long) run: the page says cancelled and the next run is correct; W4A4 and
+//      adaptive (AdaBM) .lowbit models run as well.
 //   4. A browser without WASM SIMD (WebAssembly.validate stubbed before the page loads: V8 has
 //      no flag to turn SIMD off): the page shows the clear E_WASM_UNSUPPORTED message.
 // Screenshots go to test/browser/out/ (gitignored). The whole run is bounded (TIME_LIMIT_MS).
@@ -114,7 +115,7 @@ test("setup: library build, demo bundle + W8A8 model, esbuild app, server, Chrom
   ensureDist();
   await bundle();
   copySamples(findEvalDir());
-  await makeModels(["esrgan-slim-x2"], ["w8a8"], (s) => console.log(`# ${s}`));
+  await makeModels(["esrgan-slim-x2"], ["w8a8", "w4a4", "adaptive"], (s) => console.log(`# ${s}`));
   const appDir = writeApps();
   const r = await build({ entryPoints: [join(appDir, "main.js")], bundle: true, format: "esm", platform: "browser", outfile: join(appDir, "app.js"), logLevel: "error" });
   t.equal(r.errors.length, 0, "esbuild bundled an app importing \"lowbit\" for the browser (no plugins, no externals)");
@@ -147,6 +148,20 @@ for (const [name, path] of [["esbuild bundle", "app/bundled.html"], ["plain ES m
     await page.context().close();
   });
 }
+
+test("Node: `import … from \"lowbit\"` in an app (the same package entry, dist/), a 2-worker pool = in-process", (t) => {
+  const dir = join(OUT, "app");
+  writeFileSync(join(dir, "node-main.mjs"), `import { createWorkerPool, createUpscaler } from "lowbit";
+const img = { data: new Uint8Array(30 * 20 * 3).map((_, i) => (i * 37) & 255), width: 30, height: 20 };
+const pool = await createWorkerPool({ model: "esrgan-slim-x2", size: 2, backend: "simd" });
+const a = await pool.upscale(img);
+const b = await (await createUpscaler("esrgan-slim-x2")).upscale(img);
+pool.dispose();
+console.log(JSON.stringify({ same: a.data.length === b.data.length && a.data.every((v, i) => v === b.data[i]), node: process.version }));`);
+  const r = JSON.parse(execFileSync(process.execPath, [join(dir, "node-main.mjs")], { cwd: dir, encoding: "utf8", timeout: 60_000 }).trim());
+  t.ok(r.same, `Node ${r.node}: the package's worker pool (worker_threads on dist/src/worker/worker-entry.js) = in-process, bit for bit`);
+  t.end();
+});
 
 interface DemoState {
   state: string; errorCode: string | null; error: string | null; runs: number;
@@ -206,6 +221,14 @@ test("demo: W8A8 esrgan-slim-x2 on a sample in 2 workers = Node's output bit for
   await waitState(page, ["done", "error"]);
   s = await demoState(page);
   t.equal(s.result?.sha256, first, `after the cancel: a new run gives the same bytes (${s.runs} completed runs)`);
+  // The other integer precisions run too (4-bit static and AdaBM adaptive bits).
+  for (const prec of ["w4a4", "adaptive"]) {
+    await page.selectOption("#precision", prec);
+    await page.click("#run");
+    await waitState(page, ["done", "error"]);
+    s = await demoState(page);
+    t.ok(s.state === "done" && s.result!.psnr! > 25, `${prec}: ${s.result?.config} in ${s.result?.ms.toFixed(0)} ms, PSNR-Y ${s.result?.psnr?.toFixed(2)} dB${s.error ? ` (${s.error})` : ""}`);
+  }
   // Drag the comparison divider, then keep a screenshot.
   const box = (await page.locator("#compare").boundingBox())!;
   await page.mouse.move(box.x + box.width * 0.5, box.y + box.height / 2);
