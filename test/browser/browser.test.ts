@@ -109,7 +109,7 @@ let browser: Browser;
 let base: string;
 let stopServer: () => void;
 
-test("setup: library build, demo bundle + W8A8 model, esbuild app, server, Chromium", async (t) => {
+test("setup: library build, demo bundle + slim ×2 W8A8/W4A4/adaptive models, esbuild app, server, Chromium", async (t) => {
   const t0 = performance.now();
   t.ok(existsSync(CHROMIUM), `Chromium at ${CHROMIUM}`);
   ensureDist();
