@@ -8,6 +8,8 @@
 //   2 workers      pool of 2, its default grid: two 256×128 strips, each recomputing an 18-px margin
 //                  (the exact receptive-field margin), i.e. 1.14× the pixels of the 1-worker run;
 //   1w / 2w @128   both on the same 2×2 grid of 128² tiles: the parallel efficiency alone.
+// A control in the same rounds: a pure-JS loop split over 1 vs 2 threads (no lowbit, no messages
+// beyond start/stop) — the speed-up the machine itself allows at that moment.
 // Reports the median and the fastest round (ms), the ratio 1w/2w of each, the outputs' equality
 // (the pool is bit-identical to one worker: a mismatch exits 1), and the load average before and
 // after (the machine has 2 vCPUs shared with other jobs: a ratio under load is not the scaling).
@@ -16,6 +18,7 @@
 //   LOWBIT_BENCH_ROUNDS=3 npm run bench:pool
 // The W8A8 model is quantized once (percentile, calibrated on data/calib) into bench/out/.
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { Worker } from "node:worker_threads";
 import os from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -68,6 +71,22 @@ async function time(pool: WorkerPool, img: ImageLike, tile?: number): Promise<{ 
   return { ms: performance.now() - t0, data: r.data };
 }
 
+/** Control: the same integer loop on one thread, then split in halves over two threads. */
+const spinCode = `const { parentPort } = require("node:worker_threads");
+parentPort.on("message", (n) => { let x = 0; for (let i = 0; i < n; i++) x = (x * 1664525 + 1013904223) | 0; parentPort.postMessage(x); });`;
+const spinners = [0, 1].map(() => new Worker(spinCode, { eval: true }));
+const spin = (w: Worker, n: number) => new Promise((r) => { w.once("message", r); w.postMessage(n); });
+const control: { one: number[]; two: number[] } = { one: [], two: [] };
+async function controlRound(): Promise<void> {
+  const N = 2e8;
+  let t0 = performance.now();
+  await spin(spinners[0], N);
+  control.one.push(performance.now() - t0);
+  t0 = performance.now();
+  await Promise.all([spin(spinners[0], N / 2), spin(spinners[1], N / 2)]);
+  control.two.push(performance.now() - t0);
+}
+
 const img = await input();
 console.log(`# ${MODEL} @ ${SIDE}×${SIDE}, ${ROUNDS} rounds, Node ${process.version}, ${os.cpus().length} CPUs (${os.cpus()[0]?.model}), load avg before: ${load()}`);
 let failed = false;
@@ -81,6 +100,7 @@ for (const [label, model] of [["fp32", MODEL], ["w8a8", new Uint8Array(readFileS
   await time(one, img, 128);
   await time(two, img, 128);
   for (let r = 0; r < ROUNDS; r++) {
+    await controlRound();
     for (const [k, pool, tile] of [["1w", one, undefined], ["2w", two, undefined], ["1w@128", one, 128], ["2w@128", two, 128]] as const) {
       const x = await time(pool, img, tile);
       if (x.data.length !== ref.length || !x.data.every((v, i) => v === ref[i])) {
@@ -101,5 +121,7 @@ for (const [label, model] of [["fp32", MODEL], ["w8a8", new Uint8Array(readFileS
   lines.push(`ratio ${label} 2-workers/1-worker=${ratio.toFixed(2)} (best-of ${ratioBest.toFixed(2)}; same 128² grid ${same.toFixed(2)}) outputs identical=${!failed}`);
 }
 for (const l of lines) console.log(l);
+for (const w of spinners) void w.terminate();
+console.log(`control: pure-JS loop 1 thread / 2 threads = ${(median(control.one) / median(control.two)).toFixed(2)} (medians ${median(control.one).toFixed(0)} / ${median(control.two).toFixed(0)} ms over ${control.one.length} rounds): the scaling this machine allowed during the run`);
 console.log(`# load avg after: ${load()} (target: 2 workers ≥ 1.8× one worker; needs 2 idle cores)`);
 process.exit(failed ? 1 : 0);
