@@ -93,3 +93,12 @@ export * as adabm from "./methods/adabm/index.ts";
 export { quantizeCadyq, quantizeCadyqDetailed, buildCadyqModel } from "./methods/cadyq/index.ts";
 export type { CadyqOptions, CadyqResult } from "./methods/cadyq/index.ts";
 export * as cadyq from "./methods/cadyq/index.ts";
+
+// Browsers, workers and bundlers: ImageData/canvas helpers, fetch progress, the worker pool.
+export { toImageData, toRgb, imageDataFrom, drawToCanvas, toImageBitmap, progressFetch } from "./engine/browser.ts";
+export type { RgbaImage, ImageSourceLike } from "./engine/browser.ts";
+export { createWorkerPool, createUpscalerWorker, UpscalerWorker, WorkerPool, planPoolTiles } from "./worker/pool.ts";
+export type { WorkerOptions, WorkerPoolOptions, WorkerRunOptions, WorkerLike } from "./worker/pool.ts";
+export { serveUpscaler } from "./worker/serve.ts";
+export type { WorkerPort } from "./worker/serve.ts";
+export type { WorkerInfo, WorkerModelOptions, WorkerModelSource, ToWorker, FromWorker, SerializedError } from "./worker/protocol.ts";

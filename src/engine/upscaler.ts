@@ -128,7 +128,8 @@ export async function upscaleTiled(
   return result;
 }
 
-function fillInput(dst: Float32Array, src: ArrayLike<number>, W: number, C: number, t: Tile, lo: number, k: number): void {
+/** Tile region of `src` (W wide, C channels) → the plan's f32 input, mapped to the input range. Shared with the worker pool. */
+export function fillInput(dst: Float32Array, src: ArrayLike<number>, W: number, C: number, t: Tile, lo: number, k: number): void {
   let d = 0;
   for (let y = t.ry; y < t.ry + t.rh; y++) {
     let i = (y * W + t.rx) * C;
@@ -140,8 +141,8 @@ function fillInput(dst: Float32Array, src: ArrayLike<number>, W: number, C: numb
   }
 }
 
-/** Clip to the output range, map to 0..255, round half away from zero (values are ≥ 0 here). */
-function writeCore(out: Uint8Array, OW: number, C: number, src: Float32Array, t: Tile, s: number, lo: number, hi: number, k: number): void {
+/** Clip to the output range, map to 0..255, round half away from zero (values are ≥ 0 here). Shared with the worker pool. */
+export function writeCore(out: Uint8Array, OW: number, C: number, src: Float32Array, t: Tile, s: number, lo: number, hi: number, k: number): void {
   const rw = t.rw * s;
   const ox = (t.x - t.rx) * s;
   const oy = (t.y - t.ry) * s;

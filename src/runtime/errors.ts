@@ -15,6 +15,7 @@ export type LowbitErrorCode =
   | "E_ABORTED" // an AbortSignal fired
   | "E_WASM_UNSUPPORTED" // the host lacks WebAssembly SIMD
   | "E_NOT_INITIALIZED" // a call that needs init() before it
+  | "E_WORKER" // a worker thread / Web Worker crashed or could not start
   | "E_IO"; // file/network read failures
 
 export class LowbitError extends Error {

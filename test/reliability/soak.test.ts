@@ -4,7 +4,6 @@
 // in parallel produce the same bytes as one engine. `LOWBIT_SOAK_N` sets the soak length (CI 200;
 // `npm run fuzz` runs 1,000).
 import test from "tape";
-import { Worker } from "node:worker_threads";
 import { createRuntime } from "../../src/runtime/runtime.ts";
 import { createUpscaler } from "../../src/engine/upscaler-api.ts";
 import { planTiles } from "../../src/tiling/tiles.ts";
@@ -14,6 +13,7 @@ import { quantizeModel } from "../../src/quant/quantize-model.ts";
 import { saveLowbit } from "../../src/io/lowbit-file.ts";
 import { finetune } from "../../src/train/finetune.ts";
 import { LowbitError } from "../../src/runtime/errors.ts";
+import { createWorkerPool } from "../../src/worker/pool.ts";
 import { testBackend, testRuntime } from "../util/runtime.ts";
 import { Rng } from "../util/rng.ts";
 import { smallGraph, smallImage } from "./fixtures.ts";
@@ -163,22 +163,10 @@ test("concurrency: engines on one runtime, on separate runtimes and in a worker 
   t.equal(await rejection(Promise.all([one.upscale(imgs[0]), one.upscale(imgs[1])])).then((e) => e?.code), "E_ARGUMENT", "one engine refuses overlapping calls (E_ARGUMENT), it never interleaves them");
   for (const e of engines) e.dispose();
 
-  // A worker pool: two workers, images dealt round robin.
-  const workers = [0, 1].map(() => new Worker(new URL("./upscale-worker.mjs", import.meta.url), {
-    workerData: { model: "esrgan-slim-x2", backend: testBackend(), tile: 24 },
-  }));
-  await Promise.all(workers.map((w) => new Promise((res, rej) => { w.once("message", res); w.once("error", rej); })));
-  const pending = new Map<number, { res: (d: Uint8Array) => void; rej: (e: unknown) => void }>();
-  for (const w of workers) {
-    w.on("message", (m: { id: number; data: Uint8Array }) => pending.get(m.id)?.res(m.data));
-    w.on("error", (e) => { for (const p of pending.values()) p.rej(e); });
-  }
-  const viaPool = await Promise.all(imgs.map((im, i) => new Promise<string>((res, rej) => {
-    pending.set(i, { res: (d) => res(hash(d)), rej });
-    workers[i % 2].postMessage({ id: i, img: { data: im.data, width: im.width, height: im.height } });
-  })));
-  t.deepEqual(viaPool, want, "a 2-worker pool = one engine on the main thread");
-  for (const w of workers) w.postMessage({ id: -1, img: null });
-  await Promise.all(workers.map((w) => new Promise((res) => w.once("exit", res))));
+  // A worker pool (src/worker): two workers, each image's tiles dealt to whichever is free.
+  const pool = await createWorkerPool({ model: "esrgan-slim-x2", size: 2, backend: testBackend(), tile: 24 });
+  const viaPool = await Promise.all(imgs.map(async (im) => hash((await pool.upscale(im)).data)));
+  t.deepEqual(viaPool, want, "a 2-worker pool (all images at once) = one engine on the main thread");
+  pool.dispose();
   one.dispose();
 });
