@@ -24,7 +24,14 @@ mkdirSync(cache, { recursive: true });
 let deb = process.env.LOWBIT_OPENCV_DEB ?? readdirSync(cache).map((f) => join(cache, f)).find((f) => /opencv-doc_.*\.deb$/.test(f));
 if (!deb) {
   console.log("downloading opencv-doc (Debian) into", cache);
-  execFileSync("apt-get", ["download", "opencv-doc"], { cwd: cache, stdio: "inherit" });
+  try {
+    execFileSync("apt-get", ["download", "opencv-doc"], { cwd: cache, stdio: "inherit" });
+  } catch (e) {
+    // A fresh container may have empty package lists: refresh them once (needs root), then retry.
+    if (process.getuid?.() !== 0) throw e;
+    execFileSync("apt-get", ["update", "-q"], { stdio: "inherit" });
+    execFileSync("apt-get", ["download", "opencv-doc"], { cwd: cache, stdio: "inherit" });
+  }
   deb = readdirSync(cache).map((f) => join(cache, f)).find((f) => /opencv-doc_.*\.deb$/.test(f));
 }
 if (!deb || !existsSync(deb)) throw new Error("opencv-doc .deb not found; set LOWBIT_OPENCV_DEB");

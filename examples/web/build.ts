@@ -8,6 +8,7 @@
 //                                                 [--eval DIR] [--no-models]
 // Then `node --import tsx examples/web/serve.ts` and open http://localhost:8080/.
 import { build } from "esbuild";
+import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -58,7 +59,12 @@ export async function bundle(): Promise<void> {
 export async function makeModels(models: string[], precisions: string[], log: (s: string) => void = (s) => process.stderr.write(s + "\n")): Promise<void> {
   mkdirSync(MODELS, { recursive: true });
   const calib = join(root, "data", "calib");
-  if (!existsSync(calib)) throw new Error(`calibration images not found at ${calib} (run \`npm run calib-data\`)`);
+  if (!existsSync(join(calib, "lr_x2"))) {
+    // A fresh clone has no data/ (gitignored): build the calibration photos (opencv-doc from Debian,
+    // disjoint from the eval set) once, as `npm run calib-data` does.
+    log(`calibration images not found at ${calib}: building them (scripts/make-calib.ts)`);
+    execFileSync(process.execPath, ["--import", "tsx", join(root, "scripts", "make-calib.ts"), calib], { stdio: "inherit", cwd: root });
+  }
   for (const m of models) {
     for (const p of precisions) {
       const out = join(MODELS, `${m}-${p}.lowbit`);
