@@ -12,7 +12,8 @@
 //   ort-web 1T/2T  onnxruntime-web (wasm), lowbit's exportOnnx(): fp32, and QDQ w8a8 (uint8 activations,
 //                  per-channel int8 weights → QLinearConv) from the *same* quantized model lowbit runs
 //   ort-node 1T/2T onnxruntime-node (native CPU, the out-of-browser ceiling), same two ONNX files
-//   lowbit         fp32, w8a8 (percentile), w4a4 (mse) on the simd build and, on Node ≥ 22, the relaxed build
+//   lowbit         fp32, w8a8 (percentile), w4a4 (mse) on the simd build and, on Node ≥ 22, the relaxed build;
+//                  and the worker pool (2 workers, 8-bit image in/out, exact tile margins) — "all cores"
 //
 // Rounds are interleaved (every contender once per round, samples pooled), so load from other processes
 // hits all alike. Per row: ms/image, GMAC/s (the model's dense MACs / time), ms per output megapixel,
@@ -82,6 +83,8 @@ interface Contender {
   /** Built on relaxed SIMD (lowbit). */
   relaxed?: boolean;
   once?: boolean;
+  /** Output is the 8-bit image (the pool's user path): compared in 8-bit levels. */
+  u8?: boolean;
   spec: ContenderSpec;
 }
 
@@ -133,14 +136,14 @@ function call<T>(w: Worker, msg: Record<string, unknown>, transfer: ArrayBuffer[
   });
 }
 
-async function start(c: Contender, x: Float32Array): Promise<Live | string> {
+async function start(c: Contender, x: Float32Array, u8: Uint8Array): Promise<Live | string> {
   const w = new Worker(new URL("./peers/contender.mjs", import.meta.url), { workerData: c.spec });
   try {
     await new Promise<void>((res, rej) => {
       w.once("message", () => res());
       w.once("error", rej);
     });
-    const r = await call<{ out: Float32Array; setupMs: number; info: string }>(w, { cmd: "setup", x: x.slice() });
+    const r = await call<{ out: Float32Array; setupMs: number; info: string }>(w, { cmd: "setup", x: x.slice(), u8: u8.slice() });
     return { c, w, out: r.out, setupMs: r.setupMs, info: r.info, runs: [] };
   } catch (e) {
     await w.terminate();
@@ -235,13 +238,16 @@ for (const { model, side } of CONFIGS.filter((c) => !ONLY || ONLY.includes(`${c.
     for (const backend of relaxedRt ? (["simd", "relaxed"] as const) : (["simd"] as const)) {
       cs.push({ label: `lowbit ${p} ${backend} 1T`, precision: p, family: "lowbit", threads: 1, relaxed: backend === "relaxed", spec: { kind: "lowbit", backend, lowbit: bytes[p], side } });
     }
+    // All cores: the worker pool (8-bit in/out, tiles with exact margins, i.e. some overlap work).
+    const pb = relaxedRt ? "relaxed" : "simd";
+    cs.push({ label: `lowbit ${p} ${pb} pool 2 workers`, precision: p, family: "lowbit", threads: 2, relaxed: pb === "relaxed", u8: true, spec: { kind: "lowbit-pool", backend: pb, lowbit: bytes[p], side, workers: 2 } });
   }
 
   log(`\n## ${cfg}: ${fmt(macs / 1e9, 2)} GMAC, output ${side * s}×${side * s}; ${cs.length} contenders`);
   const live: Live[] = [];
   const skipped: Array<[Contender, string]> = [];
   for (const c of cs) {
-    const l = await start(c, x);
+    const l = await start(c, x, lr.data);
     if (typeof l === "string") {
       skipped.push([c, l]);
       log(`${c.label}: ${l}`);
@@ -266,6 +272,7 @@ for (const { model, side } of CONFIGS.filter((c) => !ONLY || ONLY.includes(`${c.
   const k255 = 255 / (ohi - olo);
   const score = (out: Float32Array) => psnrY(hr, { data: toU8(out, olo, ohi), width: side * s, height: side * s, channels: 3 }, s);
   const refPsnr = score(ref.out);
+  const toU8f = (v: Float32Array) => Float32Array.from(toU8(v, olo, ohi));
   const tRef = pool(ref.runs);
   const ortWeb1 = (p: Precision) => live.find((l) => l.c.family === "ort-web" && l.c.threads === 1 && l.c.precision === (p === "w4a4" ? "w8a8" : p));
   for (const l of live) {
@@ -278,8 +285,8 @@ for (const { model, side } of CONFIGS.filter((c) => !ONLY || ONLY.includes(`${c.
     const ow = ortWeb1(l.c.precision);
     if (ow) r.vsOrtWeb = pool(ow.runs).mean / t.mean;
     if (l.c.precision === "fp32") {
-      r.diff = maxAbsDiff(l.out, ref.out, k255);
-      r.ok = r.diff <= TOL_FLOAT;
+      r.diff = l.c.u8 ? maxAbsDiff(toU8f(l.out), toU8f(ref.out), 1) : maxAbsDiff(l.out, ref.out, k255);
+      r.ok = r.diff <= (l.c.u8 ? 1 : TOL_FLOAT);
     } else {
       r.ok = psnr >= refPsnr - TOL_QUANT_DB;
     }
@@ -290,7 +297,7 @@ for (const { model, side } of CONFIGS.filter((c) => !ONLY || ONLY.includes(`${c.
 
   for (const p of ["fp32", "w8a8", "w4a4"] as const) {
     for (const relaxed of relaxedRt ? [false, true] : [false]) {
-      const r = rows.find((x) => x.config === cfg && x.family === "lowbit" && x.precision === p && x.relaxed === relaxed && x.t);
+      const r = rows.find((x) => x.config === cfg && x.family === "lowbit" && x.threads === 1 && x.precision === p && x.relaxed === relaxed && x.t);
       if (!r) continue;
       const ortNode = rows.find((x) => x.config === cfg && x.family === "ort-node" && x.threads === 1 && x.precision === (p === "w4a4" ? "w8a8" : p) && x.t);
       const ortWeb2 = rows.find((x) => x.config === cfg && x.family === "ort-web" && x.threads === 2 && x.precision === (p === "w4a4" ? "w8a8" : p) && x.t);
@@ -299,6 +306,8 @@ for (const { model, side } of CONFIGS.filter((c) => !ONLY || ONLY.includes(`${c.
         (tf2 ? ` tfjs-wasm-2t=${fmt(tf2.t!.mean / r.t!.mean, 2)}` : "") +
         (ortWeb2 ? ` ort-web-2t=${fmt(ortWeb2.t!.mean / r.t!.mean, 2)}` : "") + (ortNode ? ` ort-node=${fmt(ortNode.t!.mean / r.t!.mean, 2)}` : "") +
         ` psnr=${fmt(r.psnr!, 2)}`);
+      const pool2 = rows.find((x) => x.config === cfg && x.family === "lowbit" && x.threads === 2 && x.precision === p && x.relaxed === relaxed && x.t);
+      if (pool2) ratios.push(`ratio ${p}${relaxed ? "-relaxed" : ""}-2workers ${cfg} tfjs-wasm=${fmt(pool2.vsTfjs!, 2)} ort-web-2t=${ortWeb2 ? fmt(ortWeb2.t!.mean / pool2.t!.mean, 2) : "n/a"} tfjs-wasm-2t=${tf2 ? fmt(tf2.t!.mean / pool2.t!.mean, 2) : "n/a"} 1-worker=${fmt(r.t!.mean / pool2.t!.mean, 2)} psnr=${fmt(pool2.psnr!, 2)}`);
     }
   }
   for (const r of rows.filter((x) => x.config === cfg)) log(rowLine(r));

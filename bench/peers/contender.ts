@@ -1,7 +1,8 @@
 // One contender of the peers benchmark, in its own worker thread: its own WASM instance / runtime
 // configuration (onnxruntime-web's thread count is global per instance, tfjs's backend is global), and
 // no interference with the orchestrator's heap. Protocol (all replies carry `id`):
-//   {cmd:"setup", x}          load + compile + one warm-up run on x (NHWC, model input range);
+//   {cmd:"setup", x, u8}      load + compile + one warm-up run on x (NHWC, model input range; u8 = the
+//                             same image as 8-bit pixels, for the 8-bit user path of the worker pool);
 //                             → {out: NHWC float output in the model's output range, setupMs, info}
 //   {cmd:"time", maxTime, minSamples}  benchmark.js samples of one run on the same x → {timing}
 //   {cmd:"once"}              one timed run (for the very slow tfjs cpu backend) → {timing}
@@ -26,7 +27,7 @@ interface Runner {
 
 const spec = workerData as ContenderSpec;
 
-async function makeRunner(x: Float32Array): Promise<Runner> {
+async function makeRunner(x: Float32Array, u8: Uint8Array): Promise<Runner> {
   const side = spec.side;
   switch (spec.kind) {
     case "lowbit": {
@@ -39,6 +40,27 @@ async function makeRunner(x: Float32Array): Promise<Runner> {
       const up = new Upscaler(model, rt);
       up.planFor(side, side);
       return { run: () => up.runFloat(x, side, side), sync: true, info: `lowbit build ${rt.info.buildId} ${rt.info.backend}` };
+    }
+    case "lowbit-pool": {
+      // The user path on all cores: 8-bit image in, 8-bit out, tiles dealt to `workers` workers
+      // (each its own WASM instance); output bit-identical to one in-process Upscaler.upscale().
+      const { createWorkerPool } = await import("../../src/worker/pool.ts");
+      const { loadLowbit } = await import("../../src/io/lowbit-file.ts");
+      const m = loadLowbit(spec.lowbit);
+      const [lo, hi] = ("nodes" in m ? m : m.graph).meta.outputRange;
+      const pool = await createWorkerPool({ model: spec.lowbit, size: spec.workers, backend: spec.backend });
+      const img = { data: u8, width: side, height: side, channels: 3 as const };
+      const k = (hi - lo) / 255;
+      return {
+        run: async () => {
+          const r = await pool.upscale(img);
+          const out = new Float32Array(r.data.length);
+          for (let i = 0; i < out.length; i++) out[i] = lo + r.data[i] * k;
+          return out;
+        },
+        sync: false,
+        info: `lowbit pool of ${spec.workers} workers, ${spec.backend}`,
+      };
     }
     case "tfjs-wasm":
     case "tfjs-cpu": {
@@ -93,11 +115,11 @@ async function makeRunner(x: Float32Array): Promise<Runner> {
 }
 
 let runner: Runner | null = null;
-parentPort!.on("message", async (m: { id: number; cmd: string; x?: Float32Array; maxTime?: number; minSamples?: number }) => {
+parentPort!.on("message", async (m: { id: number; cmd: string; x?: Float32Array; u8?: Uint8Array; maxTime?: number; minSamples?: number }) => {
   try {
     if (m.cmd === "setup") {
       const t0 = performance.now();
-      runner = await makeRunner(m.x!);
+      runner = await makeRunner(m.x!, m.u8!);
       const out = await runner.run();
       const setupMs = performance.now() - t0;
       parentPort!.postMessage({ id: m.id, out, setupMs, info: runner.info });
