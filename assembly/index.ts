@@ -29,3 +29,4 @@ export * from "./conv/qlut-qc16w-conv-nhwc";
 export * from "./elementwise/act-codes";
 export * from "./grad/f32-conv-backward";
 export * from "./grad/f32-grad-elementwise";
+export * from "./elementwise/prelu";

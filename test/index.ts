@@ -40,3 +40,4 @@ import "./reliability/limits.test.ts";
 import "./reliability/fuzz-readers.test.ts";
 import "./reliability/fuzz-kernels.test.ts";
 import "./reliability/soak.test.ts";
+import "./kernels/prelu.test.ts";
