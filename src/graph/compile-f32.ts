@@ -27,6 +27,7 @@ export interface F32Exports {
   x32_copy_nhwc(x: number, n: number, c: number, xStride: number, y: number, yStride: number): void;
   x32_upsample_nearest_nhwc(x: number, h: number, w: number, c: number, factor: number, xStride: number, y: number, yStride: number): void;
   x32_depth_to_space_nhwc(x: number, h: number, w: number, c: number, block: number, xStride: number, y: number, yStride: number): void;
+  f32_prelu_nhwc(x: number, n: number, c: number, xStride: number, y: number, yStride: number, slopes: number): void;
 }
 
 /** Activations a conv applies as its output clamp (no extra pass). */
@@ -73,6 +74,10 @@ export class F32Plan extends StepPlan {
     let macsPerPixel = 0;
     let scratchBytes = 0;
     for (const n of g.nodes) {
+      if (n.op === "prelu") {
+        packedAt.set(n.id, this.region.put(n.slopes));
+        weightBytes += n.slopes.byteLength;
+      }
       if (n.op !== "conv2d") continue;
       const packed = packF32Conv(n.weights, n.k, n.cin, n.cout, n.bias);
       packedAt.set(n.id, this.region.put(packed));
@@ -134,6 +139,7 @@ export interface F32LowerContext {
   ptr: (id: number) => number;
   stride: (id: number) => number;
   scratch: number;
+  /** Packed conv weights, and the slope table of each prelu node, by node id. */
   packedAt: Map<number, number>;
   steps: Step[];
   concatCopies: Map<number, number[]>;
@@ -224,6 +230,13 @@ export function lowerF32Node(cx: F32LowerContext, n: Node): void {
       const x = n.inputs[0];
       const xp = ptr(x), xs = stride(x), b = n.block, si = g.nodes[x].spatial;
       steps.push((w, h) => k.x32_depth_to_space_nhwc(xp, h * si, w * si, c, b, xs, y, ys));
+      break;
+    }
+    case "prelu": {
+      const x = n.inputs[0];
+      const xp = ptr(x), xs = stride(x), sp = packedAt.get(n.id);
+      if (sp === undefined) throw new LowbitError("E_UNSUPPORTED_LAYER", `layer '${n.name}': op 'prelu' is not supported by this execution path (only the FP32 and static quantized plans place its slopes)`);
+      steps.push((w, h) => k.f32_prelu_nhwc(xp, h * s * w * s, c, xs, y, ys, sp));
       break;
     }
     default:

@@ -86,7 +86,13 @@ export type NodeOp =
   /** Nearest-neighbour upsampling by an integer factor (UpSampling2D, 'nearest'). */
   | { op: "upsample_nearest"; factor: number }
   /** TF depthToSpace, NHWC, DCR order: out[h·b+i, w·b+j, c] = in[h, w, (i·b+j)·C + c]. */
-  | { op: "depth_to_space"; block: number };
+  | { op: "depth_to_space"; block: number }
+  /**
+   * Per-channel PReLU: y = x ≥ 0 ? x : slopes[c]·x (ncnn PReLU, ONNX PRelu; a leaky ReLU that
+   * should run on integer codes is the uniform-slope case). A separate op rather than a fused conv
+   * activation: the int8 path requantizes it onto its own grid (8-bit codes in and out).
+   */
+  | { op: "prelu"; slopes: Float32Array };
 
 export type Node = NodeOp & {
   /** Index in Graph.nodes. */
