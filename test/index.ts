@@ -41,3 +41,5 @@ import "./reliability/fuzz-readers.test.ts";
 import "./reliability/fuzz-kernels.test.ts";
 import "./reliability/soak.test.ts";
 import "./kernels/prelu.test.ts";
+import "./io-ncnn.test.ts";
+import "./io-ncnn-models.test.ts";
