@@ -394,3 +394,41 @@ test("ncnn deconvolution → sub-pixel: stride/kernel/dilation sweep equals the 
   t.equal(bad, 0, `${cases} output values of 30 (K, S, D) configurations match the scatter form`);
   t.end();
 });
+
+test("ncnn import: fuzzed .param text and .bin bytes only ever throw LowbitError", (t) => {
+  const net = build([
+    { type: "Input", name: "in", bottoms: [], tops: ["data"] },
+    { type: "Convolution", name: "c1", bottoms: ["data"], tops: ["a"], params: "0=4 1=3 4=1 5=1 6=108 9=2 -23310=1,1.000000e-01", weights: [wts(108, "fp16"), wts(4, "raw")] },
+    { type: "PReLU", name: "p", bottoms: ["a"], tops: ["b"], params: "0=4", weights: [wts(4, "raw")] },
+    { type: "Deconvolution", name: "dc", bottoms: ["b"], tops: ["out"], params: "0=3 1=4 3=2 4=1 5=1 6=192", weights: [wts(192, "fp32"), wts(3, "raw")] },
+  ]);
+  const r = new Rng(4242);
+  const alphabet = " \n=,-.0123456789e+abcXYZ";
+  let ok = 0, lowbitErrors = 0, other = 0;
+  for (let k = 0; k < 600; k++) {
+    let param = net.param, bin = net.bin;
+    if (k % 2 === 0) {
+      const chars = [...param];
+      for (let m = r.int(1, 4); m > 0; m--) {
+        const i = r.int(0, chars.length - 1);
+        const op = r.int(0, 2);
+        if (op === 0) chars[i] = alphabet[r.int(0, alphabet.length - 1)];
+        else if (op === 1) chars.splice(i, 1);
+        else chars.splice(i, 0, alphabet[r.int(0, alphabet.length - 1)]);
+      }
+      param = chars.join("");
+    } else {
+      bin = bin.slice(0, r.next() < 0.3 ? r.int(0, bin.length) : bin.length);
+      for (let m = r.int(1, 6); m > 0 && bin.length; m--) bin[r.int(0, bin.length - 1)] = r.int(0, 255);
+    }
+    try {
+      importNcnn(param, bin);
+      ok++;
+    } catch (e) {
+      if (e instanceof LowbitError) lowbitErrors++;
+      else if (++other < 4) t.fail(`case ${k}: ${(e as Error).stack}`);
+    }
+  }
+  t.equal(other, 0, `600 mutations: ${ok} still import, ${lowbitErrors} LowbitErrors, 0 other exceptions`);
+  t.end();
+});
