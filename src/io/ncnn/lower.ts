@@ -381,7 +381,7 @@ export function lowerNcnn(layers: NcnnLayer[], opts: NcnnLowerOptions = {}): Ncn
         break;
       }
       case "Eltwise": {
-        if (l.bottoms.length < 2 || l.tops.length !== 1) arity(l, -1, 1);
+        if (l.bottoms.length < 2 || l.tops.length !== 1) throw formatErr(l, `expects ≥ 2 inputs and 1 output, has ${l.bottoms.length} and ${l.tops.length}`);
         if (p.opType !== 1) throw unsupported(l, `operation ${["prod", "sum", "max"][p.opType] ?? p.opType} (param 0) is not supported (only sum)`);
         const xs = l.bottoms.map((b) => get(l, b));
         const c = p.coeffs ?? [];
