@@ -381,8 +381,8 @@ export function lowerNcnn(layers: NcnnLayer[], opts: NcnnLowerOptions = {}): Ncn
         break;
       }
       case "Eltwise": {
-        if (l.bottoms.length < 2 || l.tops.length !== 1) throw formatErr(l, `expects ≥ 2 inputs and 1 output, has ${l.bottoms.length} and ${l.tops.length}`);
         if (p.opType !== 1) throw unsupported(l, `operation ${["prod", "sum", "max"][p.opType] ?? p.opType} (param 0) is not supported (only sum)`);
+        if (l.bottoms.length < 2 || l.tops.length !== 1) throw formatErr(l, `expects ≥ 2 inputs and 1 output, has ${l.bottoms.length} and ${l.tops.length}`);
         const xs = l.bottoms.map((b) => get(l, b));
         const c = p.coeffs ?? [];
         if (c.length !== 0 && c.length !== xs.length) throw formatErr(l, `${c.length} coefficients (param 1) for ${xs.length} inputs`);
