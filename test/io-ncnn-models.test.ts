@@ -21,6 +21,8 @@ import { F32Plan } from "../src/graph/compile-f32.ts";
 import { calibrate } from "../src/quant/calibrate.ts";
 import { quantizeModel } from "../src/quant/quantize-model.ts";
 import { LowbitError } from "../src/runtime/errors.ts";
+import { createUpscaler } from "../src/engine/upscaler-api.ts";
+import { planTiles } from "../src/tiling/tiles.ts";
 import type { Graph } from "../src/graph/ir.ts";
 import { runNcnnRef, hwcToChw, padReplicate } from "./util/ncnn-ref.ts";
 
@@ -159,6 +161,32 @@ test("ncnn models: W8A8 (static, percentile) fidelity to FP32 on a real crop", a
     const fid = psnrY(qy, fy, 0);
     t.ok(fid > minDb, `${name}: W8A8 fidelity ${fid.toFixed(2)} dB PSNR-Y to FP32 (${q8}/${qm.tensors.length} tensors on int8 codes)`);
   }
+});
+
+test("ncnn models: waifu2x through the engine = waifu2x's own pipeline (replicate border pad), whole image and tiled", async (t) => {
+  ensureModels();
+  const rt = await testRuntime();
+  const g = await loadModel("waifu2x-upconv7-x2");
+  t.equal(g.meta.borderPad, 7, "meta.borderPad = 7 (waifu2x's prepadding)");
+  const path = await resolveNcnnModelPath("waifu2x-upconv7-x2");
+  const P = parseNcnnParam(readFileSync(path, "utf8"));
+  readNcnnWeights(P.layers, readFileSync(path.replace(/\.param$/, ".bin")));
+  const img = crop(loadEval("butterfly", 4).lr, 5, 7, 21, 17);
+  const ref = runNcnnRef(P.layers, padReplicate(hwcToChw(toF32(img), 17, 21), 7));
+  for (const tile of [0, 8]) {
+    const up = await createUpscaler(g, { runtime: rt, ...(tile ? { tile } : {}) });
+    const out = await up.upscale(img);
+    up.dispose();
+    let worst = 0;
+    for (let y = 0; y < ref.h; y++) for (let x = 0; x < ref.w; x++) for (let c = 0; c < 3; c++) {
+      const want = Math.floor(Math.min(1, Math.max(0, ref.data[(c * ref.h + y) * ref.w + x])) * 255 + 0.5);
+      worst = Math.max(worst, Math.abs(out.data[(y * ref.w + x) * 3 + c] - want));
+    }
+    t.ok(out.width === 42 && out.height === 34 && worst <= 1, `${tile ? `tile ${tile} (${planTiles(21, 17, tile, 7, 7).tiles.length} tiles)` : "whole image"}: every 8-bit output pixel within 1 level of ncnn on the replicate-padded image (max ${worst}), borders included`);
+  }
+  const grid = planTiles(21, 17, 8, 7, 7);
+  t.ok(grid.tiles.every((tt) => tt.rx >= -7 && tt.ry >= -7 && tt.rx + tt.rw <= 28 && tt.ry + tt.rh <= 24) && grid.tiles.some((tt) => tt.rx === -7),
+    "planTiles with a border pad: regions reach up to 7 px beyond the image, never more");
 });
 
 test("ncnn models: cunet and Real-CUGAN fail naming the first unsupported construct", async (t) => {

@@ -123,6 +123,13 @@ export interface GraphMeta {
   arch?: string;
   /** Receptive-field radius in LR pixels (exact tiling margin = ceil). */
   receptiveRadius?: number;
+  /**
+   * LR pixels of replicated border the network expects around the image (ncnn nets built from valid
+   * convs: waifu2x upconv_7 = 7). The engine then computes tiles that touch the image border on
+   * replicate-padded regions (up to the tiling margin) instead of stopping at the border, which is
+   * where such a net's zero-padded IR form would otherwise darken the edges.
+   */
+  borderPad?: number;
 }
 
 export interface Graph {

@@ -20,9 +20,9 @@
  * X = 0 gives the output's constant F, and P = F / scale. For waifu2x upconv_7 (six valid 3×3 convs
  * and a 4×4/2 deconvolution with pad 3) P = 7 — exactly the 7-pixel padding waifu2x's own pipeline
  * adds around the image before running the net. So lowbit's output (sW×sH) is pixel-aligned with the
- * image, identical to ncnn in the interior, and differs only within the border band where waifu2x
- * would see its replicated padding (docs/NCNN.md; the tests replicate-pad, run, crop, and compare
- * exactly).
+ * image and identical to ncnn in the interior; P is stored as meta.borderPad, and the engine computes
+ * border tiles on replicate-padded regions, which makes the whole output equal waifu2x's pipeline
+ * (docs/NCNN.md). A bare plan on an unpadded tile sees zero padding in that border band instead.
  */
 import type { Activation, Graph, Node, NodeOp } from "../../graph/ir.ts";
 import { receptiveRadius, validateGraph } from "../../graph/validate.ts";
@@ -518,6 +518,7 @@ export function lowerNcnn(layers: NcnnLayer[], opts: NcnnLowerOptions = {}): Ncn
   });
   validateGraph(g, { skipFiniteCheck: true });
   g.meta.receptiveRadius = receptiveRadius(g);
+  if (prepad > 0) g.meta.borderPad = prepad;
   return { graph: g, prepad };
 }
 
