@@ -32,10 +32,12 @@ export { planMemory } from "./graph/memory-plan.ts";
 export { planTiles } from "./tiling/tiles.ts";
 export type { Tile, TileGrid } from "./tiling/tiles.ts";
 
-export { loadModel, listModels, getModelInfo, resolveModelPath } from "./models/registry.ts";
-export type { ModelInfo, LoadModelOptions } from "./models/registry.ts";
+export { loadModel, listModels, getModelInfo, resolveModelPath, listNcnnModels, getNcnnModelInfo, resolveNcnnModelPath } from "./models/registry.ts";
+export type { ModelInfo, LoadModelOptions, NcnnModelInfo } from "./models/registry.ts";
 export { loadTfjsModel } from "./io/tfjs/index.ts";
 export type { TfjsModelSource, TfjsModelBuffers } from "./io/tfjs/index.ts";
+export { importNcnn, loadNcnnModel, loadNcnnModelFiles, parseNcnnParam, NCNN_LAYER_TYPES } from "./io/ncnn/index.ts";
+export type { NcnnImportOptions, NcnnLowered } from "./io/ncnn/index.ts";
 export { saveLowbit, loadLowbit, writeLowbitFile, readLowbitFile, LOWBIT_VERSION, LOWBIT_FORMAT_VERSION } from "./io/lowbit-file.ts";
 export type { LowbitSavable } from "./io/lowbit-file.ts";
 export { loadAnyModel } from "./io/load-any.ts";

@@ -44,3 +44,6 @@ import "./reliability/fuzz-readers.test.ts";
 import "./reliability/fuzz-kernels.test.ts";
 import "./reliability/soak.test.ts";
 import "./worker.test.ts";
+import "./kernels/prelu.test.ts";
+import "./io-ncnn.test.ts";
+import "./io-ncnn-models.test.ts";

@@ -144,6 +144,7 @@ export class Upscaler {
         inputRange: m.inputRange,
         outputRange: m.outputRange,
         maxPixels: this.maxPixels,
+        borderPad: m.borderPad,
         upscaleAlpha: (a, w, h, s) => imresize({ data: a, width: w, height: h, channels: 1 }, { scale: s }).data as Uint8Array,
       }, o);
     } finally {

@@ -64,6 +64,8 @@ export interface TileLoopOptions {
   /** Yield to the event loop at least this often (ms) during a run. */
   yieldMs?: number;
   maxPixels?: number;
+  /** Replicated border the model expects (GraphMeta.borderPad): border tiles read clamped pixels. */
+  borderPad?: number;
 }
 
 const tick = (): Promise<void> => new Promise((r) => setTimeout(r, 0));
@@ -78,7 +80,7 @@ export async function upscaleTiled(
   const channels = imageChannels(img, o.maxPixels ?? DEFAULT_MAX_PIXELS);
   throwIfAborted(run.signal);
   const { width: W, height: H } = img;
-  const grid = planTiles(W, H, o.tile, o.margin);
+  const grid = planTiles(W, H, o.tile, o.margin, o.borderPad ?? 0);
   const p = plan(grid.maxW, grid.maxH);
   const s = p.scale;
   const out = new Uint8Array(W * s * H * s * channels);
@@ -94,7 +96,7 @@ export async function upscaleTiled(
 
   for (let ti = 0; ti < grid.tiles.length; ti++) {
     const t = grid.tiles[ti];
-    fillInput(p.inputView(t.rw, t.rh), img.data, W, channels, t, ilo, inScale);
+    fillInput(p.inputView(t.rw, t.rh), img.data, W, H, channels, t, ilo, inScale);
     p.setCore?.(t.x - t.rx, t.y - t.ry, t.w, t.h);
     for (let step = 0; step < p.stepCount; step++) {
       p.runSteps(t.rw, t.rh, step, step + 1);
@@ -128,9 +130,25 @@ export async function upscaleTiled(
   return result;
 }
 
-/** Tile region of `src` (W wide, C channels) → the plan's f32 input, mapped to the input range. Shared with the worker pool. */
-export function fillInput(dst: Float32Array, src: ArrayLike<number>, W: number, C: number, t: Tile, lo: number, k: number): void {
+/**
+ * Tile region of `src` (W×H, C channels) → the plan's f32 input, mapped to the input range; a region
+ * reaching beyond the image (a model's border pad) replicates the edge. Shared with the worker pool.
+ */
+export function fillInput(dst: Float32Array, src: ArrayLike<number>, W: number, H: number, C: number, t: Tile, lo: number, k: number): void {
   let d = 0;
+  if (t.rx < 0 || t.ry < 0 || t.rx + t.rw > W || t.ry + t.rh > H) {
+    // A region beyond the image (border pad): replicate the nearest edge pixel.
+    for (let y = t.ry; y < t.ry + t.rh; y++) {
+      const yy = y < 0 ? 0 : y >= H ? H - 1 : y;
+      for (let x = t.rx; x < t.rx + t.rw; x++) {
+        const i = (yy * W + (x < 0 ? 0 : x >= W ? W - 1 : x)) * C;
+        dst[d++] = lo + src[i] * k;
+        dst[d++] = lo + src[i + 1] * k;
+        dst[d++] = lo + src[i + 2] * k;
+      }
+    }
+    return;
+  }
   for (let y = t.ry; y < t.ry + t.rh; y++) {
     let i = (y * W + t.rx) * C;
     for (let x = 0; x < t.rw; x++, i += C) {

@@ -28,6 +28,7 @@ export interface F32Exports extends Pick<NmExports, "f32_nm_conv_nhwc"> {
   x32_copy_nhwc(x: number, n: number, c: number, xStride: number, y: number, yStride: number): void;
   x32_upsample_nearest_nhwc(x: number, h: number, w: number, c: number, factor: number, xStride: number, y: number, yStride: number): void;
   x32_depth_to_space_nhwc(x: number, h: number, w: number, c: number, block: number, xStride: number, y: number, yStride: number): void;
+  f32_prelu_nhwc(x: number, n: number, c: number, xStride: number, y: number, yStride: number, slopes: number): void;
 }
 
 /** Activations a conv applies as its output clamp (no extra pass). */
@@ -77,6 +78,10 @@ export class F32Plan extends StepPlan {
     let macsPerPixel = 0;
     let scratchBytes = 0;
     for (const n of g.nodes) {
+      if (n.op === "prelu") {
+        packedAt.set(n.id, this.region.put(n.slopes));
+        weightBytes += n.slopes.byteLength;
+      }
       if (n.op !== "conv2d") continue;
       if (useNmF32(n)) {
         const L = packF32NmConv(n.weights, n.k, n.cin, n.cout, n.sparsity!, n.bias);
@@ -155,6 +160,7 @@ export interface F32LowerContext {
   ptr: (id: number) => number;
   stride: (id: number) => number;
   scratch: number;
+  /** Packed conv weights, and the slope table of each prelu node, by node id. */
   packedAt: Map<number, number>;
   /** Convs lowered to the N:M kernel: node id → offset of packF32NmConv's bytes (absent: all dense). */
   sparseAt?: Map<number, number>;
@@ -254,6 +260,13 @@ export function lowerF32Node(cx: F32LowerContext, n: Node): void {
       const x = n.inputs[0];
       const xp = ptr(x), xs = stride(x), b = n.block, si = g.nodes[x].spatial;
       steps.push((w, h) => k.x32_depth_to_space_nhwc(xp, h * si, w * si, c, b, xs, y, ys));
+      break;
+    }
+    case "prelu": {
+      const x = n.inputs[0];
+      const xp = ptr(x), xs = stride(x), sp = packedAt.get(n.id);
+      if (sp === undefined) throw new LowbitError("E_UNSUPPORTED_LAYER", `layer '${n.name}': op 'prelu' is not supported by this execution path (only the FP32 and static quantized plans place its slopes)`);
+      steps.push((w, h) => k.f32_prelu_nhwc(xp, h * s * w * s, c, xs, y, ys, sp));
       break;
     }
     default:

@@ -32,6 +32,7 @@ import { packF32Conv, f32ConvScratchBytes } from "../kernels/f32-conv.ts";
 import { packQs8Qc4wConv, packQs8Qc8wConv, qs8ConvPath, qs8ConvRun, qs8ConvScratchBytes, checkAccumulatorRange, type PackedQs8Conv } from "../kernels/qs8-conv.ts";
 import { checkNmAccumulatorRange, nmKernelPays, packQs8NmConv, qs8NmConvRun, qs8NmConvScratchBytes, type PackedQs8NmConv } from "../kernels/nm-conv.ts";
 import { packInt4, quantizeBias, requantMultipliers } from "../kernels/requant.ts";
+import { preluMultipliers } from "../kernels/prelu.ts";
 import { affineParams, type QuantParams } from "../quant/params.ts";
 import type { QuantizedModel } from "../quant/quantize-model.ts";
 import { isGridPreserving } from "../quant/quantize-model.ts";
@@ -47,6 +48,7 @@ interface Q8Exports extends F32Exports {
   x8_upsample_nearest_nhwc(x: number, h: number, w: number, c: number, factor: number, xs: number, y: number, ys: number): void;
   x8_depth_to_space_nhwc(x: number, h: number, w: number, c: number, block: number, xs: number, y: number, ys: number): void;
   q8_clamp_nhwc(x: number, n: number, c: number, xs: number, y: number, ys: number, lo: number, hi: number, signed: number): void;
+  q8_prelu_nhwc(x: number, n: number, c: number, xs: number, y: number, ys: number, zx: number, mPos: number, mNeg: number, zy: number, qmin: number, qmax: number, signed: number): void;
 }
 
 /** A lowered node: an IR node, or a domain conversion. `src` = id in the model graph (−1 for conversions). */
@@ -161,7 +163,20 @@ export class Q8Plan extends StepPlan {
     const qLayers = new Map<number, { layer: PackedQs8Conv; packed: number; mult: number }>();
     const nmLayers = new Map<number, { layer: PackedQs8NmConv; packed: number; mult: number }>();
     let weightBytes = 0, scratchBytes = 0;
+    const preluMult = new Map<number, { mPos: number; mNeg: number }>();
     for (const ln of nodes) {
+      if (ln.op === "prelu") {
+        const n = ln as Extract<Node, { op: "prelu" }>;
+        if (ln.domain === "f32") f32Packed.set(ln.id, this.region.put(n.slopes));
+        else {
+          // Codes: y = zy + round((x − zx)·m), m = sx/sy (x ≥ zx) or slope[c]·sx/sy (kernels/prelu.ts).
+          const mNeg = new Float32Array(n.channels);
+          const mPos = preluMultipliers(mNeg, n.slopes, grids[ln.inputs[0]]!.scale, grids[ln.id]!.scale);
+          preluMult.set(ln.id, { mPos, mNeg: this.region.put(mNeg) });
+        }
+        weightBytes += n.slopes.byteLength;
+        continue;
+      }
       if (ln.op !== "conv2d") continue;
       const n = ln as Extract<Node, { op: "conv2d" }>;
       const W = maxW * n.spatial, H = maxH * n.spatial;
@@ -292,6 +307,11 @@ export class Q8Plan extends StepPlan {
             const lo = n.activation.kind === "linear" ? gy.qmin : gy.zeroPoint;
             const hi = n.activation.kind === "relu6" ? Math.min(gy.qmax, gy.zeroPoint + Math.round(6 / gy.scale)) : gy.qmax;
             steps.push((w, h) => k.q8_clamp_nhwc(xp, npx(w, h), c, xs, y, ys, lo, hi, 0));
+            break;
+          }
+          case "prelu": {
+            const x = ln.inputs[0], gx = grids[x]!, xp = ptr(x), xs = stride(x), M = preluMult.get(ln.id)!;
+            steps.push((w, h) => k.q8_prelu_nhwc(xp, npx(w, h), c, xs, y, ys, gx.zeroPoint, M.mPos, M.mNeg, gy.zeroPoint, gy.qmin, gy.qmax, 0));
             break;
           }
           default:

@@ -92,7 +92,13 @@ export type NodeOp =
   /** Nearest-neighbour upsampling by an integer factor (UpSampling2D, 'nearest'). */
   | { op: "upsample_nearest"; factor: number }
   /** TF depthToSpace, NHWC, DCR order: out[h·b+i, w·b+j, c] = in[h, w, (i·b+j)·C + c]. */
-  | { op: "depth_to_space"; block: number };
+  | { op: "depth_to_space"; block: number }
+  /**
+   * Per-channel PReLU: y = x ≥ 0 ? x : slopes[c]·x (ncnn PReLU, ONNX PRelu; a leaky ReLU that
+   * should run on integer codes is the uniform-slope case). A separate op rather than a fused conv
+   * activation: the int8 path requantizes it onto its own grid (8-bit codes in and out).
+   */
+  | { op: "prelu"; slopes: Float32Array };
 
 export type Node = NodeOp & {
   /** Index in Graph.nodes. */
@@ -123,6 +129,13 @@ export interface GraphMeta {
   arch?: string;
   /** Receptive-field radius in LR pixels (exact tiling margin = ceil). */
   receptiveRadius?: number;
+  /**
+   * LR pixels of replicated border the network expects around the image (ncnn nets built from valid
+   * convs: waifu2x upconv_7 = 7). The engine then computes tiles that touch the image border on
+   * replicate-padded regions (up to the tiling margin) instead of stopping at the border, which is
+   * where such a net's zero-padded IR form would otherwise darken the edges.
+   */
+  borderPad?: number;
 }
 
 export interface Graph {

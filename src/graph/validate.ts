@@ -133,6 +133,16 @@ export function inferNodeShape(
       }
       return { channels: c / (f * f), spatial: s };
     }
+    case "prelu": {
+      arity(1, 1);
+      const c = inputs[0].channels;
+      if (!(n.slopes instanceof Float32Array) || n.slopes.length !== c) {
+        throw new LowbitError("E_SHAPE", `${what(n)}: slopes must be a Float32Array of ${c} values (one per channel), got ${n.slopes?.length}`);
+      }
+      const j = firstNonFinite(n.slopes);
+      if (j >= 0) throw new LowbitError("E_RANGE", `${what(n)}: slopes[${j}] = ${n.slopes[j]} is not finite`);
+      return { channels: c, spatial: inputs[0].spatial };
+    }
     default:
       throw new LowbitError("E_UNSUPPORTED_LAYER", `${what(n as Node)}: unknown op`);
   }

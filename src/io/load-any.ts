@@ -12,7 +12,8 @@
  * - a path ending in `.lowbit`, or a regular file whose first bytes are a safetensors header
  *   (8-byte length, then '{'): read and parsed with loadLowbit (which names the problem when it
  *   is safetensors but not lowbit);
- * - anything else (model.json path or folder, other URLs, `{ modelJson, weights }`): loadModel.
+ * - anything else (model.json path or folder, an ncnn `.param` path or short name, other URLs,
+ *   `{ modelJson, weights }`): loadModel (which sends `.param` files to the ncnn importer).
  */
 import type { Graph } from "../graph/ir.ts";
 import { fp32Model, type CompilableModel } from "../engine/upscaler-api.ts";

@@ -15,3 +15,4 @@ export * from "./act-codes.ts";
 export * from "./qs16-conv-pcs.ts";
 export * from "./grad-conv.ts";
 export * from "./grad-elementwise.ts";
+export * from "./prelu.ts";

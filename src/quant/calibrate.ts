@@ -80,7 +80,7 @@ export async function calibrate(model: Graph, images: ImageLike[], o: Calibratio
   const margin = defaultMargin(g);
   const grids = images.map((img) => {
     imageChannels(img, 2 ** 26);
-    return planTiles(img.width, img.height, tile, margin);
+    return planTiles(img.width, img.height, tile, margin, g.meta.borderPad ?? 0);
   });
   const maxW = Math.max(...grids.map((gr) => gr.maxW));
   const maxH = Math.max(...grids.map((gr) => gr.maxH));
@@ -107,7 +107,8 @@ export async function calibrate(model: Graph, images: ImageLike[], o: Calibratio
         let d = 0;
         for (let yy = t.ry; yy < t.ry + t.rh; yy++) {
           for (let xx = t.rx; xx < t.rx + t.rw; xx++) {
-            const p = (yy * img.width + xx) * C;
+            // clamped: regions reach beyond the image for nets with a border pad (replicate padding)
+            const p = (Math.min(Math.max(yy, 0), img.height - 1) * img.width + Math.min(Math.max(xx, 0), img.width - 1)) * C;
             x[d++] = lo + img.data[p] * k;
             x[d++] = lo + img.data[p + 1] * k;
             x[d++] = lo + img.data[p + 2] * k;

@@ -264,6 +264,7 @@ function nodeDomain(node: Node, domain: Domain[], layers: Map<number, { bits: un
       return PWL.has(node.activation.kind) && domain[node.inputs[0]] === "q8" ? "q8" : "f32";
     case "upsample_nearest":
     case "depth_to_space":
+    case "prelu":
       return domain[node.inputs[0]];
     case "add":
     case "concat":

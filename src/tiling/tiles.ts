@@ -9,6 +9,10 @@
  * network sees the same zero padding as on the whole image. With
  * margin ≥ ⌈receptive radius⌉ (models.md §6) each core's output is exactly the
  * untiled output; smaller margins trade exactness for speed.
+ *
+ * `pad` > 0 (GraphMeta.borderPad: nets that expect a replicated border, e.g. waifu2x) lets regions
+ * reach up to min(pad, margin) pixels beyond the image; the tile loop fills those from the nearest
+ * edge pixel (replicate padding), and the core still covers only the image.
  */
 import { LowbitError } from "../runtime/errors.ts";
 
@@ -18,7 +22,7 @@ export interface Tile {
   y: number;
   w: number;
   h: number;
-  /** Region computed (core + margin, clipped), in LR pixels. */
+  /** Region computed (core + margin, clipped to the image grown by the border pad), in LR pixels. */
   rx: number;
   ry: number;
   rw: number;
@@ -36,11 +40,12 @@ export interface TileGrid {
  * Splits W×H into near-equal cores of at most `tile` pixels per side (balanced,
  * so no sliver tile at the edge), each with its margin region.
  */
-export function planTiles(width: number, height: number, tile: number, margin: number): TileGrid {
+export function planTiles(width: number, height: number, tile: number, margin: number, pad = 0): TileGrid {
   for (const [v, n] of [[width, "width"], [height, "height"], [tile, "tile"]] as const) {
     if (!Number.isInteger(v) || v < 1) throw new LowbitError("E_ARGUMENT", `${n} must be a positive integer, got ${v}`);
   }
   if (!Number.isInteger(margin) || margin < 0) throw new LowbitError("E_ARGUMENT", `margin must be an integer ≥ 0, got ${margin}`);
+  if (!Number.isInteger(pad) || pad < 0) throw new LowbitError("E_ARGUMENT", `border pad must be an integer ≥ 0, got ${pad}`);
   const nx = Math.ceil(width / tile);
   const ny = Math.ceil(height / tile);
   const xs = split(width, nx);
@@ -50,10 +55,10 @@ export function planTiles(width: number, height: number, tile: number, margin: n
   let maxH = 0;
   for (const [y, h] of ys) {
     for (const [x, w] of xs) {
-      const rx = Math.max(0, x - margin);
-      const ry = Math.max(0, y - margin);
-      const rw = Math.min(width, x + w + margin) - rx;
-      const rh = Math.min(height, y + h + margin) - ry;
+      const rx = Math.max(-pad, x - margin);
+      const ry = Math.max(-pad, y - margin);
+      const rw = Math.min(width + pad, x + w + margin) - rx;
+      const rh = Math.min(height + pad, y + h + margin) - ry;
       tiles.push({ x, y, w, h, rx, ry, rw, rh });
       maxW = Math.max(maxW, rw);
       maxH = Math.max(maxH, rh);

@@ -459,9 +459,12 @@ export class WorkerPool {
     throwIfAborted(o.signal);
     const { width: W, height: H } = img;
     const margin = o.margin ?? this.info.margin;
-    const grid = o.tile === undefined && this.info.exactTiling && (o.margin === undefined || o.margin >= this.info.margin)
+    // A border-pad model (waifu2x) tiles as in-process (regions reach past the image and read the
+    // replicated edge); the balanced pool grid is for the others.
+    const pad = this.info.borderPad ?? 0;
+    const grid = o.tile === undefined && this.info.exactTiling && pad === 0 && (o.margin === undefined || o.margin >= this.info.margin)
       ? planPoolTiles(W, H, this.info.tile, margin, this.size)
-      : planTiles(W, H, o.tile ?? this.info.tile, margin);
+      : planTiles(W, H, o.tile ?? this.info.tile, margin, pad);
     const s = this.info.scale;
     const out = new Uint8Array(W * s * H * s * C);
     const work = grid.tiles.reduce((a, t) => a + t.rw * t.rh, 0);
@@ -513,7 +516,7 @@ export class WorkerPool {
         const task: Task = {
           job, index, work: t.rw * t.rh,
           make: (id) => {
-            const region = cropRgb(img.data, W, C, t);
+            const region = cropRgb(img.data, W, H, C, t);
             return {
               msg: { type: "tile", id, region: { data: region, width: t.rw, height: t.rh, channels: 3 }, core: { x: t.x - t.rx, y: t.y - t.ry, w: t.w, h: t.h }, maxW: grid.maxW, maxH: grid.maxH },
               transfer: [region.buffer],
@@ -567,13 +570,14 @@ export function createWorkerPool(o: WorkerPoolOptions): Promise<WorkerPool> {
   return WorkerPool.create(o);
 }
 
-/** The tile's region as packed RGB (the network sees RGB only). */
-function cropRgb(src: ArrayLike<number>, W: number, C: number, t: Tile): Uint8Array {
+/** The tile's region as packed RGB (the network sees RGB only); outside the image, the nearest edge pixel. */
+function cropRgb(src: ArrayLike<number>, W: number, H: number, C: number, t: Tile): Uint8Array {
   const r = new Uint8Array(t.rw * t.rh * 3);
   let d = 0;
   for (let y = t.ry; y < t.ry + t.rh; y++) {
-    let i = (y * W + t.rx) * C;
-    for (let x = 0; x < t.rw; x++, i += C) {
+    const yy = y < 0 ? 0 : y >= H ? H - 1 : y;
+    for (let x = t.rx; x < t.rx + t.rw; x++) {
+      const i = (yy * W + (x < 0 ? 0 : x >= W ? W - 1 : x)) * C;
       r[d++] = src[i];
       r[d++] = src[i + 1];
       r[d++] = src[i + 2];

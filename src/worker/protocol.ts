@@ -55,6 +55,8 @@ export interface WorkerInfo {
    * image across workers freely; otherwise it uses the in-process grid, tile for tile.
    */
   exactTiling: boolean;
+  /** Replicated border the model expects (GraphMeta.borderPad, e.g. waifu2x's 7 px); 0 for most. */
+  borderPad: number;
 }
 
 /** An image inside a message (the data is transferred). */

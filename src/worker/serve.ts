@@ -53,6 +53,7 @@ export function serveUpscaler(port: WorkerPort): void {
     const info: WorkerInfo = {
       backend: rt.info, scale: g.scale, tile: up.tile, margin: up.margin, config: model.config, modelName: g.name ?? "",
       inputRange: [...g.inputRange], outputRange: [...g.outputRange], exactTiling: tilesFreely(model, up.margin),
+      borderPad: g.borderPad ?? 0,
     };
     post({ type: "ready", id, info });
   }
@@ -84,7 +85,7 @@ export function serveUpscaler(port: WorkerPort): void {
     const [olo, ohi] = meta.outputRange;
     const p = u.planFor(Math.max(m.maxW, rw), Math.max(m.maxH, rh));
     const s = p.scale;
-    fillInput(p.inputView(rw, rh), region.data, rw, 3, { x: 0, y: 0, w: rw, h: rh, rx: 0, ry: 0, rw, rh }, ilo, (ihi - ilo) / 255);
+    fillInput(p.inputView(rw, rh), region.data, rw, rh, 3, { x: 0, y: 0, w: rw, h: rh, rx: 0, ry: 0, rw, rh }, ilo, (ihi - ilo) / 255);
     p.setCore?.(core.x, core.y, core.w, core.h);
     let last = Date.now();
     for (let step = 0; step < p.stepCount; step++) {
