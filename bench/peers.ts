@@ -307,7 +307,7 @@ for (const { model, side } of CONFIGS.filter((c) => !ONLY || ONLY.includes(`${c.
         (ortWeb2 ? ` ort-web-2t=${fmt(ortWeb2.t!.mean / r.t!.mean, 2)}` : "") + (ortNode ? ` ort-node=${fmt(ortNode.t!.mean / r.t!.mean, 2)}` : "") +
         ` psnr=${fmt(r.psnr!, 2)}`);
       const pool2 = rows.find((x) => x.config === cfg && x.family === "lowbit" && x.threads === 2 && x.precision === p && x.relaxed === relaxed && x.t);
-      if (pool2) ratios.push(`ratio ${p}${relaxed ? "-relaxed" : ""}-2workers ${cfg} tfjs-wasm=${fmt(pool2.vsTfjs!, 2)} ort-web-2t=${ortWeb2 ? fmt(ortWeb2.t!.mean / pool2.t!.mean, 2) : "n/a"} tfjs-wasm-2t=${tf2 ? fmt(tf2.t!.mean / pool2.t!.mean, 2) : "n/a"} 1-worker=${fmt(r.t!.mean / pool2.t!.mean, 2)} psnr=${fmt(pool2.psnr!, 2)}`);
+      if (pool2) ratios.push(`ratio ${p}${relaxed ? "-relaxed" : ""}-2workers ${cfg} tfjs-wasm=${fmt(pool2.vsTfjs!, 2)} ort-web-2t=${ortWeb2 ? fmt(ortWeb2.t!.mean / pool2.t!.mean, 2) : "n/a"} tfjs-wasm-2t=${tf2 ? fmt(tf2.t!.mean / pool2.t!.mean, 2) : "n/a"} vs-1-thread=${fmt(r.t!.mean / pool2.t!.mean, 2)} psnr=${fmt(pool2.psnr!, 2)}`);
     }
   }
   for (const r of rows.filter((x) => x.config === cfg)) log(rowLine(r));
