@@ -71,6 +71,18 @@ export type NodeOp =
        * second rounding (w = scale·(q − zp), zp = −min/scale). Absent for float files.
        */
       sourceQuant?: { kernel?: AffineQuantized; bias?: AffineQuantized };
+      /**
+       * N:M structured sparsity: for each output channel o and tap (kh, kw), each group of M
+       * consecutive input channels (chunks of M from channel 0, the last may be shorter) has at
+       * most N nonzero weights. `weights` stay dense HWIO with zeros; a sparse kernel may use it.
+       */
+      sparsity?: { n: number; m: number };
+      /**
+       * Set when a BatchNormalization was folded into this conv (passes foldBatchNorm): the
+       * per-output-channel BN affine z = γ·x̂ + β of the pre-activation output, kept for
+       * BN-based filter pruning (its channels are modelled as N(β, γ²)).
+       */
+      batchNorm?: { gamma: Float32Array; beta: Float32Array };
     }
   | { op: "activation"; activation: Activation }
   /**
