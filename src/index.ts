@@ -91,3 +91,7 @@ export * as adabm from "./methods/adabm/index.ts";
 export { quantizeCadyq, quantizeCadyqDetailed, buildCadyqModel } from "./methods/cadyq/index.ts";
 export type { CadyqOptions, CadyqResult } from "./methods/cadyq/index.ts";
 export * as cadyq from "./methods/cadyq/index.ts";
+export { oneShotNm, sparsifyGraph, graphMacs, slsPrune, filterPrune, convInputStats } from "./methods/prune/index.ts";
+export { foldBatchNorm } from "./graph/passes.ts";
+export type { NMPattern, GraphMacs, SlsOptions, SlsResult, FilterPruneOptions, FilterPruneResult, FilterCriterion } from "./methods/prune/index.ts";
+export * as prune from "./methods/prune/index.ts";

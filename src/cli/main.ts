@@ -11,6 +11,7 @@ import { modelsCommand } from "./models.ts";
 import { upscaleCommand } from "./upscale.ts";
 import { quantizeCommand } from "./quantize.ts";
 import { finetuneCommand } from "./finetune.ts";
+import { pruneCommand } from "./prune.ts";
 
 export const USAGE = `Usage: lowbit <command> [options]
 
@@ -21,6 +22,7 @@ Commands:
   eval --model <m>         PSNR-Y / SSIM-Y of a model on an SR eval set, beside bicubic
   quantize --model <m> …   calibrate + quantize a model into a .lowbit file
   finetune --model <m> …   quantization-aware fine-tuning (ODM) into a .lowbit file
+  prune --model <m> …      N:M sparsity (one-shot, SLS) or filter pruning into an FP32 .lowbit file
   models                   list the registered models
 
 Options:
@@ -36,6 +38,7 @@ const COMMANDS: Record<string, (argv: string[], io: CliIO) => Promise<number>> =
   models: modelsCommand,
   quantize: quantizeCommand,
   finetune: finetuneCommand,
+  prune: pruneCommand,
 };
 
 /** Runs one command line (without `node lowbit`) and returns the exit code; never throws. */

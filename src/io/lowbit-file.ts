@@ -16,7 +16,7 @@
  *   { format: "lowbit", formatVersion: 1, lowbitVersion, model: "quantized" | "fp32",
  *     meta: { name, scale, inputRange, outputRange, arch?, receptiveRadius? },
  *     graph: { input, output, nodes: [{ op, name, inputs, channels, spatial, …op attributes,
- *              conv2d: k, cin, cout, activation, bias: bool,
+ *              conv2d: k, cin, cout, activation, bias: bool, sparsity?: { n, m } (N:M, checked on load),
  *                      weight: { storage: "f32" | "int8" | "int4", bits?, shape: [k,k,cin,cout] } }] },
  *     quant?: { config: QuantConfig (perLayer as [name, override] pairs),
  *               tensors: [{ domain, bits, range }] (one per node, by node id) } }
@@ -63,6 +63,7 @@ import { actQuantizerFactory } from "../methods/dynamic/factory.ts";
 import { LAYER_SCOPES, type LayerScope } from "../methods/scope.ts";
 import { DYNAMIC_PATHS, type DynamicPath } from "../graph/compile-dynamic.ts";
 import type { ImageBitThresholds } from "../adaptive/context.ts";
+import { satisfiesNm } from "../methods/prune/nm-mask.ts";
 
 /** lowbit's package version, written into every file (tests check it against package.json). */
 export const LOWBIT_VERSION = "0.1.0";
@@ -315,6 +316,7 @@ function nodeJson(n: Node): JsonObject {
   switch (n.op) {
     case "conv2d":
       Object.assign(j, { k: n.k, cin: n.cin, cout: n.cout, activation: activationJson(n.activation), bias: n.bias !== null });
+      if (n.sparsity) j.sparsity = { n: n.sparsity.n, m: n.sparsity.m };
       break;
     case "activation":
       j.activation = activationJson(n.activation);
@@ -639,6 +641,13 @@ function parseNode(v: Json, i: number, nNodes: number, writer: string): { node: 
       if (shape.length !== 4 || shape.some((d, j) => d !== want[j])) fail(`${w}.weight.shape ${JSON.stringify(shape)} is not ${storage === "int-ohwi" ? "[cout, k, k, cin]" : "[k, k, cin, cout]"} = [${want.join(", ")}]`);
       store = { storage, bits };
       p = { op, k, cin, cout, weights: new Float32Array(0), bias: null, activation: parseActivation(get(o, "activation"), `${w}.activation`) };
+      // Optional N:M sparsity (pruned models; readers before it ignore the field and run dense).
+      const sp = get(o, "sparsity");
+      if (sp !== undefined) {
+        const sj = obj(sp, `${w}.sparsity`);
+        const m = int(get(sj, "m"), 1, 256, `${w}.sparsity.m`);
+        (p as { sparsity?: { n: number; m: number } }).sparsity = { n: int(get(sj, "n"), 1, m, `${w}.sparsity.n`), m };
+      }
       break;
     }
     case "activation":
@@ -972,6 +981,9 @@ export function loadLowbit(bytes: Uint8Array | ArrayBuffer): QuantizedModel | Dy
       }
       n.weights = wf;
       weights[n.id] = qw;
+    }
+    if (n.sparsity && !satisfiesNm(n.weights, n.k, n.cin, n.cout, n.sparsity)) {
+      fail(`conv '${n.name}' declares ${n.sparsity.n}:${n.sparsity.m} sparsity but its weights have more nonzeros in a group`);
     }
     if (hasBias) n.bias = r.f32(`${n.name}.bias`, [n.cout], `bias of ${why}`);
     // A quantized conv's stored bias is the one its plan uses (bias-corrected when it was).

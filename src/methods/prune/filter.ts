@@ -30,6 +30,7 @@
  */
 import type { Graph, Node } from "../../graph/ir.ts";
 import { validateGraph } from "../../graph/validate.ts";
+import { foldBatchNorm, fuseActivations } from "../../graph/passes.ts";
 import { LowbitError, check } from "../../runtime/errors.ts";
 import { bnChannelScore, type BnScore, type InputStats } from "./criteria.ts";
 
@@ -225,7 +226,9 @@ export function classScores(g: Graph, a: ChannelAnalysis, o: Pick<FilterPruneOpt
 }
 
 /** Filter-prunes `g` to `budget` of its conv MACs (see the file comment). */
-export function filterPrune(g: Graph, o: FilterPruneOptions): FilterPruneResult {
+export function filterPrune(g0: Graph, o: FilterPruneOptions): FilterPruneResult {
+  // BN folded into its conv (keeping γ, β), ReLUs fused: a conv's output is then what consumers read.
+  const g = fuseActivations(foldBatchNorm(g0));
   check(Number.isFinite(o.budget) && o.budget > 0 && o.budget <= 1, "E_ARGUMENT", `budget must be in (0, 1], got ${o.budget}`);
   check(FILTER_CRITERIA.includes(o.criterion), "E_ARGUMENT", `unknown filter criterion '${o.criterion}' (${FILTER_CRITERIA.join(", ")})`);
   for (const n of g.nodes) {
