@@ -11,6 +11,7 @@ import { loadTrainData } from "./finetune.ts";
 import { readLowbitFile, writeLowbitFile } from "../io/lowbit-file.ts";
 import type { Graph } from "../graph/ir.ts";
 import { LowbitError } from "../runtime/errors.ts";
+import { init } from "../runtime/runtime.ts";
 import { finetune } from "../train/finetune.ts";
 import { graphMacs, oneShotNm, parsePattern } from "../methods/prune/nm-mask.ts";
 import { slsPrune } from "../methods/prune/sls.ts";
@@ -145,6 +146,7 @@ export async function pruneCommand(argv: string[], io: CliIO): Promise<number> {
   const data = dataDir ? await loadTrainData(dataDir, scale) : null;
   if (data && target === "hr" && !data.hr) throw new UsageError(`--target hr needs hr/ and lr_x${scale}/ in --data`, cmd);
   const quiet = flag(p, "quiet");
+  const runtime = await init();
   const t0 = performance.now();
   let last = 0;
   const say = (s: string, force = false) => {
@@ -155,7 +157,7 @@ export async function pruneCommand(argv: string[], io: CliIO): Promise<number> {
     io.stderr.write(`prune: ${s}\n`);
   };
   const epochOpt = mo.epoch !== undefined ? numOpt(mo.epoch, "epoch", cmd, 1, 1e6) : undefined;
-  const common = { batch, patch, seed, lr, signal: io.signal, target: target as "teacher" | "hr" | undefined, epochSteps: epochOpt };
+  const common = { batch, patch, seed, lr, signal: io.signal, runtime, target: target as "teacher" | "hr" | undefined, epochSteps: epochOpt };
   let out: Graph;
   let note = "";
   if (method === "nm") {
@@ -183,12 +185,12 @@ export async function pruneCommand(argv: string[], io: CliIO): Promise<number> {
     const compensate = mo.compensate === undefined ? undefined : mo.compensate === "1" ? true : mo.compensate === "0" ? false : (() => {
       throw new UsageError("compensate must be 1 or 0", cmd);
     })();
-    const stats = criterion === "data" ? convInputStats(graph, { lr: data!.lr }, { signal: io.signal }) : undefined;
+    const stats = criterion === "data" ? convInputStats(graph, { lr: data!.lr }, { signal: io.signal, runtime }) : undefined;
     const r = filterPrune(graph, { criterion, budget, stats, compensate, bnScore: score as BnScore });
     out = r.graph;
     note = `${method} keeps ${(100 * r.ratio).toFixed(1)} % of each prunable channel group`;
     if (steps > 0) {
-      const ft = await finetune(out, data!, { quant: null, steps, batch, patch, seed, optimizer: { lr: lr ?? 1e-4 }, signal: io.signal,
+      const ft = await finetune(out, data!, { quant: null, steps, batch, patch, seed, optimizer: { lr: lr ?? 1e-4 }, signal: io.signal, runtime,
         losses: target === "teacher" || (!data!.hr && target === undefined) ? { teacher: 1, hr: 0 } : { hr: 1, teacher: 0 },
         onProgress: (pr) => say(`finetune step ${pr.step}/${pr.steps} loss ${pr.loss.toExponential(3)} · ${seconds(pr.elapsedMs)}`, pr.step === pr.steps) });
       out = ft.graph;

@@ -51,7 +51,7 @@ import { Trainer } from "../../train/trainer.ts";
 import { Adam, type Param } from "../../train/adam.ts";
 import { l1Loss } from "../../train/losses.ts";
 import { PatchSampler, checkTrainData, type TrainData } from "../../train/data.ts";
-import { runtime as defaultRuntime, type Runtime } from "../../runtime/runtime.ts";
+import { init, type Runtime } from "../../runtime/runtime.ts";
 import { check, checkInt, throwIfAborted } from "../../runtime/errors.ts";
 import { groupRanks, nmEligible } from "./nm-mask.ts";
 
@@ -197,7 +197,7 @@ export async function slsPrune(g: Graph, data: TrainData, o: SlsOptions = {}): P
   check(target === "teacher" || data.hr !== undefined, "E_ARGUMENT", "target 'hr' needs data.hr");
   throwIfAborted(o.signal);
 
-  const rt = o.runtime ?? defaultRuntime();
+  const rt = o.runtime ?? (await init());
   const tg = buildTrainGraph(g, null);
   const convs = tg.graph.nodes.filter((n): n is Conv => n.op === "conv2d");
   let eligible: Set<number>;
