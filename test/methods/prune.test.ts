@@ -74,7 +74,7 @@ test("N:M masks: groups of M consecutive input channels, ties to the lower chann
 
 /** A small RDN-like graph: head → dense block (relu conv, concat, 1×1 LFF, residual add) ×2 → GFF concat → tail → ×2. */
 function toyRdn(seed: number, C = 8, G = 6): Graph {
-  const b = new GraphBuilder(seed);
+  const b = new GraphBuilder({ seed });
   const x = b.input(3);
   const head = b.conv2d(x, C, 3, { name: "F_m1" });
   let s = head;
@@ -238,7 +238,7 @@ test("filter surgery: channel classes through add/concat; pruned graph = origina
 
 test("filter-data compensation is exact on constant inputs (interior pixels)", async (t) => {
   const rt = await testRuntime();
-  const b = new GraphBuilder(9);
+  const b = new GraphBuilder({ seed: 9 });
   const x = b.input(3);
   const c1 = b.conv2d(x, 6, 1, { activation: "relu", name: "c1" });
   const c2 = b.conv2d(c1, 6, 1, { activation: "relu", name: "c2" });
