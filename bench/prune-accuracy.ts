@@ -4,7 +4,7 @@
  * Training/calibration data: data/calib (hr/ + lr_x<S>/, never the eval images).
  *
  *   node --import tsx bench/prune-accuracy.ts --model esrgan-medium-x2 [--steps 150] [--batch 4] [--patch 48]
- *        [--only nm,sls,filter] [--images a,b] [--json out.jsonl]
+ *        [--only dense,denseft,nm,sls,filter] [--budgets 0.5,0.25] [--criteria data,l1] [--images a,b] [--json out.jsonl]
  *
  * Every row states its training steps and wall time; ms is the mean per-image upscale time of the
  * evaluated model in this process (same run as the dense row).
@@ -25,7 +25,7 @@ import { convInputStats } from "../src/methods/prune/criteria.ts";
 const { values } = parseArgs({ options: {
   model: { type: "string", default: "esrgan-medium-x2" }, steps: { type: "string", default: "150" }, batch: { type: "string", default: "4" },
   patch: { type: "string", default: "48" }, only: { type: "string" }, images: { type: "string" }, json: { type: "string" },
-  data: { type: "string", default: "/work/shared/data/eval" }, calib: { type: "string", default: "data/calib" },
+  data: { type: "string", default: "/work/shared/data/eval" }, budgets: { type: "string" }, criteria: { type: "string" }, calib: { type: "string", default: "data/calib" },
 } });
 await init();
 const name = values.model!;
@@ -59,6 +59,11 @@ if (want("dense")) {
   await row("dense FP32", g, 0, 0);
   await row("dense", g, 0, 0, true);
 }
+if (only?.has("denseft")) {
+  // Control: the same fine-tuning without pruning (fine-tuning alone moves PSNR on these models).
+  const f = await ft(g);
+  await row("dense + fine-tune (control)", f.graph, f.ms, steps);
+}
 if (want("nm")) {
   for (const [n, m] of [[8, 32], [2, 4]]) {
     const one = oneShotNm(g, { n, m });
@@ -77,11 +82,13 @@ if (want("sls")) {
   await row("SLS 25 %", r.graph, Date.now() - t, steps, true);
 }
 if (want("filter")) {
+  const budgets = (values.budgets ?? "0.5,0.25").split(",").map(Number);
+  const crits = (values.criteria ?? "data,l1").split(",") as ("data" | "l1")[];
   const ts = Date.now();
   const stats = convInputStats(g, { lr: data.lr });
   const statsMs = Date.now() - ts;
-  for (const budget of [0.5, 0.25]) {
-    for (const crit of ["data", "l1"] as const) {
+  for (const budget of budgets) {
+    for (const crit of crits) {
       const p = filterPrune(g, { criterion: crit, budget, stats: crit === "data" ? stats : undefined });
       await row(`filter-${crit} ${budget * 100} % one-shot`, p.graph, crit === "data" ? statsMs : 0, 0);
       const f = await ft(p.graph);
