@@ -104,3 +104,7 @@ export type { WorkerOptions, WorkerPoolOptions, WorkerRunOptions, WorkerLike } f
 export { serveUpscaler } from "./worker/serve.ts";
 export type { WorkerPort } from "./worker/serve.ts";
 export type { WorkerInfo, WorkerModelOptions, WorkerModelSource, ToWorker, FromWorker, SerializedError } from "./worker/protocol.ts";
+export { oneShotNm, sparsifyGraph, graphMacs, slsPrune, filterPrune, convInputStats } from "./methods/prune/index.ts";
+export { foldBatchNorm } from "./graph/passes.ts";
+export type { NMPattern, GraphMacs, SlsOptions, SlsResult, FilterPruneOptions, FilterPruneResult, FilterCriterion } from "./methods/prune/index.ts";
+export * as prune from "./methods/prune/index.ts";

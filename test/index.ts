@@ -35,6 +35,8 @@ import "./methods/dynamic.test.ts";
 import "./methods/odm.test.ts";
 import "./methods/adabm.test.ts";
 import "./methods/cadyq.test.ts";
+import "./methods/prune.test.ts";
+import "./methods/prune-cli.test.ts";
 import "./cli.test.ts";
 import "./train/grad.test.ts";
 import "./train/optim.test.ts";

@@ -23,6 +23,7 @@ import { defaultEvalDir, parseRange, rangeText, runtimeFor, type CliIO } from ".
 import { buildModel, defaultCalibDir, isLowbitPath, parseModelOptions, resolveModel, type ModelOptions, MODEL_OPTION_SPECS, METHOD_OPTIONS_HELP } from "./model-options.ts";
 import { getModelInfo, loadModel } from "../models/registry.ts";
 import { ProgressBar } from "./progress.ts";
+import { graphMacs } from "../methods/prune/nm-mask.ts";
 
 export interface EvaluateOptions {
   /** Registered name, model.json path (or its directory), a loaded Graph, or a ready CompilableModel. */
@@ -79,6 +80,8 @@ export interface EvalImage extends Score {
   /** Adaptive-bit models (AdaBM, CADyQ): feature average bit-width and BitOPs / FP32 BitOPs of this image. */
   fab?: number;
   bitops?: number;
+  /** Conv GMACs of this image's upscale, untiled (N:M layers at their effective share; graphMacs). */
+  gmacs?: number;
 }
 
 export interface EvalResult {
@@ -86,7 +89,7 @@ export interface EvalResult {
   scale: number;
   config: string;
   images: EvalImage[];
-  mean: Score & { fidelity?: number | null; fab?: number; bitops?: number };
+  mean: Score & { fidelity?: number | null; fab?: number; bitops?: number; gmacs?: number };
   bicubic: Score;
   /** Everything protocol.md §7 asks to state besides the numbers. */
   shave: number;
@@ -183,6 +186,8 @@ export async function evaluate(o: EvaluateOptions): Promise<EvalResult> {
   const compileMs = performance.now() - tc;
   ref?.planFor(maxW, maxH);
 
+  // Effective conv MACs per LR pixel (pruned / N:M models count what their sparsity leaves).
+  const macsPerPixel = graphMacs(model.graph).effective;
   const images: EvalImage[] = [];
   try {
     for (const [i, pair] of pairs.entries()) {
@@ -196,7 +201,8 @@ export async function evaluate(o: EvaluateOptions): Promise<EvalResult> {
       const ms = performance.now() - t;
       const s = scoreSR(sr, hr, scale);
       const b = scoreSR(bicubicUp(lr, scale), hr, scale);
-      const r: EvalImage = { name: pair.name, width: hr.width, height: hr.height, psnr: s.psnrY, ssim: s.ssimY, ms, bicubic: { psnr: b.psnrY, ssim: b.ssimY } };
+      const r: EvalImage = { name: pair.name, width: hr.width, height: hr.height, psnr: s.psnrY, ssim: s.ssimY, ms, bicubic: { psnr: b.psnrY, ssim: b.ssimY },
+        gmacs: (macsPerPixel * lr.width * lr.height) / 1e9 };
       if (sr.bitMap) {
         r.fab = sr.bitMap.fab;
         r.bitops = sr.bitMap.bitops / sr.bitMap.fp32Bitops;
@@ -218,7 +224,7 @@ export async function evaluate(o: EvaluateOptions): Promise<EvalResult> {
     scale,
     config: model.config,
     images,
-    mean: { psnr: mean(images.map((r) => r.psnr)), ssim: mean(images.map((r) => r.ssim)) },
+    mean: { psnr: mean(images.map((r) => r.psnr)), ssim: mean(images.map((r) => r.ssim)), gmacs: mean(images.map((r) => r.gmacs!)) },
     bicubic: { psnr: mean(images.map((r) => r.bicubic.psnr)), ssim: mean(images.map((r) => r.bicubic.ssim)) },
     shave: scale,
     inputRange: [...graph.meta.inputRange],

@@ -12,6 +12,7 @@ import { upscaleCommand } from "./upscale.ts";
 import { quantizeCommand } from "./quantize.ts";
 import { finetuneCommand } from "./finetune.ts";
 import { exportOnnxCommand } from "./export-onnx.ts";
+import { pruneCommand } from "./prune.ts";
 
 export const USAGE = `Usage: lowbit <command> [options]
 
@@ -23,6 +24,7 @@ Commands:
   quantize --model <m> …   calibrate + quantize a model into a .lowbit file
   finetune --model <m> …   quantization-aware fine-tuning (ODM) into a .lowbit file
   export-onnx --model <m>  export a model (FP32, or W8A8 QDQ with --bits) as .onnx
+  prune --model <m> …      N:M sparsity (one-shot, SLS) or filter pruning into an FP32 .lowbit file
   models                   list the registered models
 
 Options:
@@ -39,6 +41,7 @@ const COMMANDS: Record<string, (argv: string[], io: CliIO) => Promise<number>> =
   quantize: quantizeCommand,
   finetune: finetuneCommand,
   "export-onnx": exportOnnxCommand,
+  prune: pruneCommand,
 };
 
 /** Runs one command line (without `node lowbit`) and returns the exit code; never throws. */

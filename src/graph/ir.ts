@@ -77,6 +77,12 @@ export type NodeOp =
        * (pruned weights are stored as 0). The compilers may then run a sparse kernel (src/kernels/nm-conv.ts).
        */
       sparsity?: { n: number; m: number };
+      /**
+       * Set when a BatchNormalization was folded into this conv (passes foldBatchNorm): the
+       * per-output-channel BN affine z = γ·x̂ + β of the pre-activation output, kept for
+       * BN-based filter pruning (its channels are modelled as N(β, γ²)).
+       */
+      batchNorm?: { gamma: Float32Array; beta: Float32Array };
     }
   | { op: "activation"; activation: Activation }
   /**

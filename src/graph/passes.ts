@@ -7,6 +7,7 @@
  *   fused activation (saves a pass over memory; the int8 kernels clamp in the
  *   requantization epilogue).
  * - subpixelTail: upsample ×s → conv becomes conv (s²·cout at LR) → depth-to-space.
+ * - foldBatchNorm: an imported BatchNormalization (1×1 diagonal conv) folds into its producing conv.
  * - foldScales: y = β·conv(x) folds into the conv (W·β, b·β) when the conv has
  *   no other consumer; y = a + β·b folds into the add's coefficients. These
  *   are RRDN's MultiplyBeta layers (β = 0.2, models.md §4). Folding changes
@@ -176,7 +177,44 @@ export function subpixelMerge<T extends Float32Array | Int8Array | Int16Array>(o
   return out;
 }
 
+/**
+ * Folds an imported BatchNormalization (a 1×1 conv with a diagonal kernel tagged `batchNorm`,
+ * io/tfjs/layers.ts) into the conv that produces its input, when that conv has a linear
+ * activation, no other consumer and no N:M sparsity: with the BN's y_o = s_o·x_o + t_o,
+ * W'[…, o] = s_o·W[…, o] and b'_o = s_o·b_o + t_o. The folded conv takes the BN's activation and
+ * keeps the `batchNorm` tag (its pre-activation output is now the BN output N(β, γ²) — what the
+ * BN filter criterion scores) and the BN node's uses. Other BNs stay 1×1 convs (correct, slower).
+ */
+export function foldBatchNorm(g: Graph): Graph {
+  const cons = consumersOf(g);
+  const replace = new Map<number, Node>();
+  const drop = new Set<number>();
+  const redirect = new Map<number, number>();
+  for (const n of g.nodes) {
+    if (n.op !== "conv2d" || !n.batchNorm || n.k !== 1 || n.cin !== n.cout) continue;
+    const C = n.cout;
+    let diagonal = true;
+    for (let i = 0; i < C && diagonal; i++) for (let j = 0; j < C; j++) if (i !== j && n.weights[i * C + j] !== 0) {
+      diagonal = false;
+      break;
+    }
+    if (!diagonal) continue;
+    const p = g.nodes[n.inputs[0]];
+    if (p.op !== "conv2d" || p.activation.kind !== "linear" || cons[p.id].length !== 1 || p.id === g.output || p.sparsity || p.subpixelOf || replace.has(p.id)) continue;
+    const w = new Float32Array(p.weights.length), b = new Float32Array(C);
+    for (let i = 0; i < w.length; i += C) for (let o = 0; o < C; o++) w[i + o] = p.weights[i + o] * n.weights[o * C + o];
+    for (let o = 0; o < C; o++) b[o] = (p.bias ? p.bias[o] : 0) * n.weights[o * C + o] + (n.bias ? n.bias[o] : 0);
+    const { sourceQuant: _q, ...rest } = p;
+    replace.set(p.id, { ...rest, weights: w, bias: b, activation: { ...n.activation }, batchNorm: { gamma: Float32Array.from(n.batchNorm.gamma), beta: Float32Array.from(n.batchNorm.beta) } } as Node);
+    drop.add(n.id);
+    redirect.set(n.id, p.id);
+  }
+  if (!drop.size) return g;
+  // The folded conv takes the BN's place in the order (its consumers come after the BN).
+  return compact(g, replace, drop, redirect);
+}
+
 /** The standard pipeline before planning a plan. */
 export function optimizeGraph(g: Graph): Graph {
-  return subpixelTail(fuseActivations(foldScales(g)));
+  return subpixelTail(fuseActivations(foldScales(foldBatchNorm(g))));
 }

@@ -151,6 +151,43 @@ function convertLayer(l: LayerDesc, tensors: Map<string, DecodedTensor>, inputSh
       if (kt.quant || bq) op.sourceQuant = { ...(kt.quant ? { kernel: kt.quant } : {}), ...(bq ? { bias: bq } : {}) };
       return { op, uses };
     }
+    case "BatchNormalization": {
+      // Inference form y = γ·(x − μ)/√(σ² + ε) + β, imported as a 1×1 conv with the diagonal kernel
+      // s = γ/√(σ² + ε) and bias β − μ·s (every engine runs it as is), tagged with γ and β for
+      // BN-based filter pruning; graph/batchnorm.ts foldBatchNorm folds it into a preceding conv.
+      const axis = get(c, "axis") ?? -1;
+      const ax = Array.isArray(axis) && axis.length === 1 ? axis[0] : axis;
+      if (ax !== -1 && ax !== 3) throw unsupported(l, `axis ${show(axis)} (only the channel axis, -1 or 3)`);
+      const eps = num(l, "epsilon", 1e-3)!;
+      if (!(eps >= 0)) throw unsupported(l, `epsilon ${eps}`);
+      const center = get(c, "center") ?? true, scale = get(c, "scale") ?? true;
+      if (typeof center !== "boolean" || typeof scale !== "boolean") throw unsupported(l, `center ${show(center)} / scale ${show(scale)}`);
+      const uses: string[] = [];
+      const take = (w: string): Float32Array => {
+        const key = `${l.name}/${w}`;
+        const t = tensors.get(key);
+        if (!t) throw fmt(`layer '${l.name}' (BatchNormalization): weight '${key}' is missing from the weights manifest`);
+        if (t.shape.length !== 1) throw fmt(`layer '${l.name}' (BatchNormalization): weight '${key}' has shape [${t.shape}], expected [channels]`);
+        uses.push(key);
+        return t.values;
+      };
+      const mean = take("moving_mean"), variance = take("moving_variance");
+      const C = mean.length;
+      const gamma = scale ? take("gamma") : new Float32Array(C).fill(1);
+      const beta = center ? take("beta") : new Float32Array(C);
+      if (variance.length !== C || gamma.length !== C || beta.length !== C) throw fmt(`layer '${l.name}' (BatchNormalization): gamma/beta/mean/variance lengths differ`);
+      const w = new Float32Array(C * C), b = new Float32Array(C);
+      for (let i = 0; i < C; i++) {
+        if (!(variance[i] + eps > 0)) throw new LowbitError("E_RANGE", `layer '${l.name}' (BatchNormalization): variance + epsilon of channel ${i} is ${variance[i] + eps}`);
+        // Same operation order as tfjs' batchNorm: (x − μ)·(γ/√(σ² + ε)) + β, here s·x + (β − μ·s).
+        const sc = Math.fround(gamma[i] / Math.sqrt(variance[i] + eps));
+        w[i * C + i] = sc;
+        b[i] = Math.fround(beta[i] - mean[i] * sc);
+      }
+      const op: NodeOp = { op: "conv2d", k: 1, cin: C, cout: C, weights: w, bias: b, activation: { kind: "linear" },
+        batchNorm: { gamma: Float32Array.from(gamma), beta: Float32Array.from(beta) } };
+      return { op, uses };
+    }
     case "Activation":
       return { op: { op: "activation", activation: activationOf(l) }, uses: [] };
     case "ReLU": {
