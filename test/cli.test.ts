@@ -11,7 +11,7 @@ import jpeg from "jpeg-js";
 import { createUpscaler, fp32Model, type CompilableModel } from "../src/engine/upscaler-api.ts";
 import { F32Plan } from "../src/graph/compile-f32.ts";
 import type { Graph } from "../src/graph/ir.ts";
-import { loadModel, resolveModelPath } from "../src/models/registry.ts";
+import { listModels, listNcnnModels, loadModel, resolveModelPath } from "../src/models/registry.ts";
 import { decodeImage, readImage, writePng } from "../src/io/image.ts";
 import { bicubicDown, imresize } from "../src/metrics/bicubic.ts";
 import { psnrY } from "../src/metrics/psnr.ts";
@@ -331,8 +331,15 @@ test("cli: models lists names, scale, arch, range, params, installed", (t) => {
   t.deepEqual(ps?.inputRange, [0, 1], "psnr-small runs on 0–1");
   const thick = rows.find((x) => x.name === "esrgan-thick-x4");
   t.deepEqual(thick && [thick.arch, thick.params, thick.macsPerPixel], ["rrdn", 7260740, 7256016], "thick ×4 counts");
+  t.deepEqual(rows.filter((x: any) => x.format === "tfjs").map((x) => x.name), listModels().map((m) => m.name), "the TF.js models first, as listModels()");
+  const nc = rows.filter((x: any) => x.format === "ncnn");
+  t.deepEqual(nc.map((x) => x.name), listNcnnModels().map((m) => m.name), "then the ncnn models, as listNcnnModels()");
+  const rx = nc.find((x) => x.name === "realesr-animevideov3-x2")!;
+  const present = existsSync(join(ROOT, "data", "ncnn", "real-esrgan", "models", "realesr-animevideov3-x2.param"));
+  t.ok(!present || (rx.installed && rx.params !== null && rx.params > 0), `realesr-animevideov3-x2: installed ${rx.installed}, ${rx.params} params`);
   const tab = cli(["models"]);
   t.ok(tab.status === 0 && /^default-model\s+×2\s+rdn\s+0–255\s+222,075/m.test(tab.stdout), "table row");
+  t.ok(/^waifu2x-upconv7-x2\s+×2\s.*(yes|no: npm run models:ncnn)$/m.test(tab.stdout), "ncnn rows in the table, with the fetch command when missing");
   t.end();
 });
 

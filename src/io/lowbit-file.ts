@@ -14,7 +14,7 @@
  * strings):
  *
  *   { format: "lowbit", formatVersion: 1, lowbitVersion, model: "quantized" | "fp32",
- *     meta: { name, scale, inputRange, outputRange, arch?, receptiveRadius? },
+ *     meta: { name, scale, inputRange, outputRange, arch?, receptiveRadius?, borderPad? },
  *     graph: { input, output, nodes: [{ op, name, inputs, channels, spatial, …op attributes,
  *              conv2d: k, cin, cout, activation, bias: bool, sparsity?: { n, m } (N:M pattern, checked on load),
  *                      weight: { storage: "f32" | "int8" | "int4", bits?, shape: [k,k,cin,cout] } }] },
@@ -27,6 +27,8 @@
  *                          U8  [ceil(n/2)] packInt4 of the codes   storage "int4" (bits ≤ 4)
  *   `<name>.weight_scale`  F32 [cout] per-output-channel scale     quantized storages only
  *   `<name>.bias`          F32 [cout]                              when the conv has a bias
+ * and per prelu node `<name>`:
+ *   `<name>.slopes`        F32 [channels] per-channel negative slope (every model kind)
  * (Node names are unique and no suffix is a suffix of another, so tensor names never collide.)
  *
  * Alignment. The safetensors format forbids holes in the data section (the reference loader
@@ -369,6 +371,7 @@ export function saveLowbit(model: LowbitSavable): Uint8Array {
     const j = nodeJson(n);
     if (n.op === "conv2d" && q?.weights[n.id]?.bias) j.bias = true;
     nodes.push(j);
+    pushSlopes(tensors, n);
     if (n.op !== "conv2d") continue;
     const shape = [n.k, n.k, n.cin, n.cout];
     const qw = q ? q.weights[n.id] : null;
@@ -413,6 +416,11 @@ export function saveLowbit(model: LowbitSavable): Uint8Array {
   return writeContainer(doc, tensors);
 }
 
+/** A prelu node's slopes are a tensor (`<name>.slopes`, F32 [channels]) in every model kind. */
+function pushSlopes(tensors: OutTensor[], n: Node): void {
+  if (n.op === "prelu") tensors.push({ name: `${n.name}.slopes`, dtype: "F32", shape: [n.channels], bytes: f32Bytes(n.slopes) });
+}
+
 function validateForSave(g: Graph): void {
   try {
     validateGraph(g);
@@ -426,6 +434,7 @@ function metaJson(m: GraphMeta): Record<string, unknown> {
   const meta: Record<string, unknown> = { name: m.name, scale: m.scale, inputRange: [...m.inputRange], outputRange: [...m.outputRange] };
   if (m.arch !== undefined) meta.arch = m.arch;
   if (m.receptiveRadius !== undefined) meta.receptiveRadius = m.receptiveRadius;
+  if (m.borderPad !== undefined && m.borderPad > 0) meta.borderPad = m.borderPad;
   return meta;
 }
 
@@ -446,6 +455,7 @@ function saveDynamic(model: DynamicQuantizedModel): Uint8Array {
   for (const n of g.nodes) {
     const j = nodeJson(n) as Record<string, Json>;
     nodes.push(j as JsonObject);
+    pushSlopes(tensors, n);
     if (n.op !== "conv2d") continue;
     const l = model.layers.get(n.id);
     if (!l) {
@@ -607,7 +617,9 @@ function parseActivation(v: Json | undefined, what: string): Activation {
   return a;
 }
 
-const OPS = new Set(["input", "conv2d", "activation", "add", "concat", "scale", "upsample_nearest", "depth_to_space"]);
+const OPS = new Set(["input", "conv2d", "activation", "add", "concat", "scale", "upsample_nearest", "depth_to_space", "prelu"]);
+/** Largest accepted meta.borderPad (LR pixels; waifu2x needs 7). */
+const MAX_BORDER_PAD = 1024;
 
 function parseNode(v: Json, i: number, nNodes: number, writer: string): { node: Node; store: ConvStore | null; hasBias: boolean } {
   const o = obj(v, `graph.nodes[${i}]`);
@@ -671,6 +683,9 @@ function parseNode(v: Json, i: number, nNodes: number, writer: string): { node: 
     case "depth_to_space":
       p = { op, block: int(get(o, "block"), 1, MAX_SPATIAL_FACTOR, `${w}.block`) };
       break;
+    case "prelu":
+      p = { op, slopes: new Float32Array(0) }; // read from `<name>.slopes` once the tensors are parsed
+      break;
     default:
       p = { op: op as "input" | "concat" };
   }
@@ -692,6 +707,8 @@ function parseMeta(v: Json | undefined): GraphMeta {
     meta.receptiveRadius = finite(r, "meta.receptiveRadius");
     if (meta.receptiveRadius < 0) fail(`meta.receptiveRadius ${r} is negative`);
   }
+  const bp = get(o, "borderPad");
+  if (bp !== undefined) meta.borderPad = int(bp, 0, MAX_BORDER_PAD, "meta.borderPad");
   return meta;
 }
 
@@ -954,6 +971,11 @@ export function loadLowbit(bytes: Uint8Array | ArrayBuffer): QuantizedModel | Dy
   const weights: (QuantConvWeights | null)[] = g.nodes.map(() => null);
   const intCodes = new Map<number, Int16Array>();
   for (const { node: n, store, hasBias } of parsed) {
+    if (n.op === "prelu") {
+      // Stored shape = the node's stored channel count; validateGraph checks it against the input.
+      n.slopes = r.f32(`${n.name}.slopes`, [n.channels], `slopes of prelu '${n.name}'`);
+      continue;
+    }
     if (n.op !== "conv2d") continue;
     const why = `conv '${n.name}'`;
     if ((store!.storage === "int-ohwi") !== (kind === "dynamic") && store!.storage !== "f32") {

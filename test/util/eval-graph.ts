@@ -71,6 +71,15 @@ export function evalGraphNodes(g: Graph, x: Float32Array, h: number, w: number,
       case "scale":
         r = { ...a, data: a.data.map((v) => v * n.factor) };
         break;
+      case "prelu": {
+        const out = new Float64Array(a.data.length);
+        for (let i = 0; i < out.length; i++) {
+          const v = a.data[i];
+          out[i] = v >= 0 ? v : n.slopes[i % a.c] * v;
+        }
+        r = { ...a, data: out };
+        break;
+      }
       case "concat": {
         const c = ins.reduce((s, b) => s + b.c, 0);
         const out = new Float64Array(a.h * a.w * c);

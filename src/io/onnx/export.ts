@@ -39,6 +39,13 @@
  *   come only from rounding inside onnxruntime's requantization (measured in test/io-onnx.test.ts).
  * - FP32 islands (layers kept in float) are plain float ops between a DequantizeLinear and a
  *   QuantizeLinear.
+ * - prelu: PRelu(x, slope [C,1,1]) between DequantizeLinear and QuantizeLinear. onnxruntime has
+ *   QLinearLeakyRelu only for a scalar alpha, so a per-channel PRelu runs in float on the
+ *   dequantized codes and is requantized onto lowbit's output grid; lowbit's int8 kernel computes
+ *   the same y = zy + round((x − zx)·m) with m = s_x/s_y or slope·s_x/s_y, so the two differ only
+ *   by rounding (measured in test/io-onnx-prelu.test.ts).
+ * meta.borderPad p > 0: Pad(mode "edge", p on H and W) after the input and a final Slice cropping
+ * p·s from each side, so the ONNX model has lowbit's contract (metadata lowbit.border_pad = p).
  * Opset 13 by default (per-axis DequantizeLinear needs ≥ 13).
  */
 import type { Activation, Graph, Node } from "../../graph/ir.ts";
@@ -173,6 +180,11 @@ function emitFloatOp(b: OnnxBuilder, n: Node, xs: string[], weight: () => [strin
     case "depth_to_space":
       // lowbit's depth_to_space is TF's DCR order; ONNX DepthToSpace mode DCR is the same permutation in NCHW.
       return b.op("DepthToSpace", [xs[0]], n.name, { blocksize: { i: n.block }, mode: { s: "DCR" } });
+    case "prelu": {
+      // Slope [C,1,1]: ONNX broadcasting aligns right, so it lines up with C of NCHW.
+      const slope = b.init(`${n.name}.slope`, DT.FLOAT, [n.slopes.length, 1, 1], Float32Array.from(n.slopes));
+      return b.op("PRelu", [xs[0], slope], n.name);
+    }
     default:
       throw new LowbitError("E_UNSUPPORTED_LAYER", `layer '${n.name}': no ONNX export for '${n.op}'`);
   }
@@ -199,6 +211,27 @@ function checkRange(r: unknown, what: string): [number, number] {
   return [r[0], r[1]];
 }
 
+/**
+ * meta.borderPad > 0 (ncnn nets built from valid convs, e.g. waifu2x): lowbit runs such a net on the
+ * image replicate-padded by p LR pixels and crops p·s from every side of the output. The export
+ * carries that contract in the graph: Pad(mode "edge") right after the input, Slice at the end.
+ */
+function emitBorderPad(b: OnnxBuilder, x: string, p: number): string {
+  const pads = b.init("border_pad/pads", DT.INT64, [8], [0, 0, p, p, 0, 0, p, p]);
+  return b.op("Pad", [x, pads], "border_pad", { mode: { s: "edge" } });
+}
+function emitBorderCrop(b: OnnxBuilder, y: string, p: number, s: number): string {
+  const starts = b.init("border_crop/starts", DT.INT64, [2], [p * s, p * s]);
+  const ends = b.init("border_crop/ends", DT.INT64, [2], [-p * s, -p * s]);
+  const axes = b.init("border_crop/axes", DT.INT64, [2], [2, 3]);
+  return b.op("Slice", [y, starts, ends, axes], "border_crop");
+}
+function borderPadOf(g: Graph): number {
+  const p = g.meta.borderPad ?? 0;
+  if (!Number.isInteger(p) || p < 0) throw new LowbitError("E_ARGUMENT", `meta.borderPad must be a non-negative integer, got ${p}`);
+  return p;
+}
+
 /** Input mapping (pixels mode): p ∈ 0..255 → lo + p·(hi − lo)/255. */
 function emitInputMap(b: OnnxBuilder, x: string, r: [number, number]): string {
   const a = (r[1] - r[0]) / 255;
@@ -219,6 +252,8 @@ function finish(b: OnnxBuilder, g: Graph, outVal: string, o: ExportOnnxOptions, 
   const inRange = checkRange(g.meta.inputRange, "meta.inputRange"), outRange = checkRange(g.meta.outputRange, "meta.outputRange");
   let y = outVal;
   if (io === "pixels") y = emitOutputMap(b, y, outRange);
+  const bp = borderPadOf(g);
+  if (bp > 0) y = emitBorderCrop(b, y, bp, g.meta.scale); // last, so importOnnx finds the crop at the output
   b.op("Identity", [y], "output", undefined, "output");
   const s = g.meta.scale;
   const inC = g.nodes[g.input].channels, outC = g.nodes[g.output].channels;
@@ -241,6 +276,7 @@ function finish(b: OnnxBuilder, g: Graph, outVal: string, o: ExportOnnxOptions, 
       "lowbit.input_range": JSON.stringify(inRange),
       "lowbit.output_range": JSON.stringify(outRange),
       ...(g.meta.arch ? { "lowbit.arch": g.meta.arch } : {}),
+      ...(bp > 0 ? { "lowbit.border_pad": String(bp) } : {}),
     },
   });
 }
@@ -264,7 +300,9 @@ export function exportOnnx(model: Graph | CompilableModel | QuantizedModel, opti
   const val: string[] = new Array(g.nodes.length);
   for (const n of g.nodes) {
     if (n.op === "input") {
-      val[n.id] = io === "pixels" ? emitInputMap(b, "input", checkRange(g.meta.inputRange, "meta.inputRange")) : "input";
+      // The pad first (edge replication commutes with the pixel mapping): importOnnx finds it on the input.
+      const x = borderPadOf(g) > 0 ? emitBorderPad(b, "input", borderPadOf(g)) : "input";
+      val[n.id] = io === "pixels" ? emitInputMap(b, x, checkRange(g.meta.inputRange, "meta.inputRange")) : x;
       continue;
     }
     val[n.id] = emitFloatOp(b, n, n.inputs.map((i) => val[i]), () => floatWeights(b, n as ConvNode));
@@ -435,7 +473,8 @@ function exportQuantized(qm: QuantizedModel, o: ExportOnnxOptions, opset: number
     }
     const n = g.nodes[ln.src];
     if (n.op === "input") {
-      val[ln.id] = io === "pixels" ? emitInputMap(b, "input", inRange) : "input";
+      const x = borderPadOf(g) > 0 ? emitBorderPad(b, "input", borderPadOf(g)) : "input";
+      val[ln.id] = io === "pixels" ? emitInputMap(b, x, inRange) : x;
       continue;
     }
     if (ln.domain === "f32") {

@@ -3,7 +3,7 @@
  *
  * Supported (default domain, opset 7..21): Conv (odd kernels — non-square ones are embedded in a
  * square kernel —, stride 1, dilation 1, group 1, symmetric 'same' pads), Relu, LeakyRelu, PRelu
- * with one shared slope (= leaky ReLU), Clip
+ * (per-channel slope tensors [C,1,1] / [1,C,1,1] → the `prelu` op; a one-element slope = leaky ReLU), Clip
  * (as ReLU / ReLU6, or the model's final output clamp), Sigmoid, Tanh, Elu, Selu, HardSigmoid,
  * Softplus, Softsign, Exp, Add / Sub of two tensors (weighted add), Sum, Add / Sub / Mul / Div by
  * constants that are scalars or per-channel ([C,1,1] / [1,C,1,1]), BatchNormalization (inference
@@ -25,8 +25,15 @@
  * CRD DepthToSpace (PyTorch PixelShuffle) permutes the producing conv's output channels into DCR
  * order (or a 1×1 permutation conv when the producer is not a conv).
  *
+ * A leaky ReLU (LeakyRelu, or PRelu with one shared slope) stays an activation when it reads a
+ * conv it can fuse into (linear activation, no other reader: optimizeGraph fuses it); anywhere
+ * else it becomes a uniform-slope `prelu`, which the int8 path runs on codes instead of in f32.
+ * lowbit's border-pad contract as exportOnnx writes it — Pad(mode "edge", p on H and W) as the
+ * only reader of the image input and a Slice cropping p·s from each side as the last op (only
+ * Identity may follow) — imports as meta.borderPad = p; any other Pad or Slice is rejected.
+ *
  * Rejected with E_UNSUPPORTED_LAYER naming node and op/attribute: ops needing IR ops lowbit does
- * not have (ConvTranspose, per-channel PRelu, bilinear/bicubic Resize, grouped/depthwise/strided/dilated Conv,
+ * not have (ConvTranspose, bilinear/bicubic Resize, grouped/depthwise/strided/dilated Conv,
  * Reshape/Transpose pixel shuffles from opset < 11, shape arithmetic), external data.
  * Malformed bytes are E_MODEL_FORMAT; allocations are bounded by the tensors' byte sizes in the file.
  */
@@ -117,6 +124,8 @@ interface Dyn {
   id: number;
   /** Output of a QuantizeLinear (integer codes): only a DequantizeLinear may read it. */
   quantized?: OnnxActQuant;
+  /** Output of the border crop (Slice of c output pixels per side): only Identity may read it. */
+  cropped?: number;
 }
 type Value = Const | Dyn;
 
@@ -207,7 +216,6 @@ const ACT_OPS: Record<string, (n: OnnxNode) => Activation> = {
 
 const NEEDS_IR_OP: Record<string, string> = {
   ConvTranspose: "transposed convolution (deconvolution) needs an IR op lowbit does not have yet",
-  PRelu: "PReLU with per-channel slopes needs an IR op lowbit does not have yet (a single shared slope imports as a leaky ReLU)",
   Reshape: "Reshape is not supported (PixelShuffle exported at opset < 11 becomes Reshape/Transpose: export with opset ≥ 11 to get DepthToSpace)",
   Transpose: "Transpose is not supported (PixelShuffle exported at opset < 11 becomes Reshape/Transpose: export with opset ≥ 11 to get DepthToSpace)",
   Shape: "shape arithmetic is not supported (export with constant scale factors and dynamic axes on H/W)",
@@ -226,6 +234,10 @@ class Importer {
   opset: number;
   /** The input's H and W when the model was exported with a fixed size (resolves Resize 'sizes'). */
   staticHW: [number, number] | null = null;
+  /** meta.borderPad from an edge Pad of the input (0: none). */
+  borderPad = 0;
+  private inputName = "";
+  private inputId = -1;
 
   constructor(private m: OnnxModel) {
     this.opset = m.opsets.get("") ?? 0;
@@ -258,6 +270,9 @@ class Importer {
     if (name === undefined || name === "") throw badModel(n, `${what} is missing`);
     const v = this.values.get(name);
     if (!v) throw badModel(n, `reads '${name}', which no earlier node or initializer produces (graph not topologically sorted, or a missing input)`);
+    if (v.kind === "dyn" && v.cropped !== undefined && n.opType !== "Identity") {
+      throw unsupported(n, `reads the border crop ('${name}'); that Slice must be the graph's last op`);
+    }
     if (v.kind === "dyn" && v.quantized && n.opType !== "DequantizeLinear") {
       throw unsupported(n, `reads the integer output of a QuantizeLinear ('${name}'); only DequantizeLinear may consume it`);
     }
@@ -453,6 +468,8 @@ class Importer {
     }
     if (iv.shape && typeof iv.shape[2] === "number" && typeof iv.shape[3] === "number" && iv.shape[2] > 0 && iv.shape[3] > 0) this.staticHW = [iv.shape[2], iv.shape[3]];
     const input = this.add({ op: "input" }, [], iv.name);
+    this.inputName = iv.name;
+    this.inputId = input;
     this.values.set(iv.name, { kind: "dyn", id: input });
     if (g.outputs.length !== 1) throw new LowbitError("E_UNSUPPORTED_LAYER", `an SR model has exactly one output; this graph has ${g.outputs.length}`);
 
@@ -463,6 +480,9 @@ class Importer {
     if (ov.kind !== "dyn") throw new LowbitError("E_UNSUPPORTED_LAYER", `graph output '${g.outputs[0].name}' is a constant`);
     if (ov.quantized) throw new LowbitError("E_UNSUPPORTED_LAYER", `graph output '${g.outputs[0].name}' is integer codes (QuantizeLinear); end the graph with DequantizeLinear`);
     // A final Clip is the model's output clamp: lowbit clips to the output range anyway.
+    if (this.borderPad > 0 && ov.cropped !== this.borderPad * this.nodes[ov.id].spatial) {
+      throw new LowbitError("E_UNSUPPORTED_LAYER", `the input is edge-padded by ${this.borderPad} but the output is not cropped by ${this.borderPad}·${this.nodes[ov.id].spatial} (a final Slice)`);
+    }
     let output = ov.id;
     let clipOut: [number, number] | null = null;
     for (;;) {
@@ -475,6 +495,36 @@ class Importer {
       output = c.inputs[0];
     }
     return { output, input, clipOut };
+  }
+
+  /** Pad(mode "edge", [0,0,p,p,0,0,p,p]) of the image input: lowbit's meta.borderPad = p. */
+  borderPadOp(n: OnnxNode): void {
+    const x = this.dyn(n, 0, "input data");
+    const why = " (only lowbit's border pad imports: an edge Pad of the image input by p on H and W)";
+    if (x !== this.inputId || this.borderPad > 0) throw unsupported(n, NEEDS_IR_OP.Pad + why);
+    if (attrS(n, "mode", "constant") !== "edge") throw unsupported(n, `mode '${attrS(n, "mode", "constant")}'${why}`);
+    if (this.m.graph.nodes.filter((k) => k.inputs.includes(this.inputName)).length !== 1) throw unsupported(n, `the image input has readers besides this Pad${why}`);
+    const pads = this.opset >= 11 ? [...this.konst(n, 1, "pads").data] : attrInts(n, "pads") ?? [];
+    if (n.inputs.length > 3 && n.inputs[3]) throw unsupported(n, `an axes input${why}`);
+    const p = pads[2];
+    if (pads.length !== 8 || !Number.isInteger(p) || p < 1 || p > 1024 || pads.some((v, i) => v !== (i % 4 >= 2 ? p : 0))) {
+      throw unsupported(n, `pads [${pads.join(", ")}]${why}`);
+    }
+    this.borderPad = p;
+    this.out(n, { kind: "dyn", id: x });
+  }
+
+  /** Slice of c pixels from each side of H and W (axes 2, 3), the border pad's crop at the end. */
+  borderCrop(n: OnnxNode): void {
+    const x = this.dyn(n, 0, "input data");
+    const why = " (only the border crop imports: a final Slice of c = borderPad·scale pixels per side on axes 2, 3)";
+    if (this.borderPad === 0 || this.opset < 10) throw unsupported(n, `Slice is not supported${why}`);
+    const st = [...this.konst(n, 1, "starts").data], en = [...this.konst(n, 2, "ends").data];
+    const ax = this.optConst(n, 3, "axes"), sp = this.optConst(n, 4, "steps");
+    const c = st[0];
+    const ok = ax !== null && [...ax.data].join() === "2,3" && st.length === 2 && en.length === 2 && c >= 1 && st[1] === c && en[0] === -c && en[1] === -c && (sp === null || sp.data.every((v) => v === 1));
+    if (!ok) throw unsupported(n, `starts [${st}], ends [${en}], axes [${ax ? [...ax.data] : "(all)"}]${why}`);
+    this.out(n, { kind: "dyn", id: x, cropped: c });
   }
 
   node(n: OnnxNode): void {
@@ -501,13 +551,31 @@ class Importer {
         return;
       }
       case "PRelu": {
-        // One shared slope (nn.PReLU() default, SRResNet) is a leaky ReLU; per-channel slopes need an IR op.
+        // One shared slope (nn.PReLU() default, SRResNet) is a leaky ReLU; per-channel slopes
+        // (broadcast along C of NCHW: [C,1,1] or [1,C,1,1]) are the prelu op.
         const x = this.dyn(n, 0, "input X");
         const sl = this.konst(n, 1, "slope");
-        if (sl.data.length === 0 || !sl.data.every((v) => v === sl.data[0])) throw unsupported(n, NEEDS_IR_OP.PRelu);
-        this.out(n, { kind: "dyn", id: this.add({ op: "activation", activation: { kind: "leaky_relu", alpha: sl.data[0] } }, [x], this.nodeName(n)) });
+        if (sl.data.length === 0) throw badModel(n, "slope is empty");
+        // Decided by the slope's shape, not its values: a per-channel slope tensor stays a prelu even
+        // when its values are equal (exportOnnx's prelu round-trips to prelu, and stays on codes in int8).
+        if (sl.data.length === 1) {
+          this.out(n, { kind: "dyn", id: this.add({ op: "activation", activation: { kind: "leaky_relu", alpha: sl.data[0] } }, [x], this.nodeName(n)) });
+          return;
+        }
+        const C = this.nodes[x].channels, d = sl.dims;
+        // Unidirectional broadcasting aligns dims right: the channel axis is rank−3 from the end.
+        const perChannel = sl.data.length === C && (d.length === 3 || d.length === 4) && d.every((v, i) => (i === d.length - 3 ? v === C : v === 1));
+        if (!perChannel) throw unsupported(n, `PRelu slope of shape [${d.join(", ")}] (only one shared slope or one per channel: [${C}, 1, 1] or [1, ${C}, 1, 1])`);
+        const slopes = Float32Array.from(sl.data);
+        this.out(n, { kind: "dyn", id: this.add({ op: "prelu", slopes }, [x], this.nodeName(n)) });
         return;
       }
+      case "Pad":
+        this.borderPadOp(n);
+        return;
+      case "Slice":
+        this.borderCrop(n);
+        return;
       case "Identity":
       case "Dropout":
         this.out(n, this.value(n, 0));
@@ -902,6 +970,22 @@ export function importOnnxDetailed(bytes: Uint8Array | ArrayBuffer | ArrayBuffer
   return toGraph(imp, st, m, opts, opset);
 }
 
+/**
+ * A leaky ReLU that optimizeGraph cannot fuse into its producer (not a linear conv read only by
+ * it) becomes a uniform-slope prelu: the same function, but one the int8 path runs on codes.
+ */
+function leakyToPrelu(nodes: Node[]): void {
+  const readers = new Uint32Array(nodes.length);
+  for (const n of nodes) for (const i of n.inputs) readers[i]++;
+  for (const n of nodes) {
+    if (n.op !== "activation" || n.activation.kind !== "leaky_relu") continue;
+    const p = nodes[n.inputs[0]];
+    if (p.op === "conv2d" && p.activation.kind === "linear" && readers[p.id] === 1) continue;
+    const slopes = new Float32Array(p.channels).fill(n.activation.alpha ?? 0.01);
+    nodes[n.id] = { op: "prelu", slopes, id: n.id, name: n.name, inputs: n.inputs, channels: n.channels, spatial: n.spatial };
+  }
+}
+
 function toGraph(imp: Importer, st: FoldState, m: OnnxModel, opts: ImportOnnxOptions, opset: number): OnnxImport {
   // Live nodes only, renumbered densely (ids are in topological order already).
   const live = new Uint8Array(imp.nodes.length);
@@ -923,6 +1007,7 @@ function toGraph(imp: Importer, st: FoldState, m: OnnxModel, opts: ImportOnnxOpt
     if (q) actQuant.set(n.name, q);
     if (wq && n.op === "conv2d") weightQuant.set(n.name, wq);
   }
+  leakyToPrelu(nodes);
   const out = nodes[newId.get(st.output)!];
   const meta: GraphMeta = {
     name: opts.name ?? (m.metadata.get("lowbit.name") || m.graph.name || "onnx"),
@@ -932,6 +1017,7 @@ function toGraph(imp: Importer, st: FoldState, m: OnnxModel, opts: ImportOnnxOpt
   };
   const arch = m.metadata.get("lowbit.arch");
   if (arch) meta.arch = arch;
+  if (imp.borderPad > 0) meta.borderPad = imp.borderPad;
   const g: Graph = { nodes, input: newId.get(st.input)!, output: out.id, meta };
   validateGraph(g);
   g.meta.receptiveRadius = receptiveRadius(g);

@@ -99,6 +99,7 @@ export function qdqToQuantizedModel(imp: OnnxImport): QuantizedModel | null {
       case "add":
       case "concat":
       case "scale":
+      case "prelu": // DQ → PRelu → Q: the int8 prelu kernel requantizes onto the Q grid
         if (q && n.inputs.every((i) => has[i])) t.domain = "q8";
         break;
     }
