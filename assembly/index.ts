@@ -19,6 +19,7 @@ export * from "./elementwise/requant-add";
 export * from "./elementwise/concat";
 export * from "./elementwise/depth-to-space";
 export * from "./elementwise/upsample";
+export * from "./elementwise/upsample-bilinear";
 export * from "./elementwise/f32-elementwise";
 export * from "./stats/channel-stats";
 export * from "./stats/histogram";

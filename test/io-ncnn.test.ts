@@ -282,6 +282,27 @@ test("ncnn lowering: bicubic ×0.5 / bilinear ×0.75 downscale after shuffle + n
   }
 });
 
+test("ncnn lowering: bilinear Interp upscale (×2, ×3) = the f64 ncnn interpreter, border included", async (t) => {
+  for (const s of [2, 3]) {
+    const net = build([
+      { type: "Input", name: "in", bottoms: [], tops: ["data"] },
+      { type: "Convolution", name: "c", bottoms: ["data"], tops: ["a"], params: "0=8 1=3 4=1 5=1 6=216", weights: [wts(216, "fp16", 0.2), wts(8, "raw", 0.1)] },
+      { type: "Interp", name: "up", bottoms: ["a"], tops: ["u"], params: `0=2 1=${s}.000000e+00 2=${s}.000000e+00` },
+      { type: "Convolution", name: "c2", bottoms: ["u"], tops: ["out"], params: "0=3 1=3 4=1 5=1 6=216", weights: [wts(216, "fp16", 0.2), wts(3, "raw", 0.1)] },
+    ]);
+    const { graph } = importNcnn(net.param, net.bin);
+    t.ok(graph.meta.scale === s && graph.nodes.some((n) => n.op === "upsample_bilinear" && n.mode === "half_pixel"), `×${s}: one half-pixel upsample_bilinear`);
+    const P = parseNcnnParam(net.param);
+    readNcnnWeights(P.layers, net.bin);
+    const w = 9, h = 7;
+    const x = image(w, h, 40 + s);
+    const low = await runLowbit(graph, x, w, h);
+    const ref = runNcnnRef(P.layers, hwcToChw(x, h, w));
+    const all = maxDiff(low, ref.w, ref);
+    t.ok(all < 1e-4, `×${s}: lowbit = ncnn reference everywhere (${all.toExponential(2)})`);
+  }
+});
+
 test("ncnn lowering: W8A8 of a PReLU/leaky net tracks FP32 (static int8 path incl. the int8 PReLU)", async (t) => {
   const net = build([
     { type: "Input", name: "in", bottoms: [], tops: ["data"] },
@@ -327,7 +348,8 @@ test("ncnn lowering: unsupported constructs fail naming the layer and the param"
     ["Convolution 0=3 1=3 4=1 6=81 9=5", /mish/, "mish activation"],
     ["Convolution 0=3 1=3 4=1 6=81 9=3 -23310=2,-1.0,1.0", /clip activation/, "clip to [−1, 1]"],
     ["Convolution 0=3 1=3 4=1 14=0 6=81", /padding left 1 \/ top 0/, "asymmetric padding"],
-    ["Interp 0=2 1=2.0 2=2.0", /'bad' \(Interp\): .*bilinear resize by 2×2/, "bilinear upscale"],
+    ["Interp 0=3 1=2.0 2=2.0", /'bad' \(Interp\): .*bicubic resize by 2×2/, "bicubic upscale"],
+    ["Interp 0=2 1=2.0 2=2.0 6=1", /align_corner/, "bilinear align_corner"],
     ["Interp 0=1 1=1.5 2=1.5", /scales 1.5×1.5/, "fractional nearest"],
     ["Pooling 0=1 4=1", /'bad' \(Pooling\): global average pooling is not in lowbit's IR/, "global pooling"],
     ["BinaryOp 0=0 1=1 2=0.5", /add with scalar 0.5/, "add a scalar"],

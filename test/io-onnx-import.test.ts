@@ -221,8 +221,6 @@ test("importOnnx: unsupported ops and attributes fail with E_UNSUPPORTED_LAYER n
   throwsCode(t, () => parseOnnx(conv({ pads: { ints: [0, 0, 0, 0] } })), "E_UNSUPPORTED_LAYER", /pads=\[0,0,0,0\]/, "valid padding of a 3×3");
   throwsCode(t, () => parseOnnx(conv({ pads: { ints: [1, 1, 1, 1] } }, [4, 3, 2, 2])), "E_UNSUPPORTED_LAYER", /odd kernel/, "2×2 kernel");
   throwsCode(t, () => parseOnnx(withNode("PRelu", {}, (b) => [b.init("slope", [4], [0.1, 0.2, 0.3, 0.4])])), "E_UNSUPPORTED_LAYER", /\(PRelu\).*slope of shape \[4\]/, "PRelu slope [4] (broadcasts along W, not C)");
-  throwsCode(t, () => parseOnnx(withNode("ConvTranspose", {}, (b) => [b.rand("w", [4, 4, 2, 2], 0.1)])), "E_UNSUPPORTED_LAYER", /\(ConvTranspose\).*deconvolution/, "ConvTranspose");
-  throwsCode(t, () => parseOnnx(withNode("Resize", { mode: { s: "linear" } }, (b) => [b.init("roi", [0], []), b.init("sc", [4], [1, 1, 2, 2])])), "E_UNSUPPORTED_LAYER", /\(Resize\).*bilinear/, "bilinear Resize");
   throwsCode(t, () => parseOnnx(withNode("Resize", { mode: { s: "nearest" }, coordinate_transformation_mode: { s: "align_corners" } }, (b) => [b.init("roi", [0], []), b.init("sc", [4], [1, 1, 3, 3])])), "E_UNSUPPORTED_LAYER", /align_corners/, "align_corners nearest");
   throwsCode(t, () => parseOnnx(withNode("Resize", { mode: { s: "nearest" } }, (b) => [b.init("roi", [0], []), b.init("sc", [4], [1, 1, 1.5, 1.5])])), "E_UNSUPPORTED_LAYER", /integer factors/, "×1.5 Resize");
   throwsCode(t, () => parseOnnx(withNode("Reshape", {}, (b) => [b.init("shape", [4], [1, 4, -1, 1], DT.INT64)])), "E_UNSUPPORTED_LAYER", /opset ≥ 11/, "Reshape (old PixelShuffle)");

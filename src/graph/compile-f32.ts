@@ -17,6 +17,7 @@ import type { Runtime } from "../runtime/runtime.ts";
 import { LowbitError } from "../runtime/errors.ts";
 import { f32ConvScratchBytes, packF32Conv } from "../kernels/f32-conv.ts";
 import { ACTIVATION_CODES } from "../kernels/f32-elementwise.ts";
+import { BILINEAR_MODES } from "../kernels/ref/upsample.ts";
 import { checkNmSparsity, f32NmConvScratchBytes, nmConvBandRows, nmKernelPays, packF32NmConv, type NmExports } from "../kernels/nm-conv.ts";
 
 export interface F32Exports extends Pick<NmExports, "f32_nm_conv_nhwc"> {
@@ -27,6 +28,7 @@ export interface F32Exports extends Pick<NmExports, "f32_nm_conv_nhwc"> {
   f32_activation_nhwc(x: number, n: number, c: number, xStride: number, y: number, yStride: number, kind: number, alpha: number): void;
   x32_copy_nhwc(x: number, n: number, c: number, xStride: number, y: number, yStride: number): void;
   x32_upsample_nearest_nhwc(x: number, h: number, w: number, c: number, factor: number, xStride: number, y: number, yStride: number): void;
+  f32_upsample_bilinear_nhwc(x: number, h: number, w: number, c: number, factor: number, mode: number, xStride: number, y: number, yStride: number): void;
   x32_depth_to_space_nhwc(x: number, h: number, w: number, c: number, block: number, xStride: number, y: number, yStride: number): void;
   f32_prelu_nhwc(x: number, n: number, c: number, xStride: number, y: number, yStride: number, slopes: number): void;
 }
@@ -254,6 +256,12 @@ export function lowerF32Node(cx: F32LowerContext, n: Node): void {
       const x = n.inputs[0];
       const xp = ptr(x), xs = stride(x), f = n.factor, si = g.nodes[x].spatial;
       steps.push((w, h) => k.x32_upsample_nearest_nhwc(xp, h * si, w * si, c, f, xs, y, ys));
+      break;
+    }
+    case "upsample_bilinear": {
+      const x = n.inputs[0];
+      const xp = ptr(x), xs = stride(x), f = n.factor, si = g.nodes[x].spatial, mode = BILINEAR_MODES.indexOf(n.mode);
+      steps.push((w, h) => k.f32_upsample_bilinear_nhwc(xp, h * si, w * si, c, f, mode, xs, y, ys));
       break;
     }
     case "depth_to_space": {

@@ -33,6 +33,7 @@ import { packQs8Qc4wConv, packQs8Qc8wConv, qs8ConvPath, qs8ConvRun, qs8ConvScrat
 import { checkNmAccumulatorRange, nmKernelPays, packQs8NmConv, qs8NmConvRun, qs8NmConvScratchBytes, type PackedQs8NmConv } from "../kernels/nm-conv.ts";
 import { packInt4, quantizeBias, requantMultipliers } from "../kernels/requant.ts";
 import { preluMultipliers } from "../kernels/prelu.ts";
+import { BILINEAR_MODES } from "../kernels/ref/upsample.ts";
 import { affineParams, type QuantParams } from "../quant/params.ts";
 import type { QuantizedModel } from "../quant/quantize-model.ts";
 import { isGridPreserving } from "../quant/quantize-model.ts";
@@ -46,6 +47,7 @@ interface Q8Exports extends F32Exports {
   q8_requantize_nhwc(x: number, n: number, c: number, xs: number, y: number, ys: number, zx: number, m: number, zy: number, qmin: number, qmax: number, signed: number): void;
   x8_copy_nhwc(x: number, n: number, c: number, xs: number, y: number, ys: number): void;
   x8_upsample_nearest_nhwc(x: number, h: number, w: number, c: number, factor: number, xs: number, y: number, ys: number): void;
+  x8_upsample_bilinear_nhwc(x: number, h: number, w: number, c: number, factor: number, mode: number, xs: number, y: number, ys: number): void;
   x8_depth_to_space_nhwc(x: number, h: number, w: number, c: number, block: number, xs: number, y: number, ys: number): void;
   q8_clamp_nhwc(x: number, n: number, c: number, xs: number, y: number, ys: number, lo: number, hi: number, signed: number): void;
   q8_prelu_nhwc(x: number, n: number, c: number, xs: number, y: number, ys: number, zx: number, mPos: number, mNeg: number, zy: number, qmin: number, qmax: number, signed: number): void;
@@ -293,6 +295,13 @@ export class Q8Plan extends StepPlan {
             const n = ln as Extract<Node, { op: "upsample_nearest" }>;
             const x = n.inputs[0], si = nodes[x].spatial, xp = ptr(x), xs = stride(x);
             steps.push((w, h) => k.x8_upsample_nearest_nhwc(xp, h * si, w * si, c, n.factor, xs, y, ys));
+            break;
+          }
+          case "upsample_bilinear": {
+            // Codes keep their grid: the weights sum to 1 (assembly/elementwise/upsample-bilinear.ts).
+            const n = ln as Extract<Node, { op: "upsample_bilinear" }>;
+            const x = n.inputs[0], si = nodes[x].spatial, xp = ptr(x), xs = stride(x), mode = BILINEAR_MODES.indexOf(n.mode);
+            steps.push((w, h) => k.x8_upsample_bilinear_nhwc(xp, h * si, w * si, c, n.factor, mode, xs, y, ys));
             break;
           }
           case "depth_to_space": {

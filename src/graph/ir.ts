@@ -97,6 +97,13 @@ export type NodeOp =
   | { op: "scale"; factor: number }
   /** Nearest-neighbour upsampling by an integer factor (UpSampling2D, 'nearest'). */
   | { op: "upsample_nearest"; factor: number }
+  /**
+   * Bilinear upsampling by an integer factor; `mode` is the source-coordinate rule: "half_pixel"
+   * ((o + ½)/f − ½: ONNX Resize linear, PyTorch align_corners=False, ncnn Interp) or "asymmetric"
+   * (o/f: TF1 / tfjs-layers UpSampling2D 'bilinear'). Edges clamp. align_corners is not
+   * translation-equivariant (tiles would not stitch) and is not representable.
+   */
+  | { op: "upsample_bilinear"; factor: number; mode: "half_pixel" | "asymmetric" }
   /** TF depthToSpace, NHWC, DCR order: out[h·b+i, w·b+j, c] = in[h, w, (i·b+j)·C + c]. */
   | { op: "depth_to_space"; block: number }
   /**

@@ -118,15 +118,19 @@ export function inferNodeShape(
       arity(1, 1);
       if (!Number.isFinite(n.factor)) throw new LowbitError("E_RANGE", `${what(n)}: factor must be finite, got ${n.factor}`);
       return { channels: inputs[0].channels, spatial: inputs[0].spatial };
+    case "upsample_bilinear":
     case "upsample_nearest":
     case "depth_to_space": {
       arity(1, 1);
-      const f = n.op === "upsample_nearest" ? n.factor : n.block;
+      if (n.op === "upsample_bilinear" && n.mode !== "half_pixel" && n.mode !== "asymmetric") {
+        throw new LowbitError("E_UNSUPPORTED_LAYER", `${what(n)}: bilinear mode must be half_pixel or asymmetric, got ${String(n.mode)}`);
+      }
+      const f = n.op === "depth_to_space" ? n.block : n.factor;
       const s = inputs[0].spatial * f;
       if (!Number.isInteger(f) || f < 1 || s > MAX_SPATIAL_FACTOR) {
         throw new LowbitError("E_SHAPE", `${what(n)}: factor must be a positive integer (total ≤ ×${MAX_SPATIAL_FACTOR}), got ${f}`);
       }
-      if (n.op === "upsample_nearest") return { channels: inputs[0].channels, spatial: s };
+      if (n.op !== "depth_to_space") return { channels: inputs[0].channels, spatial: s };
       const c = inputs[0].channels;
       if (c % (f * f) !== 0) {
         throw new LowbitError("E_SHAPE", `${what(n)}: ${c} input channels are not divisible by block² = ${f * f}`);
@@ -214,7 +218,8 @@ export function validateGraph(g: Graph, opts: ValidateOptions = {}): Graph {
  * Receptive-field radius of the output in LR pixels: the largest Σ (k−1)/2 over paths from the
  * input to the output, where a conv running at spatial factor s contributes (k−1)/(2s) (its
  * taps are HR pixels). Nearest upsampling / depth-to-space add nothing: HR pixel (i, j) reads
- * exactly LR pixel (⌊i/s⌋, ⌊j/s⌋). Tiling with a margin of ⌈radius⌉ LR pixels is exact.
+ * exactly LR pixel (⌊i/s⌋, ⌊j/s⌋); bilinear upsampling reads input pixels less than one input
+ * pixel away, 1/s LR pixels at input factor s. Tiling with a margin of ⌈radius⌉ LR pixels is exact.
  */
 export function receptiveRadius(g: Graph): number {
   const r = new Float64Array(g.nodes.length);
@@ -222,6 +227,7 @@ export function receptiveRadius(g: Graph): number {
     let m = 0;
     for (const p of n.inputs) m = Math.max(m, r[p]);
     if (n.op === "conv2d") m += (n.k - 1) / 2 / g.nodes[n.inputs[0]].spatial;
+    else if (n.op === "upsample_bilinear") m += 1 / g.nodes[n.inputs[0]].spatial;
     r[n.id] = m;
   }
   return r[g.output];

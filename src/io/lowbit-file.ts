@@ -330,6 +330,10 @@ function nodeJson(n: Node): JsonObject {
     case "upsample_nearest":
       j.factor = n.factor;
       break;
+    case "upsample_bilinear":
+      j.factor = n.factor;
+      j.mode = n.mode;
+      break;
     case "depth_to_space":
       j.block = n.block;
       break;
@@ -617,7 +621,7 @@ function parseActivation(v: Json | undefined, what: string): Activation {
   return a;
 }
 
-const OPS = new Set(["input", "conv2d", "activation", "add", "concat", "scale", "upsample_nearest", "depth_to_space", "prelu"]);
+const OPS = new Set(["input", "conv2d", "activation", "add", "concat", "scale", "upsample_nearest", "upsample_bilinear", "depth_to_space", "prelu"]);
 /** Largest accepted meta.borderPad (LR pixels; waifu2x needs 7). */
 const MAX_BORDER_PAD = 1024;
 
@@ -680,6 +684,12 @@ function parseNode(v: Json, i: number, nNodes: number, writer: string): { node: 
     case "upsample_nearest":
       p = { op, factor: int(get(o, "factor"), 1, MAX_SPATIAL_FACTOR, `${w}.factor`) };
       break;
+    case "upsample_bilinear": {
+      const mode = get(o, "mode");
+      if (mode !== "half_pixel" && mode !== "asymmetric") fail(`${w}.mode must be "half_pixel" or "asymmetric", got ${JSON.stringify(mode)}`);
+      p = { op, factor: int(get(o, "factor"), 1, MAX_SPATIAL_FACTOR, `${w}.factor`), mode };
+      break;
+    }
     case "depth_to_space":
       p = { op, block: int(get(o, "block"), 1, MAX_SPATIAL_FACTOR, `${w}.block`) };
       break;

@@ -4,6 +4,8 @@ import type { Runtime } from "../runtime/runtime.ts";
 import { check } from "../runtime/errors.ts";
 import { type Tensor, checkArray, checkPtr, rtOr, spanOf, strideOf, withScratch } from "./elementwise-common.ts";
 import { checkSpatialGeometry, elemBytesOf, type SpatialLayout } from "./depth-to-space.ts";
+import { BILINEAR_MODES, type BilinearMode } from "./ref/upsample.ts";
+export { BILINEAR_MODES, type BilinearMode };
 
 interface Kernels {
   x8_upsample_nearest_nhwc(x: number, h: number, w: number, c: number, f: number, xs: number, y: number, ys: number): void;
@@ -33,5 +35,45 @@ export function upsampleNearest<T extends Tensor>(out: T, x: T, layout: SpatialL
   const r = rtOr(rt);
   withScratch(r, (s) => {
     upsampleNearestAt(r, { x: s.put(x, xSpan), y: s.out(out, ySpan, ys > c), height: h, width: w, channels: c, factor, xStride: xs, yStride: ys, elemBytes: es });
+  });
+}
+
+interface BilinearKernels {
+  x8_upsample_bilinear_nhwc(x: number, h: number, w: number, c: number, f: number, mode: number, xs: number, y: number, ys: number): void;
+  f32_upsample_bilinear_nhwc(x: number, h: number, w: number, c: number, f: number, mode: number, xs: number, y: number, ys: number): void;
+}
+
+/**
+ * Bilinear upsampling by an integer factor (assembly/elementwise/upsample-bilinear.ts): `half_pixel`
+ * (ONNX Resize linear default, PyTorch align_corners=False, ncnn Interp 2) or `asymmetric` (TF1 /
+ * tfjs-layers UpSampling2D 'bilinear'). 8-bit codes keep their grid (weights sum to 1; 11-bit
+ * fixed-point weights, exact integer rounding); f32 matches the reference bit for bit.
+ */
+export function upsampleBilinearAt(rt: Runtime, a: { x: number; y: number; height: number; width: number; channels: number; factor: number; mode: BilinearMode; xStride?: number; yStride?: number; elemBytes: 1 | 4 }): void {
+  checkSpatialGeometry(a.height, a.width, a.channels, a.factor, "factor");
+  check(a.elemBytes === 1 || a.elemBytes === 4, "E_ARGUMENT", `elemBytes must be 1 or 4, got ${a.elemBytes}`);
+  const mode = BILINEAR_MODES.indexOf(a.mode);
+  check(mode >= 0, "E_ARGUMENT", () => `bilinear mode must be one of ${BILINEAR_MODES.join(", ")}, got ${String(a.mode)}`);
+  const xs = strideOf(a.xStride, a.channels, "input"), ys = strideOf(a.yStride, a.channels, "output");
+  const nIn = a.height * a.width;
+  checkPtr(rt, a.x, a.elemBytes * spanOf(nIn, a.channels, xs), "input", a.elemBytes);
+  checkPtr(rt, a.y, a.elemBytes * spanOf(nIn * a.factor * a.factor, a.channels, ys), "output", a.elemBytes);
+  const k = rt.kernels<BilinearKernels>();
+  (a.elemBytes === 1 ? k.x8_upsample_bilinear_nhwc : k.f32_upsample_bilinear_nhwc)(a.x, a.height, a.width, a.channels, a.factor, mode, xs, a.y, ys);
+}
+
+/** out = bilinear upsample of x ([height, width, channels], 8-bit codes or f32) by `factor` (1..16). */
+export function upsampleBilinear<T extends Uint8Array | Float32Array>(out: T, x: T, layout: SpatialLayout, factor: number, mode: BilinearMode = "half_pixel", rt?: Runtime): void {
+  const es = elemBytesOf(out, x);
+  const { height: h, width: w, channels: c } = layout;
+  checkSpatialGeometry(h, w, c, factor, "factor");
+  check(!(x instanceof Int8Array), "E_ARGUMENT", "bilinear upsampling of 8-bit codes takes unsigned codes (Uint8Array)");
+  const xs = strideOf(layout.inStride, c, "input"), ys = strideOf(layout.outStride, c, "output");
+  const xSpan = spanOf(h * w, c, xs), ySpan = spanOf(h * w * factor * factor, c, ys);
+  checkArray(x, xSpan, "x");
+  checkArray(out, ySpan, "out");
+  const r = rtOr(rt);
+  withScratch(r, (s) => {
+    upsampleBilinearAt(r, { x: s.put(x, xSpan), y: s.out(out, ySpan, ys > c), height: h, width: w, channels: c, factor, mode, xStride: xs, yStride: ys, elemBytes: es });
   });
 }

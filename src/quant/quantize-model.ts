@@ -249,9 +249,12 @@ function joinConcatGrids(g: Graph, tensors: QuantTensor[], pinned: Set<number>):
   }
 }
 
-/** Ops whose output codes are their input codes (moved or clamped): same grid in and out. */
+/**
+ * Ops whose output codes live on their input's grid: moved or clamped, or (bilinear) convex
+ * combinations of input codes, rounded on the same grid.
+ */
 export function isGridPreserving(node: Node): boolean {
-  return node.op === "upsample_nearest" || node.op === "depth_to_space" || node.op === "activation";
+  return node.op === "upsample_nearest" || node.op === "upsample_bilinear" || node.op === "depth_to_space" || node.op === "activation";
 }
 
 function nodeDomain(node: Node, domain: Domain[], layers: Map<number, { bits: unknown }>): Domain {
@@ -263,6 +266,7 @@ function nodeDomain(node: Node, domain: Domain[], layers: Map<number, { bits: un
     case "activation":
       return PWL.has(node.activation.kind) && domain[node.inputs[0]] === "q8" ? "q8" : "f32";
     case "upsample_nearest":
+    case "upsample_bilinear":
     case "depth_to_space":
     case "prelu":
       return domain[node.inputs[0]];

@@ -17,8 +17,8 @@ import { requantAdd, addMultipliers } from "../../src/kernels/requant-add.ts";
 import { requantAddRef } from "../../src/kernels/ref/requant-add.ts";
 import { depthToSpace } from "../../src/kernels/depth-to-space.ts";
 import { depthToSpaceRef } from "../../src/kernels/ref/depth-to-space.ts";
-import { upsampleNearest } from "../../src/kernels/upsample.ts";
-import { upsampleNearestRef } from "../../src/kernels/ref/upsample.ts";
+import { upsampleBilinear, upsampleNearest } from "../../src/kernels/upsample.ts";
+import { upsampleBilinearRef, upsampleNearestRef } from "../../src/kernels/ref/upsample.ts";
 import { conv2dF32 } from "../../src/kernels/f32-conv.ts";
 import { f32ConvAbsSum, f32ConvRef } from "../../src/kernels/ref/f32-conv.ts";
 import { Rng } from "../util/rng.ts";
@@ -151,7 +151,7 @@ const requantAddCase: Case = (rt, r) => {
   return d < 0 ? null : `requant-add c=${c} n=${n} sIn=${sIn} sOut=${sOut} relu=${relu}: at ${d} got ${got[d]} want ${want[d]}`;
 };
 
-function spatialCase(op: "d2s" | "up", elem: "u8" | "i8" | "f32"): Case {
+function spatialCase(op: "d2s" | "up" | "bilinear", elem: "u8" | "i8" | "f32"): Case {
   return (rt, r) => {
     const h = r.int(1, 9), w = r.int(1, 11), c = r.pick(CH), f = r.pick([1, 2, 2, 3, 4, 8]);
     const cin = op === "d2s" ? c * f * f : c;
@@ -165,9 +165,13 @@ function spatialCase(op: "d2s" | "up", elem: "u8" | "i8" | "f32"): Case {
     if (op === "d2s") {
       depthToSpace(got, x, layout, f, rt);
       depthToSpaceRef(want, x, h, w, c, f, xs, ys);
-    } else {
+    } else if (op === "up") {
       upsampleNearest(got, x, layout, f, rt);
       upsampleNearestRef(want, x, h, w, c, f, xs, ys);
+    } else {
+      const mode = r.pick(["half_pixel", "asymmetric"] as const);
+      upsampleBilinear(got as Uint8Array | Float32Array, x as Uint8Array | Float32Array, layout, f, mode, rt);
+      upsampleBilinearRef(want as Uint8Array | Float32Array, x as Uint8Array | Float32Array, h, w, c, f, mode === "half_pixel" ? 0 : 1, xs, ys);
     }
     const d = firstDiff(got, want);
     return d < 0 ? null : `${op} ${elem} ${h}×${w}×${c} f${f} strides ${xs}/${ys}: at ${d} got ${got[d]} want ${want[d]}`;
@@ -222,6 +226,8 @@ export const KERNEL_VARIANTS: Record<string, Case> = {
   "depth-to-space-f32": spatialCase("d2s", "f32"),
   "upsample-u8": spatialCase("up", "u8"),
   "upsample-f32": spatialCase("up", "f32"),
+  "upsample-bilinear-u8": spatialCase("bilinear", "u8"),
+  "upsample-bilinear-f32": spatialCase("bilinear", "f32"),
   "f32-conv": f32ConvCase,
   ...DYNQ_VARIANTS,
   ...ELEM_VARIANTS,

@@ -79,10 +79,11 @@ export function oihwToHwio(w: Float32Array, cout: number, cin: number, k: number
  * q = max|δ|. Output channel (a·S + b)·cout + co is phase (a, b), channel co (TF DCR, which
  * depth_to_space undoes). For waifu2x's 4×4/2, pad 3: c0 = 1, δ ∈ {−1, 0, 1}, a 3×3 conv.
  */
-export function deconvToSubpixel(w: Float32Array, cout: number, cin: number, K: number, S: number, D: number): { weights: Float32Array; k: number; c0: number } {
-  // Smallest q, then the most centred δ range, then the smallest |c0| (deterministic).
+export function deconvToSubpixel(w: Float32Array, cout: number, cin: number, K: number, S: number, D: number, fixedC0?: number): { weights: Float32Array; k: number; c0: number } {
+  // Smallest q, then the most centred δ range, then the smallest |c0| (deterministic). A caller
+  // that needs b_out = 0 (ONNX ConvTranspose: out = S·in, no crop) fixes c0 = pad instead.
   let best = { q: Infinity, skew: Infinity, c0: 0 };
-  for (let c0 = -(K * D + S); c0 <= K * D + S; c0++) {
+  for (let c0 = fixedC0 ?? -(K * D + S); c0 <= (fixedC0 ?? K * D + S); c0++) {
     const lo = Math.ceil((c0 - (K - 1) * D) / S), hi = Math.floor((S - 1 + c0) / S);
     const q = Math.max(-lo, hi, 0), skew = Math.abs(lo + hi);
     if (q < best.q || (q === best.q && (skew < best.skew || (skew === best.skew && Math.abs(c0) < Math.abs(best.c0))))) best = { q, skew, c0 };
@@ -457,11 +458,22 @@ export function lowerNcnn(layers: NcnnLayer[], opts: NcnnLowerOptions = {}): Ncn
         arity(l, 1, 1);
         const x = get(l, l.bottoms[0]);
         if (p.outputWidth || p.outputHeight || p.dynamicTargetSize) throw unsupported(l, "fixed or dynamic output sizes (params 3, 4, 5); only scale factors");
+        if (p.resizeType === 2 && !p.alignCorner && p.heightScale === p.widthScale && Number.isInteger(p.widthScale) && p.widthScale >= 1) {
+          // Bilinear upscale by an integer factor: ncnn's linear_coeffs with align_corner 0 are the
+          // half-pixel rule with edge clamping (the IR's upsample_bilinear). ncnn clamps at its own
+          // blob's edge, so the blob must not be offset inside a larger IR tensor.
+          if (x.off !== 0) throw unsupported(l, `bilinear upscale of a tensor offset by ${x.off} pixels`);
+          const s = p.widthScale;
+          const id = push({ op: "upsample_bilinear", factor: s, mode: "half_pixel" }, l.name, [x.node]);
+          same(id, x.node, undefined, nodes[x.node].spatial * s);
+          put(l, l.tops[0], { node: id, off: 0 });
+          break;
+        }
         if (p.resizeType === 2 || p.resizeType === 3) {
           if (p.alignCorner) throw unsupported(l, "align_corner (param 6)");
           const sIn = nodes[x.node].spatial, sOut = sIn * p.widthScale;
           if (p.heightScale !== p.widthScale || !(p.widthScale < 1) || Math.abs(sOut - Math.round(sOut)) > 1e-6 || Math.round(sOut) < 1) {
-            throw unsupported(l, `${p.resizeType === 2 ? "bilinear" : "bicubic"} resize by ${p.heightScale}×${p.widthScale} (params 1, 2): only a downscale of an upsampled tensor to a whole factor of the input (e.g. ×4 → ×2) maps to the IR`);
+            throw unsupported(l, `${p.resizeType === 2 ? "bilinear" : "bicubic"} resize by ${p.heightScale}×${p.widthScale} (params 1, 2): only a downscale of an upsampled tensor to a whole factor of the input (e.g. ×4 → ×2) or a bilinear upscale by an integer factor maps to the IR`);
           }
           if (x.off !== 0) throw unsupported(l, `resampling a tensor offset by ${x.off} pixels`);
           const id = resampleDown(l, x.node, Math.round(sOut), p.resizeType === 3 ? "cubic" : "linear");

@@ -177,6 +177,10 @@ function emitFloatOp(b: OnnxBuilder, n: Node, xs: string[], weight: () => [strin
         mode: { s: "nearest" }, coordinate_transformation_mode: { s: "asymmetric" }, nearest_mode: { s: "floor" },
       });
     }
+    case "upsample_bilinear": {
+      const scales = b.init(`${n.name}/scales`, DT.FLOAT, [4], new Float32Array([1, 1, n.factor, n.factor]));
+      return b.op("Resize", [xs[0], "", scales], n.name, { mode: { s: "linear" }, coordinate_transformation_mode: { s: n.mode } });
+    }
     case "depth_to_space":
       // lowbit's depth_to_space is TF's DCR order; ONNX DepthToSpace mode DCR is the same permutation in NCHW.
       return b.op("DepthToSpace", [xs[0]], n.name, { blocksize: { i: n.block }, mode: { s: "DCR" } });

@@ -7,8 +7,9 @@
  * (as ReLU / ReLU6, or the model's final output clamp), Sigmoid, Tanh, Elu, Selu, HardSigmoid,
  * Softplus, Softsign, Exp, Add / Sub of two tensors (weighted add), Sum, Add / Sub / Mul / Div by
  * constants that are scalars or per-channel ([C,1,1] / [1,C,1,1]), BatchNormalization (inference
- * mode), Concat on the channel axis, DepthToSpace (DCR and CRD), Resize / Upsample nearest with
- * an integer factor (coordinate modes that equal floor(y/s) for integer factors; fixed output
+ * mode), Concat on the channel axis, DepthToSpace (DCR and CRD), Resize / Upsample nearest or linear
+ * (bilinear: half_pixel, pytorch_half_pixel, asymmetric) with an integer factor (nearest: coordinate
+ * modes that equal floor(y/s) for integer factors; fixed output
  * 'sizes' when the model's input size is fixed), Constant,
  * initializers, Identity, Dropout, and QuantizeLinear → DequantizeLinear pairs (QDQ graphs: the
  * weights are dequantized and activation fake-quantization is dropped here; onnxToModel turns them
@@ -33,13 +34,14 @@
  * Identity may follow) — imports as meta.borderPad = p; any other Pad or Slice is rejected.
  *
  * Rejected with E_UNSUPPORTED_LAYER naming node and op/attribute: ops needing IR ops lowbit does
- * not have (ConvTranspose, bilinear/bicubic Resize, grouped/depthwise/strided/dilated Conv,
+ * not have (bicubic Resize, ConvTranspose whose output is not exactly S× its input, grouped/depthwise/strided/dilated Conv,
  * Reshape/Transpose pixel shuffles from opset < 11, shape arithmetic), external data.
  * Malformed bytes are E_MODEL_FORMAT; allocations are bounded by the tensors' byte sizes in the file.
  */
 import type { Activation, Graph, GraphMeta, Node, NodeOp, ValueRange } from "../../graph/ir.ts";
 import { inferNodeShape, MAX_KERNEL, receptiveRadius, validateGraph } from "../../graph/validate.ts";
 import { LowbitError } from "../../runtime/errors.ts";
+import { deconvToSubpixel } from "../ncnn/lower.ts";
 import { decodeModel, dataTypeName, DT, type OnnxAttribute, type OnnxModel, type OnnxNode, type OnnxTensor } from "./onnx-schema.ts";
 
 export interface ImportOnnxOptions {
@@ -215,7 +217,6 @@ const ACT_OPS: Record<string, (n: OnnxNode) => Activation> = {
 };
 
 const NEEDS_IR_OP: Record<string, string> = {
-  ConvTranspose: "transposed convolution (deconvolution) needs an IR op lowbit does not have yet",
   Reshape: "Reshape is not supported (PixelShuffle exported at opset < 11 becomes Reshape/Transpose: export with opset ≥ 11 to get DepthToSpace)",
   Transpose: "Transpose is not supported (PixelShuffle exported at opset < 11 becomes Reshape/Transpose: export with opset ≥ 11 to get DepthToSpace)",
   Shape: "shape arithmetic is not supported (export with constant scale factors and dynamic axes on H/W)",
@@ -411,10 +412,60 @@ class Importer {
     this.out(n, { kind: "dyn", id });
   }
 
+  /**
+   * ConvTranspose as a sub-pixel conv + depth_to_space (src/io/ncnn/lower.ts deconvToSubpixel: the
+   * scatter form out[i·S + t·D − pad] += x[i]·w[t] is ncnn's Deconvolution with c0 = pad). Only
+   * upsamplers whose output is exactly S× the input (SR's 4×4/2 pad 1, 3×3/2 pad 1 + output_padding 1,
+   * S×S/S pad 0 …), which is what lowbit's spatial factors can express.
+   */
+  convTranspose(n: OnnxNode): void {
+    const x = this.dyn(n, 0, "input X");
+    const W = this.konst(n, 1, "weight W");
+    const B = this.optConst(n, 2, "bias B");
+    const name = this.nodeName(n);
+    if (W.dims.length !== 4) throw unsupported(n, `only 2-D transposed convolutions are supported (weight rank ${W.dims.length})`);
+    const [cinW, cout, kh, kw] = W.dims;
+    const group = attrI(n, "group", 1);
+    if (group !== 1) throw unsupported(n, `attribute group=${group}: grouped transposed convolution is not supported`);
+    const cin = this.nodes[x].channels;
+    if (cinW !== cin) throw new LowbitError("E_SHAPE", `node '${name}' (ConvTranspose): weight expects ${cinW} input channels, its input has ${cin}`);
+    if (kh !== kw) throw unsupported(n, `kernel ${kh}×${kw}: only square kernels are supported`);
+    const st = attrInts(n, "strides") ?? [1, 1], dil = attrInts(n, "dilations") ?? [1, 1];
+    if (st.length !== 2 || st[0] !== st[1] || dil.length !== 2 || dil[0] !== dil[1]) throw unsupported(n, `strides=[${st}] dilations=[${dil}]: only equal strides and dilations on H and W`);
+    const K = kh, S = st[0], D = dil[0];
+    if (!(S >= 1 && S <= MAX_KERNEL && D >= 1 && K >= 1 && K <= MAX_KERNEL)) throw unsupported(n, `kernel ${K}, stride ${S}, dilation ${D} out of range`);
+    if (attrInts(n, "output_shape")) throw unsupported(n, "attribute output_shape (export with pads / output_padding instead)");
+    const autoPad = attrS(n, "auto_pad", "NOTSET");
+    if (autoPad !== "NOTSET") throw unsupported(n, `auto_pad=${autoPad}`);
+    const pads = attrInts(n, "pads") ?? [0, 0, 0, 0], opad = attrInts(n, "output_padding") ?? [0, 0];
+    if (pads.length !== 4 || opad.length !== 2 || pads[0] !== pads[1] || pads[2] !== pads[3] || opad[0] !== opad[1]) {
+      throw unsupported(n, `pads=[${pads}] output_padding=[${opad}]: H and W must be padded alike`);
+    }
+    // out = (in − 1)·S − pad_begin − pad_end + D(K − 1) + 1 + output_padding must equal S·in.
+    const extra = -S - pads[0] - pads[2] + D * (K - 1) + 1 + opad[0];
+    if (extra !== 0 || pads[0] < 0) {
+      throw unsupported(n, `kernel ${K}, stride ${S}, pads=[${pads}], output_padding=[${opad}] give an output of ${S}·in ${extra >= 0 ? "+" : "−"} ${Math.abs(extra)}, not exactly ${S}× the input`);
+    }
+    if (B && B.data.length !== cout) throw new LowbitError("E_SHAPE", `node '${name}' (ConvTranspose): bias has ${B.data.length} values, weight has ${cout} output channels`);
+    // ONNX [cin][cout][K][K] → the [cout][cin][K][K] order deconvToSubpixel reads.
+    const w = new Float32Array(cout * cin * K * K);
+    for (let i = 0; i < cin; i++) for (let o = 0; o < cout; o++) for (let t = 0; t < K * K; t++) w[(o * cin + i) * K * K + t] = W.data[(i * cout + o) * K * K + t];
+    const sp = deconvToSubpixel(w, cout, cin, K, S, D, pads[0]);
+    if (sp.k > MAX_KERNEL) throw unsupported(n, `its sub-pixel form needs a ${sp.k}×${sp.k} kernel (larger than ${MAX_KERNEL}×${MAX_KERNEL})`);
+    let bias: Float32Array | null = null;
+    if (B) {
+      bias = new Float32Array(S * S * cout);
+      for (let ph = 0; ph < S * S; ph++) bias.set(B.data, ph * cout);
+    }
+    const conv = this.add({ op: "conv2d", k: sp.k, cin, cout: S * S * cout, weights: sp.weights, bias, activation: { kind: "linear" } }, [x], S === 1 ? name : `${name}/subpixel`);
+    const id = S === 1 ? conv : this.add({ op: "depth_to_space", block: S }, [conv], name);
+    this.out(n, { kind: "dyn", id });
+  }
+
   resize(n: OnnxNode): void {
     const x = this.dyn(n, 0, "input X");
     const mode = attrS(n, "mode", "nearest");
-    if (mode !== "nearest") throw unsupported(n, `mode=${mode}: ${mode === "linear" ? "bilinear" : mode} resizing needs an IR op lowbit does not have yet (only nearest)`);
+    if (mode !== "nearest" && mode !== "linear") throw unsupported(n, `mode=${mode}: only nearest and linear (bilinear) resizing map to the IR`);
     let scales: number[] | null = null;
     if (n.opType === "Upsample" && attr(n, "scales")) scales = attr(n, "scales")!.floats ?? null;
     else {
@@ -438,6 +489,19 @@ class Importer {
     const s = scales[2];
     if (scales[0] !== 1 || scales[1] !== 1 || scales[3] !== s || !Number.isInteger(s) || s < 1) {
       throw unsupported(n, `scales [${scales}]: only equal integer factors on H and W are supported`);
+    }
+    if (mode === "linear") {
+      // Upsample (opset 7–9) and Resize opset 10 are asymmetric (x_in = x_out / s); Resize ≥ 11
+      // defaults to half_pixel. pytorch_half_pixel equals half_pixel whenever the output has more
+      // than one sample, and a 1-sample output reads the single input sample either way.
+      const coord = n.opType === "Resize" && this.opset >= 11 ? attrS(n, "coordinate_transformation_mode", "half_pixel") : "asymmetric";
+      const m = coord === "pytorch_half_pixel" ? "half_pixel" : coord;
+      if (m !== "half_pixel" && m !== "asymmetric") {
+        throw unsupported(n, `linear resize with coordinate_transformation_mode=${coord} (supported: half_pixel, pytorch_half_pixel, asymmetric; align_corners depends on the image size, so tiles could not stitch)`);
+      }
+      const id = s === 1 ? x : this.add({ op: "upsample_bilinear", factor: s, mode: m }, [x], this.nodeName(n));
+      this.out(n, { kind: "dyn", id });
+      return;
     }
     if (n.opType === "Resize" && this.opset >= 11) {
       const coord = attrS(n, "coordinate_transformation_mode", "half_pixel");
@@ -582,6 +646,9 @@ class Importer {
         return;
       case "Conv":
         this.conv(n);
+        return;
+      case "ConvTranspose":
+        this.convTranspose(n);
         return;
       case "Add": case "Sub": case "Mul": case "Div":
         this.binary(n);

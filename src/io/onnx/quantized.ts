@@ -86,6 +86,7 @@ export function qdqToQuantizedModel(imp: OnnxImport): QuantizedModel | null {
       }
       case "activation":
       case "upsample_nearest":
+      case "upsample_bilinear":
       case "depth_to_space": {
         const x = tensors[n.inputs[0]];
         if (x.domain === "q8" && (n.op !== "activation" || PWL.has(n.activation.kind))) {

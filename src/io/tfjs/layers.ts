@@ -225,8 +225,11 @@ function convertLayer(l: LayerDesc, tensors: Map<string, DecodedTensor>, inputSh
       channelsLast(l);
       const [a, b] = pair(l, "size", 2);
       const interp = get(c, "interpolation") ?? "nearest";
-      if (interp !== "nearest") throw unsupported(l, `interpolation ${quoted(interp)} (only nearest)`);
+      if (interp !== "nearest" && interp !== "bilinear") throw unsupported(l, `interpolation ${quoted(interp)} (only nearest and bilinear)`);
       if (a !== b || a < 1) throw unsupported(l, `size [${a}, ${b}] (only equal positive factors)`);
+      // tfjs-layers runs 'bilinear' as tf.image.resizeBilinear(x, size) with alignCorners and
+      // halfPixelCenters false: the asymmetric rule x_in = x_out / s.
+      if (interp === "bilinear") return { op: { op: "upsample_bilinear", factor: a, mode: "asymmetric" }, uses: [] };
       return { op: { op: "upsample_nearest", factor: a }, uses: [] };
     }
     default: {

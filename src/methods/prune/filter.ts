@@ -92,6 +92,7 @@ export function analyzeChannels(g: Graph): ChannelAnalysis {
       case "activation":
       case "scale":
       case "upsample_nearest":
+      case "upsample_bilinear":
         for (let c = 0; c < n.channels; c++) union(off[n.id] + c, off[n.inputs[0]] + c);
         break;
       case "add":
