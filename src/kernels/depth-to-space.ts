@@ -47,20 +47,41 @@ function elemBytesOf(a: Tensor, b: Tensor): 1 | 4 {
   return a instanceof Float32Array ? 4 : 1;
 }
 
-/** out = depthToSpace(x, block); x: [height, width, channels·block²]. */
-export function depthToSpace<T extends Tensor>(out: T, x: T, layout: SpatialLayout, block: number, rt?: Runtime): void {
+/** Arena placement of one spatial op's operands (what the `…At` entry points take). */
+export interface SpatialArgs {
+  x: number;
+  y: number;
+  height: number;
+  width: number;
+  channels: number;
+  xStride: number;
+  yStride: number;
+  elemBytes: 1 | 4;
+}
+
+/**
+ * The typed-array form shared by depth-to-space and the upsamplers: checks geometry, strides and
+ * array lengths for an op that maps x [h, w, c·inPerOut] to out [h·f, w·f, c], copies x into
+ * scratch, runs `at` on the arena pointers and copies the result out.
+ */
+export function runSpatial<T extends Tensor>(out: T, x: T, layout: SpatialLayout, factor: number, what: "block" | "factor", inPerOut: number, rt: Runtime | undefined, at: (r: Runtime, a: SpatialArgs) => void): void {
   const es = elemBytesOf(out, x);
   const { height: h, width: w, channels: c } = layout;
-  checkGeom(h, w, c, block, "block");
-  const cin = c * block * block;
+  checkGeom(h, w, c, factor, what);
+  const cin = c * inPerOut;
   const xs = strideOf(layout.inStride, cin, "input"), ys = strideOf(layout.outStride, c, "output");
-  const xSpan = spanOf(h * w, cin, xs), ySpan = spanOf(h * w * block * block, c, ys);
+  const xSpan = spanOf(h * w, cin, xs), ySpan = spanOf(h * w * factor * factor, c, ys);
   checkArray(x, xSpan, "x");
   checkArray(out, ySpan, "out");
   const r = rtOr(rt);
   withScratch(r, (s) => {
-    depthToSpaceAt(r, { x: s.put(x, xSpan), y: s.out(out, ySpan, ys > c), height: h, width: w, channels: c, block, xStride: xs, yStride: ys, elemBytes: es });
+    at(r, { x: s.put(x, xSpan), y: s.out(out, ySpan, ys > c), height: h, width: w, channels: c, xStride: xs, yStride: ys, elemBytes: es });
   });
+}
+
+/** out = depthToSpace(x, block); x: [height, width, channels·block²]. */
+export function depthToSpace<T extends Tensor>(out: T, x: T, layout: SpatialLayout, block: number, rt?: Runtime): void {
+  runSpatial(out, x, layout, block, "block", block * block, rt, (r, a) => depthToSpaceAt(r, { ...a, block }));
 }
 
 export { checkGeom as checkSpatialGeometry, elemBytesOf };

@@ -1,9 +1,9 @@
-// Nearest-neighbour upsampling by an integer factor (assembly/elementwise/upsample.ts):
+// Nearest-neighbour (assembly/elementwise/upsample.ts) and bilinear (upsample-bilinear.ts) upsampling by an integer factor; nearest:
 //   out[h·f + i, w·f + j, ch] = in[h, w, ch].
 import type { Runtime } from "../runtime/runtime.ts";
 import { check } from "../runtime/errors.ts";
-import { type Tensor, checkArray, checkPtr, rtOr, spanOf, strideOf, withScratch } from "./elementwise-common.ts";
-import { checkSpatialGeometry, elemBytesOf, type SpatialLayout } from "./depth-to-space.ts";
+import { type Tensor, checkPtr, spanOf, strideOf } from "./elementwise-common.ts";
+import { checkSpatialGeometry, runSpatial, type SpatialLayout } from "./depth-to-space.ts";
 import { BILINEAR_MODES, type BilinearMode } from "./ref/upsample.ts";
 export { BILINEAR_MODES, type BilinearMode };
 
@@ -25,17 +25,7 @@ export function upsampleNearestAt(rt: Runtime, a: { x: number; y: number; height
 
 /** out = nearest upsample of x ([height, width, channels]) by `factor` (1..16). */
 export function upsampleNearest<T extends Tensor>(out: T, x: T, layout: SpatialLayout, factor: number, rt?: Runtime): void {
-  const es = elemBytesOf(out, x);
-  const { height: h, width: w, channels: c } = layout;
-  checkSpatialGeometry(h, w, c, factor, "factor");
-  const xs = strideOf(layout.inStride, c, "input"), ys = strideOf(layout.outStride, c, "output");
-  const xSpan = spanOf(h * w, c, xs), ySpan = spanOf(h * w * factor * factor, c, ys);
-  checkArray(x, xSpan, "x");
-  checkArray(out, ySpan, "out");
-  const r = rtOr(rt);
-  withScratch(r, (s) => {
-    upsampleNearestAt(r, { x: s.put(x, xSpan), y: s.out(out, ySpan, ys > c), height: h, width: w, channels: c, factor, xStride: xs, yStride: ys, elemBytes: es });
-  });
+  runSpatial(out, x, layout, factor, "factor", 1, rt, (r, a) => upsampleNearestAt(r, { ...a, factor }));
 }
 
 interface BilinearKernels {
@@ -64,16 +54,6 @@ export function upsampleBilinearAt(rt: Runtime, a: { x: number; y: number; heigh
 
 /** out = bilinear upsample of x ([height, width, channels], 8-bit codes or f32) by `factor` (1..16). */
 export function upsampleBilinear<T extends Uint8Array | Float32Array>(out: T, x: T, layout: SpatialLayout, factor: number, mode: BilinearMode = "half_pixel", rt?: Runtime): void {
-  const es = elemBytesOf(out, x);
-  const { height: h, width: w, channels: c } = layout;
-  checkSpatialGeometry(h, w, c, factor, "factor");
-  check(!(x instanceof Int8Array), "E_ARGUMENT", "bilinear upsampling of 8-bit codes takes unsigned codes (Uint8Array)");
-  const xs = strideOf(layout.inStride, c, "input"), ys = strideOf(layout.outStride, c, "output");
-  const xSpan = spanOf(h * w, c, xs), ySpan = spanOf(h * w * factor * factor, c, ys);
-  checkArray(x, xSpan, "x");
-  checkArray(out, ySpan, "out");
-  const r = rtOr(rt);
-  withScratch(r, (s) => {
-    upsampleBilinearAt(r, { x: s.put(x, xSpan), y: s.out(out, ySpan, ys > c), height: h, width: w, channels: c, factor, mode, xStride: xs, yStride: ys, elemBytes: es });
-  });
+  check(!(x instanceof Int8Array && out instanceof Int8Array), "E_ARGUMENT", "bilinear upsampling of 8-bit codes takes unsigned codes (Uint8Array)");
+  runSpatial(out, x, layout, factor, "factor", 1, rt, (r, a) => upsampleBilinearAt(r, { ...a, factor, mode }));
 }
