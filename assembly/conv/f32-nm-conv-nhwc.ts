@@ -14,12 +14,23 @@
 // transposed once into scratch with zero padding. Every multiply does useful work, every output channel has
 // the same number of taps (no load imbalance), and per tap the work is 8 loads + 8 mul/add (the dense
 // kernel's block: 6 loads per 8 mul/add) — the time is ∝ N/M.
-// channelBlock must stay a function of its own (it has two call sites, so Binaryen does not inline it):
-// inlined into the loop nest, V8 issued all 8 loads of a tap before the arithmetic — 8 accumulators + 8
-// loaded vectors + the weight = 17 of the 15 allocatable xmm registers, one accumulator lived on the stack
-// and its store-forwarding chain halved the speed — and re-derived `base` from the stack on every tap. On
-// its own, the loop keeps 10 xmm registers and ~8 scalar instructions per tap (checked with
-// --print-wasm-code).
+//
+// Where the time goes, and what this version does about it (3×3 64→64 @128², Zen 4; bench/nm-conv.bench.ts):
+// - Instructions per tap: 8 loads + 8 mul + 8 add + 1 broadcast + the record's offset load/add and the loop
+//   control (V8 adds a stack check per iteration). channelRun takes two taps per iteration — 61 instructions
+//   per 64 MACs instead of 2 × 33 — and keeps all 8 accumulators in registers (checked with
+//   --print-wasm-code). The second tap runs its accumulators in reverse order on purpose: Binaryen then fuses
+//   each accumulator's two updates into one expression with its loads inline, which V8 schedules load →
+//   mul → add; written in the same order, V8 issues all 16 loads first and spills.
+// - L1 misses: one 32-pixel block reads k rows × cin channels × 3 cache lines of band (36 KB for 64 channels
+//   — more than the 32 KB L1) while the tap records stream past. The band is laid out [row][channel][pixel]
+//   with 64-byte-aligned channel rows, consecutive band rows padded to start 21 L1 sets apart (a multiple of
+//   4 KB would put the k rows a block reads into the same sets), and the output channels run over the input
+//   channels chunk by chunk (whole groups of M, ≤ 16 KB of band lines per chunk), the partial sums parked in
+//   the tile between chunks. Together: −16 % time at 8:32.
+// - Fixed costs (the band transpose, the tile transpose + clamp + NHWC stores: ~10 % at 8:32): the band is
+//   zeroed once per call and rolls — the next band's first 2p rows are copied, not transposed again — and no
+//   small memory.fill per channel row remains (they cost ~30 ns each, ~0.7 ms per call before).
 //
 // Packed layout (packF32NmConv in src/kernels/nm-conv.ts), the sparse storage format:
 //   f32 bias[CoutP]                  (CoutP = cout rounded up to 4; padding 0)
@@ -27,13 +38,16 @@
 //   u8  index[cout][T]               the kept weight's input channel within its group (c = g·M + index)
 // with T = k·k·Σ_g n_g taps per output channel, n_g = min(N, len_g) entries per group (len_g = the group's
 // channel count; groups with fewer nonzeros are padded with zero-valued entries at unused indices). The
-// kernel expands (index, value) once per call into a table of {byte offset into the planar band, weight}.
+// kernel expands (index, value) once per call into records {weight, byte offset into the band}, chunk by
+// chunk: for each chunk of input-channel groups, every output channel's entries of that chunk.
 //
 // Scratch (f32NmConvScratchBytes in the wrapper), in this order:
-//   table  cout·T × 8 bytes:   {i32 offset, f32 weight}
-//   tile   CoutP × 32 f32:     one 32-pixel block of every output channel, channel-planar
-//   band   cin × (bandRows + 2p) × Wp f32: the input rows, planar, Wp = max(W, 32) + 2p pixels per row with p
-//          zero pixels on each side (and zero columns W..Wc−1 when W < 32); rows outside the image are zero.
+//   table  cout·T × 8 bytes:   {f32 weight, i32 offset}
+//   tile   CoutP × 32 f32:     one 32-pixel block of every output channel, channel-planar (16-byte aligned)
+//   band   (bandRows + 2p) rows × rowSet bytes, 64-byte aligned: row = cin channel rows of Pitch f32, Pitch =
+//          max(W, 32) + 2p rounded up to 16 (p zero pixels on the left, zeros right of the image);
+//          rowSet = cin·Pitch·4 + the set-staggering pad (< 4 KB); rows outside the image are zero.
+//          Offset of (channel c, tap kh, kw) from an output pixel's band position: kh·rowSet + c·Pitch·4 + kw·4.
 // Pixel blocks of a row start at 0, 32, …; the last one overlaps its predecessor (recomputing a few pixels is
 // cheaper than a tail kernel), and W < 32 computes ring pixels that are not stored.
 // The output must not overlap the input.

@@ -14,24 +14,34 @@
 // lanes, so each output channel's kept taps are taken two at a time, (t1, t2): the 8 pixels of t1 and of t2
 // (i16 (x − z), one load each from the planar band) are interleaved into [t1 px0, t2 px0, t1 px1, …] (two
 // i16x8 shuffles → punpcklwd/punpckhwd) and dotted with the splat weight pair [w1, w2]: 4 outputs × 2 MACs
-// per dot, no wasted lane. Per pair and 32-pixel register block (8 accumulators; channelBlock stays out of
-// line, see the f32 kernel): 8 loads, 8 shuffles, 8 dots, 8 adds — 3 vector ALU ops per 8 MACs where the dense kernel needs 2
-// (its activations come from free splat loads), so per stored MAC the sparse loop runs at ~2/3 of the dense
-// one's rate. A fixed channel pairing (interleaving channel pairs once in the band) would avoid the shuffle
-// but waste a lane whenever only one channel of a pair is kept; magnitude masks of esrgan-medium keep the
-// partner of a kept channel 22.5 % of the time (random: (N−1)/(M−1) = 22.6 % at 8:32), so it loses.
+// per dot, no wasted lane. Per pair and 32-pixel register block (8 accumulators): 8 loads, 8 shuffles, 8 dots,
+// 8 adds + the record (3 loads, 2 address adds) + loop control with V8's stack check = 43 instructions per
+// 64 MACs (checked with --print-wasm-code); the dense kernel needs ~2 per 8 MACs (dot + add, its activations
+// come from splat loads). Both run near Zen 4's 6-wide dispatch, so per stored MAC the sparse loop runs at
+// ~60 % of the dense one's rate: 8:32 is ~2.2× faster than the direct dense loop, ~1.65× than Winograd.
+// What does not help (measured): a fixed channel pairing (interleaving channel pairs once in the band) would
+// avoid the shuffle but waste a lane whenever only one channel of a pair is kept — magnitude masks of
+// esrgan-medium keep the partner of a kept channel 22.5 % of the time (random: (N−1)/(M−1) = 22.6 % at 8:32);
+// two pairs per loop iteration (as the f32 kernel does with taps) — each loaded vector feeds two shuffles, and
+// V8 then issues all loads of the iteration first and spills 3–5 accumulators (−10 %); a channel loop around
+// the pair loop inside one function — V8 unrolls the then-nested pair loop with the same effect (−30 %); two
+// output rows per call (halves the calls; no change).
+// The band, chunks and fixed-cost measures are those of ./f32-nm-conv-nhwc.ts (i16 elements).
 //
 // Packed layout (packQs8NmConv in src/kernels/nm-conv.ts), the sparse storage format:
 //   i32 bias_q[CoutP]                (CoutP = cout rounded up to 4; padding 0)
 //   i8  values[cout][T]              kept weights of output channel o, in the order (kh, kw, group g, j)
 //   u8  index[cout][T]               the kept weight's input channel within its group (c = g·M + index)
-// T = k·k·Σ_g min(N, len_g) as in the f32 format. Expanded per call into pair records (odd T: the last pair
-// repeats the last tap with weight 0): {i32 offset1, i32 offset2, i32 (w1 & 0xffff) | w2 << 16}.
+// T = k·k·Σ_g min(N, len_g) as in the f32 format. Expanded per call, chunk by chunk (for each chunk of
+// input-channel groups, every output channel's entries of that chunk), into pair records (an odd count: the
+// last record repeats the last tap with weight 0): {i32 (w1 & 0xffff) | w2 << 16, i32 offset1, i32 offset2}.
 //
 // Scratch (qs8NmConvScratchBytes in the wrapper), in this order:
-//   table  cout·⌈T/2⌉ × 12 bytes
+//   table  cout·(⌊T/2⌋ + ⌈cin/M⌉) × 12 bytes (each (chunk, channel) list rounds up to whole pairs)
 //   tile   CoutP × 32 int32 (one 32-pixel block of every output channel, channel-planar)
-//   band   cin × (bandRows + 2p) × Wp i16 (x − z_x), planar, Wp = max(W, 32) + 2p, zero ring / rows outside.
+//   band   (bandRows + 2p) rows × rowSet bytes of i16 (x − z_x), 64-byte aligned: row = cin channel rows of
+//          Pitch = max(W, 32) + 2p rounded up to 32 elements, rowSet = cin·Pitch·2 + the set-staggering pad;
+//          zero ring, zero rows outside the image. Offset of (c, kh, kw): kh·rowSet + c·Pitch·2 + kw·2.
 
 /** Output modes (as ./qs8-conv-common.ts). */
 // @ts-ignore: decorator
