@@ -25,7 +25,8 @@
 // two pairs per loop iteration (as the f32 kernel does with taps) — each loaded vector feeds two shuffles, and
 // V8 then issues all loads of the iteration first and spills 3–5 accumulators (−10 %); a channel loop around
 // the pair loop inside one function — V8 unrolls the then-nested pair loop with the same effect (−30 %); two
-// output rows per call (halves the calls; no change).
+// output rows per call (halves the calls; no change); one flat loop over all channels' pairs with the channel
+// switch as a branch inside (no calls) — V8 then also issues the pair's loads first and spills (−25 %).
 // The band, chunks and fixed-cost measures are those of ./f32-nm-conv-nhwc.ts (i16 elements).
 //
 // Packed layout (packQs8NmConv in src/kernels/nm-conv.ts), the sparse storage format:

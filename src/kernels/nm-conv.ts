@@ -205,14 +205,14 @@ export function packF32NmConv(hwio: Float32Array, k: number, cin: number, cout: 
 /**
  * Largest density (nmDensity: stored entries / dense taps) at which the sparse kernel beats the dense one, per
  * dense path. Measured with bench/nm-conv.bench.ts (3×3 64→64 @128², Zen 4, single thread, CPU time; sparse
- * time ∝ density): fp32 is 1.18× faster at 16:32 and 0.65× at 32:32 (break-even ≈ 0.6); int8 against the
- * direct i16 loop 1.07–1.12× at density 0.5 (break-even ≈ 0.55), against Winograd F(2,3) (1.5× fewer
- * multiplies) 0.84× at 0.5 and 1.56× at 0.25 (break-even ≈ 0.42). The relaxed i16-accumulating path (≤ 7-bit
- * activations with small products) does half the multiply work of the i16 loop, hence about half the
- * threshold. Each threshold keeps a margin below its break-even.
+ * time ∝ density): fp32 is 1.46–1.50× faster at 16:32 and 0.75× at 32:32 (break-even ≈ 0.7); int8 against the
+ * direct i16 loop 1.12–1.17× at density 0.5 and 0.62× at 1 (break-even ≈ 0.58), against Winograd F(2,3) (1.5×
+ * fewer multiplies) 0.85–0.90× at 0.5 and 1.57–1.63× at 0.25 (break-even ≈ 0.45). The relaxed i16-accumulating
+ * path (≤ 7-bit activations with small products) does half the multiply work of the i16 loop, hence about half
+ * the threshold. Each threshold keeps a margin below its break-even.
  */
 export const NM_MAX_DENSITY: Readonly<Record<"f32" | "i16" | "i16-wino" | "relaxed-i7" | "relaxed-i7-acc16", number>> = {
-  f32: 0.5, i16: 0.5, "i16-wino": 0.35, "relaxed-i7": 0.5, "relaxed-i7-acc16": 0.25,
+  f32: 0.6, i16: 0.5, "i16-wino": 0.4, "relaxed-i7": 0.5, "relaxed-i7-acc16": 0.25,
 };
 
 /** Whether the N:M kernel is expected to be faster than the dense kernel running `densePath` on this layer. */
