@@ -21,16 +21,20 @@
 //   per 64 MACs instead of 2 × 33 — and keeps all 8 accumulators in registers (checked with
 //   --print-wasm-code). The second tap runs its accumulators in reverse order on purpose: Binaryen then fuses
 //   each accumulator's two updates into one expression with its loads inline, which V8 schedules load →
-//   mul → add; written in the same order, V8 issues all 16 loads first and spills.
+//   mul → add; written in the same order, V8 issues all 16 loads first and spills. The two-tap body is large
+//   enough that V8 does not unroll it inside the channel loop (a one-tap body is, with the same spilling: see
+//   ./qs8-nm-conv-nhwc.ts); the one-tap remainder loop for an odd count runs at most once per channel.
 // - L1 misses: one 32-pixel block reads k rows × cin channels × 3 cache lines of band (36 KB for 64 channels
 //   — more than the 32 KB L1) while the tap records stream past. The band is laid out [row][channel][pixel]
 //   with 64-byte-aligned channel rows, consecutive band rows padded to start 21 L1 sets apart (a multiple of
 //   4 KB would put the k rows a block reads into the same sets), and the output channels run over the input
 //   channels chunk by chunk (whole groups of M, ≤ 16 KB of band lines per chunk), the partial sums parked in
-//   the tile between chunks. Together: −16 % time at 8:32.
+//   the tile between chunks.
 // - Fixed costs (the band transpose, the tile transpose + clamp + NHWC stores: ~10 % at 8:32): the band is
 //   zeroed once per call and rolls — the next band's first 2p rows are copied, not transposed again — and no
 //   small memory.fill per channel row remains (they cost ~30 ns each, ~0.7 ms per call before).
+// Steps at 8:32 (separate runs, ±3 %): 12.5 ms → 11.0 (band, chunks, fills) → 10.5 (row staggering) → 9.9 (two
+// taps per iteration, channel loop inside channelRun); the dense kernel takes ~27 ms.
 //
 // Packed layout (packF32NmConv in src/kernels/nm-conv.ts), the sparse storage format:
 //   f32 bias[CoutP]                  (CoutP = cout rounded up to 4; padding 0)
