@@ -14,24 +14,35 @@
 // lanes, so each output channel's kept taps are taken two at a time, (t1, t2): the 8 pixels of t1 and of t2
 // (i16 (x − z), one load each from the planar band) are interleaved into [t1 px0, t2 px0, t1 px1, …] (two
 // i16x8 shuffles → punpcklwd/punpckhwd) and dotted with the splat weight pair [w1, w2]: 4 outputs × 2 MACs
-// per dot, no wasted lane. Per pair and 32-pixel register block (8 accumulators; channelBlock stays out of
-// line, see the f32 kernel): 8 loads, 8 shuffles, 8 dots, 8 adds — 3 vector ALU ops per 8 MACs where the dense kernel needs 2
-// (its activations come from free splat loads), so per stored MAC the sparse loop runs at ~2/3 of the dense
-// one's rate. A fixed channel pairing (interleaving channel pairs once in the band) would avoid the shuffle
-// but waste a lane whenever only one channel of a pair is kept; magnitude masks of esrgan-medium keep the
-// partner of a kept channel 22.5 % of the time (random: (N−1)/(M−1) = 22.6 % at 8:32), so it loses.
+// per dot, no wasted lane. Per pair and 32-pixel register block (8 accumulators): 8 loads, 8 shuffles, 8 dots,
+// 8 adds + the record (3 loads, 2 address adds) + loop control with V8's stack check = 43 instructions per
+// 64 MACs (checked with --print-wasm-code); the dense kernel needs ~2 per 8 MACs (dot + add, its activations
+// come from splat loads). Both run near Zen 4's 6-wide dispatch, so per stored MAC the sparse loop runs at
+// ~60 % of the dense one's rate: 8:32 is ~2.2× faster than the direct dense loop, ~1.65× than Winograd.
+// What does not help (measured): a fixed channel pairing (interleaving channel pairs once in the band) would
+// avoid the shuffle but waste a lane whenever only one channel of a pair is kept — magnitude masks of
+// esrgan-medium keep the partner of a kept channel 22.5 % of the time (random: (N−1)/(M−1) = 22.6 % at 8:32);
+// two pairs per loop iteration (as the f32 kernel does with taps) — each loaded vector feeds two shuffles, and
+// V8 then issues all loads of the iteration first and spills 3–5 accumulators (−10 %); a channel loop around
+// the pair loop inside one function — V8 unrolls the then-nested pair loop with the same effect (−30 %); two
+// output rows per call (halves the calls; no change); one flat loop over all channels' pairs with the channel
+// switch as a branch inside (no calls) — V8 then also issues the pair's loads first and spills (−25 %).
+// The band, chunks and fixed-cost measures are those of ./f32-nm-conv-nhwc.ts (i16 elements).
 //
 // Packed layout (packQs8NmConv in src/kernels/nm-conv.ts), the sparse storage format:
 //   i32 bias_q[CoutP]                (CoutP = cout rounded up to 4; padding 0)
 //   i8  values[cout][T]              kept weights of output channel o, in the order (kh, kw, group g, j)
 //   u8  index[cout][T]               the kept weight's input channel within its group (c = g·M + index)
-// T = k·k·Σ_g min(N, len_g) as in the f32 format. Expanded per call into pair records (odd T: the last pair
-// repeats the last tap with weight 0): {i32 offset1, i32 offset2, i32 (w1 & 0xffff) | w2 << 16}.
+// T = k·k·Σ_g min(N, len_g) as in the f32 format. Expanded per call, chunk by chunk (for each chunk of
+// input-channel groups, every output channel's entries of that chunk), into pair records (an odd count: the
+// last record repeats the last tap with weight 0): {i32 (w1 & 0xffff) | w2 << 16, i32 offset1, i32 offset2}.
 //
 // Scratch (qs8NmConvScratchBytes in the wrapper), in this order:
-//   table  cout·⌈T/2⌉ × 12 bytes
+//   table  cout·(⌊T/2⌋ + ⌈cin/M⌉) × 12 bytes (each (chunk, channel) list rounds up to whole pairs)
 //   tile   CoutP × 32 int32 (one 32-pixel block of every output channel, channel-planar)
-//   band   cin × (bandRows + 2p) × Wp i16 (x − z_x), planar, Wp = max(W, 32) + 2p, zero ring / rows outside.
+//   band   (bandRows + 2p) rows × rowSet bytes of i16 (x − z_x), 64-byte aligned: row = cin channel rows of
+//          Pitch = max(W, 32) + 2p rounded up to 32 elements, rowSet = cin·Pitch·2 + the set-staggering pad;
+//          zero ring, zero rows outside the image. Offset of (c, kh, kw): kh·rowSet + c·Pitch·2 + kw·2.
 
 /** Output modes (as ./qs8-conv-common.ts). */
 // @ts-ignore: decorator
@@ -44,6 +55,10 @@
 /** Pixels per register block (8 i32x4 accumulators). */
 // @ts-ignore: decorator
 @inline const BLOCK: i32 = 32;
+
+/** L1 bytes of band lines one chunk of input channels may occupy (see chunkGroups). */
+// @ts-ignore: decorator
+@inline const CHUNK_BYTES: i32 = 16384;
 
 /** 1.5·2^23: adding it to |v| < 2^22 leaves round_half_even(v) in the low mantissa bits. */
 // @ts-ignore: decorator
@@ -61,65 +76,94 @@ function tapsPerChannel(k: i32, cin: i32, n: i32, m: i32): i32 {
   return k * k * t;
 }
 
-/** Expands (value, index) lists into pair records {off1, off2, w1 | w2 << 16} (see the header). */
-function expandPairs(table: usize, vals: usize, idx: usize, cout: i32, k: i32, cin: i32, n: i32, m: i32,
-  planeBytes: i32, rowBytes: i32): void {
+/** Elements per channel row of the band: Wc + 2p rounded up to whole 64-byte lines. */
+// @ts-ignore: decorator
+@inline function bandPitch(wc: i32, p: i32): i32 {
+  return (wc + 2 * p + 31) & ~31;
+}
+
+/** Bytes per band row of all channels, padded as in ./f32-nm-conv-nhwc.ts (rows 21 L1 sets apart). */
+// @ts-ignore: decorator
+@inline function bandRowSet(bytes: i32): i32 {
+  return bytes + ((((21 - (bytes >> 6)) & 63)) << 6);
+}
+
+/** Groups of M input channels per chunk (as ./f32-nm-conv-nhwc.ts, 2-byte elements). */
+// @ts-ignore: decorator
+@inline function chunkGroups(k: i32, p: i32, m: i32): i32 {
+  const lines = ((((BLOCK + 2 * p) << 1) + 63) >> 6) + 1;
+  return max(1, CHUNK_BYTES / (k * lines * 64 * m));
+}
+
+/** Entries per output channel in a chunk of len input channels (whole groups; only the last may be short). */
+// @ts-ignore: decorator
+@inline function chunkTaps(len: i32, k2: i32, n: i32, m: i32): i32 {
+  return k2 * ((len / m) * n + (len % m != 0 ? min(n, len % m) : 0));
+}
+
+/**
+ * Expands (value, index) lists into pair records {w1 | w2 << 16, off1, off2} (see the header), chunk by chunk:
+ * each output channel's entries of the chunk in storage order, taken two at a time (odd count: the last
+ * record pairs the last entry with itself at weight 0). off = c·pitchBytes + kh·rowSet + kw·2.
+ */
+function expandPairs(table: usize, vals: usize, idx: usize, cout: i32, k: i32, cin: i32, n: i32, m: i32, cg: i32,
+  pitchBytes: i32, rowSet: i32): void {
+  const T = tapsPerChannel(k, cin, n, m);
+  const S = T / (k * k);
   let q = table;
-  for (let o = 0; o < cout; o++) {
-    let half = false;
-    let lastOff = 0;
-    for (let kh = 0; kh < k; kh++) {
-      for (let kw = 0; kw < k; kw++) {
-        const tapOff = kh * rowBytes + (kw << 1);
-        for (let g = 0; g < cin; g += m) {
+  for (let g0 = 0; g0 < cin; g0 += cg * m) {
+    const g1 = min(cin, g0 + cg * m);
+    const pre = (g0 / m) * n;
+    for (let o = 0; o < cout; o++) {
+      let half = false;
+      let lastOff = 0;
+      for (let t = 0; t < k * k; t++) {
+        const tapOff = (t / k) * rowSet + ((t % k) << 1);
+        let e = o * T + t * S + pre;
+        for (let g = g0; g < g1; g += m) {
           const ng = min(n, min(m, cin - g));
           for (let j = 0; j < ng; j++) {
-            const off = (g + <i32>load<u8>(idx)) * planeBytes + tapOff;
-            const wt = <i32>load<i8>(vals);
+            const off = (g + <i32>load<u8>(idx + <usize>e)) * pitchBytes + tapOff;
+            const wt = <i32>load<i8>(vals + <usize>e);
             if (!half) {
-              store<i32>(q, off);
-              store<i32>(q, wt & 0xffff, 8);
-            } else {
+              store<i32>(q, wt & 0xffff);
               store<i32>(q, off, 4);
-              store<i32>(q, load<i32>(q, 8) | (wt << 16), 8);
+            } else {
+              store<i32>(q, load<i32>(q) | (wt << 16));
+              store<i32>(q, off, 8);
               q += 12;
             }
             half = !half;
             lastOff = off;
-            idx++;
-            vals++;
+            e++;
           }
         }
       }
-    }
-    if (half) {
-      store<i32>(q, lastOff, 4); // odd count: the partner of the last tap has weight 0
-      q += 12;
+      if (half) {
+        store<i32>(q, lastOff, 8); // odd count: the partner of the last tap has weight 0
+        q += 12;
+      }
     }
   }
 }
 
 /**
- * Writes input rows y0−p … y0−p+nRows−1 as planar i16 (x − z) into band (zero ring, zero rows outside the
- * image). 8 pixels × 8 channels at a time through an 8×8 i16 transpose in registers.
+ * Writes image rows yFirst … yFirst + nRows − 1 as i16 (x − z) into band positions pos0 … (layout
+ * [row][channel][pixel], p zero pixels before each channel row; rows outside the image all zero). Ring columns
+ * are never written: they stay zero from the fill at the start of the call. 8 pixels × 8 channels at a time
+ * through an 8×8 i16 transpose in registers.
  */
-function prepareBand(input: usize, inStride: i32, h: i32, w: i32, cin: i32, zp: i32, signed: bool,
-  y0: i32, nRows: i32, p: i32, wp: i32, planeBytes: i32, band: usize): void {
-  const rowBytes = <usize>wp << 1;
-  const pb = <usize>planeBytes;
+function prepareRows(input: usize, inStride: i32, h: i32, w: i32, cin: i32, zp: i32, signed: bool,
+  yFirst: i32, nRows: i32, pos0: i32, p: i32, pitchBytes: i32, rowSet: i32, band: usize): void {
+  const pb = <usize>pitchBytes;
   const zv = i16x8.splat(<i16>zp);
   const ps = <usize>inStride;
-  for (let r = 0; r < nRows; r++) {
-    const y = y0 - p + r;
-    const rowBase = band + <usize>r * rowBytes;
+  for (let i = 0; i < nRows; i++) {
+    const y = yFirst + i;
+    const rowBase = band + <usize>(pos0 + i) * <usize>rowSet;
     if (y < 0 || y >= h) {
-      for (let c = 0; c < cin; c++) memory.fill(rowBase + <usize>c * pb, 0, rowBytes);
+      memory.fill(rowBase, 0, <usize>rowSet);
       continue;
-    }
-    for (let c = 0; c < cin; c++) {
-      const d = rowBase + <usize>c * pb;
-      memory.fill(d, 0, <usize>p << 1);
-      memory.fill(d + (<usize>(p + w) << 1), 0, <usize>(wp - p - w) << 1);
     }
     const src = input + <usize>y * <usize>w * ps;
     const dst0 = rowBase + (<usize>p << 1);
@@ -196,14 +240,27 @@ function prepareBand(input: usize, inStride: i32, h: i32, w: i32, cin: i32, zp: 
   return i32x4.add(acc, i32x4.dot_i16x8_s(v128.shuffle<i16>(a, b, 4, 12, 5, 13, 6, 14, 7, 15), wv));
 }
 
-/** One output channel over 32 pixels: acc = bias + Σ_pairs, pair records from tab (np of them); raw int32 to dst. */
-function channelBlock(base: usize, tab: usize, np: i32, bias: v128, dst: usize): void {
-  let a0 = bias, a1 = bias, a2 = bias, a3 = bias, a4 = bias, a5 = bias, a6 = bias, a7 = bias;
+/**
+ * One output channel over 32 pixels: acc = init + Σ_pairs, np pair records from tab; init: the bias at `bias`
+ * (first chunk) or the partial sums at dst. Raw int32 to dst. Kept in a function of its own with a single
+ * loop: V8 unrolls an inner loop nested in another (a channel loop here) and then issues all 8 loads of a pair
+ * ahead of the arithmetic, spilling accumulators (measured 30 % slower).
+ */
+// @ts-ignore: decorator
+@inline function blockPass(base: usize, tab: usize, np: i32, bias: usize, dst: usize, accumulate: bool): void {
+  let a0: v128, a1: v128, a2: v128, a3: v128, a4: v128, a5: v128, a6: v128, a7: v128;
+  if (accumulate) {
+    a0 = v128.load(dst); a1 = v128.load(dst, 16); a2 = v128.load(dst, 32); a3 = v128.load(dst, 48);
+    a4 = v128.load(dst, 64); a5 = v128.load(dst, 80); a6 = v128.load(dst, 96); a7 = v128.load(dst, 112);
+  } else {
+    a0 = v128.load32_splat(bias);
+    a1 = a0; a2 = a0; a3 = a0; a4 = a0; a5 = a0; a6 = a0; a7 = a0;
+  }
   const end = tab + <usize>np * 12;
   while (tab < end) {
-    const p1 = base + <usize>load<i32>(tab);
-    const p2 = base + <usize>load<i32>(tab, 4);
-    const wv = v128.load32_splat(tab, 8);
+    const wv = v128.load32_splat(tab);
+    const p1 = base + <usize>load<i32>(tab, 4);
+    const p2 = base + <usize>load<i32>(tab, 8);
     let x = v128.load(p1), y = v128.load(p2);
     a0 = dotLo(a0, x, y, wv);
     a1 = dotHi(a1, x, y, wv);
@@ -226,6 +283,11 @@ function channelBlock(base: usize, tab: usize, np: i32, bias: v128, dst: usize):
   v128.store(dst, a5, 80);
   v128.store(dst, a6, 96);
   v128.store(dst, a7, 112);
+}
+
+/** blockPass as a function of its own (called from two sites, so Binaryen keeps it out of line). */
+function channelBlock(base: usize, tab: usize, np: i32, bias: usize, dst: usize, accumulate: bool): void {
+  blockPass(base, tab, np, bias, dst, accumulate);
 }
 
 /** Stores the first nv (1..4) 32-bit lanes of v at d. */
@@ -290,39 +352,59 @@ function nmConv(input: usize, inStride: i32, H: i32, W: i32, Cin: i32, inZp: i32
   output: usize, outStride: i32, outZp: i32, qmin: i32, qmax: i32, mode: i32, scratch: usize, bandRows: i32): void {
   const p = (k - 1) >> 1;
   const T = tapsPerChannel(k, Cin, n, m);
-  const NP = (T + 1) >> 1;
   const coutP = (Cout + 3) & ~3;
   const wc = W < BLOCK ? BLOCK : W;
-  const wp = wc + 2 * p;
-  const rowBytes = wp << 1;
-  const planeBytes = (bandRows + 2 * p) * rowBytes;
+  const pitchBytes = bandPitch(wc, p) << 1;
+  const rowSet = bandRowSet(Cin * pitchBytes);
+  const cg = chunkGroups(k, p, m);
+  const k2 = k * k;
+  // Pair records: every (chunk, output channel) list rounds up to whole pairs.
+  let nRec = 0;
+  for (let g0 = 0; g0 < Cin; g0 += cg * m) nRec += (chunkTaps(min(cg * m, Cin - g0), k2, n, m) + 1) >> 1;
   const table = scratch;
-  const tile = (table + <usize>(Cout * NP) * 12 + 15) & ~(<usize>15);
-  const band = tile + (<usize>(coutP * BLOCK) << 2);
+  const tile = (table + <usize>(Cout * nRec) * 12 + 15) & ~(<usize>15);
+  const band = (tile + (<usize>(coutP * BLOCK) << 2) + 63) & ~(<usize>63);
   const vals = packed + (<usize>coutP << 2);
   const idx = vals + <usize>(Cout * T);
-  expandPairs(table, vals, idx, Cout, k, Cin, n, m, planeBytes, rowBytes);
+  expandPairs(table, vals, idx, Cout, k, Cin, n, m, cg, pitchBytes, rowSet);
   const es = mode == MODE_I32 ? 2 : 0;
   const ops = <usize>outStride << es;
   const lo = f32x4.splat(<f32>(qmin - outZp));
   const hi = f32x4.splat(<f32>(qmax - outZp));
   const mz = i32x4.splat(MAGIC_BITS - outZp);
   const lastX = wc - BLOCK;
-  const tabBytes = <usize>NP * 12;
+  const np0 = (chunkTaps(min(cg * m, Cin), k2, n, m) + 1) >> 1;
+  const nb0 = min(bandRows, H);
+  // Zero the band once: ring columns are never written afterwards (rows outside the image are re-zeroed).
+  memory.fill(band, 0, <usize>(nb0 + 2 * p) * <usize>rowSet);
   for (let y0 = 0; y0 < H; y0 += bandRows) {
     const nb = min(bandRows, H - y0);
-    prepareBand(input, inStride, H, W, Cin, inZp, inSigned != 0, y0, nb + 2 * p, p, wp, planeBytes, band);
+    if (y0 == 0) {
+      prepareRows(input, inStride, H, W, Cin, inZp, inSigned != 0, -p, nb + 2 * p, 0, p, pitchBytes, rowSet, band);
+    } else {
+      // Rolling band: the previous band's last 2p rows are this band's first 2p rows.
+      memory.copy(band, band + <usize>bandRows * <usize>rowSet, <usize>(2 * p) * <usize>rowSet);
+      prepareRows(input, inStride, H, W, Cin, inZp, inSigned != 0, y0 + p, nb, 2 * p, p, pitchBytes, rowSet, band);
+    }
     for (let r = 0; r < nb; r++) {
       const outRow = output + <usize>(y0 + r) * <usize>W * ops;
       let x = 0;
       while (true) {
-        const base = band + <usize>r * <usize>rowBytes + (<usize>x << 1);
-        // Output channel 0, then the others: two call sites keep channelBlock out of line (see the f32 kernel).
-        channelBlock(base, table, NP, v128.load32_splat(packed), tile);
-        let tab = table + tabBytes;
+        const base = band + <usize>r * <usize>rowSet + (<usize>x << 1);
+        // Chunk by chunk (L1-sized sets of input channels), every output channel's partial sums in the tile.
+        // Output channel 0, then the others: two call sites keep channelBlock out of line.
+        channelBlock(base, table, np0, packed, tile, false);
+        let tab = table + <usize>np0 * 12;
         for (let o = 1; o < Cout; o++) {
-          channelBlock(base, tab, NP, v128.load32_splat(packed + (<usize>o << 2)), tile + (<usize>o * BLOCK << 2));
-          tab += tabBytes;
+          channelBlock(base, tab, np0, packed + (<usize>o << 2), tile + (<usize>o << 7), false);
+          tab += <usize>np0 * 12;
+        }
+        for (let g0 = cg * m; g0 < Cin; g0 += cg * m) {
+          const npq = (chunkTaps(min(cg * m, Cin - g0), k2, n, m) + 1) >> 1;
+          for (let o = 0; o < Cout; o++) {
+            channelBlock(base, tab, npq, 0, tile + (<usize>o << 7), true);
+            tab += <usize>npq * 12;
+          }
         }
         storeTile(tile, Cout, outRow + <usize>x * ops, ops, es, min(BLOCK, W - x), mode, mult, lo, hi, mz);
         if (x >= lastX) break;

@@ -205,14 +205,14 @@ export function packF32NmConv(hwio: Float32Array, k: number, cin: number, cout: 
 /**
  * Largest density (nmDensity: stored entries / dense taps) at which the sparse kernel beats the dense one, per
  * dense path. Measured with bench/nm-conv.bench.ts (3×3 64→64 @128², Zen 4, single thread, CPU time; sparse
- * time ∝ density): fp32 is 1.18× faster at 16:32 and 0.65× at 32:32 (break-even ≈ 0.6); int8 against the
- * direct i16 loop 1.07–1.12× at density 0.5 (break-even ≈ 0.55), against Winograd F(2,3) (1.5× fewer
- * multiplies) 0.84× at 0.5 and 1.56× at 0.25 (break-even ≈ 0.42). The relaxed i16-accumulating path (≤ 7-bit
- * activations with small products) does half the multiply work of the i16 loop, hence about half the
- * threshold. Each threshold keeps a margin below its break-even.
+ * time ∝ density): fp32 is 1.46–1.50× faster at 16:32 and 0.75× at 32:32 (break-even ≈ 0.7); int8 against the
+ * direct i16 loop 1.12–1.17× at density 0.5 and 0.62× at 1 (break-even ≈ 0.58), against Winograd F(2,3) (1.5×
+ * fewer multiplies) 0.85–0.90× at 0.5 and 1.57–1.63× at 0.25 (break-even ≈ 0.45). The relaxed i16-accumulating
+ * path (≤ 7-bit activations with small products) does half the multiply work of the i16 loop, hence about half
+ * the threshold. Each threshold keeps a margin below its break-even.
  */
 export const NM_MAX_DENSITY: Readonly<Record<"f32" | "i16" | "i16-wino" | "relaxed-i7" | "relaxed-i7-acc16", number>> = {
-  f32: 0.5, i16: 0.5, "i16-wino": 0.35, "relaxed-i7": 0.5, "relaxed-i7-acc16": 0.25,
+  f32: 0.6, i16: 0.5, "i16-wino": 0.4, "relaxed-i7": 0.5, "relaxed-i7-acc16": 0.25,
 };
 
 /** Whether the N:M kernel is expected to be faster than the dense kernel running `densePath` on this layer. */
@@ -226,17 +226,30 @@ export function nmConvBandRows(H: number, W: number, cin: number, k: number, pre
   return bandRowsOf(H, W, cin, k, precision === "f32" ? 4 : 2);
 }
 
+/** Elements per channel row of a band: max(W, 32) + 2p rounded up to whole 64-byte lines (as the kernels). */
+function bandPitch(W: number, p: number, elemBytes: number): number {
+  const perLine = 64 / elemBytes;
+  return Math.ceil((Math.max(W, BLOCK) + 2 * p) / perLine) * perLine;
+}
+
+/** Bytes per band row of all channels, padded to start 21 cache-line sets after the previous (as the kernels). */
+function bandRowSet(W: number, cin: number, p: number, elemBytes: number): number {
+  const b = cin * bandPitch(W, p, elemBytes) * elemBytes;
+  return b + (((21 - (b >> 6)) & 63) << 6);
+}
+
 function bandRowsOf(H: number, W: number, cin: number, k: number, elemBytes: number): number {
   const p = (k - 1) >> 1;
-  const rowSet = cin * (Math.max(W, BLOCK) + 2 * p) * elemBytes;
+  const rowSet = bandRowSet(W, cin, p, elemBytes);
   return Math.max(1, Math.min(H, Math.floor(BAND_BUDGET / rowSet) - 2 * p));
 }
 
 /** Band bytes for any image of width ≤ W (at most max(BAND_BUDGET, one band of 1 + 2p rows)). */
 function bandBytesMax(W: number, cin: number, k: number, elemBytes: number): number {
   const p = (k - 1) >> 1;
-  const rowSet = cin * (Math.max(W, BLOCK) + 2 * p) * elemBytes;
-  return Math.max(BAND_BUDGET, (1 + 2 * p) * rowSet);
+  // The row padding (< 4 KB) is not monotone in W: bound it for every narrower image.
+  const rowSetBound = cin * bandPitch(W, p, elemBytes) * elemBytes + 4096;
+  return Math.max(BAND_BUDGET, (1 + 2 * p) * rowSetBound) + 64; // + 64: the kernels align the band to a cache line
 }
 
 /** Scratch bytes f32_nm_conv_nhwc needs for any image of width ≤ W (any height). */
@@ -405,7 +418,8 @@ export function qs8NmConvScratchBytes(W: number, cin: number, cout: number, k: n
   checkNmPattern(pattern);
   checkConvShape({ cout, k, cin });
   checkInt(W, 1, 1 << 16, "width", "E_SHAPE");
-  const table = cout * ((nmTaps(k, cin, pattern.n, pattern.m) + 1) >> 1) * 12;
+  // Pair records: each (chunk of whole groups, output channel) list rounds up to whole pairs (≤ one per group).
+  const table = cout * ((nmTaps(k, cin, pattern.n, pattern.m) >> 1) + Math.ceil(cin / pattern.m)) * 12;
   return table + 16 + ((cout + 3) & ~3) * BLOCK * 4 + bandBytesMax(W, cin, k, 2);
 }
 
