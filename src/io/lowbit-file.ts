@@ -314,6 +314,11 @@ interface OutTensor {
 }
 
 function nodeJson(n: Node): JsonObject {
+  if (n.op === "space_to_depth" || n.op === "shift" || n.op === "squeeze_excite") {
+    // Fractional spatial factors and SE gates are not in the .lowbit format yet: refuse rather than write
+    // a file no lowbit can load. (Re-import the ncnn model and quantize again instead.)
+    throw new LowbitError("E_UNSUPPORTED_LAYER", `saveLowbit: layer '${n.name}' (${n.op}) cannot be stored in a .lowbit file yet (ncnn Real-CUGAN / cunet models)`);
+  }
   const j: Record<string, unknown> = { op: n.op, name: n.name, inputs: [...n.inputs], channels: n.channels, spatial: n.spatial };
   switch (n.op) {
     case "conv2d":

@@ -345,15 +345,16 @@ export function lowerNcnn(layers: NcnnLayer[], opts: NcnnLowerOptions = {}): Ncn
           put(l, l.tops[0], { node: id, off: (x.off - ph) / k, end: Math.ceil((x.end + ph) / k) });
           break;
         }
+        if (p.strideW !== 1 || p.strideH !== 1) throw unsupported(l, `stride ${p.strideW}×${p.strideH} (params 3, 13); lowbit's IR runs stride-1 convs (and k×k stride-k ones as space_to_depth + 1×1)`);
         if (k % 2 === 0) throw unsupported(l, `even kernel size ${k} (param 1); lowbit's convs have odd kernels (and k×k stride-k downsampling)`);
-        if (p.strideW !== 1 || p.strideH !== 1) throw unsupported(l, `stride ${p.strideW}×${p.strideH} (params 3, 13); lowbit's IR runs stride-1 convs`);
         if (p.dilationW !== 1 || p.dilationH !== 1) throw unsupported(l, `dilation ${p.dilationW}×${p.dilationH} (params 2, 12)`);
         let pad = p.padLeft;
         if (pad === -233 || pad === -234) pad = (k - 1) / 2; // SAME_UPPER / SAME_LOWER: symmetric for odd k
         if (pad < 0 || p.padTop !== p.padLeft) throw unsupported(l, `padding left ${p.padLeft} / top ${p.padTop} (params 4, 14) must be equal and ≥ 0`);
         if (pad > 0 && p.padValue !== 0) throw unsupported(l, `pad value ${p.padValue} (param 18); only zero padding`);
-        const padRight = p.padLeft === -233 || p.padLeft === -234 ? pad : p.padRight;
-        if (padRight < 0 || p.padBottom !== padRight) throw unsupported(l, `padding right ${p.padRight} / bottom ${p.padBottom} (params 15, 16) must be equal and ≥ 0`);
+        const padRight = p.padRight === -233 || p.padRight === -234 ? (k - 1) / 2 : p.padRight;
+        const padBottom = p.padBottom === -233 || p.padBottom === -234 ? (k - 1) / 2 : p.padBottom;
+        if (padRight < 0 || padBottom !== padRight) throw unsupported(l, `padding right ${p.padRight} / bottom ${p.padBottom} (params 15, 16) must be equal and ≥ 0`);
         if (cout < 1 || p.weightDataSize !== cout * cin * k * k) {
           throw formatErr(l, `weight_data_size ${p.weightDataSize} (param 6) ≠ num_output ${cout} · ${cin} input channels · ${k}·${k}`);
         }
