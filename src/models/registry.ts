@@ -110,6 +110,8 @@ export interface NcnnModelInfo {
   modelPath: string;
   scale: number;
   notes: string;
+  /** Import options the front-end's post-processing implies (Real-CUGAN ×4 adds the nearest-upsampled input). */
+  import?: { addNearestInput?: boolean };
 }
 
 const NCNN_ENTRIES: NcnnModelInfo[] = [
@@ -131,7 +133,9 @@ const NCNN_ENTRIES: NcnnModelInfo[] = [
   ...[2, 3, 4].map((s) => ({
     name: `realcugan-se-x${s}`, modelPath: `real-cugan/models-se/up${s}x-no-denoise.param`, scale: s,
     notes: `Real-CUGAN (models-se, ×${s}, no denoise): UNet1 (×${s === 3 ? 3 : 2} deconvolution) + UNet2${s === 4 ? " + conv + pixel shuffle ×2" : ""}, SE blocks; ` +
-      `pre-padding ${s === 2 ? 18 : s === 3 ? 14 : 19} px (realcugan-ncnn-vulkan's); SE blocks pool per tile (its syncgap 0).`,
+      `pre-padding ${s === 2 ? 18 : s === 3 ? 14 : 19} px (realcugan-ncnn-vulkan's); SE blocks pool per tile (its syncgap 0).` +
+      (s === 4 ? " The ×4 net predicts a residual: the nearest ×4 upsample of the input is added (realcugan's 4x post-processing)." : ""),
+    ...(s === 4 ? { import: { addNearestInput: true } } : {}),
   })),
 ];
 const NCNN_BY_NAME = new Map(NCNN_ENTRIES.map((e) => [e.name, e]));
@@ -279,7 +283,7 @@ export async function loadModel(src: string | URL | TfjsModelBuffers, opts: Load
   if (ncnn || (typeof src === "string" && /\.param$/i.test(src))) {
     const path = ncnn ? await resolveNcnnModelPath(ncnn.name, opts.resolveFrom) : (src as string);
     throwIfAborted(opts.signal);
-    const { graph: g } = await loadNcnnModelFiles(path, ncnn ? { name: ncnn.name } : {});
+    const { graph: g } = await loadNcnnModelFiles(path, ncnn ? { name: ncnn.name, ...ncnn.import } : {});
     if (ncnn && g.meta.scale !== ncnn.scale) throw new LowbitError("E_MODEL_FORMAT", `model '${ncnn.name}' should upscale ×${ncnn.scale} but the file's graph is ×${g.meta.scale}`);
     if (inputRange) g.meta.inputRange = inputRange;
     if (outputRange ?? inputRange) g.meta.outputRange = (outputRange ?? inputRange)!;

@@ -34,6 +34,12 @@ export interface NcnnLowerOptions {
   name?: string;
   /** Name of the output blob (default: the one blob produced and never consumed). */
   output?: string;
+  /**
+   * Add the nearest-neighbour ×scale upsample of the input to the net's output: the post-processing
+   * realcugan-ncnn-vulkan applies to Real-CUGAN ×4 (whose net predicts a residual; PyTorch UpCunet4x
+   * `x += F.interpolate(x00, scale_factor=4, mode='nearest')`). Aligned in the frame: both sit at P·s.
+   */
+  addNearestInput?: boolean;
 }
 
 export interface NcnnLowered {
@@ -659,8 +665,16 @@ export function lowerNcnn(layers: NcnnLayer[], opts: NcnnLowerOptions = {}): Ncn
   }
   const prepad = out.off / S;
   if (prepad < 0) throw new LowbitError("E_UNSUPPORTED_LAYER", `ncnn: the output extends ${-prepad} LR pixels beyond the input; cannot align it with the image`);
+  let output = out.node;
+  if (opts.addNearestInput) {
+    // The upsampled image pixel j sits at frame HR pixel j + P·S — the net output's offset: aligned.
+    const up = push({ op: "upsample_nearest", factor: S }, "postprocess/input_nearest", [input]);
+    same(up, input, 3, S);
+    output = push({ op: "add" }, "postprocess/add_input", [out.node, up]);
+    same(output, out.node);
+  }
   const g: Graph = prune({
-    nodes, input, output: out.node,
+    nodes, input, output,
     meta: { name: opts.name ?? "ncnn-model", scale: S, inputRange: [0, 1], outputRange: [0, 1], arch: "ncnn" },
   });
   validateGraph(g, { skipFiniteCheck: true });
