@@ -606,3 +606,11 @@ test("ncnn lowering: W8A8 of a UNet/SE net — space_to_depth and shift on int8 
   const psnr = 10 * Math.log10(1 / (se / n));
   t.ok(psnr > 35, `W8A8 vs FP32 on the output region: ${psnr.toFixed(1)} dB`);
 });
+
+test("ncnn UNet/SE graphs: .lowbit save and ONNX export refuse the new ops with a clear error", async (t) => {
+  const { saveLowbit } = await import("../src/io/lowbit-file.ts");
+  const { exportOnnx } = await import("../src/io/onnx/export.ts");
+  const { graph } = importNcnn(unetNet(false).param, unetNet(false).bin);
+  throwsCode(t, () => saveLowbit(graph), "E_UNSUPPORTED_LAYER", /layer 'down\/space_to_depth' \(space_to_depth\) cannot be stored in a \.lowbit file yet/, "saveLowbit");
+  throwsCode(t, () => exportOnnx(graph), "E_UNSUPPORTED_LAYER", /'down\/space_to_depth'.*space_to_depth/, "exportOnnx");
+});
