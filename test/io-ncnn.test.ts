@@ -607,10 +607,46 @@ test("ncnn lowering: W8A8 of a UNet/SE net — space_to_depth and shift on int8 
   t.ok(psnr > 35, `W8A8 vs FP32 on the output region: ${psnr.toFixed(1)} dB`);
 });
 
-test("ncnn UNet/SE graphs: .lowbit save and ONNX export refuse the new ops with a clear error", async (t) => {
-  const { saveLowbit } = await import("../src/io/lowbit-file.ts");
+test("ncnn UNet/SE graphs: .lowbit round trip (FP32 and W8A8 run bit-identically after reload), corrupted files rejected; ONNX export refuses", async (t) => {
+  const { saveLowbit, loadLowbit } = await import("../src/io/lowbit-file.ts");
   const { exportOnnx } = await import("../src/io/onnx/export.ts");
-  const { graph } = importNcnn(unetNet(false).param, unetNet(false).bin);
-  throwsCode(t, () => saveLowbit(graph), "E_UNSUPPORTED_LAYER", /layer 'down\/space_to_depth' \(space_to_depth\) cannot be stored in a \.lowbit file yet/, "saveLowbit");
+  const { QuantizedModel } = await import("../src/quant/quantize-model.ts");
+  const { graph, prepad } = importNcnn(unetNet(true).param, unetNet(true).bin);
+  const rt = await testRuntime();
+  const S = 12 + 2 * prepad;
+  const x = toHwc(padReplicate(hwcToChw(image(12, 12, 31), 12, 12), prepad));
+  const bytes = saveLowbit(graph);
+  const g2 = loadLowbit(bytes) as import("../src/graph/ir.ts").Graph;
+  t.ok(g2.meta.tileAlign === 2 && g2.meta.globalContext === true && g2.nodes.some((n) => n.op === "space_to_depth" && n.spatial === 0.5),
+    `FP32 .lowbit (${bytes.length} B): meta and fractional spatial factors survive`);
+  const a = await runLowbit(graph, x, S, S), b = await runLowbit(g2, x, S, S);
+  t.equal(firstMismatch(a, b), -1, "FP32 output after reload is bit-identical");
+  const calibImgs = [0, 1].map((s) => ({ width: 24, height: 24, channels: 3, data: Uint8Array.from(image(24, 24, 300 + s), (v) => Math.round(v * 255)) }));
+  const qm = quantizeModel(await calibrate(graph, calibImgs, { runtime: rt }), "w8a8");
+  const qb = saveLowbit(qm);
+  const q2 = loadLowbit(qb);
+  t.ok(q2 instanceof QuantizedModel, "W8A8 model reloads as a QuantizedModel");
+  const p1 = qm.compile(rt, S, S), y1 = p1.run(x, S, S);
+  p1.dispose();
+  const p2 = (q2 as InstanceType<typeof QuantizedModel>).compile(rt, S, S), y2 = p2.run(x, S, S);
+  p2.dispose();
+  t.equal(firstMismatch(y1, y2), -1, "W8A8 output after reload is bit-identical");
+  // Corruptions: a missing SE tensor, a loosened tile alignment.
+  const text = new TextDecoder().decode(bytes);
+  const edit = (from: string, to: string): Uint8Array => {
+    const i = text.indexOf(from);
+    if (i < 0) throw new Error(`no '${from}' in the header`);
+    const out = bytes.slice();
+    out.set(new TextEncoder().encode(to.padEnd(from.length, " ")), i);
+    return out;
+  };
+  throwsCode(t, () => loadLowbit(edit('\\"tileAlign\\":2', '\\"tileAlign\\":1')), "E_MODEL_FORMAT", /meta\.tileAlign 1 differs from the graph's 2/, "tileAlign edited to 1");
+  throwsCode(t, () => loadLowbit(edit('"gate.fc1.weight"', '"gate.fc9.weight"')), "E_MODEL_FORMAT", /gate\.fc1\.weight/, "SE tensor renamed");
   throwsCode(t, () => exportOnnx(graph), "E_UNSUPPORTED_LAYER", /'down\/space_to_depth'.*space_to_depth/, "exportOnnx");
 });
+
+function firstMismatch(a: Float32Array, b: Float32Array): number {
+  if (a.length !== b.length) return 0;
+  for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) return i;
+  return -1;
+}
