@@ -645,6 +645,30 @@ test("ncnn UNet/SE graphs: .lowbit round trip (FP32 and W8A8 run bit-identically
   throwsCode(t, () => exportOnnx(graph), "E_UNSUPPORTED_LAYER", /'down\/space_to_depth'.*space_to_depth/, "exportOnnx");
 });
 
+test("ncnn UNet/SE model in a 2-worker pool (.lowbit bytes): aligned regions, SE per tile, = in-process tile for tile", async (t) => {
+  const { saveLowbit } = await import("../src/io/lowbit-file.ts");
+  const { createWorkerPool } = await import("../src/worker/pool.ts");
+  const { createUpscaler } = await import("../src/engine/upscaler-api.ts");
+  const { testBackend } = await import("./util/runtime.ts");
+  const { graph } = importNcnn(unetNet(false).param, unetNet(false).bin);
+  const bytes = saveLowbit(graph);
+  const w = 23, h = 17;
+  const img = { data: Uint8Array.from(image(w, h, 4242), (v) => Math.round(v * 255)), width: w, height: h, channels: 3 as const };
+  const rt = await testRuntime();
+  const pool = await createWorkerPool({ model: bytes, size: 2, backend: testBackend() });
+  t.equal(pool.info.tileAlign, 2, "workers report the model's tile alignment");
+  for (const tile of [undefined, 9]) {
+    const up = await createUpscaler(graph, { runtime: rt, ...(tile ? { tile } : {}) });
+    const want = await up.upscale(img);
+    up.dispose();
+    const got = await pool.upscale(img, tile ? { tile } : {});
+    let diff = 0;
+    for (let i = 0; i < want.data.length; i++) if (got.data[i] !== want.data[i]) diff++;
+    t.equal(diff, 0, `${tile ? `tile ${tile}` : "default tile"}: pool output = in-process (${want.width}×${want.height})`);
+  }
+  pool.dispose();
+});
+
 function firstMismatch(a: Float32Array, b: Float32Array): number {
   if (a.length !== b.length) return 0;
   for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) return i;
