@@ -33,3 +33,4 @@ export * from "./grad/f32-grad-elementwise";
 export * from "./conv/f32-nm-conv-nhwc";
 export * from "./conv/qs8-nm-conv-nhwc";
 export * from "./elementwise/prelu";
+export * from "./elementwise/channel-gate";

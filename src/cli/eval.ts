@@ -177,7 +177,7 @@ export async function evaluate(o: EvaluateOptions): Promise<EvalResult> {
   // Compile once for the largest tile region of the set, so per-image times are inference only.
   let maxW = 0, maxH = 0;
   for (const p of pairs) {
-    const g = planTiles(p.width / scale, p.height / scale, tile, margin);
+    const g = planTiles(p.width / scale, p.height / scale, tile, margin, graph.meta.borderPad ?? 0, graph.meta.tileAlign ?? 1);
     maxW = Math.max(maxW, g.maxW);
     maxH = Math.max(maxH, g.maxH);
   }

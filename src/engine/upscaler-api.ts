@@ -86,8 +86,13 @@ export interface RunOptions extends UpscaleOptions {
   margin?: number;
 }
 
-/** Default overlap: exact for rdn (≤ 38 px), a measured practical margin for rrdn (radius 153). */
+/**
+ * Default overlap: exact for rdn (≤ 38 px), a measured practical margin for rrdn (radius 153). Models
+ * with global context (SE blocks: no margin is exact) get their border pad, i.e. the ncnn front-ends'
+ * own tiling (each tile = core + prepadding), so tiled output equals theirs tile for tile.
+ */
 export function defaultMargin(g: Graph): number {
+  if (g.meta.globalContext && g.meta.borderPad !== undefined) return g.meta.borderPad;
   const r = g.meta.receptiveRadius;
   if (r === undefined) return 16;
   return r <= 40 ? Math.ceil(r) : 16;
@@ -145,6 +150,7 @@ export class Upscaler {
         outputRange: m.outputRange,
         maxPixels: this.maxPixels,
         borderPad: m.borderPad,
+        tileAlign: m.tileAlign,
         upscaleAlpha: (a, w, h, s) => imresize({ data: a, width: w, height: h, channels: 1 }, { scale: s }).data as Uint8Array,
       }, o);
     } finally {

@@ -66,6 +66,8 @@ export interface TileLoopOptions {
   maxPixels?: number;
   /** Replicated border the model expects (GraphMeta.borderPad): border tiles read clamped pixels. */
   borderPad?: number;
+  /** Region sides must be multiples of this (GraphMeta.tileAlign). */
+  tileAlign?: number;
 }
 
 const tick = (): Promise<void> => new Promise((r) => setTimeout(r, 0));
@@ -80,7 +82,7 @@ export async function upscaleTiled(
   const channels = imageChannels(img, o.maxPixels ?? DEFAULT_MAX_PIXELS);
   throwIfAborted(run.signal);
   const { width: W, height: H } = img;
-  const grid = planTiles(W, H, o.tile, o.margin, o.borderPad ?? 0);
+  const grid = planTiles(W, H, o.tile, o.margin, o.borderPad ?? 0, o.tileAlign ?? 1);
   const p = plan(grid.maxW, grid.maxH);
   const s = p.scale;
   const out = new Uint8Array(W * s * H * s * channels);

@@ -18,9 +18,11 @@ import { LowbitError } from "../runtime/errors.ts";
 import { f32ConvScratchBytes, packF32Conv } from "../kernels/f32-conv.ts";
 import { ACTIVATION_CODES } from "../kernels/f32-elementwise.ts";
 import { BILINEAR_MODES } from "../kernels/ref/upsample.ts";
+import type { ChannelGateExports } from "../kernels/channel-gate.ts";
+import { spatialAlign } from "./validate.ts";
 import { checkNmSparsity, f32NmConvScratchBytes, nmConvBandRows, nmKernelPays, packF32NmConv, type NmExports } from "../kernels/nm-conv.ts";
 
-export interface F32Exports extends Pick<NmExports, "f32_nm_conv_nhwc"> {
+export interface F32Exports extends Pick<NmExports, "f32_nm_conv_nhwc">, ChannelGateExports {
   f32_conv_nhwc(input: number, inStride: number, output: number, outStride: number, h: number, w: number,
     cin: number, cout: number, k: number, packed: number, outMin: number, outMax: number, scratch: number): void;
   f32_add_nhwc(a: number, b: number, n: number, c: number, aStride: number, bStride: number, y: number, yStride: number, beta: number): void;
@@ -66,12 +68,15 @@ export class F32Plan extends StepPlan {
 
   constructor(rt: Runtime, graph: Graph, maxW: number, maxH: number) {
     const g = optimizeGraph(graph);
-    super(rt, g.nodes[g.output].spatial, maxW, maxH);
+    super(rt, g.nodes[g.output].spatial, maxW, maxH, spatialAlign(g));
+    maxW = this.maxW;
+    maxH = this.maxH;
     if (g.nodes[g.input].channels !== 3 || g.nodes[g.output].channels !== 3) {
       throw new LowbitError("E_SHAPE", `an upscaling model maps RGB to RGB; this one maps ${g.nodes[g.input].channels} to ${g.nodes[g.output].channels} channels`);
     }
     const mem = planMemory(g, { tileW: maxW, tileH: maxH, elemBytes: () => 4, pinned: new Set([g.input, g.output]) });
     const k = rt.kernels<F32Exports>();
+    const seAt = new Map<number, SeBuffers>();
 
     // 1. Packed weights (persistent for the plan's lifetime).
     const packedAt = new Map<number, number>();
@@ -84,6 +89,7 @@ export class F32Plan extends StepPlan {
         packedAt.set(n.id, this.region.put(n.slopes));
         weightBytes += n.slopes.byteLength;
       }
+      if (n.op === "squeeze_excite") seAt.set(n.id, allocSe(this.region, n.channels));
       if (n.op !== "conv2d") continue;
       if (useNmF32(n)) {
         const L = packF32NmConv(n.weights, n.k, n.cin, n.cout, n.sparsity!, n.bias);
@@ -110,7 +116,7 @@ export class F32Plan extends StepPlan {
     const nodeSteps: [number, number][] = [];
     for (const n of g.nodes) {
       const firstStep = steps.length;
-      lowerF32Node({ g, k, ptr, stride, scratch, packedAt, sparseAt, steps, concatCopies: mem.concatCopies }, n);
+      lowerF32Node({ g, k, ptr, stride, scratch, packedAt, sparseAt, steps, concatCopies: mem.concatCopies, rt, seAt }, n);
       nodeSteps.push([firstStep, steps.length]);
     }
     this.nodeSteps = nodeSteps;
@@ -168,6 +174,36 @@ export interface F32LowerContext {
   sparseAt?: Map<number, number>;
   steps: Step[];
   concatCopies: Map<number, number[]>;
+  /** squeeze_excite nodes: their sum / gate buffers (allocSe), and the runtime whose arena holds them. */
+  rt?: Runtime;
+  seAt?: Map<number, SeBuffers>;
+}
+
+/** Arena buffers of one squeeze_excite node: C f64 channel sums (8-aligned) and C f32 gates. */
+export interface SeBuffers { sum: number; gate: number }
+
+export function allocSe(region: { alloc(bytes: number): number }, c: number): SeBuffers {
+  const sum = (region.alloc(8 * c + 8) + 7) & ~7;
+  return { sum, gate: region.alloc(4 * c) };
+}
+
+/**
+ * The gate of a squeeze_excite node from its channel sums: g = fc[n−1](…fc[0](sums / count)), in f64,
+ * stored as f32. `tmp` = two Float64Arrays of ≥ max width (allocation-free per tile).
+ */
+export function seGate(n: Extract<Node, { op: "squeeze_excite" }>, sums: Float64Array, count: number, out: Float32Array, tmp: [Float64Array, Float64Array]): void {
+  let a = tmp[0], b = tmp[1];
+  for (let c = 0; c < n.channels; c++) a[c] = sums[c] / count;
+  for (const l of n.fc) {
+    for (let o = 0; o < l.cout; o++) {
+      let s = l.bias ? l.bias[o] : 0;
+      const row = o * l.cin;
+      for (let i = 0; i < l.cin; i++) s += l.weights[row + i] * a[i];
+      b[o] = l.activation === "relu" ? (s > 0 ? s : 0) : l.activation === "sigmoid" ? 1 / (1 + Math.exp(-s)) : s;
+    }
+    [a, b] = [b, a];
+  }
+  for (let c = 0; c < n.channels; c++) out[c] = a[c];
 }
 
 /** Appends the kernel calls of one node computed in FP32 (shared with the quantized compiler's FP32 islands). */
@@ -275,6 +311,38 @@ export function lowerF32Node(cx: F32LowerContext, n: Node): void {
       const xp = ptr(x), xs = stride(x), sp = packedAt.get(n.id);
       if (sp === undefined) throw new LowbitError("E_UNSUPPORTED_LAYER", `layer '${n.name}': op 'prelu' is not supported by this execution path (only the FP32 and static quantized plans place its slopes)`);
       steps.push((w, h) => k.f32_prelu_nhwc(xp, h * s * w * s, c, xs, y, ys, sp));
+      break;
+    }
+    case "space_to_depth": {
+      const x = n.inputs[0];
+      const xp = ptr(x), xs = stride(x), b = n.block, ci = g.nodes[x].channels, ph = n.phase ?? 0;
+      steps.push((w, h) => k.x32_space_to_depth_phased_nhwc(xp, h * s, w * s, ci, b, ph, xs, y, ys));
+      break;
+    }
+    case "shift": {
+      const x = n.inputs[0];
+      const xp = ptr(x), xs = stride(x), by = n.by;
+      steps.push((w, h) => k.x32_shift_nhwc(xp, h * s, w * s, c, by, xs, y, ys));
+      break;
+    }
+    case "squeeze_excite": {
+      const x = n.inputs[0];
+      const xp = ptr(x), xs = stride(x), buf = cx.seAt?.get(n.id), rt = cx.rt;
+      if (!buf || !rt) throw new LowbitError("E_UNSUPPORTED_LAYER", `layer '${n.name}': op 'squeeze_excite' is not supported by this execution path (only the FP32 and static quantized plans)`);
+      const width = Math.max(c, ...n.fc.map((l) => l.cout));
+      const tmp: [Float64Array, Float64Array] = [new Float64Array(width), new Float64Array(width)];
+      const sums = new Float64Array(c), gate = new Float32Array(c), [i0, i1] = n.inset;
+      steps.push((w, h) => {
+        const W = w * s, H = h * s;
+        if (W <= i0 + i1 || H <= i0 + i1) {
+          throw new LowbitError("E_SHAPE", `layer '${n.name}': a ${w}×${h} tile leaves no pixels in its global pooling window (insets ${i0}, ${i1} at ×${s}); use larger tiles`);
+        }
+        k.f32_channel_window_sum_nhwc(xp, W, c, xs, i0, H - i1, i0, W - i1, buf.sum);
+        rt.arena.read(buf.sum, sums);
+        seGate(n, sums, (W - i0 - i1) * (H - i0 - i1), gate, tmp);
+        rt.arena.f32.set(gate, buf.gate / 4);
+        k.f32_scale_channels_nhwc(xp, W * H, c, xs, y, ys, buf.gate);
+      });
       break;
     }
     default:

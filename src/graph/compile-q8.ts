@@ -26,7 +26,8 @@
  */
 import type { Graph, Node } from "./ir.ts";
 import { planMemory, type MemoryPlan } from "./memory-plan.ts";
-import { lowerF32Node, type F32Exports } from "./compile-f32.ts";
+import { allocSe, lowerF32Node, type F32Exports, type SeBuffers } from "./compile-f32.ts";
+import { spatialAlign } from "./validate.ts";
 import { StepPlan, type Step } from "./step-plan.ts";
 import { packF32Conv, f32ConvScratchBytes } from "../kernels/f32-conv.ts";
 import { packQs8Qc4wConv, packQs8Qc8wConv, qs8ConvPath, qs8ConvRun, qs8ConvScratchBytes, checkAccumulatorRange, type PackedQs8Conv } from "../kernels/qs8-conv.ts";
@@ -51,6 +52,8 @@ interface Q8Exports extends F32Exports {
   x8_depth_to_space_nhwc(x: number, h: number, w: number, c: number, block: number, xs: number, y: number, ys: number): void;
   q8_clamp_nhwc(x: number, n: number, c: number, xs: number, y: number, ys: number, lo: number, hi: number, signed: number): void;
   q8_prelu_nhwc(x: number, n: number, c: number, xs: number, y: number, ys: number, zx: number, mPos: number, mNeg: number, zy: number, qmin: number, qmax: number, signed: number): void;
+  x8_space_to_depth_phased_nhwc(x: number, h: number, w: number, c: number, block: number, phase: number, xs: number, y: number, ys: number, fill: number): void;
+  x8_shift_nhwc(x: number, h: number, w: number, c: number, by: number, xs: number, y: number, ys: number, fill: number): void;
 }
 
 /** A lowered node: an IR node, or a domain conversion. `src` = id in the model graph (−1 for conversions). */
@@ -92,7 +95,9 @@ export class Q8Plan extends StepPlan {
   readonly nodeSteps: [number, number][];
 
   constructor(rt: Runtime, qm: QuantizedModel, maxW: number, maxH: number, opts: Q8PlanOptions = {}) {
-    super(rt, qm.graph.nodes[qm.graph.output].spatial, maxW, maxH);
+    super(rt, qm.graph.nodes[qm.graph.output].spatial, maxW, maxH, spatialAlign(qm.graph));
+    maxW = this.maxW;
+    maxH = this.maxH;
     const g = qm.graph;
 
     // 1. Lowered graph with domain conversions.
@@ -166,7 +171,11 @@ export class Q8Plan extends StepPlan {
     const nmLayers = new Map<number, { layer: PackedQs8NmConv; packed: number; mult: number }>();
     let weightBytes = 0, scratchBytes = 0;
     const preluMult = new Map<number, { mPos: number; mNeg: number }>();
+    // squeeze_excite runs in FP32 (quantize-model.ts puts it in the f32 domain): its pooled mean, two tiny
+    // FC layers and the per-channel gate are negligible work next to the convs around it.
+    const seAt = new Map<number, SeBuffers>();
     for (const ln of nodes) {
+      if (ln.op === "squeeze_excite") seAt.set(ln.id, allocSe(this.region, ln.channels));
       if (ln.op === "prelu") {
         const n = ln as Extract<Node, { op: "prelu" }>;
         if (ln.domain === "f32") f32Packed.set(ln.id, this.region.put(n.slopes));
@@ -224,7 +233,7 @@ export class Q8Plan extends StepPlan {
     const steps: Step[] = [];
     const stepOps: string[] = [];
     const nodeSteps: [number, number][] = [];
-    const f32cx = { g: lg, k, ptr, stride, scratch, packedAt: f32Packed, steps, concatCopies: mem.concatCopies };
+    const f32cx = { g: lg, k, ptr, stride, scratch, packedAt: f32Packed, steps, concatCopies: mem.concatCopies, rt, seAt };
     for (const ln of nodes) {
       const before = steps.length;
       const s = ln.spatial, c = ln.channels, y = ptr(ln.id), ys = stride(ln.id);
@@ -316,6 +325,19 @@ export class Q8Plan extends StepPlan {
             const lo = n.activation.kind === "linear" ? gy.qmin : gy.zeroPoint;
             const hi = n.activation.kind === "relu6" ? Math.min(gy.qmax, gy.zeroPoint + Math.round(6 / gy.scale)) : gy.qmax;
             steps.push((w, h) => k.q8_clamp_nhwc(xp, npx(w, h), c, xs, y, ys, lo, hi, 0));
+            break;
+          }
+          case "space_to_depth": {
+            const n = ln as Extract<Node, { op: "space_to_depth" }>;
+            // Blocks reaching beyond the frame (phase > 0) read the code of real 0: the zero point.
+            const x = n.inputs[0], ci = nodes[x].channels, xp = ptr(x), xs = stride(x), ph = n.phase ?? 0, zp = grids[x]!.zeroPoint;
+            steps.push((w, h) => k.x8_space_to_depth_phased_nhwc(xp, h * s, w * s, ci, n.block, ph, xs, y, ys, zp));
+            break;
+          }
+          case "shift": {
+            const n = ln as Extract<Node, { op: "shift" }>;
+            const x = n.inputs[0], xp = ptr(x), xs = stride(x), zp = grids[x]!.zeroPoint;
+            steps.push((w, h) => k.x8_shift_nhwc(xp, h * s, w * s, c, n.by, xs, y, ys, zp));
             break;
           }
           case "prelu": {

@@ -111,7 +111,40 @@ export type NodeOp =
    * should run on integer codes is the uniform-slope case). A separate op rather than a fused conv
    * activation: the int8 path requantizes it onto its own grid (8-bit codes in and out).
    */
-  | { op: "prelu"; slopes: Float32Array };
+  | { op: "prelu"; slopes: Float32Array }
+  /**
+   * Inverse of depth_to_space (TF DCR order): out[h, w, (i·b+j)·C + c] = in[h·b+i, w·b+j, c]. The
+   * spatial factor divides by `block` (a fraction, e.g. ½ or ¾ of the input), so tiles must have sides
+   * that are multiples of the graph's spatialAlign (validate.ts). A k×k stride-k conv (Real-CUGAN's
+   * and cunet's 2×2/2 downsampling) is space_to_depth(k) + a 1×1 conv. `phase` p ∈ [0, block) shifts
+   * the blocks: out[h, w, (i·b+j)·C + c] = in[h·b+i+p, w·b+j+p, c], zero beyond the frame (the last
+   * block row/column, in the border band whose values the IR's zero padding already makes approximate).
+   */
+  | { op: "space_to_depth"; block: number; phase?: number }
+  /**
+   * Squeeze-and-excitation (ncnn global average Pooling → InnerProduct… → BinaryOp mul / Scale from a
+   * second blob): m[c] = mean of x[·, ·, c] over the window that excludes inset[0] pixels at the top and
+   * left and inset[1] at the bottom and right of the tile's tensor (the part of the frame an ncnn net
+   * built from valid convs actually has), then
+   * g = fc[n−1](… fc[0](m)), y = x · g[c]. Makes every output pixel depend on the whole tile
+   * (GraphMeta.globalContext): tiled ≠ untiled.
+   */
+  | { op: "squeeze_excite"; inset: [number, number]; fc: SeLayer[] }
+  /**
+   * out[h, w, c] = in[h + by, w + by, c], 0 outside the frame (by ≠ 0, either sign). UNets from ncnn
+   * (Real-CUGAN, cunet) add tensors whose valid regions lie 1–2 pixels apart in the common frame; this
+   * realigns one operand.
+   */
+  | { op: "shift"; by: number };
+
+/** A fully connected layer of a squeeze_excite gate: out = act(weights·in + bias), weights [cout][cin] row-major. */
+export interface SeLayer {
+  cin: number;
+  cout: number;
+  weights: Float32Array;
+  bias: Float32Array | null;
+  activation: "linear" | "relu" | "sigmoid";
+}
 
 export type Node = NodeOp & {
   /** Index in Graph.nodes. */
@@ -149,6 +182,16 @@ export interface GraphMeta {
    * where such a net's zero-padded IR form would otherwise darken the edges.
    */
   borderPad?: number;
+  /**
+   * Tile sides must be multiples of this (space_to_depth halves the resolution: 2 or 4 for the UNets of
+   * Real-CUGAN / cunet); absent = 1. The tiler extends regions right/bottom (replicating the edge).
+   */
+  tileAlign?: number;
+  /**
+   * Some op (squeeze_excite's global pooling) reads the whole tile, so the output depends on the tiling:
+   * no margin makes tiles exact. receptiveRadius is then the radius of the local (conv) part only.
+   */
+  globalContext?: boolean;
 }
 
 export interface Graph {

@@ -15,6 +15,8 @@ export abstract class StepPlan implements ExecutablePlan {
   readonly scale: number;
   readonly maxW: number;
   readonly maxH: number;
+  /** Tile sides must be multiples of this (GraphMeta.tileAlign: models with space_to_depth). */
+  readonly align: number;
   protected readonly rt: Runtime;
   protected steps: Step[] = [];
   protected inPtr = 0;
@@ -22,14 +24,16 @@ export abstract class StepPlan implements ExecutablePlan {
   /** The plan's memory: weights, tensor buffers, scratch (freed by dispose, in any order). */
   protected readonly region: ArenaRegion;
 
-  constructor(rt: Runtime, scale: number, maxW: number, maxH: number) {
+  /** `align` > 1: maxW/maxH are rounded up to multiples of it, and every tile must be a multiple. */
+  constructor(rt: Runtime, scale: number, maxW: number, maxH: number, align = 1) {
     if (!Number.isInteger(maxW) || !Number.isInteger(maxH) || maxW < 1 || maxH < 1) {
       throw new LowbitError("E_ARGUMENT", `plan size must be positive integers, got ${maxW}×${maxH}`);
     }
     this.rt = rt;
     this.scale = scale;
-    this.maxW = maxW;
-    this.maxH = maxH;
+    this.align = align;
+    this.maxW = Math.ceil(maxW / align) * align;
+    this.maxH = Math.ceil(maxH / align) * align;
     this.region = new ArenaRegion(rt.arena);
   }
 
@@ -40,6 +44,9 @@ export abstract class StepPlan implements ExecutablePlan {
   protected checkSize(w: number, h: number): void {
     if (!Number.isInteger(w) || !Number.isInteger(h) || w < 1 || h < 1 || w > this.maxW || h > this.maxH) {
       throw new LowbitError("E_SHAPE", `tile ${w}×${h} does not fit the plan (max ${this.maxW}×${this.maxH})`);
+    }
+    if (w % this.align !== 0 || h % this.align !== 0) {
+      throw new LowbitError("E_SHAPE", `tile ${w}×${h}: this model downsamples internally (space_to_depth), tile sides must be multiples of ${this.align}`);
     }
   }
 

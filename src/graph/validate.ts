@@ -147,9 +147,68 @@ export function inferNodeShape(
       if (j >= 0) throw new LowbitError("E_RANGE", `${what(n)}: slopes[${j}] = ${n.slopes[j]} is not finite`);
       return { channels: c, spatial: inputs[0].spatial };
     }
+    case "space_to_depth": {
+      arity(1, 1);
+      const b = n.block, x = inputs[0];
+      if (!Number.isInteger(b) || b < 1 || b > 16) throw new LowbitError("E_SHAPE", `${what(n)}: block must be an integer in 1..16, got ${b}`);
+      const ph = n.phase ?? 0;
+      if (!Number.isInteger(ph) || ph < 0 || ph >= b) throw new LowbitError("E_SHAPE", `${what(n)}: phase must be an integer in 0..${b - 1}, got ${ph}`);
+      if (x.channels * b * b > MAX_CHANNELS) throw new LowbitError("E_SHAPE", `${what(n)}: ${x.channels * b * b} channels exceed ${MAX_CHANNELS}`);
+      const s = x.spatial / b;
+      if (denominatorOf(s) === 0) throw new LowbitError("E_SHAPE", `${what(n)}: spatial factor ×${x.spatial}/${b} is not a ratio with a denominator ≤ ${MAX_SPATIAL_FACTOR}`);
+      return { channels: x.channels * b * b, spatial: s };
+    }
+    case "shift":
+      arity(1, 1);
+      if (!Number.isInteger(n.by) || n.by === 0 || Math.abs(n.by) > 1024) throw new LowbitError("E_SHAPE", `${what(n)}: by must be a nonzero integer in −1024..1024, got ${n.by}`);
+      return { channels: inputs[0].channels, spatial: inputs[0].spatial };
+    case "squeeze_excite": {
+      arity(1, 1);
+      const c = inputs[0].channels;
+      if (!Array.isArray(n.inset) || n.inset.length !== 2 || !n.inset.every((v) => Number.isInteger(v) && v >= 0)) {
+        throw new LowbitError("E_SHAPE", `${what(n)}: inset must be two integers ≥ 0, got ${n.inset}`);
+      }
+      if (!Array.isArray(n.fc) || n.fc.length === 0) throw new LowbitError("E_SHAPE", `${what(n)}: needs at least one fully connected layer`);
+      let cin = c;
+      n.fc.forEach((l, i) => {
+        if (l.cin !== cin || !Number.isInteger(l.cout) || l.cout < 1 || l.cout > MAX_CHANNELS) {
+          throw new LowbitError("E_SHAPE", `${what(n)}: fc[${i}] maps ${l.cin} → ${l.cout}, its input has ${cin} values`);
+        }
+        if (!(l.weights instanceof Float32Array) || l.weights.length !== l.cin * l.cout) throw new LowbitError("E_SHAPE", `${what(n)}: fc[${i}] weights must be a Float32Array of ${l.cin}·${l.cout} values`);
+        if (l.bias !== null && (!(l.bias instanceof Float32Array) || l.bias.length !== l.cout)) throw new LowbitError("E_SHAPE", `${what(n)}: fc[${i}] bias must be a Float32Array of ${l.cout} values`);
+        if (!["linear", "relu", "sigmoid"].includes(l.activation)) throw new LowbitError("E_UNSUPPORTED_LAYER", `${what(n)}: fc[${i}] activation '${l.activation}'`);
+        for (const a of [l.weights, l.bias]) {
+          const j = a ? firstNonFinite(a) : -1;
+          if (j >= 0) throw new LowbitError("E_RANGE", `${what(n)}: fc[${i}] value ${a![j]} is not finite`);
+        }
+        cin = l.cout;
+      });
+      if (cin !== c) throw new LowbitError("E_SHAPE", `${what(n)}: the gate has ${cin} values for ${c} channels`);
+      return { channels: c, spatial: inputs[0].spatial };
+    }
     default:
       throw new LowbitError("E_UNSUPPORTED_LAYER", `${what(n as Node)}: unknown op`);
   }
+}
+
+/** Smallest d ≤ MAX_SPATIAL_FACTOR with s·d an integer (0: none). */
+export function denominatorOf(s: number): number {
+  for (let d = 1; d <= MAX_SPATIAL_FACTOR; d++) if (Math.abs(s * d - Math.round(s * d)) < 1e-9) return d;
+  return 0;
+}
+
+/**
+ * Tile sides a graph needs (every tensor's size h·spatial must be whole): the lcm of the spatial
+ * factors' denominators; 1 for graphs without space_to_depth.
+ */
+export function spatialAlign(g: Graph): number {
+  let a = 1;
+  const gcd = (x: number, y: number): number => (y ? gcd(y, x % y) : x);
+  for (const n of g.nodes) {
+    const d = denominatorOf(n.spatial) || 1;
+    a = (a * d) / gcd(a, d);
+  }
+  return a;
 }
 
 function firstNonFinite(a: Float32Array): number {
@@ -219,7 +278,8 @@ export function validateGraph(g: Graph, opts: ValidateOptions = {}): Graph {
  * input to the output, where a conv running at spatial factor s contributes (k−1)/(2s) (its
  * taps are HR pixels). Nearest upsampling / depth-to-space add nothing: HR pixel (i, j) reads
  * exactly LR pixel (⌊i/s⌋, ⌊j/s⌋); bilinear upsampling reads input pixels less than one input
- * pixel away, 1/s LR pixels at input factor s. Tiling with a margin of ⌈radius⌉ LR pixels is exact.
+ * pixel away, 1/s LR pixels at input factor s. Tiling with a margin of ⌈radius⌉ LR pixels is exact —
+ * except for graphs with squeeze_excite (global pooling), whose radius here is that of the local part only.
  */
 export function receptiveRadius(g: Graph): number {
   const r = new Float64Array(g.nodes.length);
@@ -228,6 +288,10 @@ export function receptiveRadius(g: Graph): number {
     for (const p of n.inputs) m = Math.max(m, r[p]);
     if (n.op === "conv2d") m += (n.k - 1) / 2 / g.nodes[n.inputs[0]].spatial;
     else if (n.op === "upsample_bilinear") m += 1 / g.nodes[n.inputs[0]].spatial;
+    // A block reads up to block − 1 input pixels beyond its first one (conservative on the other side).
+    if (n.op === "space_to_depth") m += (n.block - 1 + (n.phase ?? 0)) / g.nodes[n.inputs[0]].spatial;
+    if (n.op === "shift") m += Math.abs(n.by) / g.nodes[n.inputs[0]].spatial;
+    // squeeze_excite reads the whole tile: not a local radius (GraphMeta.globalContext); counted as 0 here.
     r[n.id] = m;
   }
   return r[g.output];

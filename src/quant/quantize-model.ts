@@ -254,7 +254,7 @@ function joinConcatGrids(g: Graph, tensors: QuantTensor[], pinned: Set<number>):
  * combinations of input codes, rounded on the same grid.
  */
 export function isGridPreserving(node: Node): boolean {
-  return node.op === "upsample_nearest" || node.op === "upsample_bilinear" || node.op === "depth_to_space" || node.op === "activation";
+  return node.op === "upsample_nearest" || node.op === "upsample_bilinear" || node.op === "depth_to_space" || node.op === "space_to_depth" || node.op === "shift" || node.op === "activation";
 }
 
 function nodeDomain(node: Node, domain: Domain[], layers: Map<number, { bits: unknown }>): Domain {
@@ -268,8 +268,13 @@ function nodeDomain(node: Node, domain: Domain[], layers: Map<number, { bits: un
     case "upsample_nearest":
     case "upsample_bilinear":
     case "depth_to_space":
+    case "space_to_depth":
+    case "shift":
     case "prelu":
       return domain[node.inputs[0]];
+    case "squeeze_excite":
+      // FP32 island: mean → FC → sigmoid → per-channel gate (compile-q8.ts); the conv after it quantizes.
+      return "f32";
     case "add":
     case "concat":
     case "scale":

@@ -13,6 +13,9 @@
  * `pad` > 0 (GraphMeta.borderPad: nets that expect a replicated border, e.g. waifu2x) lets regions
  * reach up to min(pad, margin) pixels beyond the image; the tile loop fills those from the nearest
  * edge pixel (replicate padding), and the core still covers only the image.
+ *
+ * `align` > 1 (GraphMeta.tileAlign: nets with stride-2 stages, Real-CUGAN / cunet) rounds every region's
+ * sides up to a multiple of it, extending right and bottom (beyond the image: replicated pixels).
  */
 import { LowbitError } from "../runtime/errors.ts";
 
@@ -40,12 +43,13 @@ export interface TileGrid {
  * Splits W×H into near-equal cores of at most `tile` pixels per side (balanced,
  * so no sliver tile at the edge), each with its margin region.
  */
-export function planTiles(width: number, height: number, tile: number, margin: number, pad = 0): TileGrid {
+export function planTiles(width: number, height: number, tile: number, margin: number, pad = 0, align = 1): TileGrid {
   for (const [v, n] of [[width, "width"], [height, "height"], [tile, "tile"]] as const) {
     if (!Number.isInteger(v) || v < 1) throw new LowbitError("E_ARGUMENT", `${n} must be a positive integer, got ${v}`);
   }
   if (!Number.isInteger(margin) || margin < 0) throw new LowbitError("E_ARGUMENT", `margin must be an integer ≥ 0, got ${margin}`);
   if (!Number.isInteger(pad) || pad < 0) throw new LowbitError("E_ARGUMENT", `border pad must be an integer ≥ 0, got ${pad}`);
+  if (!Number.isInteger(align) || align < 1 || align > 64) throw new LowbitError("E_ARGUMENT", `tile alignment must be an integer in 1..64, got ${align}`);
   const nx = Math.ceil(width / tile);
   const ny = Math.ceil(height / tile);
   const xs = split(width, nx);
@@ -57,8 +61,10 @@ export function planTiles(width: number, height: number, tile: number, margin: n
     for (const [x, w] of xs) {
       const rx = Math.max(-pad, x - margin);
       const ry = Math.max(-pad, y - margin);
-      const rw = Math.min(width + pad, x + w + margin) - rx;
-      const rh = Math.min(height + pad, y + h + margin) - ry;
+      // Regions of models that downsample internally (GraphMeta.tileAlign) grow right/bottom to a multiple
+      // of the alignment — into the image, else beyond it (replicated), as realcugan-ncnn-vulkan pads.
+      const rw = Math.ceil((Math.min(width + pad, x + w + margin) - rx) / align) * align;
+      const rh = Math.ceil((Math.min(height + pad, y + h + margin) - ry) / align) * align;
       tiles.push({ x, y, w, h, rx, ry, rw, rh });
       maxW = Math.max(maxW, rw);
       maxH = Math.max(maxH, rh);

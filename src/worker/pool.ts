@@ -464,7 +464,7 @@ export class WorkerPool {
     const pad = this.info.borderPad ?? 0;
     const grid = o.tile === undefined && this.info.exactTiling && pad === 0 && (o.margin === undefined || o.margin >= this.info.margin)
       ? planPoolTiles(W, H, this.info.tile, margin, this.size)
-      : planTiles(W, H, o.tile ?? this.info.tile, margin, pad);
+      : planTiles(W, H, o.tile ?? this.info.tile, margin, pad, this.info.tileAlign ?? 1);
     const s = this.info.scale;
     const out = new Uint8Array(W * s * H * s * C);
     const work = grid.tiles.reduce((a, t) => a + t.rw * t.rh, 0);

@@ -57,6 +57,8 @@ export interface WorkerInfo {
   exactTiling: boolean;
   /** Replicated border the model expects (GraphMeta.borderPad, e.g. waifu2x's 7 px); 0 for most. */
   borderPad: number;
+  /** Region sides must be multiples of this (GraphMeta.tileAlign); 1 for most. */
+  tileAlign?: number;
 }
 
 /** An image inside a message (the data is transferred). */

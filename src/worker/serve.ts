@@ -28,7 +28,7 @@ const tick = (): Promise<void> => new Promise((r) => setTimeout(r, 0));
 /** Whether any tile grid gives the in-process output (see WorkerInfo.exactTiling). */
 function tilesFreely(m: CompilableModel, margin: number): boolean {
   const r = m.graph.meta.receptiveRadius;
-  if (r === undefined || margin < Math.ceil(r)) return false;
+  if (r === undefined || margin < Math.ceil(r) || m.graph.meta.globalContext) return false;
   if (m.defaultTile !== undefined) return false; // adaptive bits: the tile is the bit-decision unit
   return !(m as { wholeImage?: boolean }).wholeImage; // DAQ / DFSQ: per-tile statistics
 }
@@ -53,7 +53,7 @@ export function serveUpscaler(port: WorkerPort): void {
     const info: WorkerInfo = {
       backend: rt.info, scale: g.scale, tile: up.tile, margin: up.margin, config: model.config, modelName: g.name ?? "",
       inputRange: [...g.inputRange], outputRange: [...g.outputRange], exactTiling: tilesFreely(model, up.margin),
-      borderPad: g.borderPad ?? 0,
+      borderPad: g.borderPad ?? 0, tileAlign: g.tileAlign ?? 1,
     };
     post({ type: "ready", id, info });
   }

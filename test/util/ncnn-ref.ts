@@ -3,7 +3,8 @@
  * bin.ts records) directly, f64, NCHW, with ncnn's own semantics and output sizes — valid/'same'
  * padding, strides and dilations, the scatter-form Deconvolution with its pad crop, CRD/DCR pixel
  * shuffle, Interp (nearest / bilinear / bicubic with ncnn's half-pixel coordinates and edge clamping),
- * Crop, BinaryOp, Eltwise, … It shares nothing with lowbit's IR lowering or executor, so a lowering
+ * Crop (also to a reference blob's size), BinaryOp (with ncnn's per-channel broadcast of a 1-D blob),
+ * Eltwise, global average Pooling, InnerProduct, Scale from a second blob, … It shares nothing with lowbit's IR lowering or executor, so a lowering
  * mistake (weight layout, offsets, channel orders, sub-pixel deconvolution) shows up as a mismatch.
  */
 import type { NcnnLayer } from "../../src/io/ncnn/param.ts";
@@ -134,7 +135,7 @@ function pixelShuffle(x: Chw, r: number, mode: number): Chw {
   return out;
 }
 
-function crop(x: Chw, l: NcnnLayer): Chw {
+function crop(x: Chw, l: NcnnLayer, ref?: Chw): Chw {
   const p = l.p;
   let [y0, y1, x0, x1] = [0, x.h, 0, x.w];
   if ((p.axes ?? []).length) {
@@ -147,8 +148,8 @@ function crop(x: Chw, l: NcnnLayer): Chw {
     });
   } else {
     [y0, x0] = [p.hoffset, p.woffset];
-    y1 = p.outh ? y0 + p.outh : x.h - p.hoffset2;
-    x1 = p.outw ? x0 + p.outw : x.w - p.woffset2;
+    y1 = ref ? y0 + ref.h : p.outh ? y0 + p.outh : x.h - p.hoffset2;
+    x1 = ref ? x0 + ref.w : p.outw ? x0 + p.outw : x.w - p.woffset2;
   }
   const out = chw(x.c, y1 - y0, x1 - x0);
   for (let c = 0; c < x.c; c++) for (let y = 0; y < out.h; y++) for (let xx = 0; xx < out.w; xx++) out.data[(c * out.h + y) * out.w + xx] = x.data[(c * x.h + y + y0) * x.w + xx + x0];
@@ -181,12 +182,44 @@ export function runNcnnRef(layers: NcnnLayer[], input: Chw, output?: string): Ch
       case "ReLU": y = map(x, (v) => (v < 0 ? v * p.slope : v)); break;
       case "Sigmoid": y = map(x, (v) => 1 / (1 + Math.exp(-v))); break;
       case "Clip": y = map(x, (v) => Math.min(Math.max(v, p.min), p.max)); break;
-      case "Scale": { const s = l.weights.scale, b = l.weights.bias; y = map(x, (v, c) => v * s[s.length === 1 ? 0 : c] + (b ? b[c] : 0)); break; }
+      case "Scale": {
+        // scale_data_size -233: the scale is the second blob (1-D, one value per channel).
+        const s = p.scaleDataSize === -233 ? xs[1].data : l.weights.scale, b = l.weights.bias;
+        if (p.scaleDataSize === -233 && xs[1].data.length !== x.c) throw new Error(`ref: ${l.name} scale blob size`);
+        y = map(x, (v, c) => v * s[s.length === 1 ? 0 : c] + (b ? b[c] : 0));
+        break;
+      }
+      case "Pooling": {
+        // Global average pooling → a 1-D blob (c values, stored as c×1×1).
+        if (!p.globalPooling || p.poolingType !== 1) throw new Error("ref: only global average pooling");
+        y = chw(x.c, 1, 1);
+        const hw = x.h * x.w;
+        for (let c = 0; c < x.c; c++) {
+          let sum = 0;
+          for (let i = 0; i < hw; i++) sum += x.data[c * hw + i];
+          y.data[c] = sum / hw;
+        }
+        break;
+      }
+      case "InnerProduct": {
+        const n = x.data.length, o = p.numOutput, wt = l.weights.weight, b = l.weights.bias;
+        y = chw(o, 1, 1);
+        for (let j = 0; j < o; j++) {
+          let sum = b ? b[j] : 0;
+          for (let i = 0; i < n; i++) sum += wt[j * n + i] * x.data[i];
+          y.data[j] = activate(sum, p.activationType, p.activationParams ?? []);
+        }
+        break;
+      }
       case "BinaryOp": {
         const f = [(a: number, b: number) => a + b, (a: number, b: number) => a - b, (a: number, b: number) => a * b, (a: number, b: number) => a / b,
           Math.max, Math.min, Math.pow, (a: number, b: number) => b - a, (a: number, b: number) => b / a][p.opType];
         if (p.withScalar) y = map(x, (v) => f(v, p.b));
-        else {
+        else if (xs[1].h === 1 && xs[1].w === 1 && xs[1].c === x.c && (x.h > 1 || x.w > 1)) {
+          // ncnn broadcast of a 1-D blob of c values over a c×h×w blob: per channel.
+          const b = xs[1];
+          y = map(x, (v, c) => f(v, b.data[c]));
+        } else {
           const b = xs[1];
           if (b.c !== x.c || b.h !== x.h || b.w !== x.w) throw new Error(`ref: ${l.name} shapes differ`);
           y = map(x, (v) => v);
@@ -206,7 +239,7 @@ export function runNcnnRef(layers: NcnnLayer[], input: Chw, output?: string): Ch
         for (const b of xs) { y.data.set(b.data, o); o += b.data.length; }
         break;
       }
-      case "Crop": y = crop(x, l); break;
+      case "Crop": y = crop(x, l, xs[1]); break;
       case "PixelShuffle": y = pixelShuffle(x, p.upscaleFactor, p.mode); break;
       case "Interp": y = interp(x, l); break;
       default: throw new Error(`ref: layer type ${l.type}`);

@@ -125,7 +125,11 @@ export function readNcnnWeights(layers: NcnnLayer[], bin: Uint8Array): void {
         load("slope", p.numSlope, 1);
         break;
       case "Scale":
-        if (p.scaleDataSize === -233) throw new LowbitError("E_UNSUPPORTED_LAYER", `ncnn ${what("")}: scale_data_size -233 (scale from a second blob) is not supported`);
+        if (p.scaleDataSize === -233) {
+          // Scale from a second blob (an SE gate): no scale weights; a bias would have an unknown size.
+          if (p.biasTerm) throw new LowbitError("E_UNSUPPORTED_LAYER", `ncnn ${what("")}: bias_term with scale_data_size -233 (scale from a second blob) is not supported`);
+          break;
+        }
         if (!(p.scaleDataSize > 0)) throw new LowbitError("E_MODEL_FORMAT", `ncnn ${what("")}: scale_data_size (param 0) must be > 0`);
         load("scale", p.scaleDataSize, 1);
         if (p.biasTerm) load("bias", p.scaleDataSize, 1);

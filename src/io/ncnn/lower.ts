@@ -24,8 +24,8 @@
  * border tiles on replicate-padded regions, which makes the whole output equal waifu2x's pipeline
  * (docs/NCNN.md). A bare plan on an unpadded tile sees zero padding in that border band instead.
  */
-import type { Activation, Graph, Node, NodeOp } from "../../graph/ir.ts";
-import { receptiveRadius, validateGraph } from "../../graph/validate.ts";
+import type { Activation, Graph, Node, NodeOp, SeLayer } from "../../graph/ir.ts";
+import { receptiveRadius, spatialAlign, validateGraph } from "../../graph/validate.ts";
 import { LowbitError } from "../../runtime/errors.ts";
 import type { NcnnLayer } from "./param.ts";
 
@@ -34,6 +34,12 @@ export interface NcnnLowerOptions {
   name?: string;
   /** Name of the output blob (default: the one blob produced and never consumed). */
   output?: string;
+  /**
+   * Add the nearest-neighbour ×scale upsample of the input to the net's output: the post-processing
+   * realcugan-ncnn-vulkan applies to Real-CUGAN ×4 (whose net predicts a residual; PyTorch UpCunet4x
+   * `x += F.interpolate(x00, scale_factor=4, mode='nearest')`). Aligned in the frame: both sit at P·s.
+   */
+  addNearestInput?: boolean;
 }
 
 export interface NcnnLowered {
@@ -43,12 +49,26 @@ export interface NcnnLowered {
 }
 
 interface Blob {
+  /** −1 for a vector blob (`vec`). */
   node: number;
   /** Offset constant b (see the file comment), at the node's resolution. */
   off: number;
+  /**
+   * The same at the far (right / bottom) edge: the ncnn blob ends `end` pixels before the IR frame does
+   * (frame sides being multiples of GraphMeta.tileAlign, the blob's size is then frame − off − end).
+   * Only the global pooling window depends on it; adds and concats check it like `off`.
+   */
+  end: number;
+  /**
+   * A 1-D blob of an SE gate in the making: the global average pool of tensor `src` (whose ncnn blob
+   * starts at offset `off`), followed by the fully connected layers `fc`. It only becomes IR when it
+   * multiplies `src` per channel (a squeeze_excite node).
+   */
+  vec?: { src: number; fc: SeLayer[]; len: number };
 }
 
 const FLT_MAX = 3.4028234663852886e38;
+const INT_MAX = 2147483647;
 
 function unsupported(l: NcnnLayer, msg: string): LowbitError {
   return new LowbitError("E_UNSUPPORTED_LAYER", `ncnn layer '${l.name}' (${l.type}): ${msg}`);
@@ -142,6 +162,7 @@ export function lowerNcnn(layers: NcnnLayer[], opts: NcnnLowerOptions = {}): Ncn
   const readers = new Map<string, number>();
   for (const l of layers) for (const b of l.bottoms) readers.set(b, (readers.get(b) ?? 0) + 1);
   const topOf = new Map<number, string>();
+  const cropOf = new Map<string, string>(); // crop's top → its bottom
   let input = -1;
 
   const push = (op: NodeOp, name: string, inputs: number[], channels = 0, spatial = 1): number => {
@@ -153,8 +174,49 @@ export function lowerNcnn(layers: NcnnLayer[], opts: NcnnLowerOptions = {}): Ncn
   const get = (l: NcnnLayer, name: string): Blob => {
     const b = blobs.get(name);
     if (!b) throw formatErr(l, `bottom blob '${name}' is not produced by an earlier layer`);
+    if (b.vec && !["Split", "Noop", "InnerProduct", "BinaryOp", "Scale"].includes(l.type)) {
+      throw unsupported(l, `reads the 1-D blob '${name}' (a global pooling result); lowbit maps it only through InnerProduct layers into a per-channel multiply of the pooled tensor (an SE block)`);
+    }
     consumed.add(name);
     return b;
+  };
+  /**
+   * Operands of an add/concat on one grid: ncnn adds blobs of equal size, which in the common frame may
+   * start at different offsets (Real-CUGAN's and cunet's inner UNet levels are one pixel apart). The
+   * operands are shifted (IR `shift`, either sign) onto the one that starts furthest in, provided the
+   * sizes agree. Furthest-in, because a UNet's skip path (a plain crop of the input side) is the one the
+   * front-ends' pre-padding is computed for: it makes the output offset exactly their padding (cunet
+   * 18, Real-CUGAN 18 / 14 / 19), i.e. lowbit's output pixel grid is theirs.
+   */
+  const alignAll = (l: NcnnLayer, xs: Blob[]): Blob[] => {
+    const off = Math.max(...xs.map((x) => x.off));
+    const ref = xs.find((x) => x.off === off)!;
+    return xs.map((x, i) => {
+      const d = x.off - off;
+      if (x.end + d !== ref.end || !Number.isInteger(d) || Math.abs(d) > 1024 || nodes[x.node].spatial !== nodes[ref.node].spatial) {
+        throw unsupported(l, `operands are not aligned (offsets ${ref.off}/${ref.end} and ${x.off}/${x.end} pixels): a crop is missing`);
+      }
+      if (d === 0) return x;
+      const id = push({ op: "shift", by: d }, `${l.name}/shift${i}`, [x.node]);
+      same(id, x.node);
+      return { node: id, off: off, end: ref.end };
+    });
+  };
+  /** A per-channel multiply of tensor `x` by the SE vector `v` pooled from the same tensor → squeeze_excite. */
+  const seMultiply = (l: NcnnLayer, x: Blob, v: Blob): Blob => {
+    const vec = v.vec!;
+    if (x.vec) throw unsupported(l, "multiplies two 1-D blobs");
+    if (vec.src !== x.node || v.off !== x.off || v.end !== x.end) {
+      throw unsupported(l, "multiplies a tensor by a gate pooled from a different tensor (only SE blocks, x · gate(mean(x)), map to the IR)");
+    }
+    const c = nodes[x.node].channels;
+    if (vec.len !== c || vec.fc.length === 0) throw unsupported(l, `gate of ${vec.len} values${vec.fc.length ? "" : " (no fully connected layer)"} for ${c} channels`);
+    if (!Number.isInteger(x.off) || x.off < 0 || !Number.isInteger(x.end) || x.end < 0) {
+      throw unsupported(l, `the pooled blob extends beyond the frame (offsets ${x.off}/${x.end}); its mean is not computable from the tile`);
+    }
+    const id = push({ op: "squeeze_excite", inset: [x.off, x.end], fc: vec.fc }, l.name, [x.node]);
+    same(id, x.node);
+    return { node: id, off: x.off, end: x.end };
   };
   const put = (l: NcnnLayer, name: string, b: Blob) => {
     if (blobs.has(name)) throw formatErr(l, `top blob '${name}' is produced twice`);
@@ -248,7 +310,7 @@ export function lowerNcnn(layers: NcnnLayer[], opts: NcnnLowerOptions = {}): Ncn
         const c = p.c || 3;
         if (c !== 3) throw unsupported(l, `input has ${c} channels (param 2); lowbit runs RGB models (3)`);
         input = push({ op: "input" }, l.name, [], 3, 1);
-        put(l, l.tops[0], { node: input, off: 0 });
+        put(l, l.tops[0], { node: input, off: 0, end: 0 });
         break;
       }
       case "Split":
@@ -263,13 +325,43 @@ export function lowerNcnn(layers: NcnnLayer[], opts: NcnnLowerOptions = {}): Ncn
         const x = get(l, l.bottoms[0]);
         const cin = nodes[x.node].channels, cout = p.numOutput, k = p.kernelW;
         if (p.kernelH !== k) throw unsupported(l, `non-square kernel ${p.kernelW}×${p.kernelH} (params 1, 11)`);
-        if (k % 2 === 0) throw unsupported(l, `even kernel size ${k} (param 1); lowbit's convs have odd kernels`);
-        if (p.strideW !== 1 || p.strideH !== 1) throw unsupported(l, `stride ${p.strideW}×${p.strideH} (params 3, 13); lowbit's IR runs stride-1 convs`);
+        if (k > 1 && p.strideW === k && p.strideH === k) {
+          // k×k stride-k (Real-CUGAN / cunet 2×2/2): space_to_depth(k) + a 1×1 conv over the k² phases.
+          // ncnn out[j] = Σ_t in[k·j + t]; IR pixel J of the block tensor holds IR pixels k·J + t, so with
+          // the input's offset b: J = j + b/k, exact when b is a multiple of k (the blocks line up).
+          if (p.dilationW !== 1 || p.dilationH !== 1) throw unsupported(l, `dilation ${p.dilationW}×${p.dilationH} with stride ${k}`);
+          if (p.padLeft !== 0 || p.padTop !== 0 || p.padRight !== 0 || p.padBottom !== 0) throw unsupported(l, `padding (params 4, 14, 15, 16) on a ${k}×${k} stride-${k} convolution`);
+          if (cout < 1 || p.weightDataSize !== cout * cin * k * k) {
+            throw formatErr(l, `weight_data_size ${p.weightDataSize} (param 6) ≠ num_output ${cout} · ${cin} input channels · ${k}·${k}`);
+          }
+          // Blocks start at IR pixel ph (mod k) so that they line up with ncnn's, which start at the blob.
+          if (!Number.isInteger(x.off)) throw unsupported(l, `input offset ${x.off} is not a whole pixel`);
+          const ph = ((x.off % k) + k) % k;
+          const s2d = push(ph ? { op: "space_to_depth", block: k, phase: ph } : { op: "space_to_depth", block: k }, `${l.name}/space_to_depth`, [x.node]);
+          same(s2d, x.node, cin * k * k, nodes[x.node].spatial / k);
+          // 1×1 HWIO weights: input channel (i·k + j)·cin + ci (DCR, as space_to_depth writes) ← w[o][ci][i][j].
+          const w = new Float32Array(k * k * cin * cout), src = l.weights.weight;
+          for (let o = 0; o < cout; o++) for (let ci = 0; ci < cin; ci++) for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) {
+            w[((i * k + j) * cin + ci) * cout + o] = src[((o * cin + ci) * k + i) * k + j];
+          }
+          const { act, leaky } = fusedActivation(l);
+          let id = push({ op: "conv2d", k: 1, cin: cin * k * k, cout, weights: w, bias: l.weights.bias ?? null, activation: act },
+            leaky === undefined ? l.name : `${l.name}/conv`, [s2d]);
+          same(id, s2d, cout);
+          if (leaky !== undefined) id = leakyAfter(l, id, leaky);
+          put(l, l.tops[0], { node: id, off: (x.off - ph) / k, end: Math.ceil((x.end + ph) / k) });
+          break;
+        }
+        if (p.strideW !== 1 || p.strideH !== 1) throw unsupported(l, `stride ${p.strideW}×${p.strideH} (params 3, 13); lowbit's IR runs stride-1 convs (and k×k stride-k ones as space_to_depth + 1×1)`);
+        if (k % 2 === 0) throw unsupported(l, `even kernel size ${k} (param 1); lowbit's convs have odd kernels (and k×k stride-k downsampling)`);
         if (p.dilationW !== 1 || p.dilationH !== 1) throw unsupported(l, `dilation ${p.dilationW}×${p.dilationH} (params 2, 12)`);
         let pad = p.padLeft;
         if (pad === -233 || pad === -234) pad = (k - 1) / 2; // SAME_UPPER / SAME_LOWER: symmetric for odd k
         if (pad < 0 || p.padTop !== p.padLeft) throw unsupported(l, `padding left ${p.padLeft} / top ${p.padTop} (params 4, 14) must be equal and ≥ 0`);
         if (pad > 0 && p.padValue !== 0) throw unsupported(l, `pad value ${p.padValue} (param 18); only zero padding`);
+        const padRight = p.padRight === -233 || p.padRight === -234 ? (k - 1) / 2 : p.padRight;
+        const padBottom = p.padBottom === -233 || p.padBottom === -234 ? (k - 1) / 2 : p.padBottom;
+        if (padRight < 0 || padBottom !== padRight) throw unsupported(l, `padding right ${p.padRight} / bottom ${p.padBottom} (params 15, 16) must be equal and ≥ 0`);
         if (cout < 1 || p.weightDataSize !== cout * cin * k * k) {
           throw formatErr(l, `weight_data_size ${p.weightDataSize} (param 6) ≠ num_output ${cout} · ${cin} input channels · ${k}·${k}`);
         }
@@ -278,7 +370,7 @@ export function lowerNcnn(layers: NcnnLayer[], opts: NcnnLowerOptions = {}): Ncn
           leaky === undefined ? l.name : `${l.name}/conv`, [x.node]);
         same(id, x.node, cout);
         if (leaky !== undefined) id = leakyAfter(l, id, leaky);
-        put(l, l.tops[0], { node: id, off: x.off + (k - 1) / 2 - pad });
+        put(l, l.tops[0], { node: id, off: x.off + (k - 1) / 2 - pad, end: x.end + (k - 1) / 2 - padRight });
         break;
       }
       case "Deconvolution": {
@@ -312,7 +404,8 @@ export function lowerNcnn(layers: NcnnLayer[], opts: NcnnLowerOptions = {}): Ncn
           same(id, conv, cout, sx * S);
         }
         if (leaky !== undefined) id = leakyAfter(l, id, leaky);
-        put(l, l.tops[0], { node: id, off: p.padLeft + S * x.off - sp.c0 });
+        put(l, l.tops[0], { node: id, off: p.padLeft + S * x.off - sp.c0,
+          end: S * x.end + S + p.padRight + sp.c0 - (K - 1) * D - 1 - (p.outputPadRight ?? 0) });
         break;
       }
       case "PReLU": {
@@ -323,7 +416,7 @@ export function lowerNcnn(layers: NcnnLayer[], opts: NcnnLowerOptions = {}): Ncn
         const slopes = s.length === c ? Float32Array.from(s) : new Float32Array(c).fill(s[0]);
         const id = push({ op: "prelu", slopes }, l.name, [x.node]);
         same(id, x.node);
-        put(l, l.tops[0], { node: id, off: x.off });
+        put(l, l.tops[0], { node: id, off: x.off, end: x.end });
         break;
       }
       case "ReLU":
@@ -341,7 +434,7 @@ export function lowerNcnn(layers: NcnnLayer[], opts: NcnnLowerOptions = {}): Ncn
         else throw unsupported(l, `clip to [${p.min}, ${p.max}] (params 0, 1) is not supported (only [0, 6] and [0, ∞))`);
         const id = push(op, l.name, [x.node]);
         same(id, x.node);
-        put(l, l.tops[0], { node: id, off: x.off });
+        put(l, l.tops[0], { node: id, off: x.off, end: x.end });
         break;
       }
       case "BinaryOp": {
@@ -361,11 +454,16 @@ export function lowerNcnn(layers: NcnnLayer[], opts: NcnnLowerOptions = {}): Ncn
           }
           const id = push({ op: "scale", factor }, l.name, [x.node]);
           same(id, x.node);
-          put(l, l.tops[0], { node: id, off: x.off });
+          put(l, l.tops[0], { node: id, off: x.off, end: x.end });
           break;
         }
         arity(l, 2, 1);
-        const a = get(l, l.bottoms[0]), b = get(l, l.bottoms[1]);
+        let a = get(l, l.bottoms[0]), b = get(l, l.bottoms[1]);
+        if (a.vec || b.vec) {
+          if (p.opType !== 2) throw unsupported(l, `${opName} with a 1-D blob (only the per-channel multiply of an SE block)`);
+          put(l, l.tops[0], b.vec ? seMultiply(l, a, b) : seMultiply(l, b, a));
+          break;
+        }
         let coeffs: number[];
         if (p.opType === 0) coeffs = [1, 1];
         else if (p.opType === 1) coeffs = [1, -1];
@@ -375,63 +473,82 @@ export function lowerNcnn(layers: NcnnLayer[], opts: NcnnLowerOptions = {}): Ncn
         if (sa.channels !== sb.channels || sa.spatial !== sb.spatial) {
           throw unsupported(l, `operands differ in shape (${sa.channels} ch ×${sa.spatial} vs ${sb.channels} ch ×${sb.spatial}); broadcasting is not supported`);
         }
-        if (a.off !== b.off) throw unsupported(l, `operands are not aligned (offsets ${a.off} and ${b.off} pixels): a crop is missing`);
+        [a, b] = alignAll(l, [a, b]);
         const id = push(coeffs[0] === 1 && coeffs[1] === 1 ? { op: "add" } : { op: "add", coeffs }, l.name, [a.node, b.node]);
         same(id, a.node);
-        put(l, l.tops[0], { node: id, off: a.off });
+        put(l, l.tops[0], { node: id, off: a.off, end: a.end });
         break;
       }
       case "Eltwise": {
         if (p.opType !== 1) throw unsupported(l, `operation ${["prod", "sum", "max"][p.opType] ?? p.opType} (param 0) is not supported (only sum)`);
         if (l.bottoms.length < 2 || l.tops.length !== 1) throw formatErr(l, `expects ≥ 2 inputs and 1 output, has ${l.bottoms.length} and ${l.tops.length}`);
-        const xs = l.bottoms.map((b) => get(l, b));
+        let xs = l.bottoms.map((b) => get(l, b));
         const c = p.coeffs ?? [];
         if (c.length !== 0 && c.length !== xs.length) throw formatErr(l, `${c.length} coefficients (param 1) for ${xs.length} inputs`);
         for (const x of xs) {
           const s0 = shapeOf(xs[0].node), s1 = shapeOf(x.node);
           if (s0.channels !== s1.channels || s0.spatial !== s1.spatial) throw unsupported(l, "inputs differ in shape");
-          if (x.off !== xs[0].off) throw unsupported(l, `inputs are not aligned (offsets ${xs[0].off} and ${x.off} pixels)`);
         }
+        xs = alignAll(l, xs);
         const coeffs = c.length && c.some((v) => v !== 1) ? c.map((v) => {
           if (!Number.isFinite(v)) throw formatErr(l, `coefficient ${v} is not finite`);
           return v;
         }) : undefined;
         const id = push(coeffs ? { op: "add", coeffs } : { op: "add" }, l.name, xs.map((x) => x.node));
         same(id, xs[0].node);
-        put(l, l.tops[0], { node: id, off: xs[0].off });
+        put(l, l.tops[0], { node: id, off: xs[0].off, end: xs[0].end });
         break;
       }
       case "Concat": {
         if (l.tops.length !== 1 || l.bottoms.length < 1) arity(l, -1, 1);
         if (p.axis !== 0 && p.axis !== -3) throw unsupported(l, `concat axis ${p.axis} (param 0); only the channel axis (0)`);
-        const xs = l.bottoms.map((b) => get(l, b));
-        for (const x of xs) if (x.off !== xs[0].off) throw unsupported(l, `inputs are not aligned (offsets ${xs[0].off} and ${x.off} pixels)`);
+        const xs = alignAll(l, l.bottoms.map((b) => get(l, b)));
         const id = push({ op: "concat" }, l.name, xs.map((x) => x.node));
         same(id, xs[0].node, xs.reduce((s, x) => s + nodes[x.node].channels, 0));
-        put(l, l.tops[0], { node: id, off: xs[0].off });
+        put(l, l.tops[0], { node: id, off: xs[0].off, end: xs[0].end });
         break;
       }
       case "Crop": {
-        arity(l, 1, 1);
+        // A second bottom is ncnn's size reference (cunet): its shape follows from the offsets here.
+        if (l.bottoms.length === 2) {
+          if (l.tops.length !== 1) arity(l, 2, 1);
+          get(l, l.bottoms[1]);
+        } else arity(l, 1, 1);
         const x = get(l, l.bottoms[0]);
         let sh: number, sw: number;
+        let eh = 0, ew = 0; // crop at the far edge
         if ((p.starts ?? []).length || (p.axes ?? []).length) {
-          const axes = p.axes ?? [], starts = p.starts ?? [];
-          if (axes.length !== starts.length) throw formatErr(l, "starts (param 9) and axes (param 11) differ in length");
+          const axes = p.axes ?? [], starts = p.starts ?? [], ends = p.ends ?? [];
+          if (axes.length !== starts.length || (ends.length && ends.length !== axes.length)) throw formatErr(l, "starts (param 9), ends (param 10) and axes (param 11) differ in length");
           sh = 0;
           sw = 0;
           axes.forEach((ax, i) => {
-            if (ax === 1 || ax === -2) sh = starts[i];
-            else if (ax === 2 || ax === -1) sw = starts[i];
+            const e = ends.length ? ends[i] : INT_MAX;
+            // ncnn: a negative end counts from the far edge; a huge one means "to the end".
+            if (e >= 0 && e < INT_MAX / 2) throw unsupported(l, `absolute crop end ${e} (param 10) depends on the image size; only ends ≤ 0 (from the far edge)`);
+            const fromEnd = e < 0 ? -e : 0;
+            if (ax === 1 || ax === -2) [sh, eh] = [starts[i], fromEnd];
+            else if (ax === 2 || ax === -1) [sw, ew] = [starts[i], fromEnd];
             else throw unsupported(l, `crop on axis ${ax} (param 11); only height and width`);
           });
         } else {
           if (p.coffset || p.outc) throw unsupported(l, "channel crops (params 2, 5)");
           sh = p.hoffset;
           sw = p.woffset;
+          if (l.bottoms.length === 2) {
+            // Cropped to the reference's size: it ends where ref.off + ref.end says (same frame).
+            const ref = blobs.get(l.bottoms[1])!;
+            if (ref.vec || nodes[ref.node].spatial !== nodes[x.node].spatial) throw unsupported(l, "the size reference is not an image tensor at the same resolution");
+            eh = ew = ref.off + ref.end - x.off - sh - x.end;
+          } else {
+            if (p.outw || p.outh) throw unsupported(l, `absolute crop sizes outw ${p.outw} / outh ${p.outh} (params 3, 4) depend on the image size`);
+            eh = p.hoffset2;
+            ew = p.woffset2;
+          }
         }
-        if (sh !== sw || sh < 0) throw unsupported(l, `crop offsets h ${sh}, w ${sw} must be equal and ≥ 0`);
-        put(l, l.tops[0], { node: x.node, off: x.off + sh });
+        if (sh !== sw || sh < 0 || eh !== ew || eh < 0) throw unsupported(l, `crop offsets h ${sh}/${eh}, w ${sw}/${ew} (start/end) must be equal for h and w and ≥ 0`);
+        put(l, l.tops[0], { node: x.node, off: x.off + sh, end: x.end + eh });
+        cropOf.set(l.tops[0], l.bottoms[0]);
         break;
       }
       case "PixelShuffle": {
@@ -446,12 +563,19 @@ export function lowerNcnn(layers: NcnnLayer[], opts: NcnnLowerOptions = {}): Ncn
           // PyTorch's CRD order (channel c·r² + i·r + j → out (c, i, j)); the IR's depth_to_space is DCR.
           // Reorder the producing conv's output channels, which only this layer may read.
           const n = nodes[x.node];
-          if (n.op !== "conv2d" || topOf.get(x.node) !== l.bottoms[0] || readers.get(l.bottoms[0]) !== 1) {
+          // Through crops (Real-CUGAN up4x crops the conv's output by 1 px before the shuffle): every blob
+          // from the conv's own to the shuffle's input must have this chain as its only reader.
+          let src = l.bottoms[0], only = readers.get(src) === 1;
+          while (cropOf.has(src)) {
+            src = cropOf.get(src)!;
+            only &&= readers.get(src) === 1;
+          }
+          if (n.op !== "conv2d" || topOf.get(x.node) !== src || !only) {
             throw unsupported(l, "CRD pixel shuffle (mode 0) must be the only reader of a Convolution's output");
           }
           crdToDcr(n, r);
         }
-        put(l, l.tops[0], { node: id, off: r * x.off });
+        put(l, l.tops[0], { node: id, off: r * x.off, end: r * x.end });
         break;
       }
       case "Interp": {
@@ -462,11 +586,11 @@ export function lowerNcnn(layers: NcnnLayer[], opts: NcnnLowerOptions = {}): Ncn
           // Bilinear upscale by an integer factor: ncnn's linear_coeffs with align_corner 0 are the
           // half-pixel rule with edge clamping (the IR's upsample_bilinear). ncnn clamps at its own
           // blob's edge, so the blob must not be offset inside a larger IR tensor.
-          if (x.off !== 0) throw unsupported(l, `bilinear upscale of a tensor offset by ${x.off} pixels`);
+          if (x.off !== 0 || x.end !== 0) throw unsupported(l, `bilinear upscale of a tensor offset by ${x.off} / ${x.end} pixels`);
           const s = p.widthScale;
           const id = push({ op: "upsample_bilinear", factor: s, mode: "half_pixel" }, l.name, [x.node]);
           same(id, x.node, undefined, nodes[x.node].spatial * s);
-          put(l, l.tops[0], { node: id, off: 0 });
+          put(l, l.tops[0], { node: id, off: 0, end: 0 });
           break;
         }
         if (p.resizeType === 2 || p.resizeType === 3) {
@@ -475,9 +599,9 @@ export function lowerNcnn(layers: NcnnLayer[], opts: NcnnLowerOptions = {}): Ncn
           if (p.heightScale !== p.widthScale || !(p.widthScale < 1) || Math.abs(sOut - Math.round(sOut)) > 1e-6 || Math.round(sOut) < 1) {
             throw unsupported(l, `${p.resizeType === 2 ? "bilinear" : "bicubic"} resize by ${p.heightScale}×${p.widthScale} (params 1, 2): only a downscale of an upsampled tensor to a whole factor of the input (e.g. ×4 → ×2) or a bilinear upscale by an integer factor maps to the IR`);
           }
-          if (x.off !== 0) throw unsupported(l, `resampling a tensor offset by ${x.off} pixels`);
+          if (x.off !== 0 || x.end !== 0) throw unsupported(l, `resampling a tensor offset by ${x.off}/${x.end} pixels`);
           const id = resampleDown(l, x.node, Math.round(sOut), p.resizeType === 3 ? "cubic" : "linear");
-          put(l, l.tops[0], { node: id, off: 0 });
+          put(l, l.tops[0], { node: id, off: 0, end: 0 });
           break;
         }
         if (p.resizeType !== 1) throw unsupported(l, `resize type ${p.resizeType} (param 0); only nearest (1), and bilinear/bicubic downscales`);
@@ -485,23 +609,51 @@ export function lowerNcnn(layers: NcnnLayer[], opts: NcnnLowerOptions = {}): Ncn
         if (p.heightScale !== s || !Number.isInteger(s) || s < 1) throw unsupported(l, `scales ${p.heightScale}×${p.widthScale} (params 1, 2) must be equal integers`);
         const id = push({ op: "upsample_nearest", factor: s }, l.name, [x.node]);
         same(id, x.node, undefined, nodes[x.node].spatial * s);
-        put(l, l.tops[0], { node: id, off: s * x.off });
+        put(l, l.tops[0], { node: id, off: s * x.off, end: s * x.end });
         break;
       }
       case "Scale": {
+        if (p.scaleDataSize === -233) {
+          // Scale by a second blob (cunet's SE blocks): x · gate[c].
+          arity(l, 2, 1);
+          if (p.biasTerm) throw unsupported(l, "bias with a scale from a second blob");
+          const x = get(l, l.bottoms[0]), v = get(l, l.bottoms[1]);
+          if (!v.vec) throw unsupported(l, "scale from a second blob that is not an SE gate (global pooling → InnerProduct)");
+          put(l, l.tops[0], seMultiply(l, x, v));
+          break;
+        }
         arity(l, 1, 1);
         const x = get(l, l.bottoms[0]);
         const sc = l.weights.scale;
         if (l.weights.bias || sc.some((v) => v !== sc[0])) throw unsupported(l, "per-channel scale or bias (only a uniform scale maps to the IR)");
         const id = push({ op: "scale", factor: sc[0] }, l.name, [x.node]);
         same(id, x.node);
-        put(l, l.tops[0], { node: id, off: x.off });
+        put(l, l.tops[0], { node: id, off: x.off, end: x.end });
         break;
       }
-      case "Pooling":
-        throw unsupported(l, `${p.globalPooling ? "global " : ""}${p.poolingType === 1 ? "average" : "max"} pooling is not in lowbit's IR (Real-CUGAN / cunet SE blocks are not supported yet)`);
-      case "InnerProduct":
-        throw unsupported(l, "fully connected layers are not in lowbit's IR");
+      case "Pooling": {
+        arity(l, 1, 1);
+        const x = get(l, l.bottoms[0]);
+        if (!p.globalPooling || p.poolingType !== 1 || p.adaptivePooling) {
+          throw unsupported(l, `${p.adaptivePooling ? "adaptive " : ""}${p.globalPooling ? "global " : ""}${p.poolingType === 1 ? "average" : "max"} pooling; only global average pooling (SE blocks)`);
+        }
+        if (x.vec) throw unsupported(l, "pooling a 1-D blob");
+        put(l, l.tops[0], { node: -1, off: x.off, end: x.end, vec: { src: x.node, fc: [], len: nodes[x.node].channels } });
+        break;
+      }
+      case "InnerProduct": {
+        arity(l, 1, 1);
+        const x = get(l, l.bottoms[0]);
+        if (!x.vec) throw unsupported(l, "fully connected layer on an image tensor (only on a global pooling result, inside an SE block)");
+        const cin = x.vec.len, cout = p.numOutput;
+        if (cout < 1 || p.weightDataSize !== cin * cout) throw formatErr(l, `weight_data_size ${p.weightDataSize} (param 2) ≠ num_output ${cout} · ${cin} inputs`);
+        const t = p.activationType;
+        if (t !== 0 && t !== 1 && t !== 4) throw unsupported(l, `activation type ${t} (param 9); only none, ReLU and sigmoid in an SE gate`);
+        const fc: SeLayer = { cin, cout, weights: Float32Array.from(l.weights.weight), bias: l.weights.bias ? Float32Array.from(l.weights.bias) : null,
+          activation: t === 1 ? "relu" : t === 4 ? "sigmoid" : "linear" };
+        put(l, l.tops[0], { node: -1, off: x.off, end: x.end, vec: { src: x.vec.src, fc: [...x.vec.fc, fc], len: cout } });
+        break;
+      }
       default:
         throw unsupported(l, "no lowering");
     }
@@ -517,6 +669,7 @@ export function lowerNcnn(layers: NcnnLayer[], opts: NcnnLowerOptions = {}): Ncn
   }
   const out = blobs.get(outName);
   if (!out) throw new LowbitError("E_ARGUMENT", `ncnn: output blob '${outName}' does not exist`);
+  if (out.vec) throw new LowbitError("E_UNSUPPORTED_LAYER", `ncnn: the output blob '${outName}' is a 1-D pooling result, not an image`);
 
   const S = nodes[out.node].spatial;
   if (out.off % S !== 0) {
@@ -524,13 +677,24 @@ export function lowerNcnn(layers: NcnnLayer[], opts: NcnnLowerOptions = {}): Ncn
   }
   const prepad = out.off / S;
   if (prepad < 0) throw new LowbitError("E_UNSUPPORTED_LAYER", `ncnn: the output extends ${-prepad} LR pixels beyond the input; cannot align it with the image`);
+  let output = out.node;
+  if (opts.addNearestInput) {
+    // The upsampled image pixel j sits at frame HR pixel j + P·S — the net output's offset: aligned.
+    const up = push({ op: "upsample_nearest", factor: S }, "postprocess/input_nearest", [input]);
+    same(up, input, 3, S);
+    output = push({ op: "add" }, "postprocess/add_input", [out.node, up]);
+    same(output, out.node);
+  }
   const g: Graph = prune({
-    nodes, input, output: out.node,
+    nodes, input, output,
     meta: { name: opts.name ?? "ncnn-model", scale: S, inputRange: [0, 1], outputRange: [0, 1], arch: "ncnn" },
   });
   validateGraph(g, { skipFiniteCheck: true });
   g.meta.receptiveRadius = receptiveRadius(g);
   if (prepad > 0) g.meta.borderPad = prepad;
+  const align = spatialAlign(g);
+  if (align > 1) g.meta.tileAlign = align;
+  if (g.nodes.some((n) => n.op === "squeeze_excite")) g.meta.globalContext = true;
   return { graph: g, prepad };
 }
 
