@@ -16,3 +16,4 @@ export * from "./qs16-conv-pcs.ts";
 export * from "./grad-conv.ts";
 export * from "./grad-elementwise.ts";
 export * from "./prelu.ts";
+export * from "./channel-gate.ts";
