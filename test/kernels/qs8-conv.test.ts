@@ -157,7 +157,7 @@ test("qs8 conv: int4 packing round-trips; qc4w packs exactly like qc8w of the sa
 test("qs8 conv: requantized output is bit-exact vs the reference (random shapes, formats, strides)", async (t) => {
   const rt = await testRuntime();
   const r = new Rng(20240601);
-  const paths = { i16: 0, "i16-wino": 0, "relaxed-i7": 0, "relaxed-i7-acc16": 0 };
+  const paths = { i16: 0, "i16-wino": 0, "i16-wino2d": 0, "relaxed-i7": 0, "relaxed-i7-acc16": 0 };
   let bad = 0;
   const N = 400;
   for (let i = 0; i < N; i++) {
@@ -180,8 +180,9 @@ test("qs8 conv: requantized output is bit-exact vs the reference (random shapes,
   if (testBackend() === "relaxed") {
     t.ok(paths["relaxed-i7"] > 30, `relaxed build: the i32 i8×i7 dot path ran (${paths["relaxed-i7"]} cases)`);
     t.ok(paths["relaxed-i7-acc16"] > 100, `relaxed build: the i16-accumulating i8×i7 path ran (${paths["relaxed-i7-acc16"]} cases)`);
-  } else t.equal(paths.i16 + paths["i16-wino"], N, "simd build: only the i16 paths");
+  } else t.equal(paths.i16 + paths["i16-wino"] + paths["i16-wino2d"], N, "simd build: only the i16 paths");
   t.ok(paths["i16-wino"] > 20, `the Winograd F(2,3) path ran (${paths["i16-wino"]} cases)`);
+  t.ok(paths["i16-wino2d"] > 20, `the Winograd F(2×2,3×3) path ran (${paths["i16-wino2d"]} cases)`);
 });
 
 test("qs8 conv: int32-output variant is bit-exact vs the reference", async (t) => {
@@ -304,7 +305,7 @@ test("qs8 conv: Winograd path (3×3, 5×5) at every small width, extreme values,
         const g32 = qs8ConvAcc32(rt, new Int32Array(len).fill(5), c.layer, a);
         const w32 = qconvAcc32Ref(new Int32Array(len).fill(5), c.outStride, refArgs(c));
         n++;
-        if (qs8ConvPath(rt, c.layer, c.act) === "i16-wino") wino++;
+        if (qs8ConvPath(rt, c.layer, c.act).startsWith("i16-wino")) wino++;
         const d = firstDiff(got, want), d32 = firstDiff(g32, w32);
         if ((d !== "equal" || d32 !== "equal") && bad++ < 5) t.fail(`${describe(c)}: ${d} / acc32 ${d32}`);
       }
