@@ -149,7 +149,7 @@ function transformRow(line: usize, rs: usize, Tc: i32, pxBytes: usize, dst: usiz
  * The whole conv. Arguments as qs8ConvNhwc (./qs8-conv-common.ts) with k = 3 implied; `packed` is the qs8 blob
  * of a 3×3 layer (it carries the wino2d section), `scratch` ≥ qs8_conv3x3_winograd2d_scratch_bytes(W, Cin).
  */
-function conv3x3Winograd2d(input: usize, inStride: i32, H: i32, W: i32, Cin: i32, inZp: i32, inSigned: bool,
+@inline function conv3x3Winograd2d(input: usize, inStride: i32, H: i32, W: i32, Cin: i32, inZp: i32, inSigned: bool,
   packed: usize, Cout: i32, mult: usize, output: usize, outStride: i32, outZp: i32, qmin: i32, qmax: i32,
   mode: i32, scratch: usize): void {
   const CoutP = (Cout + 7) & ~7;
@@ -229,8 +229,12 @@ function conv3x3Winograd2d(input: usize, inStride: i32, H: i32, W: i32, Cin: i32
 export function qs8_qc8w_conv3x3_winograd2d_nhwc(input: usize, inStride: i32, H: i32, W: i32, Cin: i32, inZp: i32, inSigned: i32,
   packed: usize, Cout: i32, mult: usize,
   output: usize, outStride: i32, outZp: i32, qmin: i32, qmax: i32, outSigned: i32, scratch: usize): void {
-  conv3x3Winograd2d(input, inStride, H, W, Cin, inZp, inSigned != 0, packed, Cout, mult, output, outStride, outZp, qmin, qmax,
-    outSigned != 0 ? OUT_S8 : OUT_U8, scratch);
+  // One copy per output mode (a compile-time constant inside): no mode branches in the epilogue.
+  if (outSigned != 0) {
+    conv3x3Winograd2d(input, inStride, H, W, Cin, inZp, inSigned != 0, packed, Cout, mult, output, outStride, outZp, qmin, qmax, OUT_S8, scratch);
+  } else {
+    conv3x3Winograd2d(input, inStride, H, W, Cin, inZp, inSigned != 0, packed, Cout, mult, output, outStride, outZp, qmin, qmax, OUT_U8, scratch);
+  }
 }
 
 /** Raw int32 accumulators Σ(x − z_x)·w + bias_q; `outStride` in int32 elements. */
