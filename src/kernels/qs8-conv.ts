@@ -28,6 +28,8 @@ type Wino2dAcc32Fn = (input: number, inStride: number, H: number, W: number, Cin
 interface QConvExports {
   qs8_qc8w_conv3x3_winograd2d_nhwc: Wino2dFn;
   qs8_qc8w_conv3x3_winograd2d_nhwc_acc32: Wino2dAcc32Fn;
+  qs8_qc8w_conv5x5_winograd2d_nhwc: Wino2dFn;
+  qs8_qc8w_conv5x5_winograd2d_nhwc_acc32: Wino2dAcc32Fn;
   qs8_qc8w_conv_nhwc: ConvFn;
   qs8_qc8w_conv_nhwc_acc32: ConvAcc32Fn;
   qs8_qc4w_conv_nhwc: ConvFn;
@@ -60,8 +62,9 @@ export interface PackedQs8Conv extends PackedConvLayer {
    *   i8 block layout:  per 8 output channels, per kh, kw, input-channel quad: w(o0,c..c+3) … w(o7,c..c+3) |
    *   k = 3, 5: Winograd F(2,3) weights: per 8 output channels, per component j, kh, (group,) input-channel
    *   pair, as the i16 layout, of U_j = [2·w(kw=0), w0+w1+w2, w0−w1+w2, 2·w(kw=2)] (k = 5: two groups) |
-   *   k = 3: Winograd F(2×2,3×3) weights: per 8 output channels, per component j = 4a + b (16), input-channel
-   *   pair, as the i16 layout, of U[a][b] = (G' g G'ᵀ)[a][b], G' = [[2,0,0],[1,1,1],[1,−1,1],[0,0,2]]
+   *   k = 3, 5: Winograd F(2×2,3×3) weights: per 8 output channels, per component j = 4a + b (16), (k = 5: per
+   *   nonzero sub-filter run AA, BA, AB, BB — 49 in all), input-channel pair, as the i16 layout, of
+   *   U[a][b] = (G' h G'ᵀ)[a][b], G' = [[2,0,0],[1,1,1],[1,−1,1],[0,0,2]], h the 3×3 filter or sub-filter
    * (exact byte order: assembly/conv/qs8-conv-common.ts).
    */
   readonly bytes: Uint8Array;
@@ -87,7 +90,12 @@ export function packedQs8ConvBytes(cout: number, k: number, cin: number): number
   const coutP = (cout + 7) & ~7;
   const cin2 = (cin + 1) & ~1;
   const cin4 = (cin + 3) & ~3;
-  return coutP * 8 + coutP * k * k * cin2 * 2 + coutP * k * k * cin4 + coutP * (winoRows(k) + (k === 3 ? 16 : 0)) * cin2 * 2;
+  return coutP * 8 + coutP * k * k * cin2 * 2 + coutP * k * k * cin4 + coutP * (winoRows(k) + wino2dRuns(k)) * cin2 * 2;
+}
+
+/** Component runs per output channel in the F(2×2,3×3) section: 16 (k = 3), 49 (k = 5: four nested sub-filters), else 0. */
+function wino2dRuns(k: number): number {
+  return k === 3 ? 16 : k === 5 ? 49 : 0;
 }
 
 /** Rows of input-channel pairs per output channel in the Winograd section (0: none for this k). */
@@ -263,22 +271,34 @@ function packBlocks(w: Int8Array, a: QConvPackArgs, weightFormat: "qc8w" | "qc4w
       }
     }
   }
-  // Winograd F(2×2,3×3) blocks (k = 3): 8 output channels × (j = 4a + b, pair) × (c, c+1) of
-  // U[a][b] = Σ_{kh,kw} G'[a][kh]·g[kh][kw]·G'[b][kw] (assembly/conv/qs8-qc8w-conv3x3-winograd2d-nhwc.ts).
-  if (k === 3) {
+  // Winograd F(2×2,3×3) blocks (k = 3, 5): 8 output channels × (j = 4a + b, sub-filter run, pair) × (c, c+1) of
+  // U[a][b] = Σ_{r,s} G'[a][r]·h[r][s]·G'[b][s] (assembly/conv/qs8-conv-winograd2d-common.ts). k = 3: h = g, one run.
+  // k = 5: h = the sub-filter (gy, gx) ∈ {A, B}² with h[r][s] = g[2·gy + r][2·gx + s], 0 in an A-group's third
+  // row/column; runs in the order AA, BA, AB, BB, leaving out those that are zero (A rows at a = 3, A columns at b = 3).
+  if (k === 3 || k === 5) {
     const G = [[2, 0, 0], [1, 1, 1], [1, -1, 1], [0, 0, 2]];
-    const U = (a: number, b: number, o: number, c: number): number => {
+    const U = (a: number, b: number, gy: number, gx: number, o: number, c: number): number => {
       let u = 0;
-      for (let kh = 0; kh < 3; kh++) for (let kw = 0; kw < 3; kw++) u += G[a][kh] * W(o, kh, kw, c) * G[b][kw];
+      for (let r = 0; r < 3; r++) {
+        for (let t = 0; t < 3; t++) {
+          if (k === 5 && ((gy === 0 && r === 2) || (gx === 0 && t === 2))) continue;
+          u += G[a][r] * W(o, 2 * gy + r, 2 * gx + t, c) * G[b][t];
+        }
+      }
       return u;
     };
+    const groups = k === 3 ? [[0, 0]] : [[0, 0], [1, 0], [0, 1], [1, 1]]; // [gy, gx]: AA, BA, AB, BB
     for (let ob = 0; ob < coutP; ob += 8) {
       for (let j = 0; j < 16; j++) {
-        for (let c = 0; c < cin2; c += 2) {
-          for (let q = 0; q < 8; q++) {
-            dv.setInt16(off, U(j >> 2, j & 3, ob + q, c), true);
-            dv.setInt16(off + 2, U(j >> 2, j & 3, ob + q, c + 1), true);
-            off += 4;
+        const a = j >> 2, b = j & 3;
+        for (const [gy, gx] of groups) {
+          if (k === 5 && ((gy === 0 && a === 3) || (gx === 0 && b === 3))) continue;
+          for (let c = 0; c < cin2; c += 2) {
+            for (let q = 0; q < 8; q++) {
+              dv.setInt16(off, U(a, b, gy, gx, ob + q, c), true);
+              dv.setInt16(off + 2, U(a, b, gy, gx, ob + q, c + 1), true);
+              off += 4;
+            }
           }
         }
       }
@@ -310,9 +330,9 @@ export interface QOutput {
  *   "i16"              simd build, or 8-bit activations: i32x4.dot_i16x8_s on (x − z) pre-widened to i16.
  *   "i16-wino"         as "i16" for 3×3 and 5×5 layers with ≥ WINO_MIN_CIN input channels: Winograd F(2,3) along x
  *                      (4 i16 dots per 2 outputs and kernel row instead of 6; exact, see qs8-conv-common.ts).
- *   "i16-wino2d"       as "i16" for 3×3 layers with ≥ WINO2D_MIN_CIN input channels: Winograd F(2×2,3×3), 16 i16
- *                      dots per 2×2 outputs instead of 36 (24 for "i16-wino"; exact, see
- *                      qs8-qc8w-conv3x3-winograd2d-nhwc.ts) — when 4·max|x − z|·Σ|w[o]| < 2^31.
+ *   "i16-wino2d"       as "i16" for 3×3 and 5×5 layers with ≥ WINO2D_MIN_CIN input channels: Winograd F(2×2,3×3)
+ *                      (5×5: four nested), 16 i16 dots per 2×2 outputs instead of 36 (24 for "i16-wino"); 5×5: 49
+ *                      instead of 100 (70); exact, see qs8-conv-winograd2d-common.ts — when 4·max|x − z|·Σ|w[o]| < 2^31.
  *   "relaxed-i7"       relaxed build, ≤7-bit activations: i32x4.relaxed_dot_i8x16_i7x16_add_s on raw codes.
  *   "relaxed-i7-acc16" relaxed build, ≤7-bit activations with small products (2·max x·max|w| ≤ 16383):
  *                      i16x8.relaxed_dot_i8x16_i7x16_s summed in i16 for `chunk` steps, then widened.
@@ -327,7 +347,7 @@ export type QConvPath = "i16" | "i16-wino" | "i16-wino2d" | "relaxed-i7" | "rela
 export interface QConvPathOptions {
   /** F(2,3) along x and F(2×2,3×3) (false: the direct i16 loop). Default true. */
   winograd?: boolean;
-  /** F(2×2,3×3) for 3×3 layers (false: F(2,3) along x there). Default true. */
+  /** F(2×2,3×3) for 3×3 and 5×5 layers (false: F(2,3) along x there). Default true. */
   winograd2d?: boolean;
 }
 
@@ -369,11 +389,11 @@ function winoOk(layer: PackedQs8Conv, act: QActivation): boolean {
 }
 
 /**
- * F(2×2,3×3) applies to 3×3 layers with ≥ WINO2D_MIN_CIN channels whose 4× accumulator (without bias) provably fits
+ * F(2×2,3×3) applies to 3×3 and 5×5 layers with ≥ WINO2D_MIN_CIN channels whose 4× accumulator (without bias) provably fits
  * int32: 4·max|x − z|·Σ|w[o]| < 2^31 (the kernel shifts 4·y right by 2, exact only then; see its header).
  */
 function wino2dOk(layer: PackedQs8Conv, act: QActivation): boolean {
-  if (layer.k !== 3 || layer.cin < WINO2D_MIN_CIN || layer.bytes.length !== packedQs8ConvBytes(layer.cout, layer.k, layer.cin)) return false;
+  if ((layer.k !== 3 && layer.k !== 5) || layer.cin < WINO2D_MIN_CIN || layer.bytes.length !== packedQs8ConvBytes(layer.cout, layer.k, layer.cin)) return false;
   const [lo, hi] = codeRange(act.bits, act.signed);
   const maxDx = Math.max(act.zeroPoint - lo, hi - act.zeroPoint);
   for (let o = 0; o < layer.cout; o++) if (4 * maxDx * layer.absWeightSum[o] > I32_MAX) return false;
@@ -420,13 +440,16 @@ export function qs8ConvScratchBytes(H: number, W: number, cin: number, k: number
   // Winograd: the band plus one padded i16 line (2·Tc + 2 pixels) that the transform reads from.
   const line = (2 * winoTiles(W, k) + 2) * ((cin + 1) & ~1) * 2;
   const wino = Math.max(direct, (winoBandRows(H, W, cin, k) + k - 1) * winoRowBytes(W, cin, k) + line);
-  return k === 3 ? Math.max(wino, wino2dScratchBytes(W, cin)) : wino;
+  return Math.max(wino, wino2dScratchBytes(W, cin, k));
 }
 
-/** F(2×2,3×3) scratch: one transformed tile row (16 components × Tc tiles) + 4 padded i16 rows of 2·Tc + 2 pixels. */
-function wino2dScratchBytes(W: number, cin: number): number {
-  const Tc = Math.max((W + 1) >> 1, 4), px = ((cin + 1) & ~1) * 2;
-  return 16 * Tc * px + 4 * (2 * Tc + 2) * px;
+/**
+ * F(2×2,3×3) scratch: one transformed tile row (16 components × Tc tiles; k = 5: two tile rows, Tc + 1 tiles)
+ * + the k + 1 padded i16 rows of 2·Tc + 2 pixels it is computed from.
+ */
+function wino2dScratchBytes(W: number, cin: number, k: number): number {
+  const Tc = Math.max((W + 1) >> 1, 4) + (k === 5 ? 1 : 0), px = ((cin + 1) & ~1) * 2;
+  return (k === 5 ? 32 : 16) * Tc * px + (k + 1) * (2 * Tc + 2) * px;
 }
 
 function bandRowsFor(relaxedArg: number, H: number, W: number, L: PackedQs8Conv): number {
@@ -524,7 +547,7 @@ export function qs8ConvRun(rt: Runtime, c: QConvRequantCall): void {
   const plan = qs8ConvPlan(rt, L, c.act, c.paths);
   if (plan.path === "i16-wino2d") {
     // int4 layers too: packQs8Qc4wConv writes the same widened layout.
-    k.qs8_qc8w_conv3x3_winograd2d_nhwc(c.input, c.inStride, c.H, c.W, L.cin, c.act.zeroPoint, c.act.signed ? 1 : 0, c.packed, L.cout,
+    (L.k === 3 ? k.qs8_qc8w_conv3x3_winograd2d_nhwc : k.qs8_qc8w_conv5x5_winograd2d_nhwc)(c.input, c.inStride, c.H, c.W, L.cin, c.act.zeroPoint, c.act.signed ? 1 : 0, c.packed, L.cout,
       c.multipliers, c.output, c.outStride, c.out.zeroPoint, c.out.qmin, c.out.qmax, c.out.signed ? 1 : 0, c.scratch);
     return;
   }
@@ -542,7 +565,7 @@ export function qs8ConvAcc32Run(rt: Runtime, c: QConvCall): void {
   const k = rt.kernels<QConvExports>();
   const plan = qs8ConvPlan(rt, L, c.act, c.paths);
   if (plan.path === "i16-wino2d") {
-    k.qs8_qc8w_conv3x3_winograd2d_nhwc_acc32(c.input, c.inStride, c.H, c.W, L.cin, c.act.zeroPoint, c.act.signed ? 1 : 0, c.packed, L.cout,
+    (L.k === 3 ? k.qs8_qc8w_conv3x3_winograd2d_nhwc_acc32 : k.qs8_qc8w_conv5x5_winograd2d_nhwc_acc32)(c.input, c.inStride, c.H, c.W, L.cin, c.act.zeroPoint, c.act.signed ? 1 : 0, c.packed, L.cout,
       c.output, c.outStride, c.scratch);
     return;
   }

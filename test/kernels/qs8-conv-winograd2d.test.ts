@@ -1,4 +1,4 @@
-// The exact integer Winograd F(2×2,3×3) int8 conv (assembly/conv/qs8-qc8w-conv3x3-winograd2d-nhwc.ts): bit-exact
+// The exact integer Winograd F(2×2,3×3) int8 convs (assembly/conv/qs8-qc8w-conv{3x3,5x5}-winograd2d-nhwc.ts): bit-exact
 // against the direct reference on random shapes, odd sizes (tile tails), 1×1 images, wide channel counts, extreme
 // codes at the int32 boundary of its range condition, the fallback beyond it, and whole-model plans.
 import test from "tape";
@@ -19,7 +19,7 @@ import { Q8Plan } from "../../src/graph/compile-q8.ts";
 import { evalCrop } from "../util/eval-data.ts";
 
 interface Case {
-  H: number; W: number; cin: number; cout: number;
+  H: number; W: number; cin: number; cout: number; k: number;
   act: QActivation; inStride: number; outStride: number;
   weights: Int8Array; bias: Int32Array; input: Uint8Array | Int8Array; layer: PackedQs8Conv; wf: "qc8w" | "qc4w";
 }
@@ -28,8 +28,9 @@ function codeRange(bits: number, signed: boolean): [number, number] {
   return signed ? [-(2 ** (bits - 1)), 2 ** (bits - 1) - 1] : [0, 2 ** bits - 1];
 }
 
-/** A random 3×3 layer + input; `extreme` puts every code and weight at the far ends (largest |x − z|·|w|). */
-function randomCase(r: Rng, o: { H?: number; W?: number; cin?: number; cout?: number; wf?: "qc8w" | "qc4w"; bits?: number; extreme?: boolean } = {}): Case {
+/** A random 3×3 (or `k`) layer + input; `extreme` puts every code and weight at the far ends (largest |x − z|·|w|). */
+function randomCase(r: Rng, o: { H?: number; W?: number; cin?: number; cout?: number; k?: number; wf?: "qc8w" | "qc4w"; bits?: number; extreme?: boolean } = {}): Case {
+  const k = o.k ?? 3;
   const H = o.H ?? r.pick([1, 1, 2, 3, 4, 5, 6, 7, 9, 12]);
   const W = o.W ?? r.pick([1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 13, 16, 17]);
   const cin = o.cin ?? r.pick([8, 9, 12, 16, 17, 24, 33, 48, 64]);
@@ -43,13 +44,13 @@ function randomCase(r: Rng, o: { H?: number; W?: number; cin?: number; cout?: nu
   const inStride = cin + (r.next() < 0.3 ? r.int(1, 5) : 0);
   const outStride = cout + (r.next() < 0.3 ? r.int(1, 5) : 0);
   const [wlo, whi] = wf === "qc8w" ? [-128, 127] : [-8, 7];
-  const weights = new Int8Array(cout * 9 * cin);
+  const weights = new Int8Array(cout * k * k * cin);
   for (let i = 0; i < weights.length; i++) weights[i] = o.extreme ? (r.next() < 0.5 ? wlo : whi) : r.int(wlo, whi);
   const maxDx = Math.max(zeroPoint - lo, hi - zeroPoint);
   const bias = new Int32Array(cout);
   for (let c = 0; c < cout; c++) {
     let abs = 0;
-    for (let i = c * 9 * cin; i < (c + 1) * 9 * cin; i++) abs += Math.abs(weights[i]);
+    for (let i = c * k * k * cin; i < (c + 1) * k * k * cin; i++) abs += Math.abs(weights[i]);
     const room = Math.min(2 ** 31 - 1 - maxDx * abs, 1e9);
     bias[c] = r.next() < 0.2 ? (r.next() < 0.5 ? -room : room) : r.int(-5000, 5000);
   }
@@ -57,12 +58,12 @@ function randomCase(r: Rng, o: { H?: number; W?: number; cin?: number; cout?: nu
   const input = signed ? new Int8Array(n) : new Uint8Array(n);
   const far = zeroPoint - lo > hi - zeroPoint ? lo : hi;
   for (let i = 0; i < n; i++) input[i] = o.extreme ? (r.next() < 0.9 ? far : r.int(lo, hi)) : r.int(lo, hi);
-  const args = { cout, k: 3, cin, bias };
+  const args = { cout, k, cin, bias };
   const layer = wf === "qc8w" ? packQs8Qc8wConv(weights, args) : packQs8Qc4wConv(packInt4(new Uint8Array((weights.length + 1) >> 1), weights), args);
-  return { H, W, cin, cout, act, inStride, outStride, weights, bias, input, layer, wf };
+  return { H, W, cin, cout, k, act, inStride, outStride, weights, bias, input, layer, wf };
 }
 
-const refArgs = (c: Case): QConvRefArgs => ({ H: c.H, W: c.W, Cin: c.cin, Cout: c.cout, k: 3, input: c.input, inStride: c.inStride,
+const refArgs = (c: Case): QConvRefArgs => ({ H: c.H, W: c.W, Cin: c.cin, Cout: c.cout, k: c.k, input: c.input, inStride: c.inStride,
   inZp: c.act.zeroPoint, weights: c.weights, bias: c.bias });
 
 function firstDiff(a: ArrayLike<number>, b: ArrayLike<number>): string {
@@ -70,7 +71,7 @@ function firstDiff(a: ArrayLike<number>, b: ArrayLike<number>): string {
   return a.length === b.length ? "equal" : "length differs";
 }
 
-const describe = (c: Case) => `${c.wf} ${c.H}×${c.W} ${c.cin}→${c.cout} act ${c.act.bits}b ${c.act.signed ? "s" : "u"} zp ${c.act.zeroPoint} strides ${c.inStride}/${c.outStride}`;
+const describe = (c: Case) => `${c.wf} k${c.k} ${c.H}×${c.W} ${c.cin}→${c.cout} act ${c.act.bits}b ${c.act.signed ? "s" : "u"} zp ${c.act.zeroPoint} strides ${c.inStride}/${c.outStride}`;
 
 function randomOutput(r: Rng): QOutput {
   const signed = r.next() < 0.5;
@@ -81,14 +82,14 @@ function randomOutput(r: Rng): QOutput {
 
 const PATHS: Array<[string, QConvPathOptions]> = [["2-D", {}], ["1-D", { winograd2d: false }], ["direct", { winograd: false }]];
 
-test("qs8 conv F(2×2,3×3): bit-exact vs the reference and vs the 1-D / direct paths (random shapes, tails, formats)", async (t) => {
+test("qs8 conv F(2×2,3×3): 3×3 and 5×5 bit-exact vs the reference and vs the 1-D / direct paths (random shapes, tails, formats)", async (t) => {
   const rt = await testRuntime();
   const r = new Rng(31337);
   let bad = 0, wino2d = 0;
   const N = 240;
   for (let i = 0; i < N; i++) {
     // Mostly 8-bit activations (the path W8A8 takes on both builds); every 5th case 4–7-bit codes (relaxed: i7 path).
-    const c = randomCase(r, { bits: i % 5 === 4 ? r.int(4, 7) : 8, extreme: i % 7 === 3 });
+    const c = randomCase(r, { k: i % 3 === 2 ? 5 : 3, bits: i % 5 === 4 ? r.int(4, 7) : 8, extreme: i % 7 === 3 });
     const q = randomOutput(r);
     const mult = new Float32Array(c.cout).map(() => 2 ** r.uniform(-14, 0));
     const len = (c.H * c.W - 1) * c.outStride + c.cout;
@@ -107,13 +108,13 @@ test("qs8 conv F(2×2,3×3): bit-exact vs the reference and vs the 1-D / direct 
   t.ok(wino2d >= (testBackend() === "relaxed" ? 0.7 : 0.95) * N, `${wino2d} of ${N} on the F(2×2,3×3) path by default`);
 });
 
-test("qs8 conv F(2×2,3×3): every small image (1..9 × 1..19), channel counts 3..192", async (t) => {
+test("qs8 conv F(2×2,3×3): every small image (1..9 × 1..19), channel counts 3..192, 3×3 and 5×5", async (t) => {
   const rt = await testRuntime();
   const r = new Rng(77);
   let bad = 0, n = 0;
   for (let H = 1; H <= 9; H += r.int(1, 2)) {
     for (let W = 1; W <= 19; W++) {
-      const c = randomCase(r, { H, W, cin: r.pick([8, 12, 48, 64, 192]), cout: r.pick([3, 5, 12, 48, 64, 192]) });
+      const c = randomCase(r, { H, W, k: (H + W) % 2 ? 5 : 3, cin: r.pick([8, 12, 48, 64, 192]), cout: r.pick([3, 5, 12, 48, 64, 192]) });
       const len = (H * W - 1) * c.outStride + c.cout;
       const a = { H, W, input: c.input, inStride: c.inStride, act: c.act, outStride: c.outStride };
       const got = qs8ConvAcc32(rt, new Int32Array(len).fill(3), c.layer, a);
@@ -130,20 +131,21 @@ test("qs8 conv F(2×2,3×3): the kernel itself also handles < 8 input channels (
   // The wrapper sends such layers to the direct loop (WINO2D_MIN_CIN, a speed choice); the export is still exact.
   const rt = await testRuntime();
   const r = new Rng(5);
-  type K = { qs8_qc8w_conv3x3_winograd2d_nhwc_acc32(i: number, is: number, H: number, W: number, C: number, zp: number, s: number, p: number, Co: number, o: number, os: number, sc: number): void };
+  type Fn = (i: number, is: number, H: number, W: number, C: number, zp: number, s: number, p: number, Co: number, o: number, os: number, sc: number) => void;
+  type K = { qs8_qc8w_conv3x3_winograd2d_nhwc_acc32: Fn; qs8_qc8w_conv5x5_winograd2d_nhwc_acc32: Fn };
   const k = rt.kernels<K>();
   let bad = 0;
   for (const cin of [1, 2, 3, 5, 6, 7]) {
     for (const [H, W] of [[1, 1], [3, 5], [4, 9], [7, 2]]) {
-      const c = randomCase(r, { H, W, cin, cout: r.pick([3, 8, 13]), wf: "qc8w" });
+      const c = randomCase(r, { H, W, cin, k: cin % 2 ? 3 : 5, cout: r.pick([3, 8, 13]), wf: "qc8w" });
       t.equal(qs8ConvPath(rt, c.layer, c.act) === "i16-wino2d", cin >= WINO2D_MIN_CIN, `cin ${cin}: not selected below WINO2D_MIN_CIN`);
       const ar = rt.arena, m = ar.mark();
       const packed = ar.put(c.layer.bytes), input = ar.put(c.input);
       const len = (H * W - 1) * c.outStride + c.cout;
       const output = ar.put(new Int32Array(len).fill(11));
-      const Tc = Math.max((W + 1) >> 1, 4), px = ((cin + 1) & ~1) * 2;
-      const scratch = ar.alloc(16 * Tc * px + 4 * (2 * Tc + 2) * px);
-      k.qs8_qc8w_conv3x3_winograd2d_nhwc_acc32(input, c.inStride, H, W, cin, c.act.zeroPoint, c.act.signed ? 1 : 0, packed, c.cout, output, c.outStride, scratch);
+      const Tc = Math.max((W + 1) >> 1, 4) + 1, px = ((cin + 1) & ~1) * 2;
+      const scratch = ar.alloc(32 * Tc * px + 6 * (2 * Tc + 2) * px);
+      (c.k === 3 ? k.qs8_qc8w_conv3x3_winograd2d_nhwc_acc32 : k.qs8_qc8w_conv5x5_winograd2d_nhwc_acc32)(input, c.inStride, H, W, cin, c.act.zeroPoint, c.act.signed ? 1 : 0, packed, c.cout, output, c.outStride, scratch);
       const got = new Int32Array(len);
       ar.read(output, got);
       ar.release(m);
@@ -158,17 +160,18 @@ test("qs8 conv F(2×2,3×3): the 4·y range condition at its int32 boundary, and
   const rt = await testRuntime();
   // All weights −128, codes 255 at zero point 0: |y| = 255·128·9·cin. 4·|y| < 2^31 up to cin = 1827.
   const act = { bits: 8, signed: false, zeroPoint: 0 };
-  for (const [cin, path] of [[1827, "i16-wino2d"], [1828, "i16-wino"], [3656, "i16"]] as const) {
-    const cout = 9, H = 3, W = 5;
-    const weights = new Int8Array(cout * 9 * cin).fill(-128);
-    for (let o = 1; o < cout; o += 2) weights.fill(127, o * 9 * cin, (o + 1) * 9 * cin); // odd channels: +127 (max positive)
-    const layer = packQs8Qc8wConv(weights, { cout, k: 3, cin });
+  // 5×5: |y| = 255·128·25·cin, 4·|y| < 2^31 up to cin = 657.
+  for (const [k, cin, path] of [[3, 1827, "i16-wino2d"], [3, 1828, "i16-wino"], [3, 3656, "i16"], [5, 657, "i16-wino2d"], [5, 658, "i16-wino"]] as const) {
+    const cout = 9, H = 3, W = 5, kk = k * k;
+    const weights = new Int8Array(cout * kk * cin).fill(-128);
+    for (let o = 1; o < cout; o += 2) weights.fill(127, o * kk * cin, (o + 1) * kk * cin); // odd channels: +127 (max positive)
+    const layer = packQs8Qc8wConv(weights, { cout, k, cin });
     const input = new Uint8Array(H * W * cin).fill(255);
-    t.equal(qs8ConvPath(rt, layer, act), path, `cin ${cin}: ${path}`);
-    const a: QConvRefArgs = { H, W, Cin: cin, Cout: cout, k: 3, input, inStride: cin, inZp: 0, weights, bias: null };
+    t.equal(qs8ConvPath(rt, layer, act), path, `${k}×${k}, cin ${cin}: ${path}`);
+    const a: QConvRefArgs = { H, W, Cin: cin, Cout: cout, k, input, inStride: cin, inZp: 0, weights, bias: null };
     const got = qs8ConvAcc32(rt, new Int32Array(H * W * cout), layer, { H, W, input, act });
     const want = qconvAcc32Ref(new Int32Array(H * W * cout), cout, a);
-    t.equal(firstDiff(got, want), "equal", `cin ${cin}: exact (centre accumulator ${want[(1 * W + 2) * cout]})`);
+    t.equal(firstDiff(got, want), "equal", `${k}×${k}, cin ${cin}: exact (centre accumulator ${want[(1 * W + 2) * cout]})`);
     if (cin === 1827) t.equal(firstDiff(winograd2dAcc32Ref(new Int32Array(H * W * cout), cout, a), want), "equal", "the TS model of the wrapping arithmetic agrees at the boundary");
     if (cin === 1828) t.notEqual(firstDiff(winograd2dAcc32Ref(new Int32Array(H * W * cout), cout, a), want), "equal", "…and one channel beyond it 4·y wraps: the condition is needed");
   }
