@@ -25,10 +25,11 @@
 // Overflow. |U·V| pair sums ≤ 2·1152·1020 < 2^22, but M (a sum over Cin channels) and the 16-term output
 // combination may leave int32. Two's-complement addition is exact modulo 2^32, so the computed Y ≡ 4·y (mod 2^32);
 // when the true 4·y lies in int32 the computed value *is* 4·y, and the arithmetic shift Y >> 2 is y exactly (4·y is
-// a multiple of 4, no rounding). The wrapper (winograd2dOk in src/kernels/qs8-conv.ts) takes this kernel only when
+// a multiple of 4, no rounding). The wrapper (wino2dOk in src/kernels/qs8-conv.ts) takes this kernel only when
 // 4·max|x − z_x|·Σ_taps|w[o]| < 2^31 for every output channel (|y| ≤ max|x − z|·Σ|w|); e.g. 8-bit codes and
-// |w| ≤ 128: Cin ≤ 1826 always qualifies. Otherwise it falls back to the 1-D / direct kernels. The bias is added
-// after the shift, so acc = y + bias_q is the direct kernel's accumulator bit for bit (and requantizes identically).
+// |w| ≤ 128: every 3×3 layer with Cin ≤ 1827 qualifies (5×5: Cin ≤ 657). Otherwise it falls back to the 1-D /
+// direct kernels. The bias is added after the shift, so acc = y + bias_q is the direct kernel's accumulator bit for
+// bit (and requantizes identically).
 //
 // Dataflow per pair of output rows (one tile row):
 //   1. prepareI16 (shared): the 4 padded input rows as i16 (x − z), 2·Tc + 2 pixels each, Tc = max(⌈W/2⌉, 4)
