@@ -25,6 +25,8 @@ export * from "./stats/channel-stats";
 export * from "./stats/histogram";
 export * from "./conv/qs8-qc8w-conv-nhwc";
 export * from "./conv/qs8-qc4w-conv-nhwc";
+export * from "./conv/qs8-qc8w-conv3x3-winograd2d-nhwc";
+export * from "./conv/qs8-qc8w-conv5x5-winograd2d-nhwc";
 export * from "./conv/qs16-qc16w-conv-nhwc-pcs";
 export * from "./conv/qlut-qc16w-conv-nhwc";
 export * from "./elementwise/act-codes";

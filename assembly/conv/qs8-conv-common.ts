@@ -45,7 +45,10 @@ export const OUT_F32: i32 = 3;
 
 /** 1.5·2^23: adding it to |v| < 2^22 leaves round_half_even(v) in the low mantissa bits. */
 const MAGIC: f32 = 12582912.0;
-const MAGIC_BITS: i32 = 0x4b400000;
+export const MAGIC_BITS: i32 = 0x4b400000;
+
+/** Total packed weight bytes up to which accumulateDirect keeps all of them in L1 (pixel blocks outer). */
+const SMALL_WEIGHTS: usize = 20 << 10;
 
 /** 32 bytes of static data for partial (channel-tail) stores. */
 const TAIL: usize = memory.data(32, 16);
@@ -63,21 +66,24 @@ const TAIL: usize = memory.data(32, 16);
 //   wino section (k = 3, 5) per block of 8, per Winograd component j = 0..3, per kh, per input-channel pair
 //                         (k = 5, j < 3: first the pairs of group A, then of group B; j = 3: group B only):
 //                         32 bytes as the w16 section, of U_j(o, kh, c) (see the Winograd section below)
+//   wino2d section (k = 3 only) per block of 8, per 2-D Winograd component j = 4a + b (0..15), per input-channel
+//                         pair: 32 bytes as the w16 section, of U[a][b](o, c) = (G' g G'ᵀ)[a][b]
+//                         (./qs8-qc8w-conv3x3-winograd2d-nhwc.ts)
 // ---------------------------------------------------------------------------------------------------------
 
-@inline function w16Offset(CoutP: i32): usize {
+@inline export function w16Offset(CoutP: i32): usize {
   return <usize>CoutP << 3;
 }
 
-@inline function w16BlockBytes(k: i32, Cin2: i32): usize {
+@inline export function w16BlockBytes(k: i32, Cin2: i32): usize {
   return <usize>(k * k * Cin2) << 4; // k·k·(Cin2/2) pairs × 32 bytes
 }
 
-@inline function w8BlockBytes(k: i32, Cin4: i32): usize {
+@inline export function w8BlockBytes(k: i32, Cin4: i32): usize {
   return <usize>(k * k * Cin4) << 3; // k·k·(Cin4/4) quads × 32 bytes
 }
 
-@inline function winoBlockBytes(k: i32, Cin2: i32): usize {
+@inline export function winoBlockBytes(k: i32, Cin2: i32): usize {
   // k = 3: 4 components × 3 rows; k = 5: (3 components × 2 groups + 1) × 5 rows; × (Cin2/2) pairs × 32 bytes
   return <usize>((k == 3 ? 12 : 35) * Cin2) << 4;
 }
@@ -104,7 +110,7 @@ const TAIL: usize = memory.data(32, 16);
  * pixels (Wc ≥ W; columns W..Wc−1 are ring too, so a 4-pixel block always has data to read), p ring pixels;
  * each pixel Cin2 i16 with the channel padding 0. Rows outside the image are all ring.
  */
-function prepareI16(input: usize, inStride: i32, H: i32, W: i32, Cin: i32, zp: i32, signed: bool,
+export function prepareI16(input: usize, inStride: i32, H: i32, W: i32, Cin: i32, zp: i32, signed: bool,
   y0: i32, nRows: i32, p: i32, Wc: i32, Cin2: i32, dst: usize): void {
   const pxBytes = <usize>Cin2 << 1;
   const rowBytes = <usize>(Wc + 2 * p) * pxBytes;
@@ -160,7 +166,7 @@ function prepareU7(input: usize, inStride: i32, H: i32, W: i32, Cin: i32, shift:
 // ------------------------------------------- stage 4: requantize / store ----------------------------------
 
 /** Bytes per output element of a mode: 1 for codes, 4 for int32 / f32. */
-@inline function outElemShift(mode: i32): i32 {
+@inline export function outElemShift(mode: i32): i32 {
   return mode == OUT_I32 || mode == OUT_F32 ? 2 : 0;
 }
 
@@ -197,7 +203,7 @@ function prepareU7(input: usize, inStride: i32, H: i32, W: i32, Cin: i32, shift:
  * multipliers of the 8 channels; lo, hi, mz: the requantization constants (OUT_U8 / OUT_S8) or the f32 clamp
  * bounds (OUT_F32); fb: the 8 f32 biases (OUT_F32 only).
  */
-@inline function storePixel(a: v128, b: v128, dst: usize, nValid: i32, mode: i32,
+@inline export function storePixel(a: v128, b: v128, dst: usize, nValid: i32, mode: i32,
   m0: v128, m1: v128, lo: v128, hi: v128, mz: v128, fb: usize): void {
   if (mode == OUT_I32) {
     store8x32(dst, a, b, nValid);
@@ -221,7 +227,7 @@ function prepareU7(input: usize, inStride: i32, H: i32, W: i32, Cin: i32, shift:
 // ------------------------------------------- stage 3: accumulate ------------------------------------------
 
 /** The inner loops of the register block (a compile-time argument: every caller gets its own copy). */
-const DOT_I16: i32 = 0;      // i32x4.dot_i16x8_s on i16 pairs
+export const DOT_I16: i32 = 0;      // i32x4.dot_i16x8_s on i16 pairs
 const DOT_U7: i32 = 1;       // i32x4.relaxed_dot_i8x16_i7x16_add_s on u8 quads (relaxed build only)
 const DOT_U7_ACC16: i32 = 2; // i16x8.relaxed_dot_i8x16_i7x16_s summed in i16 over chunkBytes, then widened
 
@@ -254,7 +260,7 @@ const DOT_U7_ACC16: i32 = 2; // i16x8.relaxed_dot_i8x16_i7x16_s summed in i16 ov
  * Per 16 MACs this costs one multiply-unit op instead of two (the i32 dot is pmaddubsw + pmaddwd without
  * AVX-VNNI), which is what limits both other paths.
  */
-@inline function dotBlock(dot: i32, pi: usize, pxBytes: usize, run: usize, rowStep: usize, k: i32, pw: usize,
+@inline export function dotBlock(dot: i32, pi: usize, pxBytes: usize, run: usize, rowStep: usize, k: i32, pw: usize,
   chunkBytes: usize, b0: v128, b1: v128, d: usize, outPx: usize, nPix: i32, nValid: i32, mode: i32,
   m0: v128, m1: v128, lo: v128, hi: v128, mz: v128, fb: usize): usize {
   const px2 = pxBytes << 1;
@@ -328,6 +334,30 @@ const DOT_U7_ACC16: i32 = 2; // i16x8.relaxed_dot_i8x16_i7x16_s summed in i16 ov
   const hiv = f32x4.splat(hi);
   const mz = i32x4.splat(MAGIC_BITS - outZp);
   const zv = i32x4.splat(zpShifted);
+  // All weight blocks small enough for L1 (e.g. a 1×1 128→64 layer: 16 KiB of i16 weights): pixel blocks outer,
+  // output-channel blocks inner, so a block's 4 input pixels stay in L1 across all of them (the other order re-reads
+  // the whole prepared row from L2 once per 8 output channels — about 1.04× slower on a 1×1 128→64 layer).
+  if (<usize>(CoutP >> 3) * wBlock <= SMALL_WEIGHTS) {
+    for (let r = 0; r < nRows; r++) {
+      const rowIn = src + <usize>r * rowBytes;
+      const rowOut = out + <usize>r * <usize>W * outPx;
+      for (let x = 0; x < W; x += 4) {
+        const xs = x > lastX ? lastX : x;
+        for (let ob = 0; ob < CoutP; ob += 8) {
+          let b0 = v128.load(packed + (<usize>ob << 2));
+          let b1 = v128.load(packed + (<usize>ob << 2), 16);
+          if (dot != DOT_I16) {
+            b0 = i32x4.sub(b0, i32x4.mul(zv, v128.load(packed + (<usize>(CoutP + ob) << 2))));
+            b1 = i32x4.sub(b1, i32x4.mul(zv, v128.load(packed + (<usize>(CoutP + ob) << 2), 16)));
+          }
+          dotBlock(dot, rowIn + <usize>xs * pxBytes, pxBytes, runBytes, rowBytes, k, w + <usize>(ob >> 3) * wBlock, chunkBytes, b0, b1,
+            rowOut + (<usize>ob << es) + <usize>xs * outPx, outPx, nPix, min(8, Cout - ob), mode,
+            v128.load(mult + (<usize>ob << 2)), v128.load(mult + (<usize>ob << 2), 16), lov, hiv, mz, bias + (<usize>ob << 2));
+        }
+      }
+    }
+    return;
+  }
   for (let r = 0; r < nRows; r++) {
     const rowIn = src + <usize>r * rowBytes;
     const rowOut = out + <usize>r * <usize>W * outPx;

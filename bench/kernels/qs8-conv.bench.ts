@@ -2,9 +2,11 @@
 // 256×256), single thread, through the engine's low-level call (arena offsets, no copies).
 // int8: uint8 activations × int8 weights; int4w: 8-bit activations × int4 weights; in the relaxed build also
 // 7-bit and 4-bit activations (the relaxed i8×i7 dot path). "% of peak" is against the in-process
-// i32x4.dot_i16x8_s ceiling (and the relaxed-dot ceiling for the relaxed path).
+// i32x4.dot_i16x8_s ceiling (and the relaxed-dot ceiling for the relaxed path). 3×3 and 5×5 layers also run
+// on the older paths in the same process (Winograd F(2,3) along x with F(2×2,3×3) off, and the direct i16 loop),
+// so the speed-up of each Winograd variant is a same-run ratio.
 import type { Runtime } from "../../src/runtime/runtime.ts";
-import { packQs8Qc8wConv, packQs8Qc4wConv, qs8ConvPath, qs8ConvRun, qs8ConvScratchBytes, type QActivation } from "../../src/kernels/qs8-conv.ts";
+import { packQs8Qc8wConv, packQs8Qc4wConv, qs8ConvPath, qs8ConvRun, qs8ConvScratchBytes, type QActivation, type QConvPathOptions } from "../../src/kernels/qs8-conv.ts";
 import { packInt4 } from "../../src/kernels/requant.ts";
 import { time, gmacs, fmt, type Peak } from "../util.ts";
 import { Rng } from "../../test/util/rng.ts";
@@ -44,16 +46,23 @@ export async function run(rt: Runtime, peak: Peak): Promise<void> {
       const input = ar.put(r.fillUint8(new Uint8Array(S * S * cin), 0, 2 ** v.act.bits - 1));
       const output = ar.alloc(S * S * cout);
       const scratch = ar.alloc(qs8ConvScratchBytes(S, S, cin, k));
-      const call = { layer, packed, H: S, W: S, input, inStride: cin, act: v.act, output, outStride: cout, scratch,
-        multipliers: mult, out: { signed: false, zeroPoint: 0, qmin: 0, qmax: 255 } };
-      const t = time(`${v.name} ${cin}->${cout} k${k}`, () => qs8ConvRun(rt, call));
+      // The default (fastest) path, then each older path it replaces, in the same process.
+      const options: QConvPathOptions[] = [{}];
+      const best = qs8ConvPath(rt, layer, v.act);
+      if (best === "i16-wino2d") options.push({ winograd2d: false });
+      if (best.startsWith("i16-wino")) options.push({ winograd: false });
+      for (const paths of options) {
+        const call = { layer, packed, H: S, W: S, input, inStride: cin, act: v.act, output, outStride: cout, scratch,
+          multipliers: mult, out: { signed: false, zeroPoint: 0, qmin: 0, qmax: 255 }, paths };
+        const path = qs8ConvPath(rt, layer, v.act, paths);
+        const t = time(`${v.name} ${cin}->${cout} k${k} ${path}`, () => qs8ConvRun(rt, call));
+        const g = gmacs(S * S * k * k * cin * cout, t);
+        // GMAC/s counts the direct conv's MACs; the Winograd paths do fewer multiplies, so they can pass 100 %.
+        const i16 = path.startsWith("i16");
+        const ceiling = !i16 && peak.relaxedDot ? peak.relaxedDot : peak.dotI16;
+        console.log(`${v.name} conv${k}x${k} ${cin}->${cout} ${S}x${S}: ${fmt(g)} ${path.startsWith("i16-wino") ? "effective " : ""}GMAC/s (${fmt((100 * g) / ceiling, 0)}% of ${i16 ? "i16-dot" : "relaxed-dot"} peak) [${path}, ${fmt(t.mean * 1e3, 2)} ms ±${fmt(t.rme, 0)}%]`);
+      }
       ar.release(m);
-      const g = gmacs(S * S * k * k * cin * cout, t);
-      const path = qs8ConvPath(rt, layer, v.act);
-      // GMAC/s counts the direct conv's MACs; the Winograd path does fewer multiplies, so it can pass 100 %.
-      const i16 = path === "i16" || path === "i16-wino";
-      const ceiling = !i16 && peak.relaxedDot ? peak.relaxedDot : peak.dotI16;
-      console.log(`${v.name} conv${k}x${k} ${cin}->${cout} ${S}x${S}: ${fmt(g)} ${path === "i16-wino" ? "effective " : ""}GMAC/s (${fmt((100 * g) / ceiling, 0)}% of ${i16 ? "i16-dot" : "relaxed-dot"} peak) [${path}, ${fmt(t.mean * 1e3, 2)} ms ±${fmt(t.rme, 0)}%]`);
     }
   }
 }

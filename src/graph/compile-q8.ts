@@ -30,7 +30,7 @@ import { allocSe, lowerF32Node, type F32Exports, type SeBuffers } from "./compil
 import { spatialAlign } from "./validate.ts";
 import { StepPlan, type Step } from "./step-plan.ts";
 import { packF32Conv, f32ConvScratchBytes } from "../kernels/f32-conv.ts";
-import { packQs8Qc4wConv, packQs8Qc8wConv, qs8ConvPath, qs8ConvRun, qs8ConvScratchBytes, checkAccumulatorRange, type PackedQs8Conv } from "../kernels/qs8-conv.ts";
+import { packQs8Qc4wConv, packQs8Qc8wConv, qs8ConvPath, qs8ConvRun, qs8ConvScratchBytes, checkAccumulatorRange, type PackedQs8Conv, type QConvPath, type QConvPathOptions } from "../kernels/qs8-conv.ts";
 import { checkNmAccumulatorRange, nmKernelPays, packQs8NmConv, qs8NmConvRun, qs8NmConvScratchBytes, type PackedQs8NmConv } from "../kernels/nm-conv.ts";
 import { packInt4, quantizeBias, requantMultipliers } from "../kernels/requant.ts";
 import { preluMultipliers } from "../kernels/prelu.ts";
@@ -71,6 +71,8 @@ export interface Q8PlanInfo {
   scratchBytes: number;
   /** Lowered node ids of the quantized convs that run the N:M-sparse kernel. */
   nmConvs: number[];
+  /** Lowered node id → the inner loop of each quantized conv ("nm": the N:M-sparse kernel). */
+  convKernels: Record<number, QConvPath | "nm">;
 }
 
 const f = Math.fround;
@@ -85,6 +87,12 @@ export interface Q8PlanOptions {
    * 51.3 dB, and no measurable speed difference (the copies are 1 byte per element).
    */
   concatGrids?: "per-tensor" | "shared";
+  /**
+   * Which Winograd paths the int8 convs may take (default: all; each conv runs the fastest exact path that applies
+   * to its shape and activation range — 3×3: F(2×2,3×3), else F(2,3) along x, else direct; 5×5: F(2,3), else
+   * direct). Every path gives bit-identical codes; turning them off is for benchmarks and cross-checks.
+   */
+  convPaths?: QConvPathOptions;
 }
 
 export class Q8Plan extends StepPlan {
@@ -170,6 +178,7 @@ export class Q8Plan extends StepPlan {
     const qLayers = new Map<number, { layer: PackedQs8Conv; packed: number; mult: number }>();
     const nmLayers = new Map<number, { layer: PackedQs8NmConv; packed: number; mult: number }>();
     let weightBytes = 0, scratchBytes = 0;
+    const convKernels: Record<number, QConvPath | "nm"> = {};
     const preluMult = new Map<number, { mPos: number; mNeg: number }>();
     // squeeze_excite runs in FP32 (quantize-model.ts puts it in the f32 domain): its pooled mean, two tiny
     // FC layers and the per-channel gate are negligible work next to the convs around it.
@@ -208,11 +217,14 @@ export class Q8Plan extends StepPlan {
       const act = { bits: gx.bits, signed: false, zeroPoint: gx.zeroPoint };
       // N:M conv: the sparse kernel when the *codes* keep the pattern (a grid without a zero level may not)
       // and it is faster than the dense path this layer would take.
-      if (n.sparsity && nmKernelPays(n.k, n.cin, n.sparsity, qs8ConvPath(rt, layer, act)) && ohwiKeepsNm(ohwi, n.k, n.cin, n.cout, n.sparsity)) {
+      // (NM_MAX_DENSITY has no entry for F(2×2,3×3) yet: its F(2,3) threshold is the conservative stand-in.)
+      const dense = qs8ConvPath(rt, layer, act, opts.convPaths);
+      if (n.sparsity && nmKernelPays(n.k, n.cin, n.sparsity, dense === "i16-wino2d" ? "i16-wino" : dense) && ohwiKeepsNm(ohwi, n.k, n.cin, n.cout, n.sparsity)) {
         const L = packQs8NmConv(ohwi, { ...args, ...n.sparsity });
         checkNmAccumulatorRange(L, act);
         const mult = requantMultipliers(new Float32Array(L.coutPadded), gx.scale, qw.scales, gy.scale);
         nmLayers.set(ln.id, { layer: L, packed: this.region.put(L.bytes), mult: this.region.put(mult) });
+        convKernels[ln.id] = "nm";
         weightBytes += L.bytes.byteLength;
         scratchBytes = Math.max(scratchBytes, qs8NmConvScratchBytes(W, n.cin, n.cout, n.k, n.sparsity));
         continue;
@@ -221,6 +233,7 @@ export class Q8Plan extends StepPlan {
       const mult = requantMultipliers(new Float32Array(layer.coutPadded), gx.scale, qw.scales, gy.scale);
       const packed = this.region.put(layer.bytes);
       qLayers.set(ln.id, { layer, packed, mult: this.region.put(mult) });
+      convKernels[ln.id] = dense;
       weightBytes += layer.bytes.byteLength;
       scratchBytes = Math.max(scratchBytes, qs8ConvScratchBytes(H, W, n.cin, n.k));
     }
@@ -230,6 +243,7 @@ export class Q8Plan extends StepPlan {
     const stride = (id: number) => mem.placement[id].pixelStride;
 
     // 5. Steps.
+    const convPaths = opts.convPaths;
     const steps: Step[] = [];
     const stepOps: string[] = [];
     const nodeSteps: [number, number][] = [];
@@ -266,7 +280,7 @@ export class Q8Plan extends StepPlan {
             } else {
               const D = L!;
               steps.push((w, h) => qs8ConvRun(rt, { layer: D.layer, packed: D.packed, H: h * s, W: w * s, input: xp, inStride: xs, act,
-                output: y, outStride: ys, scratch, multipliers: D.mult, out }));
+                output: y, outStride: ys, scratch, multipliers: D.mult, out, paths: convPaths }));
             }
             break;
           }
@@ -355,7 +369,7 @@ export class Q8Plan extends StepPlan {
     this.steps = steps;
     this.inPtr = ptr(inId);
     this.outPtr = ptr(outId);
-    this.info = { nodes, memory: mem, grids, stepOps, weightBytes, tensorBytes: mem.totalBytes, scratchBytes, nmConvs: [...nmLayers.keys()] };
+    this.info = { nodes, memory: mem, grids, stepOps, weightBytes, tensorBytes: mem.totalBytes, scratchBytes, nmConvs: [...nmLayers.keys()], convKernels };
     this.tensorAt = (id: number) => ({ ptr: ptr(id), stride: stride(id) });
     this.nodeSteps = nodeSteps;
   }

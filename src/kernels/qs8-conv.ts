@@ -19,7 +19,17 @@ type ConvAcc32Fn = (input: number, inStride: number, H: number, W: number, Cin: 
   k: number, packed: number, Cout: number,
   output: number, outStride: number, scratch: number, bandRows: number, relaxed: number, inBits: number) => void;
 
+type Wino2dFn = (input: number, inStride: number, H: number, W: number, Cin: number, inZp: number, inSigned: number,
+  packed: number, Cout: number, mult: number,
+  output: number, outStride: number, outZp: number, qmin: number, qmax: number, outSigned: number, scratch: number) => void;
+type Wino2dAcc32Fn = (input: number, inStride: number, H: number, W: number, Cin: number, inZp: number, inSigned: number,
+  packed: number, Cout: number, output: number, outStride: number, scratch: number) => void;
+
 interface QConvExports {
+  qs8_qc8w_conv3x3_winograd2d_nhwc: Wino2dFn;
+  qs8_qc8w_conv3x3_winograd2d_nhwc_acc32: Wino2dAcc32Fn;
+  qs8_qc8w_conv5x5_winograd2d_nhwc: Wino2dFn;
+  qs8_qc8w_conv5x5_winograd2d_nhwc_acc32: Wino2dAcc32Fn;
   qs8_qc8w_conv_nhwc: ConvFn;
   qs8_qc8w_conv_nhwc_acc32: ConvAcc32Fn;
   qs8_qc4w_conv_nhwc: ConvFn;
@@ -51,7 +61,10 @@ export interface PackedQs8Conv extends PackedConvLayer {
    *   i16 block layout: per 8 output channels, per kh, kw, input-channel pair: w(o0,c) w(o0,c+1) … w(o7,c+1) |
    *   i8 block layout:  per 8 output channels, per kh, kw, input-channel quad: w(o0,c..c+3) … w(o7,c..c+3) |
    *   k = 3, 5: Winograd F(2,3) weights: per 8 output channels, per component j, kh, (group,) input-channel
-   *   pair, as the i16 layout, of U_j = [2·w(kw=0), w0+w1+w2, w0−w1+w2, 2·w(kw=2)] (k = 5: two groups)
+   *   pair, as the i16 layout, of U_j = [2·w(kw=0), w0+w1+w2, w0−w1+w2, 2·w(kw=2)] (k = 5: two groups) |
+   *   k = 3, 5: Winograd F(2×2,3×3) weights: per 8 output channels, per component j = 4a + b (16), (k = 5: per
+   *   nonzero sub-filter run AA, BA, AB, BB — 49 in all), input-channel pair, as the i16 layout, of
+   *   U[a][b] = (G' h G'ᵀ)[a][b], G' = [[2,0,0],[1,1,1],[1,−1,1],[0,0,2]], h the 3×3 filter or sub-filter
    * (exact byte order: assembly/conv/qs8-conv-common.ts).
    */
   readonly bytes: Uint8Array;
@@ -77,7 +90,12 @@ export function packedQs8ConvBytes(cout: number, k: number, cin: number): number
   const coutP = (cout + 7) & ~7;
   const cin2 = (cin + 1) & ~1;
   const cin4 = (cin + 3) & ~3;
-  return coutP * 8 + coutP * k * k * cin2 * 2 + coutP * k * k * cin4 + coutP * winoRows(k) * cin2 * 2;
+  return coutP * 8 + coutP * k * k * cin2 * 2 + coutP * k * k * cin4 + coutP * (winoRows(k) + wino2dRuns(k)) * cin2 * 2;
+}
+
+/** Component runs per output channel in the F(2×2,3×3) section: 16 (k = 3), 49 (k = 5: four nested sub-filters), else 0. */
+function wino2dRuns(k: number): number {
+  return k === 3 ? 16 : k === 5 ? 49 : 0;
 }
 
 /** Rows of input-channel pairs per output channel in the Winograd section (0: none for this k). */
@@ -253,6 +271,39 @@ function packBlocks(w: Int8Array, a: QConvPackArgs, weightFormat: "qc8w" | "qc4w
       }
     }
   }
+  // Winograd F(2×2,3×3) blocks (k = 3, 5): 8 output channels × (j = 4a + b, sub-filter run, pair) × (c, c+1) of
+  // U[a][b] = Σ_{r,s} G'[a][r]·h[r][s]·G'[b][s] (assembly/conv/qs8-conv-winograd2d-common.ts). k = 3: h = g, one run.
+  // k = 5: h = the sub-filter (gy, gx) ∈ {A, B}² with h[r][s] = g[2·gy + r][2·gx + s], 0 in an A-group's third
+  // row/column; runs in the order AA, BA, AB, BB, leaving out those that are zero (A rows at a = 3, A columns at b = 3).
+  if (k === 3 || k === 5) {
+    const G = [[2, 0, 0], [1, 1, 1], [1, -1, 1], [0, 0, 2]];
+    const U = (a: number, b: number, gy: number, gx: number, o: number, c: number): number => {
+      let u = 0;
+      for (let r = 0; r < 3; r++) {
+        for (let t = 0; t < 3; t++) {
+          if (k === 5 && ((gy === 0 && r === 2) || (gx === 0 && t === 2))) continue;
+          u += G[a][r] * W(o, 2 * gy + r, 2 * gx + t, c) * G[b][t];
+        }
+      }
+      return u;
+    };
+    const groups = k === 3 ? [[0, 0]] : [[0, 0], [1, 0], [0, 1], [1, 1]]; // [gy, gx]: AA, BA, AB, BB
+    for (let ob = 0; ob < coutP; ob += 8) {
+      for (let j = 0; j < 16; j++) {
+        const a = j >> 2, b = j & 3;
+        for (const [gy, gx] of groups) {
+          if (k === 5 && ((gy === 0 && a === 3) || (gx === 0 && b === 3))) continue;
+          for (let c = 0; c < cin2; c += 2) {
+            for (let q = 0; q < 8; q++) {
+              dv.setInt16(off, U(a, b, gy, gx, ob + q, c), true);
+              dv.setInt16(off + 2, U(a, b, gy, gx, ob + q, c + 1), true);
+              off += 4;
+            }
+          }
+        }
+      }
+    }
+  }
   if (off !== bytes.length) throw new LowbitError("E_ARGUMENT", `internal: packed ${off} of ${bytes.length} bytes`);
   return { weightFormat, k, cin, cout, coutPadded: coutP, bytes, absWeightSum, absBias, maxAbsWeight };
 }
@@ -279,12 +330,26 @@ export interface QOutput {
  *   "i16"              simd build, or 8-bit activations: i32x4.dot_i16x8_s on (x − z) pre-widened to i16.
  *   "i16-wino"         as "i16" for 3×3 and 5×5 layers with ≥ WINO_MIN_CIN input channels: Winograd F(2,3) along x
  *                      (4 i16 dots per 2 outputs and kernel row instead of 6; exact, see qs8-conv-common.ts).
+ *   "i16-wino2d"       as "i16" for 3×3 and 5×5 layers with ≥ WINO2D_MIN_CIN input channels: Winograd F(2×2,3×3)
+ *                      (5×5: four nested), 16 i16 dots per 2×2 outputs instead of 36 (24 for "i16-wino"); 5×5: 49
+ *                      instead of 100 (70); exact, see qs8-conv-winograd2d-common.ts — when 4·max|x − z|·Σ|w[o]| < 2^31.
  *   "relaxed-i7"       relaxed build, ≤7-bit activations: i32x4.relaxed_dot_i8x16_i7x16_add_s on raw codes.
  *   "relaxed-i7-acc16" relaxed build, ≤7-bit activations with small products (2·max x·max|w| ≤ 16383):
  *                      i16x8.relaxed_dot_i8x16_i7x16_s summed in i16 for `chunk` steps, then widened.
  * All three give bit-identical results.
  */
-export type QConvPath = "i16" | "i16-wino" | "relaxed-i7" | "relaxed-i7-acc16";
+export type QConvPath = "i16" | "i16-wino" | "i16-wino2d" | "relaxed-i7" | "relaxed-i7-acc16";
+
+/**
+ * Which of the i16 Winograd paths a call may take (default: both; the fastest applicable one runs). Turning them
+ * off selects the older kernels — for benchmarks and for tests that compare paths; the results are identical.
+ */
+export interface QConvPathOptions {
+  /** F(2,3) along x and F(2×2,3×3) (false: the direct i16 loop). Default true. */
+  winograd?: boolean;
+  /** F(2×2,3×3) for 3×3 and 5×5 layers (false: F(2,3) along x there). Default true. */
+  winograd2d?: boolean;
+}
 
 /**
  * Fewest input channels for the Winograd path: its GEMM runs are Cin long per kernel row (3·Cin direct), so
@@ -292,9 +357,17 @@ export type QConvPath = "i16" | "i16-wino" | "relaxed-i7" | "relaxed-i7-acc16";
  */
 export const WINO_MIN_CIN = 8;
 
+/**
+ * Fewest input channels for the 2-D Winograd path: each of its 16 GEMMs is a single run of Cin (a quarter of the
+ * 1-D path's 3·Cin runs), so per-call overhead and the transforms weigh 4× more per multiply.
+ */
+export const WINO2D_MIN_CIN = 8;
+
 /** The path (and the kernel's `relaxed` argument: 0, 1, or the i16 chunk length) for a layer and activations. */
-export function qs8ConvPlan(rt: Runtime, layer: PackedQs8Conv, act: QActivation): { path: QConvPath; relaxedArg: number } {
+export function qs8ConvPlan(rt: Runtime, layer: PackedQs8Conv, act: QActivation, opts: QConvPathOptions = {}): { path: QConvPath; relaxedArg: number } {
   if (rt.info.backend !== "relaxed" || act.bits > 7) {
+    if (opts.winograd === false) return { path: "i16", relaxedArg: 0 };
+    if (opts.winograd2d !== false && wino2dOk(layer, act)) return { path: "i16-wino2d", relaxedArg: 0 };
     return winoOk(layer, act) ? { path: "i16-wino", relaxedArg: -1 } : { path: "i16", relaxedArg: 0 };
   }
   // i7 operand ≤ 2^b − 1 (signed codes are shifted by 2^(b−1)); one i16 lane gains ≤ 2·xmax·wmax per step.
@@ -315,9 +388,21 @@ function winoOk(layer: PackedQs8Conv, act: QActivation): boolean {
   return true;
 }
 
+/**
+ * F(2×2,3×3) applies to 3×3 and 5×5 layers with ≥ WINO2D_MIN_CIN channels whose 4× accumulator (without bias) provably fits
+ * int32: 4·max|x − z|·Σ|w[o]| < 2^31 (the kernel shifts 4·y right by 2, exact only then; see its header).
+ */
+function wino2dOk(layer: PackedQs8Conv, act: QActivation): boolean {
+  if ((layer.k !== 3 && layer.k !== 5) || layer.cin < WINO2D_MIN_CIN || layer.bytes.length !== packedQs8ConvBytes(layer.cout, layer.k, layer.cin)) return false;
+  const [lo, hi] = codeRange(act.bits, act.signed);
+  const maxDx = Math.max(act.zeroPoint - lo, hi - act.zeroPoint);
+  for (let o = 0; o < layer.cout; o++) if (4 * maxDx * layer.absWeightSum[o] > I32_MAX) return false;
+  return true;
+}
+
 /** The inner loop the kernels take on this runtime for this layer and these activations. */
-export function qs8ConvPath(rt: Runtime, layer: PackedQs8Conv, act: QActivation): QConvPath {
-  return qs8ConvPlan(rt, layer, act).path;
+export function qs8ConvPath(rt: Runtime, layer: PackedQs8Conv, act: QActivation, opts: QConvPathOptions = {}): QConvPath {
+  return qs8ConvPlan(rt, layer, act, opts).path;
 }
 
 function codeRange(bits: number, signed: boolean): [number, number] {
@@ -354,7 +439,17 @@ export function qs8ConvScratchBytes(H: number, W: number, cin: number, k: number
   if (k !== 3 && k !== 5) return direct;
   // Winograd: the band plus one padded i16 line (2·Tc + 2 pixels) that the transform reads from.
   const line = (2 * winoTiles(W, k) + 2) * ((cin + 1) & ~1) * 2;
-  return Math.max(direct, (winoBandRows(H, W, cin, k) + k - 1) * winoRowBytes(W, cin, k) + line);
+  const wino = Math.max(direct, (winoBandRows(H, W, cin, k) + k - 1) * winoRowBytes(W, cin, k) + line);
+  return Math.max(wino, wino2dScratchBytes(W, cin, k));
+}
+
+/**
+ * F(2×2,3×3) scratch: one transformed tile row (16 components × Tc tiles; k = 5: two tile rows, Tc + 1 tiles)
+ * + the k + 1 padded i16 rows of 2·Tc + 2 pixels it is computed from.
+ */
+function wino2dScratchBytes(W: number, cin: number, k: number): number {
+  const Tc = Math.max((W + 1) >> 1, 4) + (k === 5 ? 1 : 0), px = ((cin + 1) & ~1) * 2;
+  return (k === 5 ? 32 : 16) * Tc * px + (k + 1) * (2 * Tc + 2) * px;
 }
 
 function bandRowsFor(relaxedArg: number, H: number, W: number, L: PackedQs8Conv): number {
@@ -409,6 +504,8 @@ export interface QConvCall {
   outStride: number;
   /** Offset of ≥ qs8ConvScratchBytes(H, W, cin, k) bytes. */
   scratch: number;
+  /** Restricts the Winograd paths (default: the fastest applicable). */
+  paths?: QConvPathOptions;
 }
 
 export interface QConvRequantCall extends QConvCall {
@@ -417,12 +514,21 @@ export interface QConvRequantCall extends QConvCall {
   out: QOutput;
 }
 
+function checkPathOptions(p: QConvPathOptions | undefined): void {
+  if (p === undefined) return;
+  check(p !== null && typeof p === "object", "E_ARGUMENT", "paths must be an object {winograd?, winograd2d?}");
+  for (const key of ["winograd", "winograd2d"] as const) {
+    check(p[key] === undefined || typeof p[key] === "boolean", "E_ARGUMENT", `paths.${key} must be a boolean`);
+  }
+}
+
 function checkCall(c: QConvCall): void {
   const L = c.layer;
   check(L && L.bytes instanceof Uint8Array, "E_ARGUMENT", "layer must come from packQs8Qc8wConv / packQs8Qc4wConv");
   checkConvGeometry(L, c.H, c.W, c.inStride, c.outStride);
   checkActivation(c.act);
   checkAccumulatorRange(L, c.act);
+  checkPathOptions(c.paths);
   for (const [name, v] of [["packed", c.packed], ["input", c.input], ["output", c.output], ["scratch", c.scratch]] as const) {
     checkInt(v, 0, 2 ** 32 - 1, `${name} offset`);
   }
@@ -438,8 +544,15 @@ export function qs8ConvRun(rt: Runtime, c: QConvRequantCall): void {
   checkInt(c.multipliers, 0, 2 ** 32 - 1, "multipliers offset");
   const L = c.layer;
   const k = rt.kernels<QConvExports>();
+  const plan = qs8ConvPlan(rt, L, c.act, c.paths);
+  if (plan.path === "i16-wino2d") {
+    // int4 layers too: packQs8Qc4wConv writes the same widened layout.
+    (L.k === 3 ? k.qs8_qc8w_conv3x3_winograd2d_nhwc : k.qs8_qc8w_conv5x5_winograd2d_nhwc)(c.input, c.inStride, c.H, c.W, L.cin, c.act.zeroPoint, c.act.signed ? 1 : 0, c.packed, L.cout,
+      c.multipliers, c.output, c.outStride, c.out.zeroPoint, c.out.qmin, c.out.qmax, c.out.signed ? 1 : 0, c.scratch);
+    return;
+  }
   const fn = L.weightFormat === "qc4w" ? k.qs8_qc4w_conv_nhwc : k.qs8_qc8w_conv_nhwc;
-  const ra = qs8ConvPlan(rt, L, c.act).relaxedArg;
+  const ra = plan.relaxedArg;
   fn(c.input, c.inStride, c.H, c.W, L.cin, c.act.zeroPoint, c.act.signed ? 1 : 0, L.k, c.packed, L.cout, c.multipliers,
     c.output, c.outStride, c.out.zeroPoint, c.out.qmin, c.out.qmax, c.out.signed ? 1 : 0,
     c.scratch, bandRowsFor(ra, c.H, c.W, L), ra, c.act.bits);
@@ -450,8 +563,14 @@ export function qs8ConvAcc32Run(rt: Runtime, c: QConvCall): void {
   checkCall(c);
   const L = c.layer;
   const k = rt.kernels<QConvExports>();
+  const plan = qs8ConvPlan(rt, L, c.act, c.paths);
+  if (plan.path === "i16-wino2d") {
+    (L.k === 3 ? k.qs8_qc8w_conv3x3_winograd2d_nhwc_acc32 : k.qs8_qc8w_conv5x5_winograd2d_nhwc_acc32)(c.input, c.inStride, c.H, c.W, L.cin, c.act.zeroPoint, c.act.signed ? 1 : 0, c.packed, L.cout,
+      c.output, c.outStride, c.scratch);
+    return;
+  }
   const fn = L.weightFormat === "qc4w" ? k.qs8_qc4w_conv_nhwc_acc32 : k.qs8_qc8w_conv_nhwc_acc32;
-  const ra = qs8ConvPlan(rt, L, c.act).relaxedArg;
+  const ra = plan.relaxedArg;
   fn(c.input, c.inStride, c.H, c.W, L.cin, c.act.zeroPoint, c.act.signed ? 1 : 0, L.k, c.packed, L.cout,
     c.output, c.outStride, c.scratch, bandRowsFor(ra, c.H, c.W, L), ra, c.act.bits);
 }
@@ -468,6 +587,8 @@ export interface QConvArrays {
   act: QActivation;
   /** Elements between output pixels (default cout); other channels of `out` are left untouched. */
   outStride?: number;
+  /** Restricts the Winograd paths (default: the fastest applicable). */
+  paths?: QConvPathOptions;
 }
 
 function checkArrays(layer: PackedQs8Conv, a: QConvArrays, out: ArrayBufferView & { length: number }, cout: number): [number, number] {
@@ -530,7 +651,7 @@ export function qs8Conv(rt: Runtime, out: Uint8Array | Int8Array, layer: PackedQ
   try {
     const s = stage(rt, layer, a, out, multipliers);
     qs8ConvRun(rt, { layer, packed: s.packed, H: a.H, W: a.W, input: s.input, inStride, act: a.act,
-      output: s.output, outStride, scratch: s.scratch, multipliers: s.mult, out: q });
+      output: s.output, outStride, scratch: s.scratch, multipliers: s.mult, out: q, paths: a.paths });
     rt.arena.read(s.output, out);
   } finally {
     rt.arena.release(m);
@@ -547,7 +668,7 @@ export function qs8ConvAcc32(rt: Runtime, out: Int32Array, layer: PackedQs8Conv,
   try {
     const s = stage(rt, layer, a, out, null);
     qs8ConvAcc32Run(rt, { layer, packed: s.packed, H: a.H, W: a.W, input: s.input, inStride, act: a.act,
-      output: s.output, outStride, scratch: s.scratch });
+      output: s.output, outStride, scratch: s.scratch, paths: a.paths });
     rt.arena.read(s.output, out);
   } finally {
     rt.arena.release(m);

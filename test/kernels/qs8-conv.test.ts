@@ -157,7 +157,7 @@ test("qs8 conv: int4 packing round-trips; qc4w packs exactly like qc8w of the sa
 test("qs8 conv: requantized output is bit-exact vs the reference (random shapes, formats, strides)", async (t) => {
   const rt = await testRuntime();
   const r = new Rng(20240601);
-  const paths = { i16: 0, "i16-wino": 0, "relaxed-i7": 0, "relaxed-i7-acc16": 0 };
+  const paths = { i16: 0, "i16-wino": 0, "i16-wino2d": 0, "relaxed-i7": 0, "relaxed-i7-acc16": 0 };
   let bad = 0;
   const N = 400;
   for (let i = 0; i < N; i++) {
@@ -180,8 +180,10 @@ test("qs8 conv: requantized output is bit-exact vs the reference (random shapes,
   if (testBackend() === "relaxed") {
     t.ok(paths["relaxed-i7"] > 30, `relaxed build: the i32 i8×i7 dot path ran (${paths["relaxed-i7"]} cases)`);
     t.ok(paths["relaxed-i7-acc16"] > 100, `relaxed build: the i16-accumulating i8×i7 path ran (${paths["relaxed-i7-acc16"]} cases)`);
-  } else t.equal(paths.i16 + paths["i16-wino"], N, "simd build: only the i16 paths");
-  t.ok(paths["i16-wino"] > 20, `the Winograd F(2,3) path ran (${paths["i16-wino"]} cases)`);
+  } else t.equal(paths.i16 + paths["i16-wino"] + paths["i16-wino2d"], N, "simd build: only the i16 paths");
+  // (F(2,3) along x now runs only where F(2×2,3×3)'s range condition fails; the path-option runs below and
+  // test/kernels/qs8-conv-winograd2d.test.ts cover it on every shape.)
+  t.ok(paths["i16-wino2d"] > 20, `the Winograd F(2×2,3×3) path ran (${paths["i16-wino2d"]} cases)`);
 });
 
 test("qs8 conv: int32-output variant is bit-exact vs the reference", async (t) => {
@@ -284,13 +286,13 @@ test("qs8 conv: worst-case partial sums (all weights ±max, all codes max) stay 
   }
 });
 
-test("qs8 conv: Winograd path (3×3, 5×5) at every small width, extreme values, and its int32 fallback", async (t) => {
+test("qs8 conv: Winograd paths (3×3, 5×5; 2-D and 1-D) at every small width, extreme values, and the int32 fallbacks", async (t) => {
   const rt = await testRuntime();
   const r = new Rng(2024);
   let bad = 0, n = 0, wino = 0;
   for (const k of [3, 5]) {
     for (let W = 1; W <= 19; W++) {
-      for (const bits of [8, 8, 4]) {
+      for (const [bits, paths] of [[8, {}], [8, { winograd2d: false }], [4, {}], [4, { winograd2d: false }]] as const) {
         const c = randomCase(r, { k, W, H: r.int(1, 4), cin: r.pick([8, 9, 16, 21]), wf: bits === 8 ? "qc8w" : "qc4w", bits });
         const q = randomOutput(r);
         const mult = randomMultipliers(r, c.cout);
@@ -298,13 +300,13 @@ test("qs8 conv: Winograd path (3×3, 5×5) at every small width, extreme values,
         const got = q.signed ? new Int8Array(len) : new Uint8Array(len);
         const want = q.signed ? new Int8Array(len) : new Uint8Array(len);
         got.fill(-3); want.fill(-3);
-        const a = { H: c.H, W: c.W, input: c.input, inStride: c.inStride, act: c.act, outStride: c.outStride };
+        const a = { H: c.H, W: c.W, input: c.input, inStride: c.inStride, act: c.act, outStride: c.outStride, paths };
         qs8Conv(rt, got, c.layer, a, mult, q);
         qconvRef(want, c.outStride, refArgs(c), mult, q.zeroPoint, q.qmin, q.qmax);
         const g32 = qs8ConvAcc32(rt, new Int32Array(len).fill(5), c.layer, a);
         const w32 = qconvAcc32Ref(new Int32Array(len).fill(5), c.outStride, refArgs(c));
         n++;
-        if (qs8ConvPath(rt, c.layer, c.act) === "i16-wino") wino++;
+        if (qs8ConvPath(rt, c.layer, c.act, paths).startsWith("i16-wino")) wino++;
         const d = firstDiff(got, want), d32 = firstDiff(g32, w32);
         if ((d !== "equal" || d32 !== "equal") && bad++ < 5) t.fail(`${describe(c)}: ${d} / acc32 ${d32}`);
       }
@@ -323,8 +325,10 @@ test("qs8 conv: Winograd path (3×3, 5×5) at every small width, extreme values,
   const got = qs8ConvAcc32(rt, new Int32Array(H * W * cout), layer, { H, W, input, act });
   const want = qconvAcc32Ref(new Int32Array(H * W * cout), cout, { H, W, Cin: cin, Cout: cout, k, input, inStride: cin, inZp: 0, weights, bias: null });
   t.equal(firstDiff(got, want), "equal", "…and exact there (accumulators near −2^31)");
+  const mid = packQs8Qc8wConv(weights.subarray(0, cout * k * k * 1000), { cout, k, cin: 1000 });
+  t.equal(qs8ConvPath(rt, mid, act), "i16-wino", "1000 channels: 2·bound < 2^31 ≤ 4·bound → Winograd F(2,3)");
   const narrow = packQs8Qc8wConv(weights.subarray(0, cout * k * k * 600), { cout, k, cin: 600 });
-  t.equal(qs8ConvPath(rt, narrow, act), "i16-wino", "600 channels: 2·bound < 2^31 → Winograd");
+  t.equal(qs8ConvPath(rt, narrow, act), "i16-wino2d", "600 channels: 4·bound < 2^31 → Winograd F(2×2,3×3)");
 });
 
 test("qs8 conv: saturation at both ends and the ReLU clamp", async (t) => {
