@@ -217,9 +217,8 @@ export class Q8Plan extends StepPlan {
       const act = { bits: gx.bits, signed: false, zeroPoint: gx.zeroPoint };
       // N:M conv: the sparse kernel when the *codes* keep the pattern (a grid without a zero level may not)
       // and it is faster than the dense path this layer would take.
-      // (NM_MAX_DENSITY has no entry for F(2×2,3×3) yet: its F(2,3) threshold is the conservative stand-in.)
       const dense = qs8ConvPath(rt, layer, act, opts.convPaths);
-      if (n.sparsity && nmKernelPays(n.k, n.cin, n.sparsity, dense === "i16-wino2d" ? "i16-wino" : dense) && ohwiKeepsNm(ohwi, n.k, n.cin, n.cout, n.sparsity)) {
+      if (n.sparsity && nmKernelPays(n.k, n.cin, n.sparsity, dense) && ohwiKeepsNm(ohwi, n.k, n.cin, n.cout, n.sparsity)) {
         const L = packQs8NmConv(ohwi, { ...args, ...n.sparsity });
         checkNmAccumulatorRange(L, act);
         const mult = requantMultipliers(new Float32Array(L.coutPadded), gx.scale, qw.scales, gy.scale);

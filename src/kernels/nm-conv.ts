@@ -209,10 +209,12 @@ export function packF32NmConv(hwio: Float32Array, k: number, cin: number, cout: 
  * direct i16 loop 1.12–1.17× at density 0.5 and 0.62× at 1 (break-even ≈ 0.58), against Winograd F(2,3) (1.5×
  * fewer multiplies) 0.85–0.90× at 0.5 and 1.57–1.63× at 0.25 (break-even ≈ 0.45). The relaxed i16-accumulating
  * path (≤ 7-bit activations with small products) does half the multiply work of the i16 loop, hence about half
- * the threshold. Each threshold keeps a margin below its break-even.
+ * the threshold. Against the 2-D Winograd F(2×2,3×3) (bench/qs8-conv-paths.ts: 79.9 vs 57.0 effective GMAC/s
+ * for F(2,3) on the same layer, 1.40× faster) the sparse kernel is ≈ 1.60/1.40 ≈ 1.14× faster at 0.25
+ * (break-even ≈ 0.29): 8:32 still pays, 12:32 does not. Each threshold keeps a margin below its break-even.
  */
-export const NM_MAX_DENSITY: Readonly<Record<"f32" | "i16" | "i16-wino" | "relaxed-i7" | "relaxed-i7-acc16", number>> = {
-  f32: 0.6, i16: 0.5, "i16-wino": 0.4, "relaxed-i7": 0.5, "relaxed-i7-acc16": 0.25,
+export const NM_MAX_DENSITY: Readonly<Record<"f32" | "i16" | "i16-wino" | "i16-wino2d" | "relaxed-i7" | "relaxed-i7-acc16", number>> = {
+  f32: 0.6, i16: 0.5, "i16-wino": 0.4, "i16-wino2d": 0.26, "relaxed-i7": 0.5, "relaxed-i7-acc16": 0.25,
 };
 
 /** Whether the N:M kernel is expected to be faster than the dense kernel running `densePath` on this layer. */
