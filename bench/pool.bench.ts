@@ -8,6 +8,10 @@
 //   2 workers      pool of 2, its default grid: two 256×128 strips, each recomputing an 18-px margin
 //                  (the exact receptive-field margin), i.e. 1.14× the pixels of the 1-worker run;
 //   1w / 2w @128   both on the same 2×2 grid of 128² tiles: the parallel efficiency alone.
+// Before the pool rounds, the ceiling the margin leaves, in process on one thread: the whole image vs the
+// 2-worker grid's first strip, computed on every row of its region and with its margin rows trimmed
+// (StepPlan.trimRows, src/graph/row-windows.ts — what the workers run): whole / strip is the best a
+// 2-worker split can reach.
 // A control in the same rounds: a pure-JS loop split over 1 vs 2 threads (no lowbit, no messages
 // beyond start/stop) — the speed-up the machine itself allows at that moment.
 // Reports the median and the fastest round (ms), the ratio 1w/2w of each, the outputs' equality
@@ -25,7 +29,9 @@ import { fileURLToPath } from "node:url";
 import { decodeImage } from "../src/io/image.ts";
 import { quantizeCommand } from "../src/cli/quantize.ts";
 import { processIO } from "../src/cli/common.ts";
-import { createWorkerPool, type WorkerPool } from "../src/worker/pool.ts";
+import { createWorkerPool, planPoolTiles, type WorkerPool } from "../src/worker/pool.ts";
+import { loadAnyModel } from "../src/io/load-any.ts";
+import { createRuntime } from "../src/runtime/runtime.ts";
 import type { ImageLike } from "../src/engine/image.ts";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -87,6 +93,30 @@ async function controlRound(): Promise<void> {
   control.two.push(performance.now() - t0);
 }
 
+/** Whole-image vs one-strip time in process (median of ROUNDS): the 2-worker ceiling, untrimmed and trimmed. */
+async function ceiling(label: string, model: string | Uint8Array, w: number, h: number, margin: number): Promise<string> {
+  const rt = await createRuntime({ backend: "simd" });
+  const plan = (await loadAnyModel(model)).compile(rt, SIDE, SIDE);
+  const x = new Float32Array(SIDE * SIDE * 3).map((_, i) => img.data[i] / 255);
+  const run = (rw: number, rh: number, bottom: number): number => {
+    plan.inputView(rw, rh).set(x.subarray(0, rw * rh * 3));
+    plan.trimRows?.(0, bottom);
+    const t0 = performance.now();
+    plan.runSteps(rw, rh, 0, plan.stepCount);
+    const t = performance.now() - t0;
+    plan.trimRows?.(0, 0);
+    return t;
+  };
+  const t = { whole: [] as number[], full: [] as number[], trimmed: [] as number[] };
+  for (let r = 0; r <= ROUNDS; r++) {
+    const a = run(SIDE, SIDE, 0), b = run(w, h, 0), c = run(w, h, margin);
+    if (r > 0) t.whole.push(a), t.full.push(b), t.trimmed.push(c); // round 0: warm-up
+  }
+  plan.dispose();
+  const m = (k: keyof typeof t) => median(t[k]);
+  return `ceiling ${label} whole ${SIDE}×${SIDE} ${m("whole").toFixed(0)} ms / strip ${w}×${h} (${margin} margin rows): untrimmed ${m("full").toFixed(0)} ms → ${(m("whole") / m("full")).toFixed(2)}×, trimmed ${m("trimmed").toFixed(0)} ms → ${(m("whole") / m("trimmed")).toFixed(2)}× (one thread, in process)`;
+}
+
 const img = await input();
 console.log(`# ${MODEL} @ ${SIDE}×${SIDE}, ${ROUNDS} rounds, Node ${process.version}, ${os.cpus().length} CPUs (${os.cpus()[0]?.model}), load avg before: ${load()}`);
 let failed = false;
@@ -94,6 +124,8 @@ const lines: string[] = [];
 for (const [label, model] of [["fp32", MODEL], ["w8a8", new Uint8Array(readFileSync(await w8a8File()))]] as const) {
   const one = await createWorkerPool({ model, size: 1, backend: "simd" });
   const two = await createWorkerPool({ model, size: 2, backend: "simd" });
+  const strip = planPoolTiles(SIDE, SIDE, two.info!.tile, two.info!.margin, 2).tiles[0];
+  lines.push(await ceiling(label, model, strip.rw, strip.rh, strip.rh - strip.h));
   const runs: Record<string, number[]> = { "1w": [], "2w": [], "1w@128": [], "2w@128": [] };
   const ref = (await time(one, img)).data; // warm-up
   await time(two, img);

@@ -11,6 +11,7 @@ import "./io-onnx-import.test.ts";
 import "./io-onnx-upsamplers.test.ts";
 import "./io-onnx-prelu.test.ts";
 import "./engine.test.ts";
+import "./graph-row-windows.test.ts";
 import "./parity-tfjs.test.ts";
 import "./quant-engine.test.ts";
 import "./lowbit-file.test.ts";

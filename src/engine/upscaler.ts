@@ -30,6 +30,11 @@ export interface ExecutablePlan {
   runSteps(w: number, h: number, from: number, to: number): void;
   /** f32 NHWC view of the output (h·s · w·s · 3). */
   outputView(w: number, h: number): Float32Array;
+  /**
+   * Plans that can: compute each layer only on the rows the region's core rows depend on (top / bottom:
+   * margin rows of the region), until reset with (0, 0). Core outputs are unchanged, bit for bit.
+   */
+  trimRows?(top: number, bottom: number): void;
   /** Adaptive plans: the next tile's core inside its region (the bit decision looks at the core). */
   setCore?(x: number, y: number, w: number, h: number): void;
   /** Adaptive plans: what the last tile ran with. */
@@ -100,14 +105,19 @@ export async function upscaleTiled(
     const t = grid.tiles[ti];
     fillInput(p.inputView(t.rw, t.rh), img.data, W, H, channels, t, ilo, inScale);
     p.setCore?.(t.x - t.rx, t.y - t.ry, t.w, t.h);
-    for (let step = 0; step < p.stepCount; step++) {
-      p.runSteps(t.rw, t.rh, step, step + 1);
-      if (Date.now() - last >= yieldMs) {
-        await tick();
-        last = Date.now();
-        throwIfAborted(run.signal);
-        run.onProgress?.({ fraction: (done + (t.rw * t.rh * (step + 1)) / p.stepCount) / work, tile: ti, tiles: grid.tiles.length });
+    p.trimRows?.(t.y - t.ry, t.ry + t.rh - t.y - t.h);
+    try {
+      for (let step = 0; step < p.stepCount; step++) {
+        p.runSteps(t.rw, t.rh, step, step + 1);
+        if (Date.now() - last >= yieldMs) {
+          await tick();
+          last = Date.now();
+          throwIfAborted(run.signal);
+          run.onProgress?.({ fraction: (done + (t.rw * t.rh * (step + 1)) / p.stepCount) / work, tile: ti, tiles: grid.tiles.length });
+        }
       }
+    } finally {
+      p.trimRows?.(0, 0);
     }
     writeCore(out, W * s, channels, p.outputView(t.rw, t.rh), t, s, olo, ohi, outScale);
     const tb = p.tileBits?.();

@@ -44,7 +44,7 @@ function clampOf(kind: ActivationKind): [number, number] | null {
 }
 
 export type { Step } from "./step-plan.ts";
-import { StepPlan, type Step } from "./step-plan.ts";
+import { StepPlan, windowed, type Step } from "./step-plan.ts";
 
 export interface F32PlanInfo {
   /** The optimized graph the plan runs. */
@@ -114,9 +114,10 @@ export class F32Plan extends StepPlan {
     // 3. One closure per node.
     const steps: Step[] = [];
     const nodeSteps: [number, number][] = [];
+    this.useRowWindows(g);
     for (const n of g.nodes) {
       const firstStep = steps.length;
-      lowerF32Node({ g, k, ptr, stride, scratch, packedAt, sparseAt, steps, concatCopies: mem.concatCopies, rt, seAt }, n);
+      lowerF32Node({ g, k, ptr, stride, scratch, packedAt, sparseAt, steps, concatCopies: mem.concatCopies, rt, seAt, rows: this.rows }, n);
       nodeSteps.push([firstStep, steps.length]);
     }
     this.nodeSteps = nodeSteps;
@@ -174,6 +175,8 @@ export interface F32LowerContext {
   sparseAt?: Map<number, number>;
   steps: Step[];
   concatCopies: Map<number, number[]>;
+  /** The plan's row windows (StepPlan.rows; absent: every step walks the whole tile). */
+  rows?: Int32Array;
   /** squeeze_excite nodes: their sum / gate buffers (allocSe), and the runtime whose arena holds them. */
   rt?: Runtime;
   seAt?: Map<number, SeBuffers>;
@@ -209,6 +212,7 @@ export function seGate(n: Extract<Node, { op: "squeeze_excite" }>, sums: Float64
 /** Appends the kernel calls of one node computed in FP32 (shared with the quantized compiler's FP32 islands). */
 export function lowerF32Node(cx: F32LowerContext, n: Node): void {
   const { g, k, ptr, stride, scratch, packedAt, steps } = cx;
+  const R = cx.rows, id = n.id;
   const s = n.spatial;
   const y = ptr(n.id);
   const ys = stride(n.id);
@@ -225,15 +229,15 @@ export function lowerF32Node(cx: F32LowerContext, n: Node): void {
       const sp = cx.sparseAt?.get(n.id);
       if (sp !== undefined) {
         const { n: nn, m } = n.sparsity!;
-        steps.push((w, h) => k.f32_nm_conv_nhwc(xp, xs, y, ys, h * s, w * s, cin, cout, kk, nn, m, sp, lo, hi, scratch,
-          nmConvBandRows(h * s, w * s, cin, kk, "f32")));
+        steps.push(windowed(R, id, s, (a, H, W) => k.f32_nm_conv_nhwc(xp + 4 * a * W * xs, xs, y + 4 * a * W * ys, ys, H, W, cin, cout, kk, nn, m, sp, lo, hi, scratch,
+          nmConvBandRows(H, W, cin, kk, "f32"))));
       } else {
-        steps.push((w, h) => k.f32_conv_nhwc(xp, xs, y, ys, h * s, w * s, cin, cout, kk, wp, lo, hi, scratch));
+        steps.push(windowed(R, id, s, (a, H, W) => k.f32_conv_nhwc(xp + 4 * a * W * xs, xs, y + 4 * a * W * ys, ys, H, W, cin, cout, kk, wp, lo, hi, scratch)));
       }
       if (!clamp) {
         const code = ACTIVATION_CODES[n.activation.kind];
         const alpha = n.activation.alpha ?? defaultAlpha(n.activation.kind);
-        steps.push((w, h) => k.f32_activation_nhwc(y, h * s * w * s, c, ys, y, ys, code, alpha));
+        steps.push(windowed(R, id, s, (a, H, W) => k.f32_activation_nhwc(y + 4 * a * W * ys, H * W, c, ys, y + 4 * a * W * ys, ys, code, alpha)));
       }
       break;
     }
@@ -242,7 +246,7 @@ export function lowerF32Node(cx: F32LowerContext, n: Node): void {
       const xp = ptr(x), xs = stride(x);
       const code = ACTIVATION_CODES[n.activation.kind];
       const alpha = n.activation.alpha ?? defaultAlpha(n.activation.kind);
-      steps.push((w, h) => k.f32_activation_nhwc(xp, h * s * w * s, c, xs, y, ys, code, alpha));
+      steps.push(windowed(R, id, s, (a, H, W) => k.f32_activation_nhwc(xp + 4 * a * W * xs, H * W, c, xs, y + 4 * a * W * ys, ys, code, alpha)));
       break;
     }
     case "add": {
@@ -250,21 +254,19 @@ export function lowerF32Node(cx: F32LowerContext, n: Node): void {
       const [a0, ...rest] = n.inputs;
       const a0p = ptr(a0), a0s = stride(a0);
       // y = c0·x0 + c1·x1 + …, as a chain of fused y = a + β·b passes.
-      let first: Step;
       if (coeffs[0] === 1) {
         const b = rest[0], bp = ptr(b), bs = stride(b), beta = coeffs[1];
-        first = (w, h) => k.f32_add_nhwc(a0p, bp, h * s * w * s, c, a0s, bs, y, ys, beta);
-        steps.push(first);
+        steps.push(windowed(R, id, s, (a, H, W) => k.f32_add_nhwc(a0p + 4 * a * W * a0s, bp + 4 * a * W * bs, H * W, c, a0s, bs, y + 4 * a * W * ys, ys, beta)));
         rest.slice(1).forEach((b2, j) => {
           const bp2 = ptr(b2), bs2 = stride(b2), beta2 = coeffs[j + 2];
-          steps.push((w, h) => k.f32_add_nhwc(y, bp2, h * s * w * s, c, ys, bs2, y, ys, beta2));
+          steps.push(windowed(R, id, s, (a, H, W) => k.f32_add_nhwc(y + 4 * a * W * ys, bp2 + 4 * a * W * bs2, H * W, c, ys, bs2, y + 4 * a * W * ys, ys, beta2)));
         });
       } else {
         const c0 = coeffs[0];
-        steps.push((w, h) => k.f32_scale_nhwc(a0p, h * s * w * s, c, a0s, y, ys, c0));
+        steps.push(windowed(R, id, s, (a, H, W) => k.f32_scale_nhwc(a0p + 4 * a * W * a0s, H * W, c, a0s, y + 4 * a * W * ys, ys, c0)));
         rest.forEach((b2, j) => {
           const bp2 = ptr(b2), bs2 = stride(b2), beta2 = coeffs[j + 1];
-          steps.push((w, h) => k.f32_add_nhwc(y, bp2, h * s * w * s, c, ys, bs2, y, ys, beta2));
+          steps.push(windowed(R, id, s, (a, H, W) => k.f32_add_nhwc(y + 4 * a * W * ys, bp2 + 4 * a * W * bs2, H * W, c, ys, bs2, y + 4 * a * W * ys, ys, beta2)));
         });
       }
       break;
@@ -276,7 +278,7 @@ export function lowerF32Node(cx: F32LowerContext, n: Node): void {
         const ci = g.nodes[i].channels;
         if (copies.has(off)) {
           const xp = ptr(i), xs = stride(i), dst = y + 4 * off;
-          steps.push((w, h) => k.x32_copy_nhwc(xp, h * s * w * s, ci, xs, dst, ys));
+          steps.push(windowed(R, id, s, (a, H, W) => k.x32_copy_nhwc(xp + 4 * a * W * xs, H * W, ci, xs, dst + 4 * a * W * ys, ys)));
         }
         off += ci;
       }
@@ -285,32 +287,32 @@ export function lowerF32Node(cx: F32LowerContext, n: Node): void {
     case "scale": {
       const x = n.inputs[0];
       const xp = ptr(x), xs = stride(x), beta = n.factor;
-      steps.push((w, h) => k.f32_scale_nhwc(xp, h * s * w * s, c, xs, y, ys, beta));
+      steps.push(windowed(R, id, s, (a, H, W) => k.f32_scale_nhwc(xp + 4 * a * W * xs, H * W, c, xs, y + 4 * a * W * ys, ys, beta)));
       break;
     }
     case "upsample_nearest": {
       const x = n.inputs[0];
       const xp = ptr(x), xs = stride(x), f = n.factor, si = g.nodes[x].spatial;
-      steps.push((w, h) => k.x32_upsample_nearest_nhwc(xp, h * si, w * si, c, f, xs, y, ys));
+      steps.push(windowed(R, id, si, (a, H, W) => k.x32_upsample_nearest_nhwc(xp + 4 * a * W * xs, H, W, c, f, xs, y + 4 * a * f * W * f * ys, ys)));
       break;
     }
     case "upsample_bilinear": {
       const x = n.inputs[0];
       const xp = ptr(x), xs = stride(x), f = n.factor, si = g.nodes[x].spatial, mode = BILINEAR_MODES.indexOf(n.mode);
-      steps.push((w, h) => k.f32_upsample_bilinear_nhwc(xp, h * si, w * si, c, f, mode, xs, y, ys));
+      steps.push(windowed(R, id, si, (a, H, W) => k.f32_upsample_bilinear_nhwc(xp + 4 * a * W * xs, H, W, c, f, mode, xs, y + 4 * a * f * W * f * ys, ys)));
       break;
     }
     case "depth_to_space": {
       const x = n.inputs[0];
       const xp = ptr(x), xs = stride(x), b = n.block, si = g.nodes[x].spatial;
-      steps.push((w, h) => k.x32_depth_to_space_nhwc(xp, h * si, w * si, c, b, xs, y, ys));
+      steps.push(windowed(R, id, si, (a, H, W) => k.x32_depth_to_space_nhwc(xp + 4 * a * W * xs, H, W, c, b, xs, y + 4 * a * b * W * b * ys, ys)));
       break;
     }
     case "prelu": {
       const x = n.inputs[0];
       const xp = ptr(x), xs = stride(x), sp = packedAt.get(n.id);
       if (sp === undefined) throw new LowbitError("E_UNSUPPORTED_LAYER", `layer '${n.name}': op 'prelu' is not supported by this execution path (only the FP32 and static quantized plans place its slopes)`);
-      steps.push((w, h) => k.f32_prelu_nhwc(xp, h * s * w * s, c, xs, y, ys, sp));
+      steps.push(windowed(R, id, s, (a, H, W) => k.f32_prelu_nhwc(xp + 4 * a * W * xs, H * W, c, xs, y + 4 * a * W * ys, ys, sp)));
       break;
     }
     case "space_to_depth": {

@@ -28,7 +28,7 @@ import type { Graph, Node } from "./ir.ts";
 import { planMemory, type MemoryPlan } from "./memory-plan.ts";
 import { allocSe, lowerF32Node, type F32Exports, type SeBuffers } from "./compile-f32.ts";
 import { spatialAlign } from "./validate.ts";
-import { StepPlan, type Step } from "./step-plan.ts";
+import { StepPlan, windowed, type Step } from "./step-plan.ts";
 import { packF32Conv, f32ConvScratchBytes } from "../kernels/f32-conv.ts";
 import { packQs8Qc4wConv, packQs8Qc8wConv, qs8ConvPath, qs8ConvRun, qs8ConvScratchBytes, checkAccumulatorRange, type PackedQs8Conv, type QConvPath, type QConvPathOptions } from "../kernels/qs8-conv.ts";
 import { checkNmAccumulatorRange, nmKernelPays, packQs8NmConv, qs8NmConvRun, qs8NmConvScratchBytes, type PackedQs8NmConv } from "../kernels/nm-conv.ts";
@@ -246,22 +246,25 @@ export class Q8Plan extends StepPlan {
     const steps: Step[] = [];
     const stepOps: string[] = [];
     const nodeSteps: [number, number][] = [];
-    const f32cx = { g: lg, k, ptr, stride, scratch, packedAt: f32Packed, steps, concatCopies: mem.concatCopies, rt, seAt };
+    this.useRowWindows(lg);
+    const R = this.rows;
+    const f32cx = { g: lg, k, ptr, stride, scratch, packedAt: f32Packed, steps, concatCopies: mem.concatCopies, rt, seAt, rows: R };
     for (const ln of nodes) {
       const before = steps.length;
-      const s = ln.spatial, c = ln.channels, y = ptr(ln.id), ys = stride(ln.id);
-      const npx = (w: number, h: number) => w * s * h * s;
+      const s = ln.spatial, c = ln.channels, y = ptr(ln.id), ys = stride(ln.id), id = ln.id;
+      /** A step over the node's row window (row-windows.ts): body(first row, rows, row width). */
+      const rowsOf = (body: (a: number, H: number, W: number) => void) => windowed(R, id, s, body);
       if (ln.domain === "f32" && ln.op !== "dequantize") {
         lowerF32Node(f32cx, ln as Node);
       } else if (ln.op === "dequantize") {
         const x = ln.inputs[0], gx = grids[x]!, xp = ptr(x), xs = stride(x);
-        steps.push((w, h) => k.q8_f32_dequantize_nhwc(xp, npx(w, h), c, xs, y, ys, gx.scale, gx.zeroPoint, 0));
+        steps.push(rowsOf((a, H, W) => k.q8_f32_dequantize_nhwc(xp + a * W * xs, H * W, c, xs, y + 4 * a * W * ys, ys, gx.scale, gx.zeroPoint, 0)));
       } else {
         const gy = grids[ln.id]!;
         switch (ln.op) {
           case "quantize": {
             const x = ln.inputs[0], xp = ptr(x), xs = stride(x), inv = f(1 / gy.scale);
-            steps.push((w, h) => k.f32_q8_quantize_nhwc(xp, npx(w, h), c, xs, y, ys, inv, gy.zeroPoint, gy.qmin, gy.qmax));
+            steps.push(rowsOf((a, H, W) => k.f32_q8_quantize_nhwc(xp + 4 * a * W * xs, H * W, c, xs, y + a * W * ys, ys, inv, gy.zeroPoint, gy.qmin, gy.qmax)));
             break;
           }
           case "conv2d": {
@@ -274,12 +277,12 @@ export class Q8Plan extends StepPlan {
             const out = { signed: false, zeroPoint: gy.zeroPoint, qmin, qmax };
             const xp = ptr(x), xs = stride(x);
             if (S) {
-              steps.push((w, h) => qs8NmConvRun(rt, { layer: S.layer, packed: S.packed, H: h * s, W: w * s, input: xp, inStride: xs, act,
-                output: y, outStride: ys, scratch, multipliers: S.mult, out }));
+              steps.push(rowsOf((a, H, W) => qs8NmConvRun(rt, { layer: S.layer, packed: S.packed, H, W, input: xp + a * W * xs, inStride: xs, act,
+                output: y + a * W * ys, outStride: ys, scratch, multipliers: S.mult, out })));
             } else {
               const D = L!;
-              steps.push((w, h) => qs8ConvRun(rt, { layer: D.layer, packed: D.packed, H: h * s, W: w * s, input: xp, inStride: xs, act,
-                output: y, outStride: ys, scratch, multipliers: D.mult, out, paths: convPaths }));
+              steps.push(rowsOf((a, H, W) => qs8ConvRun(rt, { layer: D.layer, packed: D.packed, H, W, input: xp + a * W * xs, inStride: xs, act,
+                output: y + a * W * ys, outStride: ys, scratch, multipliers: D.mult, out, paths: convPaths })));
             }
             break;
           }
@@ -291,10 +294,10 @@ export class Q8Plan extends StepPlan {
             const ga = grids[a]!, gb = grids[b]!;
             const ap = ptr(a), as = stride(a), bp = ptr(b), bs = stride(b);
             const ma = f((coeffs[0] * ga.scale) / gy.scale), mb = f((coeffs[1] * gb.scale) / gy.scale);
-            steps.push((w, h) => k.q8_add_nhwc(ap, bp, npx(w, h), c, as, bs, y, ys, ga.zeroPoint, gb.zeroPoint, ma, mb, gy.zeroPoint, gy.qmin, gy.qmax, 0));
+            steps.push(rowsOf((o, H, W) => k.q8_add_nhwc(ap + o * W * as, bp + o * W * bs, H * W, c, as, bs, y + o * W * ys, ys, ga.zeroPoint, gb.zeroPoint, ma, mb, gy.zeroPoint, gy.qmin, gy.qmax, 0)));
             rest.forEach((r, j) => {
               const gr = grids[r]!, rp = ptr(r), rs = stride(r), mr = f((coeffs[j + 2] * gr.scale) / gy.scale);
-              steps.push((w, h) => k.q8_add_nhwc(y, rp, npx(w, h), c, ys, rs, y, ys, gy.zeroPoint, gr.zeroPoint, 1, mr, gy.zeroPoint, gy.qmin, gy.qmax, 0));
+              steps.push(rowsOf((o, H, W) => k.q8_add_nhwc(y + o * W * ys, rp + o * W * rs, H * W, c, ys, rs, y + o * W * ys, ys, gy.zeroPoint, gr.zeroPoint, 1, mr, gy.zeroPoint, gy.qmin, gy.qmax, 0)));
             });
             break;
           }
@@ -303,33 +306,36 @@ export class Q8Plan extends StepPlan {
             let off = 0;
             for (const i of ln.inputs) {
               const ci = nodes[i].channels;
-              if (copies.has(off)) steps.push(requantStep(k, ptr(i), stride(i), grids[i]!, y + off, ys, gy, ci, 1, npx));
+              if (copies.has(off)) steps.push(rowsOf(requantStep(k, ptr(i), stride(i), grids[i]!, y + off, ys, gy, ci, 1)));
               off += ci;
             }
             break;
           }
           case "scale": {
             const n = ln as Extract<Node, { op: "scale" }>;
-            steps.push(requantStep(k, ptr(n.inputs[0]), stride(n.inputs[0]), grids[n.inputs[0]]!, y, ys, gy, c, n.factor, npx));
+            steps.push(rowsOf(requantStep(k, ptr(n.inputs[0]), stride(n.inputs[0]), grids[n.inputs[0]]!, y, ys, gy, c, n.factor)));
             break;
           }
           case "upsample_nearest": {
             const n = ln as Extract<Node, { op: "upsample_nearest" }>;
             const x = n.inputs[0], si = nodes[x].spatial, xp = ptr(x), xs = stride(x);
-            steps.push((w, h) => k.x8_upsample_nearest_nhwc(xp, h * si, w * si, c, n.factor, xs, y, ys));
+            const fa = n.factor;
+            steps.push(windowed(R, id, si, (a, H, W) => k.x8_upsample_nearest_nhwc(xp + a * W * xs, H, W, c, fa, xs, y + a * fa * W * fa * ys, ys)));
             break;
           }
           case "upsample_bilinear": {
             // Codes keep their grid: the weights sum to 1 (assembly/elementwise/upsample-bilinear.ts).
             const n = ln as Extract<Node, { op: "upsample_bilinear" }>;
             const x = n.inputs[0], si = nodes[x].spatial, xp = ptr(x), xs = stride(x), mode = BILINEAR_MODES.indexOf(n.mode);
-            steps.push((w, h) => k.x8_upsample_bilinear_nhwc(xp, h * si, w * si, c, n.factor, mode, xs, y, ys));
+            const fa = n.factor;
+            steps.push(windowed(R, id, si, (a, H, W) => k.x8_upsample_bilinear_nhwc(xp + a * W * xs, H, W, c, fa, mode, xs, y + a * fa * W * fa * ys, ys)));
             break;
           }
           case "depth_to_space": {
             const n = ln as Extract<Node, { op: "depth_to_space" }>;
             const x = n.inputs[0], si = nodes[x].spatial, xp = ptr(x), xs = stride(x);
-            steps.push((w, h) => k.x8_depth_to_space_nhwc(xp, h * si, w * si, c, n.block, xs, y, ys));
+            const b = n.block;
+            steps.push(windowed(R, id, si, (a, H, W) => k.x8_depth_to_space_nhwc(xp + a * W * xs, H, W, c, b, xs, y + a * b * W * b * ys, ys)));
             break;
           }
           case "activation": {
@@ -337,7 +343,7 @@ export class Q8Plan extends StepPlan {
             const x = n.inputs[0], xp = ptr(x), xs = stride(x);
             const lo = n.activation.kind === "linear" ? gy.qmin : gy.zeroPoint;
             const hi = n.activation.kind === "relu6" ? Math.min(gy.qmax, gy.zeroPoint + Math.round(6 / gy.scale)) : gy.qmax;
-            steps.push((w, h) => k.q8_clamp_nhwc(xp, npx(w, h), c, xs, y, ys, lo, hi, 0));
+            steps.push(rowsOf((a, H, W) => k.q8_clamp_nhwc(xp + a * W * xs, H * W, c, xs, y + a * W * ys, ys, lo, hi, 0)));
             break;
           }
           case "space_to_depth": {
@@ -355,7 +361,7 @@ export class Q8Plan extends StepPlan {
           }
           case "prelu": {
             const x = ln.inputs[0], gx = grids[x]!, xp = ptr(x), xs = stride(x), M = preluMult.get(ln.id)!;
-            steps.push((w, h) => k.q8_prelu_nhwc(xp, npx(w, h), c, xs, y, ys, gx.zeroPoint, M.mPos, M.mNeg, gy.zeroPoint, gy.qmin, gy.qmax, 0));
+            steps.push(rowsOf((a, H, W) => k.q8_prelu_nhwc(xp + a * W * xs, H * W, c, xs, y + a * W * ys, ys, gx.zeroPoint, M.mPos, M.mNeg, gy.zeroPoint, gy.qmin, gy.qmax, 0)));
             break;
           }
           default:
@@ -374,13 +380,14 @@ export class Q8Plan extends StepPlan {
   }
 }
 
-function requantStep(k: Q8Exports, xp: number, xs: number, gx: QuantParams, y: number, ys: number, gy: QuantParams, c: number, beta: number,
-  npx: (w: number, h: number) => number): Step {
+/** y = requantize(β·x) on rows [a, a + H) of W-pixel rows (a plain copy when the grids match and β = 1). */
+function requantStep(k: Q8Exports, xp: number, xs: number, gx: QuantParams, y: number, ys: number, gy: QuantParams, c: number,
+  beta: number): (a: number, H: number, W: number) => void {
   if (beta === 1 && gx.scale === gy.scale && gx.zeroPoint === gy.zeroPoint && gx.qmin === gy.qmin && gx.qmax === gy.qmax) {
-    return (w, h) => k.x8_copy_nhwc(xp, npx(w, h), c, xs, y, ys);
+    return (a, H, W) => k.x8_copy_nhwc(xp + a * W * xs, H * W, c, xs, y + a * W * ys, ys);
   }
   const m = f((beta * gx.scale) / gy.scale);
-  return (w, h) => k.q8_requantize_nhwc(xp, npx(w, h), c, xs, y, ys, gx.zeroPoint, m, gy.zeroPoint, gy.qmin, gy.qmax, 0);
+  return (a, H, W) => k.q8_requantize_nhwc(xp + a * W * xs, H * W, c, xs, y + a * W * ys, ys, gx.zeroPoint, m, gy.zeroPoint, gy.qmin, gy.qmax, 0);
 }
 
 /** Whether OHWI codes keep the n:m pattern (≤ n nonzeros per group of m input channels, per output channel and tap). */

@@ -87,15 +87,20 @@ export function serveUpscaler(port: WorkerPort): void {
     const s = p.scale;
     fillInput(p.inputView(rw, rh), region.data, rw, rh, 3, { x: 0, y: 0, w: rw, h: rh, rx: 0, ry: 0, rw, rh }, ilo, (ihi - ilo) / 255);
     p.setCore?.(core.x, core.y, core.w, core.h);
+    p.trimRows?.(core.y, rh - core.y - core.h);
     let last = Date.now();
-    for (let step = 0; step < p.stepCount; step++) {
-      p.runSteps(rw, rh, step, step + 1);
-      if (Date.now() - last >= 30) {
-        await tick();
-        last = Date.now();
-        throwIfAborted(signal);
-        post({ type: "progress", id, progress: { fraction: (step + 1) / p.stepCount, tile: 0, tiles: 1 } });
+    try {
+      for (let step = 0; step < p.stepCount; step++) {
+        p.runSteps(rw, rh, step, step + 1);
+        if (Date.now() - last >= 30) {
+          await tick();
+          last = Date.now();
+          throwIfAborted(signal);
+          post({ type: "progress", id, progress: { fraction: (step + 1) / p.stepCount, tile: 0, tiles: 1 } });
+        }
       }
+    } finally {
+      p.trimRows?.(0, 0);
     }
     const out = new Uint8Array(core.w * s * core.h * s * 3);
     // writeCore reads the region's output at (x − rx)·s and writes at x·s: a core-sized output
