@@ -5,8 +5,11 @@
 // other processes on this shared machine hits both alike, after a warm-up run of each (plans
 // compiled, weights packed):
 //   1 worker       pool of 1, its default grid: the whole 256² image as one tile (no overlap work);
-//   2 workers      pool of 2, its default grid: two 256×128 strips, each recomputing an 18-px margin
-//                  (the exact receptive-field margin), i.e. 1.14× the pixels of the 1-worker run;
+//   2 workers      pool of 2, its default grid: two 256×128 strips that swap halo rows after every layer
+//                  (src/worker/halo.ts): no pixel is computed twice;
+//   2w margin      the same strips without the exchange (haloExchange: false): each recomputes the
+//                  18-px exact receptive-field margin, with every layer trimmed to the rows its core
+//                  needs (src/graph/row-windows.ts);
 //   1w / 2w @128   both on the same 2×2 grid of 128² tiles: the parallel efficiency alone.
 // Before the pool rounds, the ceiling the margin leaves, in process on one thread: the whole image vs the
 // 2-worker grid's first strip, computed on every row of its region and with its margin rows trimmed
@@ -71,9 +74,9 @@ async function w8a8File(): Promise<string> {
 const median = (a: number[]) => [...a].sort((x, y) => x - y)[a.length >> 1];
 const load = () => os.loadavg().map((x) => x.toFixed(2)).join(" ");
 
-async function time(pool: WorkerPool, img: ImageLike, tile?: number): Promise<{ ms: number; data: Uint8Array }> {
+async function time(pool: WorkerPool, img: ImageLike, tile?: number, haloExchange = true): Promise<{ ms: number; data: Uint8Array }> {
   const t0 = performance.now();
-  const r = await pool.upscale(img, { tile });
+  const r = await pool.upscale(img, { tile, haloExchange });
   return { ms: performance.now() - t0, data: r.data };
 }
 
@@ -126,15 +129,17 @@ for (const [label, model] of [["fp32", MODEL], ["w8a8", new Uint8Array(readFileS
   const two = await createWorkerPool({ model, size: 2, backend: "simd" });
   const strip = planPoolTiles(SIDE, SIDE, two.info!.tile, two.info!.margin, 2).tiles[0];
   lines.push(await ceiling(label, model, strip.rw, strip.rh, strip.rh - strip.h));
-  const runs: Record<string, number[]> = { "1w": [], "2w": [], "1w@128": [], "2w@128": [] };
+  const runs: Record<string, number[]> = { "1w": [], "2w": [], "2w margin": [], "1w@128": [], "2w@128": [] };
   const ref = (await time(one, img)).data; // warm-up
   await time(two, img);
+  await time(two, img, undefined, false);
   await time(one, img, 128);
   await time(two, img, 128);
   for (let r = 0; r < ROUNDS; r++) {
     await controlRound();
-    for (const [k, pool, tile] of [["1w", one, undefined], ["2w", two, undefined], ["1w@128", one, 128], ["2w@128", two, 128]] as const) {
-      const x = await time(pool, img, tile);
+    for (const [k, pool, tile, halo] of [["1w", one, undefined, true], ["2w", two, undefined, true], ["2w margin", two, undefined, false],
+      ["1w@128", one, 128, true], ["2w@128", two, 128, true]] as const) {
+      const x = await time(pool, img, tile, halo);
       if (x.data.length !== ref.length || !x.data.every((v, i) => v === ref[i])) {
         console.log(`MISMATCH ${label} ${k}: output differs from the 1-worker output`);
         failed = true;
@@ -146,11 +151,12 @@ for (const [label, model] of [["fp32", MODEL], ["w8a8", new Uint8Array(readFileS
   two.dispose();
   const row = (k: string) => `${median(runs[k]).toFixed(0).padStart(6)} ms (best ${Math.min(...runs[k]).toFixed(0)})`;
   console.log(`${label.padEnd(5)} ${one.info?.config ?? ""}`);
-  for (const k of Object.keys(runs)) console.log(`  ${k.padEnd(7)} ${row(k)}`);
+  for (const k of Object.keys(runs)) console.log(`  ${k.padEnd(9)} ${row(k)}`);
   const ratio = median(runs["1w"]) / median(runs["2w"]);
   const ratioBest = Math.min(...runs["1w"]) / Math.min(...runs["2w"]);
   const same = median(runs["1w@128"]) / median(runs["2w@128"]);
-  lines.push(`ratio ${label} 2-workers/1-worker=${ratio.toFixed(2)} (best-of ${ratioBest.toFixed(2)}; same 128² grid ${same.toFixed(2)}) outputs identical=${!failed}`);
+  const marg = median(runs["1w"]) / median(runs["2w margin"]);
+  lines.push(`ratio ${label} 2-workers/1-worker=${ratio.toFixed(2)} (best-of ${ratioBest.toFixed(2)}; margin strips without exchange ${marg.toFixed(2)}; same 128² grid ${same.toFixed(2)}) outputs identical=${!failed}`);
 }
 for (const l of lines) console.log(l);
 for (const w of spinners) void w.terminate();

@@ -2,7 +2,9 @@
 // each layer only on the rows the core depends on, and the core's output stays bit-identical.
 import test from "tape";
 import { GraphBuilder } from "../src/graph/builder.ts";
-import { computeRowWindows, rowWindowsSupported } from "../src/graph/row-windows.ts";
+import { computeRowWindows, haloMarginLR, rowWindowsSupported } from "../src/graph/row-windows.ts";
+import { copyRows } from "../src/worker/halo.ts";
+import type { HaloExchange } from "../src/graph/step-plan.ts";
 import { F32Plan } from "../src/graph/compile-f32.ts";
 import { Q8Plan } from "../src/graph/compile-q8.ts";
 import type { StepPlan } from "../src/graph/step-plan.ts";
@@ -137,6 +139,90 @@ test("trimRows: real model (esrgan-slim x4) FP32 and W8A8; tiled upscale still e
   const tiled = await up.upscale(img, { tile: 11 });
   t.ok(Buffer.compare(Buffer.from(whole.data), Buffer.from(tiled.data)) === 0, "W8A8 upscale with 11-pixel tiles (trimmed rows) = one tile, byte for byte");
   up.dispose?.();
+});
+
+/**
+ * Strips in one thread: each swap publishes its rows at once and defers its receives to `flush`,
+ * which the harness calls after every strip ran the same step (the exchange step of a node) — the
+ * same data flow as the SharedArrayBuffer exchange, without blocking.
+ */
+class Board {
+  rows = new Map<string, Uint8Array>();
+  pending: (() => void)[] = [];
+  flush(): void {
+    for (const f of this.pending.splice(0)) f();
+  }
+}
+class LocalExchange implements HaloExchange {
+  private seq = 0;
+  constructor(private readonly board: Board, private readonly index: number, private readonly strips: number) {}
+  swap(mem: Uint8Array, ptr: number, W: number, px: number, stride: number, c0: number, c1: number, R: number): void {
+    const seq = ++this.seq, len = R * W * px, b = this.board, i = this.index;
+    const send = (key: string, y0: number) => {
+      const buf = new Uint8Array(len);
+      copyRows(mem, ptr, W, px, stride, y0, R, buf, false);
+      b.rows.set(key, buf);
+    };
+    if (i > 0) send(`${seq}:${i}:up`, c0);
+    if (i < this.strips - 1) send(`${seq}:${i}:down`, c1 - R);
+    b.pending.push(() => {
+      if (i > 0) copyRows(mem, ptr, W, px, stride, c0 - R, R, b.rows.get(`${seq}:${i - 1}:down`)!, true);
+      if (i < this.strips - 1) copyRows(mem, ptr, W, px, stride, c1, R, b.rows.get(`${seq}:${i + 1}:up`)!, true);
+    });
+  }
+}
+
+/** Runs `plans` as `n` exchanging strips of a w×H image; each strip's core rows must equal the untiled output. */
+function checkStrips(t: test.Test, plans: StepPlan[], name: string, rng: Rng, g: Graph, w: number, H: number): void {
+  const n = plans.length, s = plans[0].scale;
+  const x = new Float32Array(w * H * 3);
+  for (let i = 0; i < x.length; i++) x[i] = rng.next();
+  const ref = plans[0].run(x, w, H);
+  const m = haloMarginLR(g) + rng.int(0, 2);
+  const board = new Board();
+  const strips = Array.from({ length: n }, (_, i) => {
+    const y = Math.round((i * H) / n), e = Math.round(((i + 1) * H) / n);
+    const ry = Math.max(0, y - m), re = Math.min(H, e + m);
+    plans[i].inputView(w, re - ry).set(x.subarray(ry * w * 3, re * w * 3));
+    plans[i].setHalo(new LocalExchange(board, i, n), y - ry, re - e);
+    return { y, e, ry, rh: re - ry };
+  });
+  for (let step = 0; step < plans[0].stepCount; step++) {
+    strips.forEach((st, i) => plans[i].runSteps(w, st.rh, step, step + 1));
+    board.flush();
+  }
+  let bad = 0;
+  strips.forEach((st, i) => {
+    const out = plans[i].outputView(w, st.rh), row = w * s * 3;
+    for (let r = st.y * s; r < st.e * s; r++) {
+      for (let j = 0; j < row; j++) if (!Object.is(out[(r - st.ry * s) * row + j], ref[r * row + j])) bad++;
+    }
+    plans[i].setHalo(null);
+  });
+  t.equal(bad, 0, `${name}: ${n} strips of a ${w}×${H} image with halo exchange (region margin ${m}) = untiled, bit for bit`);
+}
+
+test("halo exchange: strips computing only their own rows, swapping halos, equal the untiled run (FP32, W8A8, W4A4)", async (t) => {
+  const rt = await testRuntime();
+  const rng = new Rng(9);
+  for (const [name, g] of [["builder graph", randomGraph(5)], ["onnx graph (prelu, bilinear)", onnxGraph(6)]] as const) {
+    for (const n of [2, 3]) {
+      const f32 = Array.from({ length: n }, () => new F32Plan(rt, g, 20, 30));
+      checkStrips(t, f32, `${name} FP32`, rng, g, 20, 30);
+      f32.forEach((p) => p.dispose());
+    }
+    const imgs = [{ data: new Uint8Array(20 * 20 * 3).map(() => rng.int(0, 255)), width: 20, height: 20, channels: 3 as const }];
+    const cal = await calibrate(g, imgs, { runtime: rt });
+    for (const bits of ["w8a8", "w4a4"]) {
+      const qs = [0, 1].map(() => new Q8Plan(rt, quantizeModel(cal, bits), 17, 26));
+      checkStrips(t, qs, `${name} ${bits}`, rng, g, 17, 26);
+      qs.forEach((p) => p.dispose());
+    }
+  }
+  const g = await loadModel("esrgan-slim-x4");
+  const real = [0, 1].map(() => new F32Plan(rt, g, 24, 40));
+  checkStrips(t, real, "esrgan-slim-x4 FP32", rng, g, 24, 40);
+  real.forEach((p) => p.dispose());
 });
 
 test("trimRows: bad trims throw E_ARGUMENT; graphs with global or misaligned ops are not trimmed", async (t) => {

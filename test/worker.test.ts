@@ -136,6 +136,33 @@ test("worker pool with a W8A8 .lowbit (integer model): bit-identical to in-proce
   pool.dispose();
 });
 
+test("worker pool halo exchange: full-width strips swap halo rows instead of recomputing margins — = in-process, FP32 and W8A8, 2 and 3 workers; abort wakes every strip", async (t) => {
+  const r = new Rng(21);
+  const g = await loadModel("esrgan-slim-x2");
+  const wq = await loadAnyModel(saveLowbit(quantizeModel(await calibrate(g, [image(r, 48, 40, 3)], { runtime: await testRuntime() }), "w8a8")));
+  const img = image(r, 61, 47, 3);
+  for (const [name, model, ref] of [["FP32", "esrgan-slim-x2", "esrgan-slim-x2"], ["W8A8", saveLowbit(wq as never), wq]] as const) {
+    const want = await inProcess(ref as CompilableModel | string, img);
+    for (const size of [2, 3]) {
+      const pool = await createWorkerPool({ model, size, backend });
+      t.ok(pool.info.halo && pool.info.halo.margin >= 1 && pool.info.halo.bytesPerColumn > 0, `${name}: workers report halo sizes ${JSON.stringify(pool.info.halo)}`);
+      const a = await pool.upscale(img);
+      const b = await pool.upscale(img, { haloExchange: false });
+      t.ok(same(a.data, want), `${name}, ${size} workers: ${size} exchanging strips of 61×47 = in-process`);
+      t.ok(same(b.data, want), `${name}, ${size} workers: haloExchange false (margin grid, trimmed rows) = in-process`);
+      if (size === 2) {
+        const [x, y] = await Promise.all([pool.upscale(img), pool.upscale(img), pool.upscale(img, { tile: 20 })]);
+        t.ok(same(x.data, want) && same(y.data, want), `${name}: overlapping calls (strip gangs queue behind each other) both correct`);
+        const ac = new AbortController();
+        const e = await rejection(pool.upscale(image(r, 200, 160, 3), { signal: ac.signal, onProgress: (p) => { if (p.fraction > 0.1) ac.abort(); } }));
+        t.equal(e?.code, "E_ABORTED", `${name}: abort while strips exchange → E_ABORTED (no strip left waiting)`);
+        t.ok(same((await pool.upscale(img)).data, want), `${name}: the next run after the abort is correct`);
+      }
+      pool.dispose();
+    }
+  }
+});
+
 test("worker: progress events and AbortSignal cross the boundary; the pool stays usable after an abort", async (t) => {
   const r = new Rng(8);
   const img = image(r, 120, 96, 3);

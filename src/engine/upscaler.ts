@@ -14,6 +14,7 @@ import { DEFAULT_MAX_PIXELS } from "../runtime/limits.ts";
 import { planTiles, type Tile } from "../tiling/tiles.ts";
 import { imageChannels, type ImageLike, type RgbImage } from "./image.ts";
 import type { ValueRange } from "../graph/ir.ts";
+import type { HaloExchange } from "../graph/step-plan.ts";
 import { bitMapOf, type BitMap, type BitMapTile, type TileBits } from "../adaptive/context.ts";
 
 /** A compiled model the upscaler can drive (FP32 or quantized plans implement it). */
@@ -35,6 +36,8 @@ export interface ExecutablePlan {
    * margin rows of the region), until reset with (0, 0). Core outputs are unchanged, bit for bit.
    */
   trimRows?(top: number, bottom: number): void;
+  /** Plans that can: run the next tiles as one strip of a halo-exchanging split (StepPlan.setHalo); null resets. */
+  setHalo?(ex: HaloExchange | null, top?: number, bottom?: number): void;
   /** Adaptive plans: the next tile's core inside its region (the bit decision looks at the core). */
   setCore?(x: number, y: number, w: number, h: number): void;
   /** Adaptive plans: what the last tile ran with. */

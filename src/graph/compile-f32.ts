@@ -118,6 +118,8 @@ export class F32Plan extends StepPlan {
     for (const n of g.nodes) {
       const firstStep = steps.length;
       lowerF32Node({ g, k, ptr, stride, scratch, packedAt, sparseAt, steps, concatCopies: mem.concatCopies, rt, seAt, rows: this.rows }, n);
+      const hs = this.haloStep(n.id, ptr(n.id), stride(n.id), n.channels, 4, n.spatial);
+      if (hs) steps.push(hs);
       nodeSteps.push([firstStep, steps.length]);
     }
     this.nodeSteps = nodeSteps;

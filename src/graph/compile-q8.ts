@@ -368,6 +368,8 @@ export class Q8Plan extends StepPlan {
             throw new LowbitError("E_UNSUPPORTED_LAYER", `layer '${ln.name}': no integer lowering for '${ln.op}'`);
         }
       }
+      const hs = this.haloStep(id, y, ys, c, bytes(id), s);
+      if (hs) steps.push(hs);
       for (let i = before; i < steps.length; i++) stepOps.push(`${ln.op} ${ln.domain}`);
       nodeSteps.push([before, steps.length]);
     }

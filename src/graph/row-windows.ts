@@ -83,3 +83,69 @@ export function computeRowWindows(out: Int32Array, need: Int32Array, g: Graph, h
   }
   return out;
 }
+
+// ── Halo exchange ────────────────────────────────────────────────────────────────────────────
+// Workers that split an image into horizontal strips can skip the margin altogether: each computes
+// only its core rows of every layer and, after each node, swaps with its neighbours the few rows
+// their consumers read across the boundary (src/worker/halo.ts). A conv of radius r then runs on
+// core ± r of its input (its first and last r output rows are wrong, and get overwritten by the
+// neighbour's exact rows when a consumer needs them); everything else runs on the core.
+
+type AnyNode = Node | (Omit<Node, "op"> & { op: "quantize" | "dequantize" });
+
+/** How many rows beyond the core a consumer reads of its input (in the input's rows). */
+function readsBeyond(n: AnyNode): number {
+  if (n.op === "conv2d") return ((n as Extract<Node, { op: "conv2d" }>).k - 1) >> 1;
+  return n.op === "upsample_bilinear" ? 1 : 0;
+}
+
+/**
+ * out[id] = rows node id's output must hold beyond its core, on each side, for its consumers: the
+ * rows a halo exchange swaps after the node (0: no exchange). The input node is 0 (every worker
+ * has the image rows of its whole region).
+ */
+export function haloRows(g: Graph): Int32Array {
+  const out = new Int32Array(g.nodes.length);
+  for (const n of g.nodes as AnyNode[]) {
+    const r = readsBeyond(n);
+    for (const x of n.inputs) if (x !== g.input && r > out[x]) out[x] = r;
+  }
+  return out;
+}
+
+/**
+ * Row windows of a strip that exchanges halos: core = region rows [top, h − bottom) (LR). Convs walk
+ * core ± r, bilinear upsamplers their input core ± 1, the rest the core (upsamplers: their input's).
+ */
+export function computeHaloWindows(out: Int32Array, g: Graph, h: number, top: number, bottom: number): Int32Array {
+  for (const n of g.nodes as AnyNode[]) {
+    const resample = n.op === "upsample_nearest" || n.op === "upsample_bilinear" || n.op === "depth_to_space";
+    const s = resample ? g.nodes[n.inputs[0]].spatial : n.spatial;
+    const e = n.op === "input" ? 0 : resample ? readsBeyond(n) : n.op === "conv2d" ? readsBeyond(n) : 0;
+    out[2 * n.id] = n.op === "input" ? 0 : Math.max(0, top * s - e);
+    out[2 * n.id + 1] = n.op === "input" ? h * s : Math.min(h * s, (h - bottom) * s + e);
+  }
+  return out;
+}
+
+/**
+ * Bytes one LR column of the largest halo takes (elements of `elemBytes`): the slot a strip needs
+ * per column of image width. 0 when nothing is exchanged.
+ */
+export function haloBytesPerColumn(g: Graph, elemBytes = 4): number {
+  const R = haloRows(g);
+  let m = 0;
+  for (const n of g.nodes) m = Math.max(m, R[n.id] * n.spatial * n.channels * elemBytes);
+  return m;
+}
+
+/** LR rows of region a strip needs beyond its core so every halo fits its buffers: max ⌈R/spatial⌉. */
+export function haloMarginLR(g: Graph): number {
+  const R = haloRows(g);
+  let m = 0;
+  for (const n of g.nodes as AnyNode[]) {
+    m = Math.max(m, Math.ceil(R[n.id] / n.spatial));
+    if (n.op !== "input") for (const x of n.inputs) if (x === g.input) m = Math.max(m, readsBeyond(n)); // image rows the first layers read
+  }
+  return m;
+}

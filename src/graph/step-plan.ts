@@ -8,10 +8,20 @@ import type { Runtime } from "../runtime/runtime.ts";
 import { ArenaRegion } from "../runtime/arena.ts";
 import type { ExecutablePlan } from "../engine/upscaler.ts";
 import type { Graph } from "./ir.ts";
-import { computeRowWindows, rowWindowsSupported } from "./row-windows.ts";
+import { computeHaloWindows, computeRowWindows, haloRows, rowWindowsSupported } from "./row-windows.ts";
 
 /** One kernel call (or a few) for a w×h LR tile (rows: the plan's current row windows). */
 export type Step = (w: number, h: number) => void;
+
+/**
+ * Swaps rows of one tensor with the strips above and below (a worker pool's halo exchange,
+ * src/worker/halo.ts): sends core rows [c0, c0 + R) up and [c1 − R, c1) down, and receives the
+ * neighbours' rows into [c0 − R, c0) and [c1, c1 + R). Rows are W pixels of `pixelBytes` bytes at
+ * `strideBytes` intervals, from byte `ptr` of `mem`. Blocks until the neighbours' rows arrive.
+ */
+export interface HaloExchange {
+  swap(mem: Uint8Array, ptr: number, W: number, pixelBytes: number, strideBytes: number, c0: number, c1: number, R: number): void;
+}
 
 /**
  * A step over node `id`'s row window: `body(a, n, W)` walks rows [a, a + n) of a W-pixel-wide buffer
@@ -48,8 +58,10 @@ export abstract class StepPlan implements ExecutablePlan {
   private rowNeed = new Int32Array(0);
   private trimTop = 0;
   private trimBottom = 0;
-  /** (w, h, top, bottom) the windows were computed for; w = −1: stale. */
-  private rowKey = [-1, 0, 0, 0];
+  /** (w, h, top, bottom, halo) the windows were computed for; w = −1: stale. */
+  private rowKey = [-1, 0, 0, 0, 0];
+  private halo: HaloExchange | null = null;
+  private haloR: Int32Array = new Int32Array(0);
 
   /** `align` > 1: maxW/maxH are rounded up to multiples of it, and every tile must be a multiple. */
   constructor(rt: Runtime, scale: number, maxW: number, maxH: number, align = 1) {
@@ -97,7 +109,34 @@ export abstract class StepPlan implements ExecutablePlan {
     this.rowTrim = rowWindowsSupported(g);
     this.rows = new Int32Array(2 * g.nodes.length);
     this.rowNeed = new Int32Array(2 * g.nodes.length);
+    this.haloR = this.rowTrim ? haloRows(g) : new Int32Array(g.nodes.length);
     this.rowKey[0] = -1;
+  }
+
+  /**
+   * The exchange step of node `id` (call right after the node's own steps): swaps its halo rows
+   * when the plan runs as a strip (setHalo). null when no consumer reads across the core's edge.
+   * `ptr`/`stride`: the tensor's byte offset and pixel stride in elements of `elemBytes`.
+   */
+  protected haloStep(id: number, ptr: number, stride: number, channels: number, elemBytes: number, spatial: number): Step | null {
+    const R = this.haloR[id];
+    if (!R) return null;
+    return (w, h) => {
+      const ex = this.halo;
+      if (ex) ex.swap(this.rt.arena.u8, ptr, w * spatial, channels * elemBytes, stride * elemBytes, this.trimTop * spatial, (h - this.trimBottom) * spatial, R);
+    };
+  }
+
+  /**
+   * Runs the next tiles as one strip of a halo-exchanging split (null: back to normal runs): the
+   * region's first `top` and last `bottom` rows are margin; every layer is computed on the core
+   * only (convs: ± their radius) and the rows consumers read across the core's edges come from the
+   * neighbouring strips through `ex`. Needs a trimmable graph (trimsRows).
+   */
+  setHalo(ex: HaloExchange | null, top = 0, bottom = 0): void {
+    if (ex && !this.rowTrim) throw new LowbitError("E_UNSUPPORTED_LAYER", "this plan's graph has ops whose rows cannot be exchanged between strips");
+    this.trimRows(top, bottom);
+    this.halo = ex;
   }
 
   /** Whether `trimRows` can skip work on this plan's graph. */
@@ -134,11 +173,12 @@ export abstract class StepPlan implements ExecutablePlan {
 
   private updateRows(w: number, h: number): void {
     const key = this.rowKey;
-    const top = this.rowTrim ? this.trimTop : 0, bottom = this.rowTrim ? this.trimBottom : 0;
-    if (key[0] === w && key[1] === h && key[2] === top && key[3] === bottom) return;
+    const top = this.rowTrim ? this.trimTop : 0, bottom = this.rowTrim ? this.trimBottom : 0, halo = this.halo ? 1 : 0;
+    if (key[0] === w && key[1] === h && key[2] === top && key[3] === bottom && key[4] === halo) return;
     if (top + bottom >= h) throw new LowbitError("E_ARGUMENT", `trimming ${top} + ${bottom} rows leaves nothing of a ${h}-row region`);
     const g = this.rowGraph!;
-    if (this.rowTrim) computeRowWindows(this.rows, this.rowNeed, g, h, top, bottom);
+    if (halo) computeHaloWindows(this.rows, g, h, top, bottom);
+    else if (this.rowTrim) computeRowWindows(this.rows, this.rowNeed, g, h, top, bottom);
     else {
       for (const n of g.nodes) {
         const walk = n.op === "upsample_nearest" || n.op === "upsample_bilinear" || n.op === "depth_to_space" ? g.nodes[n.inputs[0]].spatial : n.spatial;
@@ -150,11 +190,12 @@ export abstract class StepPlan implements ExecutablePlan {
     key[1] = h;
     key[2] = top;
     key[3] = bottom;
+    key[4] = halo;
   }
 
   /** Runs the whole plan on a w×h input (NHWC RGB in the model's range); returns a copy of the output. */
   run(input: Float32Array, w: number, h: number): Float32Array {
-    this.trimRows(0, 0);
+    this.setHalo(null);
     this.inputView(w, h).set(input.subarray(0, w * h * 3));
     this.runSteps(w, h, 0, this.steps.length);
     return this.outputView(w, h).slice();

@@ -16,6 +16,12 @@
  * exactly (margin ≥ receptive radius, no per-tile decisions) the pool chooses its own balanced
  * grid (one tile per worker when memory allows), which changes no output byte; adaptive-bit and
  * per-image-statistics models keep the in-process grid tile for tile.
+ *
+ * When that grid is one column of strips, one per worker, and the platform has SharedArrayBuffer
+ * (Node; browsers when cross-origin isolated), the strips swap halo rows after every layer
+ * (halo.ts) instead of each recomputing its margin: all strips then run at once on distinct
+ * workers (a gang: dispatched together, never interleaved with other work). Otherwise margins
+ * are recomputed, with each layer trimmed to the rows the core needs (row-windows.ts).
  */
 import { LowbitError, throwIfAborted } from "../runtime/errors.ts";
 import { DEFAULT_MAX_PIXELS, limitOption } from "../runtime/limits.ts";
@@ -24,6 +30,7 @@ import { planTiles, type Tile, type TileGrid } from "../tiling/tiles.ts";
 import { bitMapOf, type BitMap, type BitMapTile, type TileBits } from "../adaptive/context.ts";
 import type { UpscaledImage, UpscaleProgress } from "../engine/upscaler.ts";
 import { deserializeError, type FromWorker, type ToWorker, type WorkerInfo, type WorkerModelOptions } from "./protocol.ts";
+import { abortHalo, haloBufferBytes } from "./halo.ts";
 
 /** A Node `worker_threads` Worker or a browser `Worker` (anything with these members). */
 export type WorkerLike =
@@ -54,6 +61,11 @@ export interface WorkerRunOptions {
   margin?: number;
   /** Move the input's buffer to the worker instead of copying it (the caller's array is detached). UpscalerWorker only. */
   transfer?: boolean;
+  /**
+   * Pool only: let strips swap halo rows instead of recomputing margins when possible (default true;
+   * false forces margin tiles — for comparisons; the output is the same either way).
+   */
+  haloExchange?: boolean;
 }
 
 type Pending = {
@@ -306,6 +318,8 @@ export interface WorkerPoolOptions extends WorkerOptions {
 interface Task {
   job: Job;
   index: number;
+  /** First task of a gang of `gang` consecutive tasks that must start together on distinct workers. */
+  gang?: number;
   make: (id: number) => { msg: ToWorker; transfer: Transferable[] };
   onResult: (m: Extract<FromWorker, { type: "result" }>) => void;
   work: number;
@@ -329,7 +343,16 @@ export function planPoolTiles(W: number, H: number, tile: number, margin: number
     if ((H / ny >= W / nx && ny < H) || nx >= W) ny++;
     else nx++;
   }
-  // planTiles with the tile that yields exactly this nx×ny would need equal sides; build it here.
+  return gridOf(W, H, nx, ny, margin);
+}
+
+/** `strips` full-width strips of near-equal height (halo exchange, halo.ts), regions grown by `margin` rows. */
+export function planPoolStrips(W: number, H: number, margin: number, strips: number): TileGrid {
+  return gridOf(W, H, 1, Math.min(strips, H), margin);
+}
+
+/** nx × ny near-equal cores (planTiles with the tile that yields exactly nx×ny would need equal sides). */
+function gridOf(W: number, H: number, nx: number, ny: number, margin: number): TileGrid {
   const split = (len: number, n: number): [number, number][] => {
     const out: [number, number][] = [];
     let s = 0;
@@ -371,6 +394,8 @@ export class WorkerPool {
   private readonly maxPixels: number;
   /** Workers replaced after a crash so far. */
   restarts = 0;
+  /** Workers being restarted after a crash (a gang may wait for them). */
+  private restarting = 0;
 
   private constructor(o: WorkerPoolOptions, size: number) {
     this.opts = o;
@@ -416,37 +441,56 @@ export class WorkerPool {
     this.idle = this.idle.filter((x) => x !== w);
     if (this.disposed) return;
     this.restarts++;
+    this.restarting++;
     UpscalerWorker.create({ ...this.opts, onLoadProgress: undefined, signal: undefined }).then(
-      (nw) => (this.disposed ? nw.dispose() : this.adopt(nw)),
+      (nw) => {
+        this.restarting--;
+        if (this.disposed) nw.dispose();
+        else this.adopt(nw);
+      },
       (e) => {
-        // Could not restart: with no worker left, queued work cannot run.
+        this.restarting--;
+        // Could not restart: with no worker left, queued work cannot run (a gang needing more than are left fails in pump).
         if (this.workers.length === 0) for (const t of this.queue.splice(0)) t.job.fail(e);
+        else this.pump();
       },
     );
   }
 
   private pump(): void {
     while (this.idle.length && this.queue.length) {
-      const t = this.queue.shift()!;
-      if (t.job.done) continue;
-      const w = this.idle.shift()!;
-      const id = w.newId();
-      const { msg, transfer } = t.make(id);
-      t.job.running.set(t, { w, id });
-      w.request(id, msg, transfer, (p) => t.job.progress(t, p.fraction)).then(
-        (m) => {
-          t.job.running.delete(t);
-          if (!t.job.done) t.onResult(m as Extract<FromWorker, { type: "result" }>);
-        },
-        (e) => {
-          t.job.running.delete(t);
-          t.job.fail(e);
-        },
-      ).finally(() => {
-        if (w.alive && !this.idle.includes(w)) this.idle.push(w);
-        this.pump();
-      });
+      const n = this.queue[0].gang ?? 1;
+      if (this.queue[0].job.done) {
+        this.queue.splice(0, n);
+        continue;
+      }
+      if (n > this.workers.length && !this.restarting) {
+        const e = new LowbitError("E_WORKER", `${n} strips need ${n} workers; ${this.workers.length} are alive`);
+        this.queue.splice(0, n)[0].job.fail(e);
+        continue;
+      }
+      if (n > this.idle.length) return; // a gang waits for all its workers; nothing overtakes it
+      for (const t of this.queue.splice(0, n)) this.dispatch(t, this.idle.shift()!);
     }
+  }
+
+  private dispatch(t: Task, w: UpscalerWorker): void {
+    const id = w.newId();
+    const { msg, transfer } = t.make(id);
+    t.job.running.set(t, { w, id });
+    w.request(id, msg, transfer, (p) => t.job.progress(t, p.fraction)).then(
+      (m) => {
+        t.job.running.delete(t);
+        if (!t.job.done) t.onResult(m as Extract<FromWorker, { type: "result" }>);
+      },
+      (e) => {
+        t.job.running.delete(t);
+        t.job.fail(e);
+      },
+    ).finally(() => {
+      if (w.alive && !this.idle.includes(w)) this.idle.push(w);
+      this.pump();
+    });
   }
 
   /**
@@ -462,9 +506,22 @@ export class WorkerPool {
     // A border-pad model (waifu2x) tiles as in-process (regions reach past the image and read the
     // replicated edge); the balanced pool grid is for the others.
     const pad = this.info.borderPad ?? 0;
-    const grid = o.tile === undefined && this.info.exactTiling && pad === 0 && (o.margin === undefined || o.margin >= this.info.margin)
-      ? planPoolTiles(W, H, this.info.tile, margin, this.size)
-      : planTiles(W, H, o.tile ?? this.info.tile, margin, pad, this.info.tileAlign ?? 1);
+    const free = o.tile === undefined && this.info.exactTiling && pad === 0 && (o.margin === undefined || o.margin >= this.info.margin);
+    let grid = free ? planPoolTiles(W, H, this.info.tile, margin, this.size) : planTiles(W, H, o.tile ?? this.info.tile, margin, pad, this.info.tileAlign ?? 1);
+    // Halo exchange: a single column of one strip per worker, each core tall enough for its halos.
+    const halo = this.info.halo;
+    let haloBuf: { buffer: SharedArrayBuffer; slotBytes: number } | null = null;
+    // Halo exchange: one full-width strip per worker when each strip fits the memory of an in-process tile region
+    // and its core is tall enough for the halos; else the margin grid above (rows trimmed).
+    if (free && halo && o.haloExchange !== false && this.size > 1 && canShareMemory()) {
+      const strips = planPoolStrips(W, H, Math.min(margin, halo.margin), this.size);
+      const budget = (this.info.tile + 2 * margin) ** 2;
+      if (strips.tiles.length === this.size && strips.maxW * strips.maxH <= budget && strips.tiles.every((t) => t.h >= Math.max(1, halo.margin))) {
+        grid = strips;
+        const slotBytes = Math.ceil((W * halo.bytesPerColumn) / 8) * 8;
+        haloBuf = { buffer: new SharedArrayBuffer(haloBufferBytes(this.size, slotBytes)), slotBytes };
+      }
+    }
     const s = this.info.scale;
     const out = new Uint8Array(W * s * H * s * C);
     const work = grid.tiles.reduce((a, t) => a + t.rw * t.rh, 0);
@@ -480,6 +537,7 @@ export class WorkerPool {
         fail: (e) => {
           if (job.done) return;
           job.done = true;
+          if (haloBuf) abortHalo(haloBuf.buffer, grid.tiles.length);
           for (const [, r] of job.running) r.w.abort(r.id, "another tile of this image failed");
           o.signal?.removeEventListener("abort", onAbort);
           reject(e);
@@ -514,11 +572,12 @@ export class WorkerPool {
 
       grid.tiles.forEach((t, index) => {
         const task: Task = {
-          job, index, work: t.rw * t.rh,
+          job, index, work: t.rw * t.rh, gang: haloBuf && index === 0 ? grid.tiles.length : undefined,
           make: (id) => {
             const region = cropRgb(img.data, W, H, C, t);
+            const h = haloBuf ? { buffer: haloBuf.buffer, index, strips: grid.tiles.length, slotBytes: haloBuf.slotBytes } : undefined;
             return {
-              msg: { type: "tile", id, region: { data: region, width: t.rw, height: t.rh, channels: 3 }, core: { x: t.x - t.rx, y: t.y - t.ry, w: t.w, h: t.h }, maxW: grid.maxW, maxH: grid.maxH },
+              msg: { type: "tile", id, region: { data: region, width: t.rw, height: t.rh, channels: 3 }, core: { x: t.x - t.rx, y: t.y - t.ry, w: t.w, h: t.h }, maxW: grid.maxW, maxH: grid.maxH, halo: h },
               transfer: [region.buffer],
             };
           },
@@ -563,6 +622,13 @@ export class WorkerPool {
     this.workers = [];
     this.idle = [];
   }
+}
+
+/** Whether SharedArrayBuffer can be shared with workers here (Node; browsers only when cross-origin isolated). */
+function canShareMemory(): boolean {
+  if (typeof SharedArrayBuffer !== "function" || typeof Atomics !== "object") return false;
+  const iso = (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated;
+  return iso !== false;
 }
 
 /** Starts `size` workers with the same model (see WorkerPool). */

@@ -1,7 +1,8 @@
 /**
  * The message protocol between a client (UpscalerWorker, WorkerPool) and lowbit's worker entry.
  * The same messages travel over Node `worker_threads` and browser Web Workers: plain objects,
- * typed arrays moved with transfer lists (never SharedArrayBuffer), one request id per job.
+ * typed arrays moved with transfer lists, one request id per job. A SharedArrayBuffer appears only
+ * in a strip `tile` job's halo (when the platform has it; halo.ts), never otherwise.
  *
  * client → worker: init · upscale (a whole image) · tile (one region of a pool's grid) · alpha · abort
  * worker → client: ready · load-progress · progress · result · error
@@ -59,6 +60,12 @@ export interface WorkerInfo {
   borderPad: number;
   /** Region sides must be multiples of this (GraphMeta.tileAlign); 1 for most. */
   tileAlign?: number;
+  /**
+   * Exact-tiling models whose every layer's rows are known (row-windows.ts): strips of one image
+   * can swap halo rows instead of recomputing margins (halo.ts). `bytesPerColumn`: the largest
+   * swap per LR column of width; `margin`: the LR rows a strip's region needs beyond its core.
+   */
+  halo?: { bytesPerColumn: number; margin: number };
 }
 
 /** An image inside a message (the data is transferred). */
@@ -82,6 +89,8 @@ export type ToWorker =
     /** The grid's largest region (the plan is compiled for it, as in-process). */
     maxW: number;
     maxH: number;
+    /** Run as strip `index` of `strips`, swapping halo rows through `buffer` (halo.ts) instead of computing the margin. */
+    halo?: { buffer: SharedArrayBuffer; index: number; strips: number; slotBytes: number };
   }
   | { type: "alpha"; id: number; data: Uint8Array; width: number; height: number; scale: number }
   | { type: "abort"; id: number; reason?: string };

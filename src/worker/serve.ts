@@ -16,6 +16,10 @@ import { loadAnyModel } from "../io/load-any.ts";
 import { imresize } from "../metrics/bicubic.ts";
 import { progressFetch } from "../engine/browser.ts";
 import { serializeError, type FromWorker, type ToWorker, type WorkerInfo, type WorkerModelOptions } from "./protocol.ts";
+import { SabRowExchange } from "./halo.ts";
+import { QuantizedModel } from "../quant/quantize-model.ts";
+import { optimizeGraph } from "../graph/passes.ts";
+import { haloBytesPerColumn, haloMarginLR, rowWindowsSupported } from "../graph/row-windows.ts";
 
 /** The two calls a worker needs from its host (Node parentPort or a Web Worker's global scope). */
 export interface WorkerPort {
@@ -31,6 +35,17 @@ function tilesFreely(m: CompilableModel, margin: number): boolean {
   if (r === undefined || margin < Math.ceil(r) || m.graph.meta.globalContext) return false;
   if (m.defaultTile !== undefined) return false; // adaptive bits: the tile is the bit-decision unit
   return !(m as { wholeImage?: boolean }).wholeImage; // DAQ / DFSQ: per-tile statistics
+}
+
+/**
+ * Halo sizes of a model whose plan can run as exchanging strips: the graph its plan walks (FP32:
+ * the optimized graph; static quantized: its graph, conversions add no rows), elements counted
+ * as 4 bytes (an upper bound for 8-bit codes). Undefined for other models.
+ */
+function haloInfo(m: CompilableModel): WorkerInfo["halo"] {
+  const g = m instanceof QuantizedModel ? m.graph : m.config === "fp32" ? optimizeGraph(m.graph) : null;
+  if (!g || !rowWindowsSupported(g)) return undefined;
+  return { bytesPerColumn: haloBytesPerColumn(g, 4), margin: haloMarginLR(g) };
 }
 
 /** Serves upscale jobs on `port` until the host terminates the worker. */
@@ -50,10 +65,11 @@ export function serveUpscaler(port: WorkerPort): void {
     const model = await loadAnyModel(o.model, { ...o.load, fetch: f });
     up = new Upscaler(model, rt, { tile: o.tile, margin: o.margin, memoryBudget: o.memoryBudget, maxPixels: o.maxPixels });
     const g = model.graph.meta;
+    const exactTiling = tilesFreely(model, up.margin);
     const info: WorkerInfo = {
       backend: rt.info, scale: g.scale, tile: up.tile, margin: up.margin, config: model.config, modelName: g.name ?? "",
-      inputRange: [...g.inputRange], outputRange: [...g.outputRange], exactTiling: tilesFreely(model, up.margin),
-      borderPad: g.borderPad ?? 0, tileAlign: g.tileAlign ?? 1,
+      inputRange: [...g.inputRange], outputRange: [...g.outputRange], exactTiling,
+      borderPad: g.borderPad ?? 0, tileAlign: g.tileAlign ?? 1, halo: exactTiling && !g.borderPad ? haloInfo(model) : undefined,
     };
     post({ type: "ready", id, info });
   }
@@ -87,7 +103,11 @@ export function serveUpscaler(port: WorkerPort): void {
     const s = p.scale;
     fillInput(p.inputView(rw, rh), region.data, rw, rh, 3, { x: 0, y: 0, w: rw, h: rh, rx: 0, ry: 0, rw, rh }, ilo, (ihi - ilo) / 255);
     p.setCore?.(core.x, core.y, core.w, core.h);
-    p.trimRows?.(core.y, rh - core.y - core.h);
+    if (m.halo) {
+      if (!p.setHalo) throw new LowbitError("E_UNSUPPORTED_LAYER", "this model's plan cannot run as exchanging strips");
+      const { buffer, index, strips, slotBytes } = m.halo;
+      p.setHalo(new SabRowExchange(buffer, index, strips, slotBytes), core.y, rh - core.y - core.h);
+    } else p.trimRows?.(core.y, rh - core.y - core.h);
     let last = Date.now();
     try {
       for (let step = 0; step < p.stepCount; step++) {
@@ -100,6 +120,7 @@ export function serveUpscaler(port: WorkerPort): void {
         }
       }
     } finally {
+      if (m.halo) p.setHalo?.(null);
       p.trimRows?.(0, 0);
     }
     const out = new Uint8Array(core.w * s * core.h * s * 3);
