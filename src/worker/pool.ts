@@ -1,8 +1,8 @@
 /**
  * Upscaling off the main thread: `UpscalerWorker` (one worker) and `createWorkerPool` (several,
  * splitting one image's tiles across them). The same code runs on Node `worker_threads` and
- * browser Web Workers; each worker owns its WASM instance and memory (no SharedArrayBuffer, no
- * COOP/COEP headers). Pixels move with transfer lists: the caller's input is copied (or moved
+ * browser Web Workers; each worker owns its WASM instance and memory (no SharedArrayBuffer or
+ * COOP/COEP headers needed; where SharedArrayBuffer exists it speeds up splits, see below). Pixels move with transfer lists: the caller's input is copied (or moved
  * with `transfer: true`), results come back moved. Progress events and AbortSignal cross the
  * boundary; errors come back as LowbitError with the worker's `code`.
  *
@@ -17,7 +17,7 @@
  * grid (one tile per worker when memory allows), which changes no output byte; adaptive-bit and
  * per-image-statistics models keep the in-process grid tile for tile.
  *
- * When that grid is one column of strips, one per worker, and the platform has SharedArrayBuffer
+ * When the image fits one full-width strip per worker, and the platform has SharedArrayBuffer
  * (Node; browsers when cross-origin isolated), the strips swap halo rows after every layer
  * (halo.ts) instead of each recomputing its margin: all strips then run at once on distinct
  * workers (a gang: dispatched together, never interleaved with other work). Otherwise margins
