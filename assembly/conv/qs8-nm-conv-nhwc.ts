@@ -93,9 +93,9 @@ function tapsPerChannel(k: i32, cin: i32, nu: i32, m: i32, u: i32): i32 {
 
 /** Groups of M input channels per chunk (as ./f32-nm-conv-nhwc.ts, 2-byte elements). */
 // @ts-ignore: decorator
-@inline function chunkGroups(k: i32, p: i32, m: i32): i32 {
-  const lines = ((((BLOCK + 2 * p) << 1) + 63) >> 6) + 1;
-  return max(1, CHUNK_BYTES / (k * lines * 64 * m));
+@inline function chunkGroups(k: i32, p: i32, m: i32, u: i32): i32 {
+  const lines = ((((BLOCK + 2 * p) << u) + 63) >> 6) + 1;
+  return max(1, (CHUNK_BYTES * u) / (k * lines * 64 * m));
 }
 
 /** Entries per output channel in a chunk of len input channels (whole groups; only the last may be short). */
@@ -444,7 +444,7 @@ function nmConv(input: usize, inStride: i32, H: i32, W: i32, Cin: i32, inZp: i32
   const pitchBytes = bandPitch(wc, p) << 1;
   // Pairs: the band holds an even number of channels (a zero phantom channel after an odd last one).
   const rowSet = bandRowSet(((Cin + u - 1) & -u) * pitchBytes);
-  const cg = chunkGroups(k, p, m);
+  const cg = chunkGroups(k, p, m, u);
   const k2 = k * k;
   const recBytes = pairs ? 8 : 12;
   let nRec = 0;

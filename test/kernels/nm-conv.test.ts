@@ -526,15 +526,20 @@ function maskNmMagnitude(w: Float32Array, k: number, cin: number, cout: number, 
   return w;
 }
 
-test("nm conv: graphs whose convs declare sparsity run the sparse kernels and give the dense plans' output (FP32 tolerance, W8A8 identical bytes)", async (t) => {
+/**
+ * A seeded graph whose body convs are masked to `patterns` by magnitude (plain: maskNmMagnitude; pairs: the
+ * pruning module's nmMask) runs the sparse kernels and gives the dense plans' output; `falseClaim` (a tighter
+ * pattern for body3) must be refused by the .lowbit reader.
+ */
+async function sparseGraphCase(t: test.Test, patterns: Record<string, NmPattern>, falseClaim: NmPattern): Promise<void> {
   const rt = await testRuntime();
+  const { nmMask } = await import("../../src/methods/prune/nm-mask.ts");
   const { GraphBuilder } = await import("../../src/graph/builder.ts");
   const { F32Plan } = await import("../../src/graph/compile-f32.ts");
   const { Q8Plan } = await import("../../src/graph/compile-q8.ts");
   const { createUpscaler } = await import("../../src/engine/upscaler-api.ts");
   const { calibrate } = await import("../../src/quant/calibrate.ts");
   const { quantizeModel } = await import("../../src/quant/quantize-model.ts");
-  const patterns: Record<string, NmPattern> = { body3: { n: 4, m: 32 }, body1: { n: 2, m: 8 }, body5: { n: 1, m: 4 }, tail: { n: 2, m: 32 } };
   const build = (sparse: boolean) => {
     const b = new GraphBuilder({ seed: 42 });
     const x = b.input(3);
@@ -547,7 +552,12 @@ test("nm conv: graphs whose convs declare sparsity run the sparse kernels and gi
     for (const node of g.nodes) {
       if (node.op !== "conv2d" || !patterns[node.name]) continue;
       const p = patterns[node.name];
-      maskNmMagnitude(node.weights, node.k, node.cin, node.cout, p.n, p.m);
+      if (p.pairs) {
+        const keep = nmMask(new Uint8Array(node.weights.length), node.weights, node.k, node.cin, node.cout, p);
+        for (let i = 0; i < keep.length; i++) if (!keep[i]) node.weights[i] = 0;
+      } else {
+        maskNmMagnitude(node.weights, node.k, node.cin, node.cout, p.n, p.m);
+      }
       if (sparse) node.sparsity = { ...p };
     }
     return g;
@@ -590,6 +600,9 @@ test("nm conv: graphs whose convs declare sparsity run the sparse kernels and gi
     const qp = new Q8Plan(rt, qs, 16, 16);
     const qn = qp.info.nmConvs.map((id) => qp.info.nodes[id].name).sort();
     t.deepEqual(qn, ["body1", "body3", "body5", "tail"], `${bits} plan: the 4 sparse convs run the int8 N:M kernel`);
+    const kinds = [...new Set(qp.info.nmConvs.map((id) => qp.info.convKernels[id]))];
+    const wantKind = Object.values(patterns)[0].pairs ? "nm-pairs" : "nm";
+    t.deepEqual(kinds, [wantKind], `${bits} plan: ${wantKind === "nm" ? "the unpaired" : "the pair"} kernel (${kinds.join(", ")})`);
     qp.dispose();
     const a = await (await createUpscaler(qs, { runtime: rt })).upscale(img, { tile: 16 });
     const b = await (await createUpscaler(qd, { runtime: rt })).upscale(img, { tile: 16 });
@@ -604,16 +617,25 @@ test("nm conv: graphs whose convs declare sparsity run the sparse kernels and gi
       t.equal(firstDiff(c.data, a.data), "equal", "the reloaded model gives the same bytes");
       const bad = build(false);
       const body3 = bad.nodes.find((n) => n.name === "body3")!;
-      if (body3.op === "conv2d") body3.sparsity = { n: 1, m: 32 }; // masked at 4:32, so the 1:32 claim is false
+      if (body3.op === "conv2d") body3.sparsity = { ...falseClaim }; // masked at 4:32(p), so the claim is false
       try {
         loadLowbit(saveLowbit(bad));
         t.fail("a model whose weights break the declared pattern is stored");
       } catch (e) {
         // saveLowbit re-reads what it wrote: the reader's pattern check refuses the file.
-        t.ok(e instanceof LowbitError && /declares 1:32 sparsity/.test(e.message), `a false sparsity claim is refused (${e instanceof LowbitError ? e.code : e})`);
+        t.ok(e instanceof LowbitError && e.message.includes(`declares ${nmPatternName(falseClaim)} sparsity`), `a false sparsity claim is refused (${e instanceof LowbitError ? e.code : e})`);
       }
     }
   }
+}
+
+test("nm conv: graphs whose convs declare sparsity run the sparse kernels and give the dense plans' output (FP32 tolerance, W8A8 identical bytes)", async (t) => {
+  await sparseGraphCase(t, { body3: { n: 4, m: 32 }, body1: { n: 2, m: 8 }, body5: { n: 1, m: 4 }, tail: { n: 2, m: 32 } }, { n: 1, m: 32 });
+});
+
+test("nm conv: pair-pruned graphs (N:Mp) run the pair kernel in W8A8 with the dense plan's bytes", async (t) => {
+  await sparseGraphCase(t, { body3: { n: 4, m: 32, pairs: true }, body1: { n: 2, m: 8, pairs: true }, body5: { n: 2, m: 8, pairs: true },
+    tail: { n: 2, m: 32, pairs: true } }, { n: 2, m: 32, pairs: true });
 });
 
 test("nm conv: a declared pattern the weights break, or a dense-enough pattern, falls back to the dense kernel", async (t) => {
