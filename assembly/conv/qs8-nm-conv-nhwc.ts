@@ -1,6 +1,6 @@
 // qs8_qc8w_nm_conv_nhwc: uint8/int8 activations (per-tensor zero point) × N:M-sparse int8 weights (per-output-
 // channel scale, zero point 0), int32 accumulation, fp32 requantization — stride 1, 'same' padding, odd k,
-// NHWC with channel strides. Same arithmetic as the dense ./qs8-qc8w-conv-nhwc.ts (see ./qs8-conv-common.ts):
+// NHWC with channel strides. qs8_qc8w_nm2_conv_nhwc: the same for the pair-structured pattern "N:Mp" (below). Same arithmetic as the dense ./qs8-qc8w-conv-nhwc.ts (see ./qs8-conv-common.ts):
 //
 //   acc[o] = Σ_{kept taps} (x − z_x)·w[o] + bias_q[o]        exact int32 (the wrapper proves no overflow)
 //   y[o]   = clamp(round_half_even(f32(acc[o])·M[o]) + z_y, qmin, qmax)
@@ -19,15 +19,26 @@
 // 64 MACs (checked with --print-wasm-code); the dense kernel needs ~2 per 8 MACs (dot + add, its activations
 // come from splat loads). Both run near Zen 4's 6-wide dispatch, so per stored MAC the sparse loop runs at
 // ~60 % of the dense one's rate: 8:32 is ~2.2× faster than the direct dense loop, ~1.65× than Winograd.
-// What does not help (measured): a fixed channel pairing (interleaving channel pairs once in the band) would
-// avoid the shuffle but waste a lane whenever only one channel of a pair is kept — magnitude masks of
-// esrgan-medium keep the partner of a kept channel 22.5 % of the time (random: (N−1)/(M−1) = 22.6 % at 8:32);
-// two pairs per loop iteration (as the f32 kernel does with taps) — each loaded vector feeds two shuffles, and
+// What does not help (measured): a fixed channel pairing (interleaving channel pairs once in the band) with
+// unconstrained masks would avoid the shuffle but waste a lane whenever only one channel of a pair is kept —
+// magnitude masks of esrgan-medium keep the partner of a kept channel 22.5 % of the time (random: (N−1)/(M−1) =
+// 22.6 % at 8:32); the fix is in the pattern, not the kernel: see "Pair-structured N:M" below; two pairs per loop iteration (as the f32 kernel does with taps) — each loaded vector feeds two shuffles, and
 // V8 then issues all loads of the iteration first and spills 3–5 accumulators (−10 %); a channel loop around
 // the pair loop inside one function — V8 unrolls the then-nested pair loop with the same effect (−30 %); two
 // output rows per call (halves the calls; no change); one flat loop over all channels' pairs with the channel
 // switch as a branch inside (no calls) — V8 then also issues the pair's loads first and spills (−25 %).
 // The band, chunks and fixed-cost measures are those of ./f32-nm-conv-nhwc.ts (i16 elements).
+//
+// Pair-structured N:M ("N:Mp", N and M even; qs8_qc8w_nm2_conv_nhwc): the masks keep, per group, ≤ N/2 aligned
+// channel pairs (2j, 2j+1) (src/methods/prune/nm-mask.ts) — still N:M, so the unpaired kernel and the dense one
+// run it too. The band then stores channel pairs pre-interleaved once per call ([c0 px0, c1 px0, c0 px1, …],
+// an 8×4 i32 transpose per 8 pixels × 8 channels), and a kept pair is one load + one dot with the splat weight
+// pair [w_even, w_odd] + one add per 4 pixels: no shuffle and no wasted lane. An odd cin's last channel pairs
+// with a phantom channel that stays zero in the band (weight 0). Two records per loop iteration (lists padded
+// to an even count with a zero-weight record): V8 keeps the 8 accumulators, both weight splats and one
+// loaded vector per record in registers (no spill, checked), 61 instructions per 128 MACs against 43 per 64
+// unpaired — per stored MAC ~1.3× the unpaired rate: 8:32p is ~2.7–2.8× faster than the direct dense loop,
+// 2.1× than F(2,3), 1.5× than the 2-D Winograd path (bench/RESULTS.md, N:M section).
 //
 // Packed layout (packQs8NmConv in src/kernels/nm-conv.ts), the sparse storage format:
 //   i32 bias_q[CoutP]                (CoutP = cout rounded up to 4; padding 0)
@@ -36,13 +47,19 @@
 // T = k·k·Σ_g min(N, len_g) as in the f32 format. Expanded per call, chunk by chunk (for each chunk of
 // input-channel groups, every output channel's entries of that chunk), into pair records (an odd count: the
 // last record repeats the last tap with weight 0): {i32 (w1 & 0xffff) | w2 << 16, i32 offset1, i32 offset2}.
+// Pair format (N:Mp): i32 bias_q[CoutP] | i8 values[cout][P][2] (w_even, w_odd) | u8 pair index[cout][P] (pair j
+// of group g = channels g·M + 2j, g·M + 2j + 1), P = k·k·Σ_g min(N/2, ⌈len_g/2⌉); records {i32 (w_even & 0xffff) |
+// w_odd << 16, i32 offset}, each (chunk, channel) list padded to an even count with {0, 0}.
 //
 // Scratch (qs8NmConvScratchBytes in the wrapper), in this order:
-//   table  cout·(⌊T/2⌋ + ⌈cin/M⌉) × 12 bytes (each (chunk, channel) list rounds up to whole pairs)
+//   table  cout·(⌊T/2⌋ + ⌈cin/M⌉) × 12 bytes (each (chunk, channel) list rounds up to whole pairs);
+//          pairs: cout·(P + ⌈cin/M⌉) × 8 bytes
 //   tile   CoutP × 32 int32 (one 32-pixel block of every output channel, channel-planar)
 //   band   (bandRows + 2p) rows × rowSet bytes of i16 (x − z_x), 64-byte aligned: row = cin channel rows of
 //          Pitch = max(W, 32) + 2p rounded up to 32 elements, rowSet = cin·Pitch·2 + the set-staggering pad;
 //          zero ring, zero rows outside the image. Offset of (c, kh, kw): kh·rowSet + c·Pitch·2 + kw·2.
+//          Pairs: row = ⌈cin/2⌉ pair rows of 2·Pitch elements (rowSet as for cin rounded up to even);
+//          offset of (pair q, kh, kw): kh·rowSet + q·Pitch·4 + kw·4.
 
 /** Output modes (as ./qs8-conv-common.ts). */
 // @ts-ignore: decorator
@@ -91,7 +108,10 @@ function tapsPerChannel(k: i32, cin: i32, nu: i32, m: i32, u: i32): i32 {
   return bytes + ((((21 - (bytes >> 6)) & 63)) << 6);
 }
 
-/** Groups of M input channels per chunk (as ./f32-nm-conv-nhwc.ts, 2-byte elements). */
+/**
+ * Groups of M input channels per chunk (as ./f32-nm-conv-nhwc.ts, 2-byte elements; u = 2: the lines of a pair
+ * row of 4-byte pixels, per two channels).
+ */
 // @ts-ignore: decorator
 @inline function chunkGroups(k: i32, p: i32, m: i32, u: i32): i32 {
   const lines = ((((BLOCK + 2 * p) << u) + 63) >> 6) + 1;

@@ -256,10 +256,15 @@ export const NM_MAX_DENSITY: Readonly<Record<"f32" | "i16" | "i16-wino" | "i16-w
 
 /**
  * NM_MAX_DENSITY for the int8 pair kernel (qs8_qc8w_nm2_conv_nhwc, pattern "N:Mp"; density by nmDensity with
- * pairs). Measured with bench/nm-conv.bench.ts on the same layer: PAIR_THRESHOLDS_TBD.
+ * pairs). Measured with bench/nm-conv.bench.ts on the same layer (3×3 64→64 @128², CPU time, same run): the
+ * pair kernel takes ≈ 0.76 ms + 16.6 ms × density (16:32p 9.04 ms, 24:32p 13.18 ms) against 13.9 ms for the
+ * direct i16 loop, 10.6 ms for F(2,3) and 7.5 ms for F(2×2,3×3): break-even at density ≈ 0.79, 0.59 and 0.41
+ * (16:32p is 1.54× / 1.17× / 0.83×). The relaxed paths are set by the same rule as NM_MAX_DENSITY's (relaxed-i7
+ * ≈ the i16 loop's speed, the i16-accumulating one ≈ twice it). Each threshold keeps a margin below its
+ * break-even.
  */
 export const NM2_MAX_DENSITY: Readonly<Record<"i16" | "i16-wino" | "i16-wino2d" | "relaxed-i7" | "relaxed-i7-acc16", number>> = {
-  i16: 0.8, "i16-wino": 0.6, "i16-wino2d": 0.42, "relaxed-i7": 0.8, "relaxed-i7-acc16": 0.4,
+  i16: 0.7, "i16-wino": 0.5, "i16-wino2d": 0.375, "relaxed-i7": 0.7, "relaxed-i7-acc16": 0.375,
 };
 
 /**
