@@ -264,7 +264,7 @@ export const NM_MAX_DENSITY: Readonly<Record<"f32" | "i16" | "i16-wino" | "i16-w
  * break-even.
  */
 export const NM2_MAX_DENSITY: Readonly<Record<"i16" | "i16-wino" | "i16-wino2d" | "relaxed-i7" | "relaxed-i7-acc16", number>> = {
-  i16: 0.7, "i16-wino": 0.5, "i16-wino2d": 0.375, "relaxed-i7": 0.7, "relaxed-i7-acc16": 0.375,
+  i16: 0.7, "i16-wino": 0.5, "i16-wino2d": 0.375, "relaxed-i7": 0.7, "relaxed-i7-acc16": 0.33,
 };
 
 /**
