@@ -1,6 +1,7 @@
 // qs8_qc8w_nm_conv_nhwc: uint8/int8 activations (per-tensor zero point) × N:M-sparse int8 weights (per-output-
 // channel scale, zero point 0), int32 accumulation, fp32 requantization — stride 1, 'same' padding, odd k,
-// NHWC with channel strides. qs8_qc8w_nm2_conv_nhwc: the same for the pair-structured pattern "N:Mp" (below). Same arithmetic as the dense ./qs8-qc8w-conv-nhwc.ts (see ./qs8-conv-common.ts):
+// NHWC with channel strides. qs8_qc8w_nm2_conv_nhwc: the same for the pair-structured pattern "N:Mp" (below).
+// Same arithmetic as the dense ./qs8-qc8w-conv-nhwc.ts (see ./qs8-conv-common.ts):
 //
 //   acc[o] = Σ_{kept taps} (x − z_x)·w[o] + bias_q[o]        exact int32 (the wrapper proves no overflow)
 //   y[o]   = clamp(round_half_even(f32(acc[o])·M[o]) + z_y, qmin, qmax)
@@ -22,11 +23,12 @@
 // What does not help (measured): a fixed channel pairing (interleaving channel pairs once in the band) with
 // unconstrained masks would avoid the shuffle but waste a lane whenever only one channel of a pair is kept —
 // magnitude masks of esrgan-medium keep the partner of a kept channel 22.5 % of the time (random: (N−1)/(M−1) =
-// 22.6 % at 8:32); the fix is in the pattern, not the kernel: see "Pair-structured N:M" below; two pairs per loop iteration (as the f32 kernel does with taps) — each loaded vector feeds two shuffles, and
-// V8 then issues all loads of the iteration first and spills 3–5 accumulators (−10 %); a channel loop around
-// the pair loop inside one function — V8 unrolls the then-nested pair loop with the same effect (−30 %); two
-// output rows per call (halves the calls; no change); one flat loop over all channels' pairs with the channel
-// switch as a branch inside (no calls) — V8 then also issues the pair's loads first and spills (−25 %).
+// 22.6 % at 8:32); the fix is in the pattern, not the kernel: see "Pair-structured N:M" below; two pairs per
+// loop iteration (as the f32 kernel does with taps) — each loaded vector feeds two shuffles, and V8 then issues
+// all loads of the iteration first and spills 3–5 accumulators (−10 %); a channel loop around the pair loop
+// inside one function — V8 unrolls the then-nested pair loop with the same effect (−30 %); two output rows per
+// call (halves the calls; no change); one flat loop over all channels' pairs with the channel switch as a
+// branch inside (no calls) — V8 then also issues the pair's loads first and spills (−25 %).
 // The band, chunks and fixed-cost measures are those of ./f32-nm-conv-nhwc.ts (i16 elements).
 //
 // Pair-structured N:M ("N:Mp", N and M even; qs8_qc8w_nm2_conv_nhwc): the masks keep, per group, ≤ N/2 aligned
@@ -136,7 +138,7 @@ function tapsPerChannel(k: i32, cin: i32, nu: i32, m: i32, u: i32): i32 {
  * order. u = 1 (single taps): two entries per record {w1 | w2 << 16, off1, off2} (odd count: the last record
  * pairs the last entry with itself at weight 0), off = c·pitchBytes + kh·rowSet + kw·2. u = 2 (channel pairs,
  * i8 values [w_even, w_odd] per entry, index = pair within the group): one record {w_even | w_odd << 16, off}
- * per entry, off = (c_even/2)·2·pitchBytes + kh·rowSet + kw·4 (the pair band, see preparePairRows).
+ * per entry, off = (c_even/2)·2·pitchBytes + kh·rowSet + kw·4 (the pair band, see prepareRows).
  */
 function expandRecords(table: usize, vals: usize, idx: usize, cout: i32, k: i32, cin: i32, nu: i32, m: i32, u: i32,
   cg: i32, pitchBytes: i32, rowSet: i32): void {
