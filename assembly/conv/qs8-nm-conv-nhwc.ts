@@ -39,8 +39,8 @@
 // with a phantom channel that stays zero in the band (weight 0). Two records per loop iteration (lists padded
 // to an even count with a zero-weight record): V8 keeps the 8 accumulators, both weight splats and one
 // loaded vector per record in registers (no spill, checked), 61 instructions per 128 MACs against 43 per 64
-// unpaired — per stored MAC ~1.3× the unpaired rate: 8:32p is ~2.7–2.8× faster than the direct dense loop,
-// 2.1× than F(2,3), 1.5× than the 2-D Winograd path (bench/RESULTS.md, N:M section).
+// unpaired — per stored MAC ~1.3× the unpaired rate: 8:32p is 2.8–2.9× faster than the direct dense loop,
+// 2.1–2.2× than F(2,3), 1.5–1.55× than the 2-D Winograd path (bench/RESULTS.md, N:M section).
 //
 // Packed layout (packQs8NmConv in src/kernels/nm-conv.ts), the sparse storage format:
 //   i32 bias_q[CoutP]                (CoutP = cout rounded up to 4; padding 0)
