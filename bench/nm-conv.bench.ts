@@ -7,10 +7,13 @@
 // does not count the time slices other processes take, so its ratios stay stable under load.
 // Per pattern: ms (CPU), effective GMAC/s (dense MACs / CPU time), actual GMAC/s (stored-entry MACs / CPU
 // time), % of the in-process peak probe (actual), and the speed-up vs the dense kernel on both clocks. int8
-// is compared with both dense paths: the engine's choice (Winograd F(2,3) for 3×3/5×5: 1.5× fewer
-// multiplies) and the direct i16 loop (what 1×1 layers and other shapes run).
+// is compared with the three dense paths: the engine's choice (2-D Winograd F(2×2,3×3) for 3×3/5×5 with
+// ≥ 16 input channels), Winograd F(2,3) along x (1.5× fewer multiplies) and the direct i16 loop (what 1×1
+// layers and other shapes run). For even N the int8 rows include the pair-structured pattern "N:Mp" (the
+// pair kernel, qs8_qc8w_nm2_conv_nhwc, on random pair-structured weights) in the same rounds.
 //
 //   node --import tsx bench/nm-conv.bench.ts [--relaxed] [--k 3 --cin 64 --cout 64 --size 128] [--rounds 3]
+//        [--patterns 8:32,4:32] [--int8-only]
 import { createRuntime, type Runtime } from "../src/runtime/runtime.ts";
 import { f32ConvNhwc, f32ConvScratchBytes, packF32Conv } from "../src/kernels/f32-conv.ts";
 import { packQs8Qc8wConv, qs8ConvPath, qs8ConvRun, qs8ConvScratchBytes, type QActivation } from "../src/kernels/qs8-conv.ts";
@@ -26,28 +29,48 @@ const arg = (name: string, def: number): number => {
 };
 const backend = process.argv.includes("--relaxed") ? "relaxed" : "simd";
 const K = arg("k", 3), CIN = arg("cin", 64), COUT = arg("cout", 64), S = arg("size", 128), ROUNDS = arg("rounds", 3);
-const PATTERNS: Array<[number, number]> = [[32, 32], [16, 32], [8, 32], [4, 32], [2, 32], [2, 4], [4, 8], [1, 32]];
+const patternsArg = process.argv.indexOf("--patterns");
+const PATTERNS: Array<[number, number]> = patternsArg >= 0
+  ? process.argv[patternsArg + 1].split(",").map((s) => s.split(":").map(Number) as [number, number])
+  : [[32, 32], [16, 32], [8, 32], [4, 32], [2, 32], [2, 4], [4, 8], [1, 32]];
+const INT8_ONLY = process.argv.includes("--int8-only");
 
-/** Random HWIO weights with exactly min(n, len) nonzeros at random positions in every group. */
-function randomNmHwio(r: Rng, k: number, cin: number, cout: number, n: number, m: number): Float32Array {
+/**
+ * Random HWIO weights with exactly min(n, len) nonzeros at random positions in every group (u = 2: in
+ * min(n/2, ⌈len/2⌉) random aligned channel pairs, both channels nonzero — the pair pattern).
+ */
+function randomNmHwio(r: Rng, k: number, cin: number, cout: number, n: number, m: number, u = 1): Float32Array {
   const w = new Float32Array(k * k * cin * cout);
   const perm = new Int32Array(m);
   for (let t = 0; t < k * k; t++) {
     for (let o = 0; o < cout; o++) {
       for (let g = 0; g < cin; g += m) {
-        const len = Math.min(m, cin - g);
-        for (let i = 0; i < len; i++) perm[i] = i;
-        for (let i = 0; i < Math.min(n, len); i++) {
-          const j = i + Math.floor(r.next() * (len - i));
+        const units = Math.ceil(Math.min(m, cin - g) / u);
+        for (let i = 0; i < units; i++) perm[i] = i;
+        for (let i = 0; i < Math.min(n / u, units); i++) {
+          const j = i + Math.floor(r.next() * (units - i));
           const tmp = perm[i]; perm[i] = perm[j]; perm[j] = tmp;
-          let v = r.uniform(-1, 1);
-          if (v === 0) v = 0.5;
-          w[(t * cin + g + perm[i]) * cout + o] = v;
+          for (let c = g + perm[i] * u; c < Math.min(cin, g + perm[i] * u + u); c++) {
+            let v = r.uniform(-1, 1);
+            if (v === 0) v = 0.5;
+            w[(t * cin + c) * cout + o] = v;
+          }
         }
       }
     }
   }
   return w;
+}
+
+/** Symmetric per-output-channel int8 codes of HWIO weights, OHWI (zeros stay 0). */
+function int8Codes(hwio: Float32Array): Int8Array {
+  const ohwi = new Int8Array(COUT * K * K * CIN);
+  for (let o = 0; o < COUT; o++) {
+    let mx = 0;
+    for (let t = 0; t < K * K * CIN; t++) mx = Math.max(mx, Math.abs(hwio[t * COUT + o]));
+    for (let t = 0; t < K * K * CIN; t++) ohwi[o * K * K * CIN + t] = Math.round((127 * hwio[t * COUT + o]) / (mx || 1));
+  }
+  return ohwi;
 }
 
 /**
@@ -110,12 +133,13 @@ async function main(): Promise<void> {
   const rows: string[] = [];
   rows.push("| precision | pattern | density | dense ms (CPU) | sparse ms (CPU) | effective GMAC/s | actual GMAC/s | % of peak (actual) | speed-up (CPU) | speed-up (wall) |");
   rows.push("|---|---|---|---|---|---|---|---|---|---|");
+  let printed = 2;
   for (const [n, m] of PATTERNS) {
     const hwio = randomNmHwio(r, K, CIN, COUT, n, m);
     const bias = r.fillF32(new Float32Array(COUT), -0.1, 0.1);
     const dens = nmDensity(K, CIN, n, m);
     // ---- fp32 ----
-    {
+    if (!INT8_ONLY) {
       const mk = ar.mark();
       const pd = ar.put(packF32Conv(hwio, K, CIN, COUT, bias));
       const L = packF32NmConv(hwio, K, CIN, COUT, { n, m }, bias);
@@ -134,44 +158,56 @@ async function main(): Promise<void> {
     // ---- int8 ----
     {
       const mk = ar.mark();
-      // Symmetric per-channel int8 codes of the masked weights (zeros stay 0).
-      const ohwi = new Int8Array(COUT * K * K * CIN);
-      for (let o = 0; o < COUT; o++) {
-        let mx = 0;
-        for (let t = 0; t < K * K * CIN; t++) mx = Math.max(mx, Math.abs(hwio[t * COUT + o]));
-        for (let t = 0; t < K * K * CIN; t++) ohwi[o * K * K * CIN + t] = Math.round((127 * hwio[t * COUT + o]) / (mx || 1));
-      }
+      const ohwi = int8Codes(hwio);
       const biasQ = Int32Array.from({ length: COUT }, () => r.int(-1000, 1000));
       const Ld = packQs8Qc8wConv(ohwi, { cout: COUT, k: K, cin: CIN, bias: biasQ });
       const Ls = packQs8NmConv(ohwi, { cout: COUT, k: K, cin: CIN, bias: biasQ, n, m });
+      // The pair pattern (even n, m): its own weights, the pair kernel.
+      const pairs = n % 2 === 0 && m % 2 === 0 && n < m;
+      const ohwiP = pairs ? int8Codes(randomNmHwio(r, K, CIN, COUT, n, m, 2)) : null;
+      const Lp = ohwiP ? packQs8NmConv(ohwiP, { cout: COUT, k: K, cin: CIN, bias: biasQ, n, m, pairs: true }) : null;
+      const LdP = ohwiP ? packQs8Qc8wConv(ohwiP, { cout: COUT, k: K, cin: CIN, bias: biasQ }) : null;
       const pd = ar.put(Ld.bytes), ps = ar.put(Ls.bytes);
       const mult = ar.put(new Float32Array(Ld.coutPadded).fill(1 / 4096));
       const input = ar.put(inQ);
       const o1 = ar.alloc(S * S * COUT), o2 = ar.alloc(S * S * COUT);
       const sd = ar.alloc(qs8ConvScratchBytes(S, S, CIN, K));
-      const ss = ar.alloc(qs8NmConvScratchBytes(S, CIN, COUT, K, Ls));
+      const ss = ar.alloc(Math.max(qs8NmConvScratchBytes(S, CIN, COUT, K, Ls), Lp ? qs8NmConvScratchBytes(S, CIN, COUT, K, Lp) : 0));
       const denseCall = { layer: Ld, packed: pd, H: S, W: S, input, inStride: CIN, act, output: o1, outStride: COUT, scratch: sd, multipliers: mult, out };
       const sparseCall = { layer: Ls, packed: ps, H: S, W: S, input, inStride: CIN, act, output: o2, outStride: COUT, scratch: ss, multipliers: mult, out };
+      const pairCall = Lp ? { ...sparseCall, layer: Lp, packed: ar.put(Lp.bytes) } : null;
       // The direct i16 path of the dense kernel (what the engine runs for 1×1 and when Winograd does not apply).
       const kx = rt.kernels<{ qs8_qc8w_conv_nhwc: (...a: number[]) => void }>();
       const p = (K - 1) >> 1;
       const band = Math.max(1, Math.min(S, Math.floor((384 * 1024) / ((Math.max(S, 4) + 2 * p) * ((CIN + 1) & ~1) * 2)) - 2 * p));
       const direct = () => kx.qs8_qc8w_conv_nhwc(input, CIN, S, S, CIN, 128, 0, K, pd, COUT, mult, o1, COUT, 0, 0, 255, 0, sd, band, 0, 8);
-      const t = measure({ wino: () => qs8ConvRun(rt, denseCall), direct, sparse: () => qs8NmConvRun(rt, sparseCall) });
-      const d = t.wino.cpu, dd = t.direct.cpu, sp = t.sparse.cpu;
+      const fns: Record<string, () => void> = {
+        wino2d: () => qs8ConvRun(rt, denseCall), wino: () => qs8ConvRun(rt, { ...denseCall, paths: { winograd2d: false } }), direct,
+        sparse: () => qs8NmConvRun(rt, sparseCall),
+      };
+      if (pairCall) fns.pairs = () => qs8NmConvRun(rt, pairCall);
+      const t = measure(fns);
       // Same bytes as the dense kernel on the masked weights (the bench's own sanity check).
-      qs8ConvRun(rt, denseCall);
-      qs8NmConvRun(rt, sparseCall);
-      const a = ar.u8.subarray(o1, o1 + S * S * COUT), b = ar.u8.subarray(o2, o2 + S * S * COUT);
-      let same = true;
-      for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) { same = false; break; }
-      if (!same) throw new Error(`int8 ${n}:${m}: sparse output differs from the dense kernel`);
-      const path = qs8ConvPath(rt, Ld, act);
-      rows.push(`| int8 | ${n}:${m} | ${fmt(dens, 3)} | ${fmt(d * 1e3, 2)} [${path}], ${fmt(dd * 1e3, 2)} [i16] | ${fmt(sp * 1e3, 2)} | ${fmt(dense / sp / 1e9)} | ${fmt((dense * dens) / sp / 1e9)} | ${fmt((100 * dense * dens) / sp / 1e9 / peak.dotI16, 0)} % | **${fmt(d / sp, 2)}×** vs ${path}, ${fmt(dd / sp, 2)}× vs i16 | ${fmt(t.wino.wall / t.sparse.wall, 2)}×, ${fmt(t.direct.wall / t.sparse.wall, 2)}× |`);
+      const sameAsDense = (dense: typeof Ld, sparse: () => void, what: string) => {
+        qs8ConvRun(rt, { ...denseCall, layer: dense, packed: ar.put(dense.bytes) });
+        sparse();
+        const a = ar.u8.subarray(o1, o1 + S * S * COUT), b = ar.u8.subarray(o2, o2 + S * S * COUT);
+        for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) throw new Error(`int8 ${what}: sparse output differs from the dense kernel`);
+      };
+      sameAsDense(Ld, fns.sparse, `${n}:${m}`);
+      if (LdP) sameAsDense(LdP, fns.pairs, `${n}:${m}p`);
+      const path = qs8ConvPath(rt, Ld, act), path1 = qs8ConvPath(rt, Ld, act, { winograd2d: false });
+      const w2 = t.wino2d.cpu, w1 = t.wino.cpu, dd = t.direct.cpu;
+      const row = (name: string, sp: number, wall: number, dens: number) =>
+        `| int8 | ${name} | ${fmt(dens, 3)} | ${fmt(w2 * 1e3, 2)} [${path}], ${fmt(w1 * 1e3, 2)} [${path1}], ${fmt(dd * 1e3, 2)} [i16] | ${fmt(sp * 1e3, 2)} | ${fmt(dense / sp / 1e9)} | ` +
+        `${fmt((dense * dens) / sp / 1e9)} | ${fmt((100 * dense * dens) / sp / 1e9 / peak.dotI16, 0)} % | **${fmt(dd / sp, 2)}× vs i16**, ${fmt(w1 / sp, 2)}× vs ${path1}, ` +
+        `${fmt(w2 / sp, 2)}× vs ${path} | ${fmt(t.direct.wall / wall, 2)}×, ${fmt(t.wino.wall / wall, 2)}×, ${fmt(t.wino2d.wall / wall, 2)}× |`;
+      rows.push(row(`${n}:${m}`, t.sparse.cpu, t.sparse.wall, dens));
+      if (Lp) rows.push(row(`${n}:${m}p`, t.pairs.cpu, t.pairs.wall, nmDensity(K, CIN, n, m, true)));
       ar.release(mk);
     }
-    console.log(rows[rows.length - 2]);
-    console.log(rows[rows.length - 1]);
+    for (const line of rows.slice(printed)) console.log(line);
+    printed = rows.length;
   }
   console.log("\n" + rows.join("\n"));
 }

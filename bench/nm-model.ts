@@ -5,9 +5,10 @@
 // ranges, calibrated on the input), untiled, single thread, interleaved rounds in one process; each row: the
 // process CPU time per image (minimum over the rounds: other processes' time slices are not counted, so the
 // ratio is stable on this shared machine), the fastest wall sample (benchmark.js), and sparse/dense ratios.
-// The masks are not fine-tuned: this measures speed, not quality.
+// The masks are not fine-tuned: this measures speed, not quality. `--pattern 8:32p`: pair-structured masks
+// (nm-mask.ts: the N/2 aligned channel pairs of largest Σ w²), run by the int8 pair kernel in W8A8.
 //
-//   node --import tsx bench/nm-model.ts [--model esrgan-medium-x2] [--side 128] [--pattern 8:32] [--rounds 3] [--relaxed]
+//   node --import tsx bench/nm-model.ts [--model esrgan-medium-x2] [--side 128] [--pattern 8:32|8:32p] [--rounds 3] [--relaxed]
 import { createRuntime } from "../src/runtime/runtime.ts";
 import { fp32Model, Upscaler, type CompilableModel } from "../src/engine/upscaler-api.ts";
 import { F32Plan } from "../src/graph/compile-f32.ts";
@@ -16,7 +17,8 @@ import { loadModel } from "../src/models/registry.ts";
 import type { Graph, Node } from "../src/graph/ir.ts";
 import { calibrate } from "../src/quant/calibrate.ts";
 import { quantizeModel } from "../src/quant/quantize-model.ts";
-import { nmDensity } from "../src/kernels/nm-conv.ts";
+import { nmDensity, nmPatternName } from "../src/kernels/nm-conv.ts";
+import { applyNm, parsePattern, patternField } from "../src/methods/prune/nm-mask.ts";
 import { evalCentreCrop } from "../test/util/eval-data.ts";
 import { fmt, time, type Timing } from "./util.ts";
 
@@ -27,31 +29,16 @@ const opt = (name: string, def: string): string => {
 };
 const MODEL = opt("model", "esrgan-medium-x2");
 const SIDE = Number(opt("side", "128"));
-const [N, M] = opt("pattern", "8:32").split(":").map(Number);
+const PATTERN = parsePattern(opt("pattern", "8:32"));
 const ROUNDS = Number(opt("rounds", "3"));
-
-/** Keeps the n largest |w| of every (tap, output channel, group of m input channels) of HWIO weights (ties: lower channel). */
-function maskNmMagnitude(w: Float32Array, k: number, cin: number, cout: number, n: number, m: number): void {
-  const idx: number[] = [];
-  for (let t = 0; t < k * k; t++) {
-    for (let o = 0; o < cout; o++) {
-      for (let g = 0; g < cin; g += m) {
-        idx.length = 0;
-        for (let c = g; c < Math.min(cin, g + m); c++) idx.push(c);
-        idx.sort((a, b) => Math.abs(w[(t * cin + b) * cout + o]) - Math.abs(w[(t * cin + a) * cout + o]) || a - b);
-        for (let j = n; j < idx.length; j++) w[(t * cin + idx[j]) * cout + o] = 0;
-      }
-    }
-  }
-}
 
 /** A copy of g with masked weights on convs of ≥ 32 input channels; `declare` sets their sparsity field. */
 function masked(g: Graph, declare: boolean): Graph {
   const nodes = g.nodes.map((n): Node => {
     if (n.op !== "conv2d" || n.cin < 32) return { ...n };
-    const weights = Float32Array.from(n.weights);
-    maskNmMagnitude(weights, n.k, n.cin, n.cout, N, M);
-    return declare ? { ...n, weights, sparsity: { n: N, m: M } } : { ...n, weights };
+    // Magnitude masks (nm-mask.ts): the n largest |w| per group (ties: lower channel), or the best pairs.
+    const weights = applyNm(new Float32Array(n.weights.length), n.weights, n.k, n.cin, n.cout, PATTERN);
+    return declare ? { ...n, weights, sparsity: patternField(PATTERN) } : { ...n, weights };
   });
   return { ...g, nodes, meta: { ...g.meta } };
 }
@@ -75,10 +62,10 @@ for (const n of gs.nodes) {
   if (n.op !== "conv2d") continue;
   const macs = n.k * n.k * n.cin * n.cout * n.spatial * n.spatial;
   dense += macs;
-  sparse += n.sparsity ? macs * nmDensity(n.k, n.cin, n.sparsity.n, n.sparsity.m) : macs;
+  sparse += n.sparsity ? macs * nmDensity(n.k, n.cin, n.sparsity.n, n.sparsity.m, n.sparsity.pairs) : macs;
 }
 const px = SIDE * SIDE;
-console.log(`# ${MODEL} @${SIDE}², one-shot magnitude ${N}:${M} on convs with cin ≥ 32 — backend ${rt.info.backend}, Node ${process.versions.node}, single thread, ${ROUNDS} rounds`);
+console.log(`# ${MODEL} @${SIDE}², one-shot magnitude ${nmPatternName(PATTERN)} on convs with cin ≥ 32 — backend ${rt.info.backend}, Node ${process.versions.node}, single thread, ${ROUNDS} rounds`);
 console.log(`MACs: dense ${fmt((dense * px) / 1e9, 2)} G, stored-entry MACs ${fmt((sparse * px) / 1e9, 2)} G (${fmt((100 * sparse) / dense, 1)} % of dense)`);
 
 const u8 = evalCentreCrop("hr", "baboon", SIDE);
@@ -97,7 +84,7 @@ const calS = {
   ...calD,
   graph: {
     ...calD.graph,
-    nodes: calD.graph.nodes.map((n): Node => (n.op === "conv2d" && n.cin >= 32 ? { ...n, sparsity: { n: N, m: M } } : n)),
+    nodes: calD.graph.nodes.map((n): Node => (n.op === "conv2d" && n.cin >= 32 ? { ...n, sparsity: patternField(PATTERN) } : n)),
   },
 };
 contenders.push({ label: "w8a8", dense: quantizeModel(calD, { bits: "w8a8", method: "percentile" }), sparse: quantizeModel(calS, { bits: "w8a8", method: "percentile" }) });

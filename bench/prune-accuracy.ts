@@ -4,7 +4,7 @@
  * Training/calibration data: data/calib (hr/ + lr_x<S>/, never the eval images).
  *
  *   node --import tsx bench/prune-accuracy.ts --model esrgan-medium-x2 [--steps 150] [--batch 4] [--patch 48]
- *        [--only dense,denseft,nm,sls,filter] [--budgets 0.5,0.25] [--criteria data,l1] [--images a,b] [--json out.jsonl]
+ *        [--only dense,denseft,nm,nmpairs,sls,filter] [--pair-n 8,4] [--budgets 0.5,0.25] [--criteria data,l1] [--images a,b] [--json out.jsonl]
  *
  * Every row states its training steps and wall time; ms is the mean per-image upscale time of the
  * evaluated model in this process (same run as the dense row).
@@ -18,6 +18,7 @@ import { loadTrainData } from "../src/cli/finetune.ts";
 import { finetune } from "../src/train/finetune.ts";
 import type { Graph } from "../src/graph/ir.ts";
 import { graphMacs, oneShotNm } from "../src/methods/prune/nm-mask.ts";
+import { nmPatternName } from "../src/kernels/nm-conv.ts";
 import { slsPrune } from "../src/methods/prune/sls.ts";
 import { filterPrune } from "../src/methods/prune/filter.ts";
 import { convInputStats } from "../src/methods/prune/criteria.ts";
@@ -25,7 +26,7 @@ import { convInputStats } from "../src/methods/prune/criteria.ts";
 const { values } = parseArgs({ options: {
   model: { type: "string", default: "esrgan-medium-x2" }, steps: { type: "string", default: "150" }, batch: { type: "string", default: "4" },
   patch: { type: "string", default: "48" }, only: { type: "string" }, images: { type: "string" }, json: { type: "string" },
-  data: { type: "string", default: "/work/shared/data/eval" }, budgets: { type: "string" }, criteria: { type: "string" }, calib: { type: "string", default: "data/calib" },
+  data: { type: "string", default: "/work/shared/data/eval" }, budgets: { type: "string" }, criteria: { type: "string" }, "pair-n": { type: "string" }, calib: { type: "string", default: "data/calib" },
 } });
 await init();
 const name = values.model!;
@@ -63,6 +64,24 @@ if (only?.has("denseft")) {
   // Control: the same fine-tuning without pruning (fine-tuning alone moves PSNR on these models).
   const f = await ft(g);
   await row("dense + fine-tune (control)", f.graph, f.ms, steps);
+}
+if (only?.has("nmpairs")) {
+  // Plain vs pair-structured N:M ("N:Mp", the int8 pair kernel's pattern) at the same N: one-shot (FP32 and
+  // W8A8), then the same fine-tune for both when --steps > 0.
+  for (const n of (values["pair-n"] ?? "8,4").split(",").map(Number)) {
+    for (const pairs of [false, true]) {
+      const p = { n, m: 32, ...(pairs ? { pairs: true } : {}) };
+      const one = oneShotNm(g, p);
+      await row(`N:M ${nmPatternName(p)} one-shot`, one, 0, 0);
+      await row(`N:M ${nmPatternName(p)} one-shot`, one, 0, 0, true);
+      if (steps > 0) {
+        const t = Date.now();
+        const r = await slsPrune(g, data, { fixedN: n, m: 32, pairs, steps, searchSteps: 0, budget: 1, batch, patch });
+        await row(`N:M ${nmPatternName(p)} + fine-tune`, r.graph, Date.now() - t, steps);
+        await row(`N:M ${nmPatternName(p)} + fine-tune`, r.graph, Date.now() - t, steps, true);
+      }
+    }
+  }
 }
 if (want("nm")) {
   for (const [n, m] of [[8, 32], [2, 4]]) {

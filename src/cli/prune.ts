@@ -13,7 +13,8 @@ import type { Graph } from "../graph/ir.ts";
 import { LowbitError } from "../runtime/errors.ts";
 import { init } from "../runtime/runtime.ts";
 import { finetune } from "../train/finetune.ts";
-import { graphMacs, oneShotNm, parsePattern } from "../methods/prune/nm-mask.ts";
+import { graphMacs, oneShotNm, parsePattern, type NMPattern } from "../methods/prune/nm-mask.ts";
+import { nmPatternName } from "../kernels/nm-conv.ts";
 import { slsPrune } from "../methods/prune/sls.ts";
 import { filterPrune, type FilterCriterion } from "../methods/prune/filter.ts";
 import { BN_SCORES, convInputStats, type BnScore } from "../methods/prune/criteria.ts";
@@ -35,7 +36,8 @@ Prunes an FP32 model and writes an FP32 .lowbit file (quantize it with \`lowbit 
   --method filter-data removes filters by calibration statistics: Var[x_c]·‖W_c‖² at the consumers,
                        channel means folded into the consumers' biases (needs --data)
   --method filter-l1   removes filters with the smallest L1 norm (data-free baseline)
-  --pattern <N:M>      nm pattern (default 8:32; e.g. 2:4, 4:8)
+  --pattern <N:M>      nm pattern (default 8:32; e.g. 2:4, 4:8; N:Mp = pair-structured: the nonzeros of a
+                       group in ≤ N/2 aligned channel pairs, N and M even — the faster int8 kernel)
   --budget <F>         fraction of the dense conv MACs to keep, in (0, 1] (sls, filter-*; default 0.25 / 0.5)
   --data <dir>         training/calibration images: LR images (FP32 teacher), or hr/ + lr_x<S>/ (L1 to HR);
                        never the images you evaluate on
@@ -109,7 +111,7 @@ export async function pruneCommand(argv: string[], io: CliIO): Promise<number> {
   const method = methodArg as PruneMethod;
   const patternArg = str(p, "pattern", cmd);
   if (patternArg !== undefined && method !== "nm") throw new UsageError("--pattern applies to --method nm", cmd);
-  let pattern = { n: 8, m: 32 };
+  let pattern: NMPattern = { n: 8, m: 32 };
   if (patternArg !== undefined) {
     try {
       pattern = parsePattern(patternArg);
@@ -162,13 +164,13 @@ export async function pruneCommand(argv: string[], io: CliIO): Promise<number> {
   let note = "";
   if (method === "nm") {
     if (steps > 0) {
-      const r = await slsPrune(graph, data!, { ...common, m: pattern.m, fixedN: pattern.n, steps, searchSteps: 0, budget: 1,
+      const r = await slsPrune(graph, data!, { ...common, m: pattern.m, fixedN: pattern.n, pairs: pattern.pairs, steps, searchSteps: 0, budget: 1,
         onProgress: (pr) => say(`step ${pr.step}/${pr.steps} loss ${pr.loss.toExponential(3)} · ${seconds(pr.elapsedMs)}`, pr.step === pr.steps) });
       out = r.graph;
-      note = `${pattern.n}:${pattern.m} fine-tuned ${steps} steps`;
+      note = `${nmPatternName(pattern)} fine-tuned ${steps} steps`;
     } else {
       out = oneShotNm(graph, pattern);
-      note = `${pattern.n}:${pattern.m} one-shot`;
+      note = `${nmPatternName(pattern)} one-shot`;
     }
   } else if (method === "sls") {
     const lambda = numOpt(mo.lambda, "lambda", cmd, 0, 1e9), scoreLr = numOpt(mo.scorelr, "scorelr", cmd, 0, 1);

@@ -71,8 +71,8 @@ export interface Q8PlanInfo {
   scratchBytes: number;
   /** Lowered node ids of the quantized convs that run the N:M-sparse kernel. */
   nmConvs: number[];
-  /** Lowered node id → the inner loop of each quantized conv ("nm": the N:M-sparse kernel). */
-  convKernels: Record<number, QConvPath | "nm">;
+  /** Lowered node id → the inner loop of each quantized conv ("nm": the N:M-sparse kernel; "nm-pairs": its pair kernel). */
+  convKernels: Record<number, QConvPath | "nm" | "nm-pairs">;
 }
 
 const f = Math.fround;
@@ -178,7 +178,7 @@ export class Q8Plan extends StepPlan {
     const qLayers = new Map<number, { layer: PackedQs8Conv; packed: number; mult: number }>();
     const nmLayers = new Map<number, { layer: PackedQs8NmConv; packed: number; mult: number }>();
     let weightBytes = 0, scratchBytes = 0;
-    const convKernels: Record<number, QConvPath | "nm"> = {};
+    const convKernels: Record<number, QConvPath | "nm" | "nm-pairs"> = {};
     const preluMult = new Map<number, { mPos: number; mNeg: number }>();
     // squeeze_excite runs in FP32 (quantize-model.ts puts it in the f32 domain): its pooled mean, two tiny
     // FC layers and the per-channel gate are negligible work next to the convs around it.
@@ -223,7 +223,7 @@ export class Q8Plan extends StepPlan {
         checkNmAccumulatorRange(L, act);
         const mult = requantMultipliers(new Float32Array(L.coutPadded), gx.scale, qw.scales, gy.scale);
         nmLayers.set(ln.id, { layer: L, packed: this.region.put(L.bytes), mult: this.region.put(mult) });
-        convKernels[ln.id] = "nm";
+        convKernels[ln.id] = L.pairs ? "nm-pairs" : "nm";
         weightBytes += L.bytes.byteLength;
         scratchBytes = Math.max(scratchBytes, qs8NmConvScratchBytes(W, n.cin, n.cout, n.k, n.sparsity));
         continue;
@@ -392,13 +392,17 @@ function requantStep(k: Q8Exports, xp: number, xs: number, gx: QuantParams, y: n
   return (a, H, W) => k.q8_requantize_nhwc(xp + a * W * xs, H * W, c, xs, y + a * W * ys, ys, gx.zeroPoint, m, gy.zeroPoint, gy.qmin, gy.qmax, 0);
 }
 
-/** Whether OHWI codes keep the n:m pattern (≤ n nonzeros per group of m input channels, per output channel and tap). */
-function ohwiKeepsNm(w: Int8Array, k: number, cin: number, cout: number, p: { n: number; m: number }): boolean {
+/**
+ * Whether OHWI codes keep the n:m pattern (≤ n nonzeros per group of m input channels, per output channel and
+ * tap; pairs: ≤ n/2 aligned channel pairs holding a nonzero).
+ */
+function ohwiKeepsNm(w: Int8Array, k: number, cin: number, cout: number, p: { n: number; m: number; pairs?: boolean }): boolean {
+  const u = p.pairs ? 2 : 1;
   for (let base = 0; base < cout * k * k * cin; base += cin) {
     for (let g = 0; g < cin; g += p.m) {
       let c = 0;
-      for (let i = base + g, e = base + Math.min(cin, g + p.m); i < e; i++) if (w[i] !== 0) c++;
-      if (c > p.n) return false;
+      for (let i = base + g, e = base + Math.min(cin, g + p.m); i < e; i += u) if (w[i] !== 0 || (u === 2 && i + 1 < e && w[i + 1] !== 0)) c++;
+      if (c > p.n / u) return false;
     }
   }
   return true;

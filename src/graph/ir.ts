@@ -75,8 +75,10 @@ export type NodeOp =
        * N:M structured sparsity of `weights`: for each output channel and tap (kh, kw), every group of m
        * consecutive input channels (from channel 0; the last group may be shorter) has at most n nonzeros
        * (pruned weights are stored as 0). The compilers may then run a sparse kernel (src/kernels/nm-conv.ts).
+       * `pairs` (n, m even; "N:Mp"): moreover a group's nonzeros lie in ≤ n/2 aligned channel pairs (2j, 2j+1),
+       * which the int8 pair kernel runs without shuffles.
        */
-      sparsity?: { n: number; m: number };
+      sparsity?: { n: number; m: number; pairs?: boolean };
       /**
        * Set when a BatchNormalization was folded into this conv (passes foldBatchNorm): the
        * per-output-channel BN affine z = γ·x̂ + β of the pre-activation output, kept for

@@ -16,7 +16,8 @@
  *   { format: "lowbit", formatVersion: 1, lowbitVersion, model: "quantized" | "fp32",
  *     meta: { name, scale, inputRange, outputRange, arch?, receptiveRadius?, borderPad?, tileAlign?, globalContext? },
  *     graph: { input, output, nodes: [{ op, name, inputs, channels, spatial, …op attributes,
- *              conv2d: k, cin, cout, activation, bias: bool, sparsity?: { n, m } (N:M pattern, checked on load),
+ *              conv2d: k, cin, cout, activation, bias: bool, sparsity?: { n, m, pairs?: true } (N:M pattern,
+ *                      "N:Mp" with pairs, checked on load; a reader that ignores `pairs` still gets a valid N:M),
  *                      weight: { storage: "f32" | "int8" | "int4", bits?, shape: [k,k,cin,cout] } }] },
  *     quant?: { config: QuantConfig (perLayer as [name, override] pairs),
  *               tensors: [{ domain, bits, range }] (one per node, by node id) } }
@@ -62,7 +63,7 @@ import { quantConfig, resolveLayers, type LayerOverride, type QuantConfig, type 
 import { int4PackedBytes, packInt4, unpackInt4 } from "../quant/weights.ts";
 import { MAX_ACT_BITS, MAX_WEIGHT_BITS, MIN_ACT_BITS, MIN_WEIGHT_BITS } from "../quant/params.ts";
 import { LowbitError, type LowbitErrorCode } from "../runtime/errors.ts";
-import { NM_MAX_M, checkNmSparsity } from "../kernels/nm-conv.ts";
+import { NM_MAX_M, checkNmSparsity, nmPatternName } from "../kernels/nm-conv.ts";
 import { get, isObject, sanitizeJson, type Json, type JsonObject } from "./tfjs/json.ts";
 import { DynamicQuantizedModel, type DynamicActSpec, type DynamicLayer } from "../methods/dynamic/model.ts";
 import { actQuantizerFactory } from "../methods/dynamic/factory.ts";
@@ -321,7 +322,7 @@ function nodeJson(n: Node): JsonObject {
   switch (n.op) {
     case "conv2d":
       Object.assign(j, { k: n.k, cin: n.cin, cout: n.cout, activation: activationJson(n.activation), bias: n.bias !== null });
-      if (n.sparsity) j.sparsity = { n: n.sparsity.n, m: n.sparsity.m };
+      if (n.sparsity) j.sparsity = { n: n.sparsity.n, m: n.sparsity.m, ...(n.sparsity.pairs ? { pairs: true } : {}) };
       break;
     case "activation":
       j.activation = activationJson(n.activation);
@@ -690,6 +691,12 @@ function parseNode(v: Json, i: number, nNodes: number, writer: string): { node: 
         const so = obj(sp, `${w}.sparsity`);
         const m = int(get(so, "m"), 1, NM_MAX_M, `${w}.sparsity.m`);
         p.sparsity = { n: int(get(so, "n"), 1, m, `${w}.sparsity.n`), m };
+        const pairs = get(so, "pairs");
+        if (pairs !== undefined && typeof pairs !== "boolean") fail(`${w}.sparsity.pairs must be a boolean`);
+        if (pairs === true) {
+          if (p.sparsity.n % 2 !== 0 || m % 2 !== 0) fail(`${w}.sparsity: pair-structured N:M needs even n and m, got ${p.sparsity.n}:${m}`);
+          p.sparsity.pairs = true;
+        }
       }
       break;
     }
@@ -1101,8 +1108,8 @@ export function loadLowbit(bytes: Uint8Array | ArrayBuffer): QuantizedModel | Dy
   r.checkAllUsed();
   // A declared N:M pattern must hold for the weights the graph carries (the compilers rely on it).
   for (const n of g.nodes) {
-    if (n.op === "conv2d" && n.sparsity && !checkNmSparsity(n.weights, n.k, n.cin, n.cout, n.sparsity.n, n.sparsity.m)) {
-      fail(`conv '${n.name}' declares ${n.sparsity.n}:${n.sparsity.m} sparsity, but its weights have more nonzeros in a group`);
+    if (n.op === "conv2d" && n.sparsity && !checkNmSparsity(n.weights, n.k, n.cin, n.cout, n.sparsity.n, n.sparsity.m, n.sparsity.pairs === true)) {
+      fail(`conv '${n.name}' declares ${nmPatternName(n.sparsity)} sparsity, but its weights have more nonzeros ${n.sparsity.pairs ? "(or nonzero channel pairs) " : ""}in a group`);
     }
   }
 

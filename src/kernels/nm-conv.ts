@@ -4,7 +4,10 @@
 //
 // The pattern (the IR's conv `sparsity: {n, m}`): for each output channel o and tap (kh, kw), the input
 // channels split into groups of M consecutive channels from 0 (the last group may be shorter); each group
-// holds at most N nonzero weights. Kernel design and byte layouts: assembly/conv/f32-nm-conv-nhwc.ts and
+// holds at most N nonzero weights. The pair-structured pattern (`{n, m, pairs: true}`, written "N:Mp"; N and
+// M even) adds: a group's nonzeros lie in at most N/2 aligned channel pairs (2j, 2j+1) — still N:M, and the
+// int8 kernel then dots each kept pair straight from a pair-interleaved band (qs8_qc8w_nm2_conv_nhwc, ~1.6×
+// the unpaired kernel's speed). Kernel design and byte layouts: assembly/conv/f32-nm-conv-nhwc.ts and
 // assembly/conv/qs8-nm-conv-nhwc.ts. References: ./ref/nm-conv.ts.
 import { LowbitError, check, checkInt } from "../runtime/errors.ts";
 import { runtime, type Runtime } from "../runtime/runtime.ts";
@@ -25,12 +28,18 @@ export interface NmExports {
   f32_nm_conv_nhwc: F32NmFn;
   qs8_qc8w_nm_conv_nhwc: Qs8NmFn;
   qs8_qc8w_nm_conv_nhwc_acc32: Qs8NmAcc32Fn;
+  qs8_qc8w_nm2_conv_nhwc: Qs8NmFn;
+  qs8_qc8w_nm2_conv_nhwc_acc32: Qs8NmAcc32Fn;
 }
 
-/** An N:M pattern: ≤ n nonzeros in every group of m consecutive input channels. */
+/**
+ * An N:M pattern: ≤ n nonzeros in every group of m consecutive input channels. `pairs`: moreover the
+ * nonzeros of a group lie in ≤ n/2 aligned channel pairs (2j, 2j+1) (n, m even) — "N:Mp".
+ */
 export interface NmPattern {
   n: number;
   m: number;
+  pairs?: boolean;
 }
 
 /** Largest M: the storage format keeps one byte per in-group index. */
@@ -44,11 +53,19 @@ const BAND_BUDGET = 256 * 1024;
 
 const I32_MAX = 2147483647;
 
-/** E_ARGUMENT unless 1 ≤ n ≤ m ≤ NM_MAX_M (integers). */
+/** E_ARGUMENT unless 1 ≤ n ≤ m ≤ NM_MAX_M (integers), and for pairs n and m even. */
 export function checkNmPattern(p: NmPattern): void {
   check(p && typeof p === "object", "E_ARGUMENT", "N:M pattern {n, m} missing");
   checkInt(p.m, 1, NM_MAX_M, "N:M sparsity: m");
   checkInt(p.n, 1, p.m, `N:M sparsity: n (1 ≤ n ≤ m = ${p.m})`);
+  check(p.pairs === undefined || typeof p.pairs === "boolean", "E_ARGUMENT", "N:M sparsity: pairs must be a boolean");
+  check(!p.pairs || (p.n % 2 === 0 && p.m % 2 === 0), "E_ARGUMENT",
+    () => `pair-structured N:M sparsity needs even n and m, got ${p.n}:${p.m}`);
+}
+
+/** "N:M", or "N:Mp" for the pair-structured pattern (the CLI's spelling). */
+export function nmPatternName(p: NmPattern): string {
+  return `${p.n}:${p.m}${p.pairs ? "p" : ""}`;
 }
 
 /** Entries the format stores per output channel: k²·Σ_g min(n, len_g) over the ⌈cin/m⌉ groups. */
@@ -59,26 +76,40 @@ export function nmTaps(k: number, cin: number, n: number, m: number): number {
 }
 
 /**
- * Fraction of the dense MACs the sparse kernel performs: nmTaps / (k²·cin) (≥ n/m; more when a short last
- * group keeps all of its < n channels).
+ * Channel-pair entries the pair format stores per output channel: k²·Σ_g min(n/2, ⌈len_g/2⌉) (an odd short last
+ * group's last channel pairs with a zero phantom channel).
  */
-export function nmDensity(k: number, cin: number, n: number, m: number): number {
-  return nmTaps(k, cin, n, m) / (k * k * cin);
+export function nmPairTaps(k: number, cin: number, n: number, m: number): number {
+  let t = 0;
+  for (let g = 0; g < cin; g += m) t += Math.min(n >> 1, Math.ceil(Math.min(m, cin - g) / 2));
+  return k * k * t;
+}
+
+/**
+ * Fraction of the dense MACs the sparse kernel performs: nmTaps / (k²·cin) (≥ n/m; more when a short last
+ * group keeps all of its < n channels); pairs: 2·nmPairTaps / (k²·cin) (a phantom channel's MACs count).
+ */
+export function nmDensity(k: number, cin: number, n: number, m: number, pairs = false): number {
+  return (pairs ? 2 * nmPairTaps(k, cin, n, m) : nmTaps(k, cin, n, m)) / (k * k * cin);
 }
 
 /**
  * The first group violating the pattern, or null. `at(o, kh, kw, c)` reads a weight; a nonzero is any value
- * other than 0 / −0 (NaN counts as nonzero).
+ * other than 0 / −0 (NaN counts as nonzero). `pairs`: counts the aligned channel pairs holding a nonzero
+ * against n/2 (count is then in pairs).
  */
 function findViolation(at: (o: number, kh: number, kw: number, c: number) => number, k: number, cin: number,
-  cout: number, n: number, m: number): { o: number; kh: number; kw: number; g: number; count: number } | null {
+  cout: number, n: number, m: number, pairs = false): { o: number; kh: number; kw: number; g: number; count: number } | null {
+  const u = pairs ? 2 : 1;
   for (let o = 0; o < cout; o++) {
     for (let kh = 0; kh < k; kh++) {
       for (let kw = 0; kw < k; kw++) {
         for (let g = 0; g < cin; g += m) {
           let count = 0;
-          for (let c = g, e = Math.min(cin, g + m); c < e; c++) if (at(o, kh, kw, c) !== 0) count++;
-          if (count > n) return { o, kh, kw, g: g / m, count };
+          for (let c = g, e = Math.min(cin, g + m); c < e; c += u) {
+            if (at(o, kh, kw, c) !== 0 || (u === 2 && c + 1 < e && at(o, kh, kw, c + 1) !== 0)) count++;
+          }
+          if (count > n / u) return { o, kh, kw, g: g / m, count };
         }
       }
     }
@@ -100,45 +131,51 @@ function checkWeightShape(weights: ArrayLike<number>, k: number, cin: number, co
 
 /**
  * True when HWIO weights W[kh][kw][c][o] (index ((kh·k + kw)·cin + c)·cout + o, the IR layout) follow the n:m
- * pattern: for every (o, kh, kw), each group of m consecutive input channels has ≤ n nonzeros.
- * Bad shapes or patterns throw (E_SHAPE / E_ARGUMENT); a violation returns false.
+ * pattern: for every (o, kh, kw), each group of m consecutive input channels has ≤ n nonzeros (`pairs`: they lie
+ * in ≤ n/2 aligned channel pairs). Bad shapes or patterns throw (E_SHAPE / E_ARGUMENT); a violation returns false.
  */
-export function checkNmSparsity(weights: ArrayLike<number>, k: number, cin: number, cout: number, n: number, m: number): boolean {
-  checkNmPattern({ n, m });
+export function checkNmSparsity(weights: ArrayLike<number>, k: number, cin: number, cout: number, n: number, m: number,
+  pairs = false): boolean {
+  checkNmPattern({ n, m, pairs });
   checkWeightShape(weights, k, cin, cout);
-  return findViolation(hwioAt(weights, k, cin, cout), k, cin, cout, n, m) === null;
+  return findViolation(hwioAt(weights, k, cin, cout), k, cin, cout, n, m, pairs) === null;
 }
 
 function throwIfViolated(at: (o: number, kh: number, kw: number, c: number) => number, k: number, cin: number, cout: number,
-  n: number, m: number): void {
-  const v = findViolation(at, k, cin, cout, n, m);
+  n: number, m: number, pairs = false): void {
+  const v = findViolation(at, k, cin, cout, n, m, pairs);
   if (v) {
-    throw new LowbitError("E_ARGUMENT", `weights are not ${n}:${m} sparse: output channel ${v.o}, tap (${v.kh}, ${v.kw}), ` +
-      `input channels ${v.g * m}..${Math.min(cin, (v.g + 1) * m) - 1} hold ${v.count} nonzeros`);
+    throw new LowbitError("E_ARGUMENT", `weights are not ${nmPatternName({ n, m, pairs })} sparse: output channel ${v.o}, ` +
+      `tap (${v.kh}, ${v.kw}), input channels ${v.g * m}..${Math.min(cin, (v.g + 1) * m) - 1} hold ${v.count} nonzero` +
+      `${pairs ? ` channel pairs (at most ${n / 2})` : "s"}`);
   }
 }
 
 /**
  * Writes the sparse entries of every (o, kh, kw, group) in the format's order: for each group the indices of
  * its nonzeros ascending, padded to min(n, len) entries with the lowest unused indices (value 0). `emit(o, j,
- * c, value)` receives entry j of output channel o (c = its input channel).
+ * c, idx, v, v2)` receives entry j of output channel o (c = its input channel, idx = c − group start).
+ * `pairs`: an entry is an aligned channel pair (c, c + 1), idx = the pair within the group, v2 = the weight of
+ * c + 1 (0 past cin); min(n/2, ⌈len/2⌉) entries per group.
  */
 function forEachEntry(at: (o: number, kh: number, kw: number, c: number) => number, k: number, cin: number, cout: number,
-  n: number, m: number, emit: (o: number, j: number, c: number, idx: number, v: number) => void): void {
+  n: number, m: number, emit: (o: number, j: number, c: number, idx: number, v: number, v2: number) => void, pairs = false): void {
+  const u = pairs ? 2 : 1;
   const used = new Uint8Array(m);
   for (let o = 0; o < cout; o++) {
     let j = 0;
     for (let kh = 0; kh < k; kh++) {
       for (let kw = 0; kw < k; kw++) {
         for (let g = 0; g < cin; g += m) {
-          const len = Math.min(m, cin - g);
-          const ng = Math.min(n, len);
+          const len = Math.min(m, cin - g), units = Math.ceil(len / u);
+          const ng = Math.min(n / u, units);
+          const w1 = (i: number) => (u === 2 && i * 2 + 1 < len ? at(o, kh, kw, g + i * 2 + 1) : 0);
           used.fill(0);
           let cnt = 0;
-          for (let i = 0; i < len; i++) if (at(o, kh, kw, g + i) !== 0) { used[i] = 1; cnt++; }
-          for (let i = 0; i < len && cnt < ng; i++) if (!used[i]) { used[i] = 2; cnt++; }
-          for (let i = 0; i < len; i++) {
-            if (used[i]) emit(o, j++, g + i, i, used[i] === 1 ? at(o, kh, kw, g + i) : 0);
+          for (let i = 0; i < units; i++) if (at(o, kh, kw, g + i * u) !== 0 || w1(i) !== 0) { used[i] = 1; cnt++; }
+          for (let i = 0; i < units && cnt < ng; i++) if (!used[i]) { used[i] = 2; cnt++; }
+          for (let i = 0; i < units; i++) {
+            if (used[i]) emit(o, j++, g + i * u, i, used[i] === 1 ? at(o, kh, kw, g + i * u) : 0, used[i] === 1 ? w1(i) : 0);
           }
         }
       }
@@ -217,9 +254,27 @@ export const NM_MAX_DENSITY: Readonly<Record<"f32" | "i16" | "i16-wino" | "i16-w
   f32: 0.6, i16: 0.5, "i16-wino": 0.4, "i16-wino2d": 0.26, "relaxed-i7": 0.5, "relaxed-i7-acc16": 0.25,
 };
 
-/** Whether the N:M kernel is expected to be faster than the dense kernel running `densePath` on this layer. */
+/**
+ * NM_MAX_DENSITY for the int8 pair kernel (qs8_qc8w_nm2_conv_nhwc, pattern "N:Mp"; density by nmDensity with
+ * pairs). Measured with bench/nm-conv.bench.ts on the same layer (3×3 64→64 @128², CPU time, same run): the
+ * pair kernel takes ≈ 0.76 ms + 16.6 ms × density (16:32p 9.04 ms, 24:32p 13.18 ms) against 13.9 ms for the
+ * direct i16 loop, 10.6 ms for F(2,3) and 7.5 ms for F(2×2,3×3): break-even at density ≈ 0.79, 0.59 and 0.41
+ * (16:32p is 1.54× / 1.17× / 0.83×). The relaxed paths are set by the same rule as NM_MAX_DENSITY's (relaxed-i7
+ * ≈ the i16 loop's speed, the i16-accumulating one ≈ twice it). Each threshold keeps a margin below its
+ * break-even.
+ */
+export const NM2_MAX_DENSITY: Readonly<Record<"i16" | "i16-wino" | "i16-wino2d" | "relaxed-i7" | "relaxed-i7-acc16", number>> = {
+  i16: 0.7, "i16-wino": 0.5, "i16-wino2d": 0.375, "relaxed-i7": 0.7, "relaxed-i7-acc16": 0.33,
+};
+
+/**
+ * Whether the N:M kernel is expected to be faster than the dense kernel running `densePath` on this layer.
+ * A pair-structured pattern on an int8 path is judged for the pair kernel (NM2_MAX_DENSITY); fp32 runs it as
+ * plain N:M.
+ */
 export function nmKernelPays(k: number, cin: number, pattern: NmPattern, densePath: keyof typeof NM_MAX_DENSITY): boolean {
   checkNmPattern(pattern);
+  if (pattern.pairs && densePath !== "f32") return nmDensity(k, cin, pattern.n, pattern.m, true) <= NM2_MAX_DENSITY[densePath];
   return nmDensity(k, cin, pattern.n, pattern.m) <= NM_MAX_DENSITY[densePath];
 }
 
@@ -280,11 +335,12 @@ export interface F32NmConvCall {
   scratch: number;
 }
 
-function checkPackedLayer(L: PackedConvLayer & { n: number; m: number; taps: number }, bytes: number, what: string): void {
+function checkPackedLayer(L: PackedConvLayer & { n: number; m: number; taps: number; pairs?: boolean }, bytes: number, what: string): void {
   check(L && L.bytes instanceof Uint8Array, "E_ARGUMENT", `layer must come from ${what}`);
   checkNmPattern(L);
   checkConvShape(L);
-  check(L.taps === nmTaps(L.k, L.cin, L.n, L.m) && L.bytes.length === bytes, "E_SHAPE", `layer metadata does not match its bytes (${what})`);
+  const taps = L.pairs ? nmPairTaps(L.k, L.cin, L.n, L.m) : nmTaps(L.k, L.cin, L.n, L.m);
+  check(L.taps === taps && L.bytes.length === bytes, "E_SHAPE", `layer metadata does not match its bytes (${what})`);
 }
 
 function checkOffsets(rt: Runtime, regions: Array<[string, number, number]>): void {
@@ -354,14 +410,18 @@ export function conv2dF32Nm(out: Float32Array, input: Float32Array, layer: Packe
 
 // ------------------------------------------------ int8 ----------------------------------------------------
 
-/** A layer packed for qs8_qc8w_nm_conv_nhwc. */
+/** A layer packed for qs8_qc8w_nm_conv_nhwc (or, `pairs`, qs8_qc8w_nm2_conv_nhwc). */
 export interface PackedQs8NmConv extends PackedConvLayer {
   readonly n: number;
   readonly m: number;
+  /** The pair-structured format and kernel. */
+  readonly pairs: boolean;
+  /** Entries per output channel (nmTaps; pairs: nmPairTaps). */
   readonly taps: number;
   /**
    * i32 bias_q[CoutP] | i8 values[cout][taps] | u8 index[cout][taps] (CoutP = cout↑4, entry order as the
-   * f32 format). See the kernel header.
+   * f32 format). Pairs: i8 values[cout][taps][2] (even channel, odd channel) | u8 pair index[cout][taps]
+   * (pair j of group g = channels g·m + 2j, g·m + 2j + 1). See the kernel header.
    */
   readonly bytes: Uint8Array;
   /** Σ_taps |w[o]| and |bias_q[o]| per output channel (the int32 overflow proof). */
@@ -378,51 +438,60 @@ export interface Qs8NmPackArgs extends NmPattern {
 }
 
 /** Bytes of packQs8NmConv's blob. */
-export function packedQs8NmConvBytes(k: number, cin: number, cout: number, n: number, m: number): number {
-  return ((cout + 3) & ~3) * 4 + cout * nmTaps(k, cin, n, m) * 2;
+export function packedQs8NmConvBytes(k: number, cin: number, cout: number, n: number, m: number, pairs = false): number {
+  return ((cout + 3) & ~3) * 4 + cout * (pairs ? nmPairTaps(k, cin, n, m) * 3 : nmTaps(k, cin, n, m) * 2);
 }
 
 /**
  * Packs N:M-sparse integer weights (int8, or int4 codes −8..7 held in an Int8Array), OHWI like the dense qs8
- * packers (`weights[((o·k + kh)·k + kw)·cin + c]`), and the int32 bias into the sparse format.
- * E_ARGUMENT if the weights violate the pattern.
+ * packers (`weights[((o·k + kh)·k + kw)·cin + c]`), and the int32 bias into the sparse format (`a.pairs`: the
+ * pair format). E_ARGUMENT if the weights violate the pattern.
  */
 export function packQs8NmConv(weights: Int8Array, a: Qs8NmPackArgs): PackedQs8NmConv {
   checkNmPattern(a);
   checkConvShape(a);
   const { k, cin, cout, n, m } = a;
+  const pairs = a.pairs === true;
   check(weights instanceof Int8Array, "E_ARGUMENT", "N:M int8 conv: weights must be an Int8Array (OHWI)");
   check(weights.length === cout * k * k * cin, "E_SHAPE", `weights have ${weights.length} values, cout·k·k·cin = ${cout * k * k * cin}`);
   if (a.bias) check(a.bias instanceof Int32Array && a.bias.length === cout, "E_SHAPE", `bias must be an Int32Array of ${cout}`);
   const at = ohwiAt(weights, k, cin);
-  throwIfViolated(at, k, cin, cout, n, m);
-  const T = nmTaps(k, cin, n, m);
+  throwIfViolated(at, k, cin, cout, n, m, pairs);
+  const u = pairs ? 2 : 1;
+  const T = pairs ? nmPairTaps(k, cin, n, m) : nmTaps(k, cin, n, m);
   const coutP = (cout + 3) & ~3;
-  const bytes = new Uint8Array(packedQs8NmConvBytes(k, cin, cout, n, m));
+  const bytes = new Uint8Array(packedQs8NmConvBytes(k, cin, cout, n, m, pairs));
   const b32 = new Int32Array(bytes.buffer, 0, coutP);
-  const vals = new Int8Array(bytes.buffer, 4 * coutP, cout * T);
-  const idx = bytes.subarray(4 * coutP + cout * T);
+  const vals = new Int8Array(bytes.buffer, 4 * coutP, cout * T * u);
+  const idx = bytes.subarray(4 * coutP + cout * T * u);
   const absWeightSum = new Float64Array(cout), absBias = new Float64Array(cout);
   for (let o = 0; o < cout; o++) {
     b32[o] = a.bias ? a.bias[o] : 0;
     absBias[o] = Math.abs(b32[o]);
   }
-  forEachEntry(at, k, cin, cout, n, m, (o, j, _c, i, v) => {
-    vals[o * T + j] = v;
+  forEachEntry(at, k, cin, cout, n, m, (o, j, _c, i, v, v2) => {
+    vals[(o * T + j) * u] = v;
+    if (pairs) vals[(o * T + j) * 2 + 1] = v2;
     idx[o * T + j] = i;
-    absWeightSum[o] += Math.abs(v);
-  });
-  return { k, cin, cout, coutPadded: coutP, n, m, taps: T, bytes, absWeightSum, absBias };
+    absWeightSum[o] += Math.abs(v) + Math.abs(v2);
+  }, pairs);
+  return { k, cin, cout, coutPadded: coutP, n, m, pairs, taps: T, bytes, absWeightSum, absBias };
 }
 
-/** Scratch bytes qs8_qc8w_nm_conv_nhwc needs for any image of width ≤ W (any height). */
+/** Scratch bytes qs8_qc8w_nm_conv_nhwc (pattern.pairs: qs8_qc8w_nm2_conv_nhwc) needs for any image of width ≤ W (any height). */
 export function qs8NmConvScratchBytes(W: number, cin: number, cout: number, k: number, pattern: NmPattern): number {
   checkNmPattern(pattern);
   checkConvShape({ cout, k, cin });
   checkInt(W, 1, 1 << 16, "width", "E_SHAPE");
-  // Pair records: each (chunk of whole groups, output channel) list rounds up to whole pairs (≤ one per group).
+  const tail = 16 + ((cout + 3) & ~3) * BLOCK * 4;
+  // Pair format: one 8-byte record per entry, each (chunk, output channel) list rounded up to an even count
+  // (≤ one extra per group); the band holds cin rounded up to even channels.
+  if (pattern.pairs) {
+    return cout * (nmPairTaps(k, cin, pattern.n, pattern.m) + Math.ceil(cin / pattern.m)) * 8 + tail + bandBytesMax(W, cin + (cin & 1), k, 2);
+  }
+  // Two-tap records: each (chunk of whole groups, output channel) list rounds up to whole pairs (≤ one per group).
   const table = cout * ((nmTaps(k, cin, pattern.n, pattern.m) >> 1) + Math.ceil(cin / pattern.m)) * 12;
-  return table + 16 + ((cout + 3) & ~3) * BLOCK * 4 + bandBytesMax(W, cin, k, 2);
+  return table + tail + bandBytesMax(W, cin, k, 2);
 }
 
 function codeRange(bits: number, signed: boolean): [number, number] {
@@ -476,7 +545,7 @@ function checkQOutput(q: QOutput): void {
 
 function checkQCall(rt: Runtime, c: Qs8NmConvCall, outElem: number): void {
   const L = c.layer;
-  checkPackedLayer(L, packedQs8NmConvBytes(L.k, L.cin, L.cout, L.n, L.m), "packQs8NmConv");
+  checkPackedLayer(L, packedQs8NmConvBytes(L.k, L.cin, L.cout, L.n, L.m, L.pairs), "packQs8NmConv");
   check(L.absWeightSum instanceof Float64Array && L.absWeightSum.length === L.cout, "E_ARGUMENT", "layer must come from packQs8NmConv");
   checkConvGeometry(L, c.H, c.W, c.inStride, c.outStride);
   checkActivation(c.act);
@@ -497,18 +566,23 @@ export function qs8NmConvRun(rt: Runtime, c: Qs8NmConvRequantCall): void {
   checkQCall(rt, c, 1);
   checkQOutput(c.out);
   checkOffsets(rt, [["multipliers", c.multipliers, 4 * ((c.layer.cout + 3) & ~3)]]);
-  const L = c.layer;
-  rt.kernels<NmExports>().qs8_qc8w_nm_conv_nhwc(c.input, c.inStride, c.H, c.W, L.cin, c.act.zeroPoint, c.act.signed ? 1 : 0,
-    L.k, L.n, L.m, c.packed, L.cout, c.multipliers, c.output, c.outStride, c.out.zeroPoint, c.out.qmin, c.out.qmax,
-    c.out.signed ? 1 : 0, c.scratch, bandRowsOf(c.H, c.W, L.cin, L.k, 2));
+  const L = c.layer, K = rt.kernels<NmExports>();
+  (L.pairs ? K.qs8_qc8w_nm2_conv_nhwc : K.qs8_qc8w_nm_conv_nhwc)(c.input, c.inStride, c.H, c.W, L.cin, c.act.zeroPoint,
+    c.act.signed ? 1 : 0, L.k, L.n, L.m, c.packed, L.cout, c.multipliers, c.output, c.outStride, c.out.zeroPoint, c.out.qmin,
+    c.out.qmax, c.out.signed ? 1 : 0, c.scratch, qBandRows(L, c.H, c.W));
+}
+
+/** bandRows of an int8 layer's kernel (the pair band holds cin rounded up to even channels). */
+function qBandRows(L: PackedQs8NmConv, H: number, W: number): number {
+  return bandRowsOf(H, W, L.pairs ? L.cin + (L.cin & 1) : L.cin, L.k, 2);
 }
 
 /** int32-output int8 N:M conv on arena offsets: out = Σ(x − z_x)·w + bias_q. */
 export function qs8NmConvAcc32Run(rt: Runtime, c: Qs8NmConvCall): void {
   checkQCall(rt, c, 4);
-  const L = c.layer;
-  rt.kernels<NmExports>().qs8_qc8w_nm_conv_nhwc_acc32(c.input, c.inStride, c.H, c.W, L.cin, c.act.zeroPoint, c.act.signed ? 1 : 0,
-    L.k, L.n, L.m, c.packed, L.cout, c.output, c.outStride, c.scratch, bandRowsOf(c.H, c.W, L.cin, L.k, 2));
+  const L = c.layer, K = rt.kernels<NmExports>();
+  (L.pairs ? K.qs8_qc8w_nm2_conv_nhwc_acc32 : K.qs8_qc8w_nm_conv_nhwc_acc32)(c.input, c.inStride, c.H, c.W, L.cin,
+    c.act.zeroPoint, c.act.signed ? 1 : 0, L.k, L.n, L.m, c.packed, L.cout, c.output, c.outStride, c.scratch, qBandRows(L, c.H, c.W));
 }
 
 function checkQArrays(layer: PackedQs8NmConv, a: QConvArrays, out: ArrayBufferView & { length: number }): [number, number] {

@@ -2,8 +2,9 @@ import test from "tape";
 import { testRuntime } from "../util/runtime.ts";
 import { Rng } from "../util/rng.ts";
 import { LowbitError } from "../../src/runtime/errors.ts";
+import type { Runtime } from "../../src/runtime/runtime.ts";
 import {
-  checkNmSparsity, conv2dF32Nm, nmDensity, nmTaps, packF32NmConv, packQs8NmConv, qs8NmConv, qs8NmConvAcc32,
+  checkNmSparsity, conv2dF32Nm, nmDensity, nmPairTaps, nmPatternName, nmTaps, packF32NmConv, packQs8NmConv, qs8NmConv, qs8NmConvAcc32,
   qs8NmConvRun, qs8NmConvScratchBytes, f32NmConvRun, f32NmConvScratchBytes, type NmExports, type NmPattern,
 } from "../../src/kernels/nm-conv.ts";
 import { conv2dF32 } from "../../src/kernels/f32-conv.ts";
@@ -17,23 +18,33 @@ const PATTERNS: NmPattern[] = [
   { n: 2, m: 4 }, { n: 4, m: 8 }, { n: 1, m: 1 }, { n: 3, m: 5 }, { n: 1, m: 4 },
 ];
 
+/** Pair-structured patterns ("N:Mp"). */
+const PAIR_PATTERNS: NmPattern[] = [
+  { n: 2, m: 32 }, { n: 4, m: 32 }, { n: 8, m: 32 }, { n: 16, m: 32 }, { n: 32, m: 32 }, { n: 2, m: 4 }, { n: 4, m: 8 },
+  { n: 2, m: 2 }, { n: 2, m: 6 }, { n: 6, m: 8 }, { n: 8, m: 16 },
+].map((p) => ({ ...p, pairs: true }));
+
 /**
  * Weights (index via `at(o, kh, kw, c)` → flat index) with ≤ n nonzeros per group: each group gets a random
- * count in [0, n] (usually exactly n) at random positions; values from `draw` (never 0).
+ * count in [0, n] (usually exactly n) at random positions; values from `draw` (never 0). Pairs: ≤ n/2 random
+ * aligned channel pairs per group, each channel of a chosen pair nonzero with probability 0.85.
  */
 function fillNm(r: Rng, out: { [i: number]: number }, k: number, cin: number, cout: number, p: NmPattern,
   at: (o: number, kh: number, kw: number, c: number) => number, draw: () => number): void {
+  const u = p.pairs ? 2 : 1;
   for (let o = 0; o < cout; o++) {
     for (let kh = 0; kh < k; kh++) {
       for (let kw = 0; kw < k; kw++) {
         for (let g = 0; g < cin; g += p.m) {
-          const len = Math.min(p.m, cin - g);
-          const perm = Array.from({ length: len }, (_, i) => i);
-          const cnt = Math.min(len, r.next() < 0.8 ? p.n : r.int(0, p.n));
+          const len = Math.min(p.m, cin - g), units = Math.ceil(len / u);
+          const perm = Array.from({ length: units }, (_, i) => i);
+          const cnt = Math.min(units, r.next() < 0.8 ? p.n / u : r.int(0, p.n / u));
           for (let i = 0; i < cnt; i++) {
-            const j = i + Math.floor(r.next() * (len - i));
+            const j = i + Math.floor(r.next() * (units - i));
             [perm[i], perm[j]] = [perm[j], perm[i]];
-            out[at(o, kh, kw, g + perm[i])] = draw();
+            for (let c = perm[i] * u; c < Math.min(len, perm[i] * u + u); c++) {
+              if (u === 1 || r.next() < 0.85) out[at(o, kh, kw, g + c)] = draw();
+            }
           }
         }
       }
@@ -46,8 +57,8 @@ const ohwiIdx = (k: number, cin: number) => (o: number, kh: number, kw: number, 
 
 interface Shape { H: number; W: number; cin: number; cout: number; k: number; p: NmPattern; inStride: number; outStride: number }
 
-function randomShape(r: Rng, big = false): Shape {
-  const p = r.pick(PATTERNS);
+function randomShape(r: Rng, big = false, patterns = PATTERNS): Shape {
+  const p = r.pick(patterns);
   const cin = big ? r.pick([33, 48, 64, 70]) : r.pick([1, 2, 3, 4, 5, 7, 8, 12, 16, 17, 31, 32, 33, 40, 48, 64, 65]);
   const cout = big ? r.pick([5, 16, 33]) : r.pick([1, 2, 3, 4, 5, 7, 8, 9, 12, 13, 16, 17]);
   const k = r.pick([1, 3, 3, 5]);
@@ -59,7 +70,7 @@ function randomShape(r: Rng, big = false): Shape {
 }
 
 function describe(s: Shape): string {
-  return `${s.H}×${s.W} ${s.cin}→${s.cout} k${s.k} ${s.p.n}:${s.p.m} strides ${s.inStride}/${s.outStride}`;
+  return `${s.H}×${s.W} ${s.cin}→${s.cout} k${s.k} ${nmPatternName(s.p)} strides ${s.inStride}/${s.outStride}`;
 }
 
 function firstDiff(a: ArrayLike<number>, b: ArrayLike<number>): string {
@@ -114,6 +125,44 @@ test("nm conv: checkNmSparsity, nmTaps, and the pattern/weight validation", asyn
   throwsCode(t, () => packQs8NmConv(q, { cout, k, cin, n: 0, m: 8 }), "E_ARGUMENT", "int8 pack: n < 1");
   throwsCode(t, () => packQs8NmConv(q.subarray(2), { cout, k, cin, n: 8, m: 8 }), "E_SHAPE", "int8 pack: wrong length");
   throwsCode(t, () => packQs8NmConv(new Uint8Array(q.length) as unknown as Int8Array, { cout, k, cin, n: 8, m: 8 }), "E_ARGUMENT", "int8 pack: not an Int8Array");
+});
+
+test("nm conv: pair-structured N:Mp — checks, entry counts, packing and its errors", async (t) => {
+  const k = 3, cin = 37, cout = 2; // groups [0, 32) and [32, 37): the short last group ends on an odd channel
+  const w = new Float32Array(k * k * cin * cout);
+  const I = hwioIdx(k, cin, cout);
+  for (const c of [0, 1, 6, 7, 10, 20, 21, 30]) w[I(1, 0, 2, c)] = 1; // pairs 0, 3, 5, 10, 15: 8 nonzeros in 5 pairs
+  w[I(0, 2, 2, 36)] = -3; // the last channel: pair (36, phantom 37)
+  t.ok(checkNmSparsity(w, k, cin, cout, 8, 32), "8 nonzeros per group → 8:32");
+  t.notOk(checkNmSparsity(w, k, cin, cout, 8, 32, true), "but they lie in 5 pairs → not 8:32p");
+  t.ok(checkNmSparsity(w, k, cin, cout, 10, 32, true), "5 pairs → 10:32p");
+  t.notOk(checkNmSparsity(w, k, cin, cout, 2, 8, true), "channels 0,1 and 6,7 are 2 pairs in group [0, 8) → not 2:8p");
+  t.ok(checkNmSparsity(w, k, cin, cout, 4, 8, true), "≤ 2 pairs per group of 8 → 4:8p");
+  t.ok(checkNmSparsity(w, k, cin, cout, 2, 4, true), "one pair per group of 4 → 2:4p");
+  t.equal(nmPairTaps(3, 64, 8, 32), 9 * 8, "64 channels, 8:32p → 8 pairs per tap");
+  t.equal(nmPairTaps(3, 37, 8, 32), 9 * (4 + 3), "37 channels: groups 32 + 5 → 4 + ⌈5/2⌉ = 3 pairs");
+  t.equal(nmPairTaps(1, 3, 8, 32), 2, "3 channels: pairs (0,1) and (2, phantom)");
+  t.equal(nmDensity(3, 64, 8, 32, true), 0.25);
+  t.equal(nmDensity(1, 3, 8, 32, true), 4 / 3, "the phantom channel's MACs count");
+  t.equal(nmPatternName({ n: 8, m: 32, pairs: true }), "8:32p");
+  throwsCode(t, () => checkNmSparsity(w, k, cin, cout, 7, 32, true), "E_ARGUMENT", "odd n with pairs");
+  throwsCode(t, () => checkNmSparsity(w, k, cin, cout, 2, 5, true), "E_ARGUMENT", "odd m with pairs");
+  const q = new Int8Array(cout * k * k * cin);
+  const J = ohwiIdx(k, cin);
+  for (const c of [0, 2, 4, 6]) q[J(1, 1, 1, c)] = 5; // 4 nonzeros in 4 pairs of group 0
+  packQs8NmConv(q, { cout, k, cin, n: 4, m: 32 });
+  t.pass("4 nonzeros are 4:32");
+  try {
+    packQs8NmConv(q, { cout, k, cin, n: 4, m: 32, pairs: true });
+    t.fail("4 nonzeros in 4 pairs packed as 4:32p");
+  } catch (e) {
+    t.ok(e instanceof LowbitError && e.code === "E_ARGUMENT" && /4:32p.*output channel 1, tap \(1, 1\), input channels 0\.\.31 hold 4 nonzero channel pairs/.test(e.message),
+      `a violation names the group (${e instanceof Error ? e.message : e})`);
+  }
+  throwsCode(t, () => packQs8NmConv(q, { cout, k, cin, n: 3, m: 32, pairs: true }), "E_ARGUMENT", "int8 pack: odd n with pairs");
+  const L = packQs8NmConv(q, { cout, k, cin, n: 8, m: 32, pairs: true });
+  t.ok(L.pairs && L.taps === nmPairTaps(k, cin, 8, 32) && L.bytes.length === 16 + cout * L.taps * 3, "pair layer: taps and bytes");
+  t.equal(firstDiff(unpackQs8NmRef(L).ohwi, q), "equal", "the pair format round-trips");
 });
 
 test("nm conv: packing round-trips through the storage format (f32 and int8)", async (t) => {
@@ -188,8 +237,8 @@ test("nm conv: f32 kernel = reference over the stored entries (tolerance) and = 
 
 interface QCase { s: Shape; q: Int8Array; bias: Int32Array; act: QActivation; input: Uint8Array | Int8Array }
 
-function randomQCase(r: Rng, big = false): QCase {
-  const s = randomShape(r, big);
+function randomQCase(r: Rng, big = false, patterns = PATTERNS): QCase {
+  const s = randomShape(r, big, patterns);
   const q = new Int8Array(s.cout * s.k * s.k * s.cin);
   const extreme = r.next() < 0.25;
   fillNm(r, q, s.k, s.cin, s.cout, s.p, ohwiIdx(s.k, s.cin), () => (extreme ? r.pick([-128, 127]) : (r.int(1, 127) * (r.next() < 0.5 ? -1 : 1))));
@@ -226,13 +275,13 @@ function randomOutput(r: Rng): QOutput {
   return { signed, zeroPoint, qmin: lo, qmax: hi };
 }
 
-test("nm conv: int8 kernel is bit-exact vs the reference and vs the dense int8 kernel on the masked weights", async (t) => {
+/** `N` random int8 layers of `patterns`: the N:M kernel bit-exact vs the reference and vs the dense int8 kernel. */
+async function int8RandomCases(t: test.Test, seed: number, N: number, patterns: NmPattern[]): Promise<void> {
   const rt = await testRuntime();
-  const r = new Rng(20261123);
+  const r = new Rng(seed);
   let bad = 0, badAcc = 0;
-  const N = 400;
   for (let i = 0; i < N; i++) {
-    const c = randomQCase(r, i % 10 === 9);
+    const c = randomQCase(r, i % 10 === 9, patterns);
     const { s } = c;
     const L = packQs8NmConv(c.q, { cout: s.cout, k: s.k, cin: s.cin, bias: c.bias, ...s.p });
     const Ld = packQs8Qc8wConv(c.q, { cout: s.cout, k: s.k, cin: s.cin, bias: c.bias });
@@ -261,7 +310,65 @@ test("nm conv: int8 kernel is bit-exact vs the reference and vs the dense int8 k
   }
   t.equal(bad, 0, `${N} random layers: requantized codes identical to the reference and to the dense kernel`);
   t.equal(badAcc, 0, `${N / 2} random layers: int32 accumulators identical to the reference and to the dense acc32 kernel`);
+}
+
+test("nm conv: int8 kernel is bit-exact vs the reference and vs the dense int8 kernel on the masked weights", async (t) => {
+  await int8RandomCases(t, 20261123, 400, PATTERNS);
 });
+
+test("nm conv: int8 pair kernel (N:Mp) is bit-exact vs the reference and vs the dense int8 kernel (odd cin, phantom channel)", async (t) => {
+  await int8RandomCases(t, 20261124, 400, PAIR_PATTERNS);
+});
+
+interface RawGeometry { k: number; cin: number; cout: number; H: number; W: number; inStride: number; outStride: number; bandRows: number }
+
+/**
+ * One int8 layer of pattern `pat` through the raw exports (the pair kernel for pat.pairs) with a forced band
+ * height: int32 accumulators and requantized codes vs the reference. "" when bit-exact, else the first difference.
+ */
+function rawInt8Case(rt: Runtime, r: Rng, pat: NmPattern, g: RawGeometry): string {
+  const { k, cin, cout, H, W, inStride, outStride, bandRows } = g;
+  const kx = rt.kernels<NmExports>(), ar = rt.arena;
+  const px = H * W, outLen = (px - 1) * outStride + cout;
+  const qw = new Int8Array(cout * k * k * cin);
+  fillNm(r, qw, k, cin, cout, pat, ohwiIdx(k, cin), () => r.pick([-128, 127, r.int(-127, 127) || 1]));
+  const Lq = packQs8NmConv(qw, { cout, k, cin, bias: Int32Array.from({ length: cout }, () => r.int(-50000, 50000)), ...pat });
+  const signed = r.next() < 0.5;
+  const zp = signed ? r.int(-128, 127) : r.int(0, 255);
+  const inQ = signed ? r.fillInt8(new Int8Array((px - 1) * inStride + cin)) : r.fillUint8(new Uint8Array((px - 1) * inStride + cin));
+  const accWant = qs8NmConvAccRef(Lq, inQ, zp, { H, W, inStride });
+  const mult = Float32Array.from({ length: (cout + 3) & ~3 }, () => 2 ** r.uniform(-16, -8));
+  const oq = { zeroPoint: r.int(0, 255), qmin: 0, qmax: 255 };
+  const codesWant = qs8NmConvRef(new Uint8Array(outLen), outStride, Lq, inQ, zp, { H, W, inStride }, mult, oq.zeroPoint, oq.qmin, oq.qmax);
+  const acc32 = pat.pairs ? kx.qs8_qc8w_nm2_conv_nhwc_acc32 : kx.qs8_qc8w_nm_conv_nhwc_acc32;
+  const requant = pat.pairs ? kx.qs8_qc8w_nm2_conv_nhwc : kx.qs8_qc8w_nm_conv_nhwc;
+  const mk2 = ar.mark();
+  try {
+    const packed = ar.put(Lq.bytes), input = ar.put(inQ), multP = ar.put(mult);
+    const acc = ar.put(new Int32Array(outLen).fill(77)), codes = ar.put(new Uint8Array(outLen).fill(77));
+    const scratch = ar.alloc(qs8NmConvScratchBytes(W, cin, cout, k, pat));
+    acc32(input, inStride, H, W, cin, zp, signed ? 1 : 0, k, pat.n, pat.m, packed, cout, acc, outStride, scratch, bandRows);
+    requant(input, inStride, H, W, cin, zp, signed ? 1 : 0, k, pat.n, pat.m, packed, cout, multP, codes, outStride,
+      oq.zeroPoint, oq.qmin, oq.qmax, 0, scratch, bandRows);
+    const gotAcc = new Int32Array(outLen), gotCodes = new Uint8Array(outLen);
+    ar.read(acc, gotAcc);
+    ar.read(codes, gotCodes);
+    for (let q = 0; q < px; q++) {
+      for (let o = 0; o < cout; o++) {
+        const j = q * outStride + o;
+        if (gotAcc[j] !== accWant[q * cout + o]) return `zp ${zp}: pixel ${q} channel ${o}: acc ${gotAcc[j]}, want ${accWant[q * cout + o]}`;
+        if (gotCodes[j] !== codesWant[j]) return `zp ${zp}: pixel ${q} channel ${o}: code ${gotCodes[j]}, want ${codesWant[j]}`;
+      }
+      for (let o = cout; o < outStride; o++) {
+        const j = q * outStride + o;
+        if (j < outLen && (gotAcc[j] !== 77 || gotCodes[j] !== 77)) return `pixel ${q} channel ${o} beyond cout written`;
+      }
+    }
+    return "";
+  } finally {
+    ar.release(mk2);
+  }
+}
 
 /**
  * The kernels' band rolls over the image in bands of `bandRows` output rows (the next band's first 2p rows are
@@ -329,46 +436,36 @@ test("nm conv: raw kernels with forced band heights (rolling band), chunk/group 
       ar.release(mk);
     }
     // ---- int8: raw int32 accumulators and requantized codes, bit-exact ----
-    const qw = new Int8Array(cout * k * k * cin);
-    fillNm(r, qw, k, cin, cout, pat, ohwiIdx(k, cin), () => r.pick([-128, 127, r.int(-127, 127) || 1]));
-    const Lq = packQs8NmConv(qw, { cout, k, cin, bias: Int32Array.from({ length: cout }, () => r.int(-50000, 50000)), ...pat });
-    const signed = r.next() < 0.5;
-    const zp = signed ? r.int(-128, 127) : r.int(0, 255);
-    const inQ = signed ? r.fillInt8(new Int8Array((px - 1) * inStride + cin)) : r.fillUint8(new Uint8Array((px - 1) * inStride + cin));
-    const accWant = qs8NmConvAccRef(Lq, inQ, zp, { H, W, inStride });
-    const mult = Float32Array.from({ length: (cout + 3) & ~3 }, () => 2 ** r.uniform(-16, -8));
-    const oq = { zeroPoint: r.int(0, 255), qmin: 0, qmax: 255 };
-    const codesWant = qs8NmConvRef(new Uint8Array(outLen), outStride, Lq, inQ, zp, { H, W, inStride }, mult, oq.zeroPoint, oq.qmin, oq.qmax);
-    const mk2 = ar.mark();
-    try {
-      const packed = ar.put(Lq.bytes), input = ar.put(inQ), multP = ar.put(mult);
-      const acc = ar.put(new Int32Array(outLen).fill(77)), codes = ar.put(new Uint8Array(outLen).fill(77));
-      const scratch = ar.alloc(qs8NmConvScratchBytes(W, cin, cout, k, pat));
-      kx.qs8_qc8w_nm_conv_nhwc_acc32(input, inStride, H, W, cin, zp, signed ? 1 : 0, k, pat.n, pat.m, packed, cout, acc, outStride, scratch, bandRows);
-      kx.qs8_qc8w_nm_conv_nhwc(input, inStride, H, W, cin, zp, signed ? 1 : 0, k, pat.n, pat.m, packed, cout, multP, codes, outStride,
-        oq.zeroPoint, oq.qmin, oq.qmax, 0, scratch, bandRows);
-      const gotAcc = new Int32Array(outLen), gotCodes = new Uint8Array(outLen);
-      ar.read(acc, gotAcc);
-      ar.read(codes, gotCodes);
-      let why = "";
-      for (let q = 0; q < px && !why; q++) {
-        for (let o = 0; o < cout; o++) {
-          const j = q * outStride + o;
-          if (gotAcc[j] !== accWant[q * cout + o]) { why = `pixel ${q} channel ${o}: acc ${gotAcc[j]}, want ${accWant[q * cout + o]}`; break; }
-          if (gotCodes[j] !== codesWant[j]) { why = `pixel ${q} channel ${o}: code ${gotCodes[j]}, want ${codesWant[j]}`; break; }
-        }
-        for (let o = cout; o < outStride && !why; o++) {
-          const j = q * outStride + o;
-          if (j < outLen && (gotAcc[j] !== 77 || gotCodes[j] !== 77)) why = `pixel ${q} channel ${o} beyond cout written`;
-        }
-      }
-      if (why && badQ++ < 5) t.fail(`int8 ${H}×${W} ${cin}→${cout} k${k} ${pat.n}:${pat.m} zp ${zp} bandRows ${bandRows}: ${why}`);
-    } finally {
-      ar.release(mk2);
-    }
+    const why = rawInt8Case(rt, r, pat, { k, cin, cout, H, W, inStride, outStride, bandRows });
+    if (why && badQ++ < 5) t.fail(`int8 ${H}×${W} ${cin}→${cout} k${k} ${pat.n}:${pat.m} bandRows ${bandRows}: ${why}`);
   }
   t.equal(badF, 0, `f32: ${cases} layers with forced band heights within 4·2^−24·(T+1)·Σ|w·x| of the reference (worst ${worst.toFixed(3)} of the bound)`);
   t.equal(badQ, 0, `int8: ${cases} layers with forced band heights bit-exact (int32 accumulators and requantized codes)`);
+});
+
+test("nm conv: raw pair kernel (N:Mp) with forced band heights, odd channel counts and chunk/group boundaries", async (t) => {
+  const rt = await testRuntime();
+  const r = new Rng(8_2027);
+  const patterns: NmPattern[] = [
+    ...Array.from({ length: 16 }, (_, i) => ({ n: 2 * i + 2, m: 32, pairs: true })),
+    { n: 2, m: 4, pairs: true }, { n: 4, m: 8, pairs: true }, { n: 2, m: 2, pairs: true }, { n: 6, m: 16, pairs: true }, { n: 2, m: 6, pairs: true },
+  ];
+  let bad = 0, cases = 0;
+  for (let i = 0; i < 4 * patterns.length; i++) {
+    const pat = patterns[i % patterns.length];
+    const k = r.pick([1, 3, 3, 3, 5]);
+    const p = (k - 1) >> 1;
+    const cin = r.pick([1, 2, 3, 5, 12, 13, 24, 25, 31, 32, 33, 63, 64, 65, 85, 96, 101]);
+    const cout = r.pick([1, 3, 4, 5, 8, 9]);
+    const H = r.int(1, 9), W = r.pick([1, 2, 7, 31, 32, 33, 45, 63, 64]);
+    const rowSetBound = (cin + 1) * Math.ceil((Math.max(W, 32) + 2 * p) / 32) * 32 * 2 + 4096;
+    const bandRows = r.pick([1, 1, 2, 3, 4].filter((b) => (b + 2 * p) * rowSetBound <= 256 * 1024));
+    const inStride = cin + r.int(0, 2), outStride = cout + r.int(0, 2);
+    cases++;
+    const why = rawInt8Case(rt, r, pat, { k, cin, cout, H, W, inStride, outStride, bandRows });
+    if (why && bad++ < 5) t.fail(`pairs ${H}×${W} ${cin}→${cout} k${k} ${nmPatternName(pat)} bandRows ${bandRows}: ${why}`);
+  }
+  t.equal(bad, 0, `${cases} pair layers with forced band heights bit-exact (int32 accumulators and requantized codes)`);
 });
 
 test("nm conv: engine calls validate before any WASM call", async (t) => {
@@ -429,15 +526,20 @@ function maskNmMagnitude(w: Float32Array, k: number, cin: number, cout: number, 
   return w;
 }
 
-test("nm conv: graphs whose convs declare sparsity run the sparse kernels and give the dense plans' output (FP32 tolerance, W8A8 identical bytes)", async (t) => {
+/**
+ * A seeded graph whose body convs are masked to `patterns` by magnitude (plain: maskNmMagnitude; pairs: the
+ * pruning module's nmMask) runs the sparse kernels and gives the dense plans' output; `falseClaim` (a tighter
+ * pattern for body3) must be refused by the .lowbit reader.
+ */
+async function sparseGraphCase(t: test.Test, patterns: Record<string, NmPattern>, falseClaim: NmPattern): Promise<void> {
   const rt = await testRuntime();
+  const { nmMask } = await import("../../src/methods/prune/nm-mask.ts");
   const { GraphBuilder } = await import("../../src/graph/builder.ts");
   const { F32Plan } = await import("../../src/graph/compile-f32.ts");
   const { Q8Plan } = await import("../../src/graph/compile-q8.ts");
   const { createUpscaler } = await import("../../src/engine/upscaler-api.ts");
   const { calibrate } = await import("../../src/quant/calibrate.ts");
   const { quantizeModel } = await import("../../src/quant/quantize-model.ts");
-  const patterns: Record<string, NmPattern> = { body3: { n: 4, m: 32 }, body1: { n: 2, m: 8 }, body5: { n: 1, m: 4 }, tail: { n: 2, m: 32 } };
   const build = (sparse: boolean) => {
     const b = new GraphBuilder({ seed: 42 });
     const x = b.input(3);
@@ -450,7 +552,12 @@ test("nm conv: graphs whose convs declare sparsity run the sparse kernels and gi
     for (const node of g.nodes) {
       if (node.op !== "conv2d" || !patterns[node.name]) continue;
       const p = patterns[node.name];
-      maskNmMagnitude(node.weights, node.k, node.cin, node.cout, p.n, p.m);
+      if (p.pairs) {
+        const keep = nmMask(new Uint8Array(node.weights.length), node.weights, node.k, node.cin, node.cout, p);
+        for (let i = 0; i < keep.length; i++) if (!keep[i]) node.weights[i] = 0;
+      } else {
+        maskNmMagnitude(node.weights, node.k, node.cin, node.cout, p.n, p.m);
+      }
       if (sparse) node.sparsity = { ...p };
     }
     return g;
@@ -493,6 +600,9 @@ test("nm conv: graphs whose convs declare sparsity run the sparse kernels and gi
     const qp = new Q8Plan(rt, qs, 16, 16);
     const qn = qp.info.nmConvs.map((id) => qp.info.nodes[id].name).sort();
     t.deepEqual(qn, ["body1", "body3", "body5", "tail"], `${bits} plan: the 4 sparse convs run the int8 N:M kernel`);
+    const kinds = [...new Set(qp.info.nmConvs.map((id) => qp.info.convKernels[id]))];
+    const wantKind = Object.values(patterns)[0].pairs ? "nm-pairs" : "nm";
+    t.deepEqual(kinds, [wantKind], `${bits} plan: ${wantKind === "nm" ? "the unpaired" : "the pair"} kernel (${kinds.join(", ")})`);
     qp.dispose();
     const a = await (await createUpscaler(qs, { runtime: rt })).upscale(img, { tile: 16 });
     const b = await (await createUpscaler(qd, { runtime: rt })).upscale(img, { tile: 16 });
@@ -507,16 +617,25 @@ test("nm conv: graphs whose convs declare sparsity run the sparse kernels and gi
       t.equal(firstDiff(c.data, a.data), "equal", "the reloaded model gives the same bytes");
       const bad = build(false);
       const body3 = bad.nodes.find((n) => n.name === "body3")!;
-      if (body3.op === "conv2d") body3.sparsity = { n: 1, m: 32 }; // masked at 4:32, so the 1:32 claim is false
+      if (body3.op === "conv2d") body3.sparsity = { ...falseClaim }; // masked at 4:32(p), so the claim is false
       try {
         loadLowbit(saveLowbit(bad));
         t.fail("a model whose weights break the declared pattern is stored");
       } catch (e) {
         // saveLowbit re-reads what it wrote: the reader's pattern check refuses the file.
-        t.ok(e instanceof LowbitError && /declares 1:32 sparsity/.test(e.message), `a false sparsity claim is refused (${e instanceof LowbitError ? e.code : e})`);
+        t.ok(e instanceof LowbitError && e.message.includes(`declares ${nmPatternName(falseClaim)} sparsity`), `a false sparsity claim is refused (${e instanceof LowbitError ? e.code : e})`);
       }
     }
   }
+}
+
+test("nm conv: graphs whose convs declare sparsity run the sparse kernels and give the dense plans' output (FP32 tolerance, W8A8 identical bytes)", async (t) => {
+  await sparseGraphCase(t, { body3: { n: 4, m: 32 }, body1: { n: 2, m: 8 }, body5: { n: 1, m: 4 }, tail: { n: 2, m: 32 } }, { n: 1, m: 32 });
+});
+
+test("nm conv: pair-pruned graphs (N:Mp) run the pair kernel in W8A8 with the dense plan's bytes", async (t) => {
+  await sparseGraphCase(t, { body3: { n: 4, m: 32, pairs: true }, body1: { n: 2, m: 8, pairs: true }, body5: { n: 2, m: 8, pairs: true },
+    tail: { n: 2, m: 32, pairs: true } }, { n: 2, m: 32, pairs: true });
 });
 
 test("nm conv: a declared pattern the weights break, or a dense-enough pattern, falls back to the dense kernel", async (t) => {

@@ -173,6 +173,11 @@ test("lowbit prune: nm / sls / filter-* → FP32 .lowbit; quantize reads it; eva
   t.equal(r.code, 0, `nm one-shot ${r.err}`);
   const nm = (await readLowbitFile(join(dir, "nm.lowbit"))) as Graph;
   t.ok(convs(nm).some((n) => n.sparsity?.n === 8 && n.sparsity.m === 32), "nm: the file keeps 8:32");
+  r = await cli(["prune", "--model", model, "--method", "nm", "--pattern", "8:32p", "-o", join(dir, "nmp.lowbit"), "-q"]);
+  t.equal(r.code, 0, `nm one-shot 8:32p ${r.err}`);
+  const nmp = (await readLowbitFile(join(dir, "nmp.lowbit"))) as Graph;
+  t.ok(convs(nmp).some((n) => n.sparsity?.n === 8 && n.sparsity.pairs === true), "nm: the file keeps 8:32p (pairs)");
+  t.equal((await cli(["prune", "--model", model, "--method", "nm", "--pattern", "7:32p", "-o", join(dir, "x.lowbit")])).code, 2, "--pattern 7:32p (odd N with pairs) is a usage error");
 
   r = await cli(["prune", "--model", model, "--method", "sls", "--budget", "0.5", "--data", data, "--steps", "6", "--batch", "1", "--patch", "12", "--method-options", "lambda=5,scorelr=0.05,search=4,epoch=2", "-o", join(dir, "sls.lowbit")]);
   t.equal(r.code, 0, `sls ${r.err.split("\n").slice(-3).join(" ")}`);

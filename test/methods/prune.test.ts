@@ -8,7 +8,7 @@ import { GraphBuilder } from "../../src/graph/builder.ts";
 import type { Graph, Node } from "../../src/graph/ir.ts";
 import { LowbitError } from "../../src/runtime/errors.ts";
 import {
-  applyNm, graphMacs, groupRanks, keptPerColumn, nmEligible, nmMask, oneShotNm, parsePattern, satisfiesNm, sparsifyGraph,
+  applyNm, graphMacs, groupRanks, keptPerColumn, nmEligible, nmMask, oneShotNm, pairGroupRanks, parsePattern, satisfiesNm, sparsifyGraph,
 } from "../../src/methods/prune/nm-mask.ts";
 import { slsN, slsProbs, slsPrune, slsScoreGrad } from "../../src/methods/prune/sls.ts";
 import { analyzeChannels, filterPrune, pruneChannels } from "../../src/methods/prune/filter.ts";
@@ -70,6 +70,71 @@ test("N:M masks: groups of M consecutive input channels, ties to the lower chann
   throwsCode(t, () => parsePattern("9:8"), "E_ARGUMENT", "N > M");
   throwsCode(t, () => parsePattern("x"), "E_ARGUMENT", "malformed pattern");
   throwsCode(t, () => nmMask(new Uint8Array(3), new Float32Array(4), 1, 4, 1, { n: 1, m: 4 }), "E_SHAPE", "mask length");
+});
+
+/** Brute-force pair reference: per group, sort aligned pairs (Σ w² desc, pair asc), keep the first N/2. */
+function refPairMask(w: Float32Array, k: number, cin: number, cout: number, n: number, m: number): Uint8Array {
+  const out = new Uint8Array(w.length);
+  const at = (t: number, c: number, o: number) => (c < cin ? w[(t * cin + c) * cout + o] : 0);
+  for (let t = 0; t < k * k; t++) for (let o = 0; o < cout; o++) for (let c0 = 0; c0 < cin; c0 += m) {
+    const pairs = [];
+    for (let c = c0; c < Math.min(cin, c0 + m); c += 2) pairs.push(c);
+    const e = (c: number) => at(t, c, o) ** 2 + (c + 1 < Math.min(cin, c0 + m) ? at(t, c + 1, o) ** 2 : 0);
+    pairs.sort((a, b) => e(b) - e(a) || a - b);
+    for (const c of pairs.slice(0, n / 2)) for (const cc of [c, c + 1]) if (cc < cin) out[(t * cin + cc) * cout + o] = 1;
+  }
+  return out;
+}
+
+test("pair-structured N:M masks (N:Mp): top N/2 aligned pairs by Σ w², ties to the lower pair, odd cin", async (t) => {
+  const rng = new Rng(82);
+  let cases = 0, bad = 0;
+  for (let it = 0; it < 200; it++) {
+    const k = rng.pick([1, 3, 5]), cin = rng.pick([1, 2, 3, 5, 12, 31, 32, 33, 48, 64, 71]), cout = rng.int(1, 9);
+    const m = rng.pick([2, 4, 8, 32]), n = 2 * rng.int(1, m / 2);
+    const w = new Float32Array(k * k * cin * cout);
+    for (let i = 0; i < w.length; i++) w[i] = rng.int(-4, 4) * 0.25; // coarse: ties and zeros
+    const p = { n, m, pairs: true };
+    const a = nmMask(new Uint8Array(w.length), w, k, cin, cout, p);
+    cases++;
+    if (a.some((v, i) => v !== refPairMask(w, k, cin, cout, n, m)[i])) bad++;
+    const masked = applyNm(new Float32Array(w.length), w, k, cin, cout, p);
+    if (!satisfiesNm(masked, k, cin, cout, p) || !satisfiesNm(masked, k, cin, cout, { n, m })) bad++;
+  }
+  t.equal(bad, 0, `${cases} random layers match the brute-force pair reference and satisfy N:Mp (hence N:M)`);
+  // Pairs (0,1): 1 + 0 = 1, (2,3): 0.25 + 0.25 = 0.5, (4,5): 0 + 1 = 1 (ties pair 0 → pair 0 first), (6,7): 0.
+  const r = pairGroupRanks(new Uint8Array(8), Float32Array.of(1, 0, 0.5, -0.5, 0, -1, 0, 0), 1, 8, 1, 8);
+  t.deepEqual([...r], [0, 1, 4, 5, 2, 3, 6, 7], "pair ranks 2r + parity: Σ w² desc, ties → lower pair");
+  t.deepEqual([...nmMask(new Uint8Array(8), Float32Array.of(1, 0, 0.9, 0.9, 0, 0, 0, 0), 1, 8, 1, { n: 2, m: 8, pairs: true })],
+    [0, 0, 1, 1, 0, 0, 0, 0], "Σ w² prefers (0.9, 0.9) over (1, 0) — more energy kept");
+  t.notOk(satisfiesNm(Float32Array.of(1, 0, 1, 0), 1, 4, 1, { n: 2, m: 4, pairs: true }), "2 nonzeros in 2 pairs violate 2:4p");
+  t.ok(satisfiesNm(Float32Array.of(0, 0, 1, 1), 1, 4, 1, { n: 2, m: 4, pairs: true }), "one full pair is 2:4p");
+  t.deepEqual(parsePattern("8:32p"), { n: 8, m: 32, pairs: true });
+  t.deepEqual(parsePattern(" 2 : 4 p "), { n: 2, m: 4, pairs: true });
+  throwsCode(t, () => parsePattern("7:32p"), "E_ARGUMENT", "odd N with pairs");
+  throwsCode(t, () => parsePattern("2:5p"), "E_ARGUMENT", "odd M with pairs");
+  throwsCode(t, () => parsePattern("8:32q"), "E_ARGUMENT", "unknown suffix");
+  throwsCode(t, () => pairGroupRanks(new Uint8Array(5), new Float32Array(5), 1, 5, 1, 5), "E_ARGUMENT", "pair ranks with odd M");
+  const g = toyRdn(4);
+  const s = oneShotNm(g, { n: 2, m: 4, pairs: true });
+  const sp = convs(s).filter((c) => c.sparsity);
+  t.ok(sp.length > 0 && sp.every((c) => c.sparsity!.pairs === true && satisfiesNm(c.weights, c.k, c.cin, c.cout, c.sparsity!)), `oneShotNm 2:4p: ${sp.length} convs carry {n: 2, m: 4, pairs: true} and satisfy it`);
+  t.ok(graphMacs(s).layers.some((l) => l.sparsity?.pairs === true), "graphMacs reports the pair pattern");
+  const back = loadLowbit(saveLowbit(s)) as Graph;
+  t.deepEqual(convs(back).filter((c) => c.sparsity).map((c) => c.sparsity), sp.map((c) => c.sparsity), ".lowbit keeps pairs: true");
+  const plain = oneShotNm(g, { n: 2, m: 4 });
+  const broken = { ...plain, nodes: plain.nodes.map((n) => (n.op === "conv2d" && n.sparsity ? { ...n, sparsity: { ...n.sparsity, pairs: true } } : n)) };
+  throwsCode(t, () => loadLowbit(saveLowbit(broken)), "E_ARGUMENT", "a plain 2:4 mask declared as 2:4p is refused");
+  const rt = await testRuntime();
+  const f = await slsPrune(g, images(new Rng(3), 2, 16, 16, 2), { m: 4, fixedN: 2, pairs: true, steps: 2, budget: 1, batch: 1, patch: 12, runtime: rt });
+  const fs = convs(f.graph).filter((c) => c.sparsity);
+  t.ok(fs.length > 0 && fs.every((c) => c.sparsity!.pairs === true && satisfiesNm(c.weights, c.k, c.cin, c.cout, c.sparsity!)), "SLS fixed-N fine-tune with pairs keeps 2:4p");
+  try {
+    await slsPrune(g, images(new Rng(3), 2, 16, 16, 2), { m: 4, fixedN: 1, pairs: true, steps: 1, budget: 1, batch: 1, patch: 12, runtime: rt });
+    t.fail("odd fixedN with pairs accepted");
+  } catch (e) {
+    t.ok(e instanceof LowbitError && e.code === "E_ARGUMENT", "SLS pairs with odd N → E_ARGUMENT");
+  }
 });
 
 /** A small RDN-like graph: head → dense block (relu conv, concat, 1×1 LFF, residual add) ×2 → GFF concat → tail → ×2. */

@@ -5,6 +5,8 @@
 // the entries of output channel o come in the order (kh, kw, group g, j), each group g of input channels
 // [g·m, min(cin, (g+1)·m)) holding min(n, its length) entries; entry j of a group is input channel
 // g·m + index. T = k²·Σ_g min(n, len_g).
+// Pair format (int8, `pairs`): values[cout][T][2], index[cout][T]; a group holds min(n/2, ⌈len/2⌉) entries, entry
+// = channel pair g·m + 2·index (first value) and g·m + 2·index + 1 (second value; ignored past cin).
 //
 // f32: sums in float64 and rounds once at the store (at least as accurate as any f32 kernel); the WASM kernel
 // matches within a stated rounding tolerance. int8: exact integers, requantized by requantizeRef — the WASM
@@ -18,18 +20,21 @@ export interface NmLayerRef {
   cout: number;
   n: number;
   m: number;
+  /** The int8 pair format. */
+  pairs?: boolean;
   bytes: Uint8Array;
 }
 
 /** Calls visit(o, kh, kw, c, entry) for every stored entry of the layer, in storage order. */
 function forEachStored(L: NmLayerRef, visit: (o: number, kh: number, kw: number, c: number, e: number) => void): number {
   const { k, cin, cout, n, m } = L;
+  const u = L.pairs ? 2 : 1;
   let e = 0;
   for (let o = 0; o < cout; o++) {
     for (let kh = 0; kh < k; kh++) {
       for (let kw = 0; kw < k; kw++) {
         for (let g = 0; g < cin; g += m) {
-          const ng = Math.min(n, m, cin - g);
+          const ng = Math.min(n / u, Math.ceil(Math.min(m, cin - g) / u));
           for (let j = 0; j < ng; j++) visit(o, kh, kw, g, e++);
         }
       }
@@ -38,10 +43,23 @@ function forEachStored(L: NmLayerRef, visit: (o: number, kh: number, kw: number,
   return e / cout;
 }
 
+/** Entries per output channel (pairs: channel-pair entries). */
 function tapsOf(L: NmLayerRef): number {
-  let t = 0;
-  for (let g = 0; g < L.cin; g += L.m) t += Math.min(L.n, L.m, L.cin - g);
-  return L.k * L.k * t;
+  return forEachStored({ ...L, cout: 1 }, () => {});
+}
+
+/**
+ * Every weight an int8 layer stores, as visit(o, kh, kw, c, w) in storage order (pairs: both channels of each
+ * entry, a phantom channel past cin skipped).
+ */
+function forEachQWeight(L: NmLayerRef, visit: (o: number, kh: number, kw: number, c: number, w: number) => void): void {
+  const coutP = (L.cout + 3) & ~3, u = L.pairs ? 2 : 1;
+  const dv = new DataView(L.bytes.buffer, L.bytes.byteOffset, L.bytes.byteLength);
+  const vals0 = 4 * coutP, idx0 = vals0 + L.cout * tapsOf(L) * u;
+  forEachStored(L, (o, kh, kw, g, e) => {
+    const c = g + u * L.bytes[idx0 + e];
+    for (let i = 0; i < u && c + i < L.cin; i++) visit(o, kh, kw, c + i, dv.getInt8(vals0 + e * u + i));
+  });
 }
 
 /** The dense HWIO weights and bias an f32 layer stores (zeros where nothing is stored). */
@@ -61,16 +79,11 @@ export function unpackF32NmRef(L: NmLayerRef): { hwio: Float32Array; bias: Float
 
 /** The dense OHWI integer weights and int32 bias an int8 layer stores. */
 export function unpackQs8NmRef(L: NmLayerRef): { ohwi: Int8Array; bias: Int32Array } {
-  const coutP = (L.cout + 3) & ~3, T = tapsOf(L);
   const dv = new DataView(L.bytes.buffer, L.bytes.byteOffset, L.bytes.byteLength);
-  const vals0 = 4 * coutP, idx0 = vals0 + L.cout * T;
   const ohwi = new Int8Array(L.cout * L.k * L.k * L.cin);
   const bias = new Int32Array(L.cout);
   for (let o = 0; o < L.cout; o++) bias[o] = dv.getInt32(4 * o, true);
-  forEachStored(L, (o, kh, kw, g, e) => {
-    const c = g + L.bytes[idx0 + e];
-    ohwi[((o * L.k + kh) * L.k + kw) * L.cin + c] += dv.getInt8(vals0 + e);
-  });
+  forEachQWeight(L, (o, kh, kw, c, w) => { ohwi[((o * L.k + kh) * L.k + kw) * L.cin + c] += w; });
   return { ohwi, bias };
 }
 
@@ -90,7 +103,7 @@ export function f32NmConvRef(out: Float32Array, outStride: number, L: NmLayerRef
   const coutP = (L.cout + 3) & ~3, T = tapsOf(L);
   const dv = new DataView(L.bytes.buffer, L.bytes.byteOffset, L.bytes.byteLength);
   const idx0 = 4 * (coutP + L.cout * T);
-  const acc = sparseSum(L, img, (ib, c) => input[ib + c], (e) => dv.getFloat32(4 * (coutP + e), true), idx0,
+  const acc = sparseSum(L, img, (ib, c) => input[ib + c], f32Entries(L, (e) => dv.getFloat32(4 * (coutP + e), true), idx0),
     (o) => dv.getFloat32(4 * o, true));
   for (let p = 0; p < img.H * img.W; p++) {
     for (let o = 0; o < L.cout; o++) out[p * outStride + o] = Math.min(Math.max(acc[p * L.cout + o], outMin), outMax);
@@ -103,16 +116,16 @@ export function f32NmConvAbsSum(L: NmLayerRef, input: Float32Array, img: NmConvR
   const coutP = (L.cout + 3) & ~3, T = tapsOf(L);
   const dv = new DataView(L.bytes.buffer, L.bytes.byteOffset, L.bytes.byteLength);
   const idx0 = 4 * (coutP + L.cout * T);
-  return sparseSum(L, img, (ib, c) => Math.abs(input[ib + c]), (e) => Math.abs(dv.getFloat32(4 * (coutP + e), true)), idx0,
+  return sparseSum(L, img, (ib, c) => Math.abs(input[ib + c]), f32Entries(L, (e) => Math.abs(dv.getFloat32(4 * (coutP + e), true)), idx0),
     (o) => Math.abs(dv.getFloat32(4 * o, true)));
 }
 
 /** acc[p·cout + o] = Σ (x − z_x)·w + bias_q as exact integers over the stored entries. */
 export function qs8NmConvAccRef(L: NmLayerRef, input: Uint8Array | Int8Array, inZp: number, img: NmConvRefImage): Float64Array {
-  const coutP = (L.cout + 3) & ~3, T = tapsOf(L);
   const dv = new DataView(L.bytes.buffer, L.bytes.byteOffset, L.bytes.byteLength);
-  const vals0 = 4 * coutP, idx0 = vals0 + L.cout * T;
-  return sparseSum(L, img, (ib, c) => input[ib + c] - inZp, (e) => dv.getInt8(vals0 + e), idx0, (o) => dv.getInt32(4 * o, true));
+  const ent: Entry[][] = Array.from({ length: L.cout }, () => []);
+  forEachQWeight(L, (o, kh, kw, c, w) => ent[o].push([kh, kw, c, w]));
+  return sparseSum(L, img, (ib, c) => input[ib + c] - inZp, ent, (o) => dv.getInt32(4 * o, true));
 }
 
 /** Requantized codes out[p·outStride + o] (requantizeRef of the exact accumulator). */
@@ -125,21 +138,26 @@ export function qs8NmConvRef(out: Uint8Array | Int8Array, outStride: number, L: 
   return out;
 }
 
-function sparseSum(L: NmLayerRef, img: NmConvRefImage, act: (ib: number, c: number) => number, val: (e: number) => number,
-  idx0: number, bias: (o: number) => number): Float64Array {
+/** A decoded stored weight: (kh, kw, input channel, value). */
+type Entry = [number, number, number, number];
+
+/** An f32 layer's entries per output channel, decoded once. */
+function f32Entries(L: NmLayerRef, val: (e: number) => number, idx0: number): Entry[][] {
+  const ent: Entry[][] = Array.from({ length: L.cout }, () => []);
+  forEachStored(L, (o, kh, kw, g, e) => ent[o].push([kh, kw, g + L.bytes[idx0 + e], val(e)]));
+  return ent;
+}
+
+function sparseSum(L: NmLayerRef, img: NmConvRefImage, act: (ib: number, c: number) => number, ent: Entry[][],
+  bias: (o: number) => number): Float64Array {
   const { H, W, inStride } = img;
   const p = (L.k - 1) >> 1;
-  const T = tapsOf(L);
-  // Decode the entries once: (kh, kw, c, value) per output channel.
-  const ent: Array<[number, number, number, number]> = [];
-  forEachStored(L, (_o, kh, kw, g, e) => ent.push([kh, kw, g + L.bytes[idx0 + e], val(e)]));
   const acc = new Float64Array(H * W * L.cout);
   for (let y = 0; y < H; y++) {
     for (let x = 0; x < W; x++) {
       for (let o = 0; o < L.cout; o++) {
         let s = bias(o);
-        for (let e = o * T; e < (o + 1) * T; e++) {
-          const [kh, kw, c, w] = ent[e];
+        for (const [kh, kw, c, w] of ent[o]) {
           const iy = y + kh - p, ix = x + kw - p;
           if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
           s += act((iy * W + ix) * inStride, c) * w;

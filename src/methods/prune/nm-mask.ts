@@ -11,6 +11,15 @@
  * a fixed rule so masks are reproducible). rank 0 is the largest magnitude; "keep N" keeps ranks
  * 0..N−1. SLS's pruning unit Ŵ_i (the i-th largest weight of each group, 1-based) is rank i − 1.
  *
+ * **Pair-structured N:M** ("N:Mp", `pairs: true`, N and M even): a group's nonzeros lie in at most N/2
+ * aligned channel pairs (2j, 2j+1) — the pattern the int8 pair kernel runs without shuffles
+ * (assembly/conv/qs8-nm-conv-nhwc.ts). Pairs are ranked by their **sum of squares** w_{2j}² + w_{2j+1}²,
+ * descending, ties → the lower pair: dropping a set of weights costs Σ w² of the weight tensor's
+ * Frobenius error, which plain magnitude pruning minimises one weight at a time (keeping the N largest
+ * |w| = dropping the smallest w²); keeping the N/2 pairs of largest Σ w² minimises the same error under
+ * the pair constraint (an |w| sum would not: |w| = (1, 0) then ties with (0.5, 0.5), which removes less
+ * energy). In an odd short last group the last channel pairs with a phantom zero channel.
+ *
  * **MACs** are counted per LR pixel (k²·cin·cout·s², s = the conv's spatial factor), dense and
  * effective; a sparse layer's effective MACs are its allowed nonzeros per output pixel,
  * k²·cout·Σ_chunks min(N, len) (= N/M of dense when M divides cin). Zeros a dense layer happens
@@ -19,20 +28,22 @@
 import type { Graph, Node } from "../../graph/ir.ts";
 import { LowbitError, check, checkInt } from "../../runtime/errors.ts";
 import { layerRoles } from "../../quant/config.ts";
-import { checkNmSparsity } from "../../kernels/nm-conv.ts";
+import { checkNmPattern, checkNmSparsity } from "../../kernels/nm-conv.ts";
 
 export interface NMPattern {
   n: number;
   m: number;
+  /** Pair-structured ("N:Mp"): ≤ N/2 aligned channel pairs per group (N, M even). */
+  pairs?: boolean;
 }
 
 type Conv = Extract<Node, { op: "conv2d" }>;
 
-/** Parses "N:M" (1 ≤ N ≤ M ≤ 256). */
+/** Parses "N:M" (1 ≤ N ≤ M ≤ 256), or "N:Mp" for the pair-structured pattern (N, M even). */
 export function parsePattern(s: string): NMPattern {
-  const r = /^\s*(\d+)\s*:\s*(\d+)\s*$/.exec(s);
-  if (!r) throw new LowbitError("E_ARGUMENT", `N:M pattern must look like 8:32 or 2:4, got '${s}'`);
-  const p = { n: Number(r[1]), m: Number(r[2]) };
+  const r = /^\s*(\d+)\s*:\s*(\d+)\s*(p?)\s*$/.exec(s);
+  if (!r) throw new LowbitError("E_ARGUMENT", `N:M pattern must look like 8:32, 2:4 or 8:32p (channel pairs), got '${s}'`);
+  const p: NMPattern = r[3] ? { n: Number(r[1]), m: Number(r[2]), pairs: true } : { n: Number(r[1]), m: Number(r[2]) };
   checkPattern(p);
   return p;
 }
@@ -40,6 +51,12 @@ export function parsePattern(s: string): NMPattern {
 export function checkPattern(p: NMPattern): void {
   checkInt(p.m, 1, 256, "N:M pattern M");
   checkInt(p.n, 1, p.m, `N:M pattern N (M = ${p.m})`);
+  checkNmPattern(p);
+}
+
+/** `{n, m}`, with `pairs: true` only when set (the IR's `sparsity` field). */
+export function patternField(p: NMPattern): NMPattern {
+  return p.pairs ? { n: p.n, m: p.m, pairs: true } : { n: p.n, m: p.m };
 }
 
 function checkShape(w: ArrayLike<number>, k: number, cin: number, cout: number): void {
@@ -54,6 +71,21 @@ function checkShape(w: ArrayLike<number>, k: number, cin: number, cout: number):
  * `out` has k·k·cin·cout entries (Uint8Array suffices for M ≤ 256).
  */
 export function groupRanks(out: Uint8Array, w: ArrayLike<number>, k: number, cin: number, cout: number, m: number): Uint8Array {
+  return rankUnits(out, w, k, cin, cout, m, 1);
+}
+
+/**
+ * Pair ranks: out[i] = 2·r + (c & 1) for weight i of input channel c in the aligned pair of rank r within
+ * its group (0 = largest w_{2j}² + w_{2j+1}², ties → lower pair first), so "rank < N" keeps the N/2 best
+ * pairs (N even) — the same test as groupRanks' for plain N:M. M even.
+ */
+export function pairGroupRanks(out: Uint8Array, w: ArrayLike<number>, k: number, cin: number, cout: number, m: number): Uint8Array {
+  check(m % 2 === 0, "E_ARGUMENT", `pair ranks need an even M, got ${m}`);
+  return rankUnits(out, w, k, cin, cout, m, 2);
+}
+
+/** Ranks units of u consecutive channels (u = 1: |w|; u = 2: aligned pairs by Σ w²) within every group. */
+function rankUnits(out: Uint8Array, w: ArrayLike<number>, k: number, cin: number, cout: number, m: number, u: 1 | 2): Uint8Array {
   checkShape(w, k, cin, cout);
   checkInt(m, 1, 256, "M");
   check(out.length === w.length, "E_SHAPE", `ranks need ${w.length} entries, got ${out.length}`);
@@ -61,10 +93,14 @@ export function groupRanks(out: Uint8Array, w: ArrayLike<number>, k: number, cin
   for (let t = 0; t < k * k; t++) {
     for (let o = 0; o < cout; o++) {
       for (let c0 = 0; c0 < cin; c0 += m) {
-        const len = Math.min(m, cin - c0);
+        const len = Math.ceil(Math.min(m, cin - c0) / u), end = Math.min(cin, c0 + m);
         for (let j = 0; j < len; j++) {
           idx[j] = j;
-          mag[j] = Math.abs(w[(t * cin + c0 + j) * cout + o]);
+          if (u === 1) mag[j] = Math.abs(w[(t * cin + c0 + j) * cout + o]);
+          else {
+            const a = w[(t * cin + c0 + 2 * j) * cout + o], b = c0 + 2 * j + 1 < end ? w[(t * cin + c0 + 2 * j + 1) * cout + o] : 0;
+            mag[j] = a * a + b * b;
+          }
         }
         // Insertion sort (groups are ≤ 256): descending magnitude, stable → lower channel wins ties.
         for (let a = 1; a < len; a++) {
@@ -76,17 +112,22 @@ export function groupRanks(out: Uint8Array, w: ArrayLike<number>, k: number, cin
           }
           idx[b + 1] = v;
         }
-        for (let r = 0; r < len; r++) out[(t * cin + c0 + idx[r]) * cout + o] = r;
+        for (let r = 0; r < len; r++) {
+          for (let c = c0 + idx[r] * u, e = Math.min(end, c + u); c < e; c++) out[(t * cin + c) * cout + o] = r * u + (c - c0) % u;
+        }
       }
     }
   }
   return out;
 }
 
-/** Magnitude one-shot N:M mask: out[i] = 1 for the N largest |w| of each group, else 0. */
+/**
+ * Magnitude one-shot N:M mask: out[i] = 1 for the N largest |w| of each group, else 0 (pairs: both channels
+ * of the N/2 pairs of largest Σ w²).
+ */
 export function nmMask(out: Uint8Array, w: ArrayLike<number>, k: number, cin: number, cout: number, p: NMPattern): Uint8Array {
   checkPattern(p);
-  groupRanks(out, w, k, cin, cout, p.m);
+  (p.pairs ? pairGroupRanks : groupRanks)(out, w, k, cin, cout, p.m);
   for (let i = 0; i < out.length; i++) out[i] = out[i] < p.n ? 1 : 0;
   return out;
 }
@@ -104,7 +145,7 @@ export function satisfiesNm(w: ArrayLike<number>, k: number, cin: number, cout: 
   checkShape(w, k, cin, cout);
   checkPattern(p);
   // One definition of the pattern for the whole library: the sparse kernels' own check.
-  return checkNmSparsity(w, k, cin, cout, p.n, p.m);
+  return checkNmSparsity(w, k, cin, cout, p.n, p.m, p.pairs === true);
 }
 
 /** Nonzeros an N:M layer may have per (kh, kw, o): Σ over the cin chunks of min(N, len). */
@@ -161,7 +202,7 @@ export function graphMacs(g: Graph): GraphMacs {
     const d = n.k * n.k * n.cin * n.cout * s2;
     const sp = n.sparsity ?? null;
     const e = sp ? n.k * n.k * n.cout * keptPerColumn(n.cin, sp) * s2 : d;
-    layers.push({ name: n.name, dense: d, effective: e, sparsity: sp ? { n: sp.n, m: sp.m } : null });
+    layers.push({ name: n.name, dense: d, effective: e, sparsity: sp ? patternField(sp) : null });
     dense += d;
     eff += e;
   }
@@ -189,7 +230,7 @@ export function sparsifyGraph(g: Graph, patterns: ReadonlyMap<string | number, N
     if (!p || n.op !== "conv2d") return n;
     const { sparsity: _old, subpixelOf: _sp, ...rest } = n;
     if (p.n >= p.m) return { ...rest, weights: Float32Array.from(n.weights) } as Node;
-    return { ...rest, weights: applyNm(new Float32Array(n.weights.length), n.weights, n.k, n.cin, n.cout, p), sparsity: { n: p.n, m: p.m } } as Node;
+    return { ...rest, weights: applyNm(new Float32Array(n.weights.length), n.weights, n.k, n.cin, n.cout, p), sparsity: patternField(p) } as Node;
   });
   return { ...g, nodes };
 }

@@ -53,7 +53,7 @@ import { l1Loss } from "../../train/losses.ts";
 import { PatchSampler, checkTrainData, type TrainData } from "../../train/data.ts";
 import { init, type Runtime } from "../../runtime/runtime.ts";
 import { check, checkInt, throwIfAborted } from "../../runtime/errors.ts";
-import { groupRanks, nmEligible } from "./nm-mask.ts";
+import { groupRanks, nmEligible, pairGroupRanks } from "./nm-mask.ts";
 
 type Conv = Extract<Node, { op: "conv2d" }>;
 
@@ -90,6 +90,11 @@ export interface SlsOptions {
    * with re-ranking — the "one-shot N:M + fine-tuning" baseline on the same machinery.
    */
   fixedN?: number;
+  /**
+   * With fixedN (even, M even): pair-structured N:M ("N:Mp") — masks keep the N/2 aligned channel pairs of
+   * largest Σ w² per group (nm-mask.ts pairGroupRanks), re-ranked like the plain masks.
+   */
+  pairs?: boolean;
   signal?: AbortSignal;
   onProgress?: (p: SlsProgress) => void;
   runtime?: Runtime;
@@ -247,7 +252,7 @@ export async function slsPrune(g: Graph, data: TrainData, o: SlsOptions = {}): P
 
     const cost = (): number => fixedMacs + layers.reduce((s, l) => s + (l.n / M) * l.macs, 0);
     const rerank = (): void => {
-      for (const l of layers) groupRanks(l.ranks, l.w.value, l.conv.k, l.conv.cin, l.conv.cout, M);
+      for (const l of layers) (o.pairs ? pairGroupRanks : groupRanks)(l.ranks, l.w.value, l.conv.k, l.conv.cin, l.conv.cout, M);
     };
     const refreshN = (): void => {
       for (const l of layers) l.n = slsN(l.k.value);
@@ -268,6 +273,10 @@ export async function slsPrune(g: Graph, data: TrainData, o: SlsOptions = {}): P
     };
 
     if (o.fixedN !== undefined) checkInt(o.fixedN, 1, M, `fixedN (M = ${M})`);
+    if (o.pairs) {
+      check(o.fixedN !== undefined && o.fixedN % 2 === 0 && M % 2 === 0, "E_ARGUMENT",
+        `pair-structured masks need a fixed even N and an even M (got N ${o.fixedN}, M ${M})`);
+    }
     let searching = searchSteps > 0 && budget < 1 && o.fixedN === undefined;
     let anneal = 1, reachedAt = -1, forced = false;
     let lastRatio = denseMacs / cost(), epochsSinceAnneal = 0;
@@ -359,7 +368,7 @@ export async function slsPrune(g: Graph, data: TrainData, o: SlsOptions = {}): P
       nByName.set(n.name, l.n);
       const wt = new Float32Array(w.length);
       for (let i = 0; i < wt.length; i++) wt[i] = l.ranks[i] < l.n ? w[i] : 0;
-      return { ...rest, weights: wt, bias: bias ? Float32Array.from(bias) : null, ...(l.n < M ? { sparsity: { n: l.n, m: M } } : {}) } as Node;
+      return { ...rest, weights: wt, bias: bias ? Float32Array.from(bias) : null, ...(l.n < M ? { sparsity: { n: l.n, m: M, ...(o.pairs ? { pairs: true } : {}) } } : {}) } as Node;
     });
     const graph: Graph = { ...g, nodes: out };
     return { graph, n: nByName, ratio: cost() / denseMacs, reachedAt, forced, losses: history, ms: Date.now() - t0 };
