@@ -161,6 +161,21 @@ test("worker pool halo exchange: full-width strips swap halo rows instead of rec
       pool.dispose();
     }
   }
+  // A model that does not tile exactly (margin 3 < radius) but whose in-process run takes the image as one tile:
+  // exchanging strips still reproduce that whole-image output exactly.
+  const inexact = await createWorkerPool({ model: "esrgan-slim-x2", size: 2, backend, margin: 3 });
+  t.ok(!inexact.info.exactTiling && inexact.info.halo, "margin 3: inexact tiling, halo exchange still possible");
+  const up = await createUpscaler("esrgan-slim-x2", { runtime: await testRuntime(), margin: 3 });
+  const wantWhole = (await up.upscale(img)).data;
+  up.dispose();
+  t.ok(same((await inexact.upscale(img)).data, wantWhole), "inexact model, image in one in-process tile: 2 exchanging strips = in-process");
+  t.ok(same((await inexact.upscale(img, { tile: 20 })).data, await (async () => {
+    const u = await createUpscaler("esrgan-slim-x2", { runtime: await testRuntime(), margin: 3, tile: 20 });
+    const d = (await u.upscale(img)).data;
+    u.dispose();
+    return d;
+  })()), "…and with several in-process tiles (tile 20) the pool keeps that grid, bit for bit");
+  inexact.dispose();
 });
 
 test("worker: progress events and AbortSignal cross the boundary; the pool stays usable after an abort", async (t) => {

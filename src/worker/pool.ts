@@ -513,7 +513,10 @@ export class WorkerPool {
     let haloBuf: { buffer: SharedArrayBuffer; slotBytes: number } | null = null;
     // Halo exchange: one full-width strip per worker when each strip fits the memory of an in-process tile region
     // and its core is tall enough for the halos; else the margin grid above (rows trimmed).
-    if (free && halo && o.haloExchange !== false && this.size > 1 && canShareMemory()) {
+    // Strips with exchanged halos compute exactly the untiled output: fine when any grid is (exact tiling), or when
+    // the in-process run takes the whole image as one tile (models that do not tile exactly, e.g. thick's 16-px margin).
+    const whole = grid.tiles.length === 1 && grid.tiles[0].rw === W && grid.tiles[0].rh === H && grid.tiles[0].rx === 0 && grid.tiles[0].ry === 0;
+    if ((free || whole) && halo && o.haloExchange !== false && this.size > 1 && canShareMemory()) {
       const strips = planPoolStrips(W, H, Math.min(margin, halo.margin), this.size);
       const budget = (this.info.tile + 2 * margin) ** 2;
       if (strips.tiles.length === this.size && strips.maxW * strips.maxH <= budget && strips.tiles.every((t) => t.h >= Math.max(1, halo.margin))) {

@@ -61,9 +61,11 @@ export interface WorkerInfo {
   /** Region sides must be multiples of this (GraphMeta.tileAlign); 1 for most. */
   tileAlign?: number;
   /**
-   * Exact-tiling models whose every layer's rows are known (row-windows.ts): strips of one image
-   * can swap halo rows instead of recomputing margins (halo.ts). `bytesPerColumn`: the largest
-   * swap per LR column of width; `margin`: the LR rows a strip's region needs beyond its core.
+   * Models whose output depends on the pixels only (no per-tile decisions) and whose every layer's
+   * rows are known (row-windows.ts): strips of one image can swap halo rows instead of recomputing
+   * margins (halo.ts), which reproduces the untiled output exactly — so also for models that do not
+   * tile exactly, when the in-process run would take the image as one tile. `bytesPerColumn`: the
+   * largest swap per LR column of width; `margin`: the LR rows a strip's region needs beyond its core.
    */
   halo?: { bytesPerColumn: number; margin: number };
 }

@@ -29,12 +29,17 @@ export interface WorkerPort {
 
 const tick = (): Promise<void> => new Promise((r) => setTimeout(r, 0));
 
+/** Whether the output depends on nothing but the pixels (no per-tile decisions or statistics). */
+function pixelsOnly(m: CompilableModel): boolean {
+  if (m.graph.meta.globalContext) return false; // squeeze-excite: means over the tile
+  if (m.defaultTile !== undefined) return false; // adaptive bits: the tile is the bit-decision unit
+  return !(m as { wholeImage?: boolean }).wholeImage; // DAQ / DFSQ: per-tile statistics
+}
+
 /** Whether any tile grid gives the in-process output (see WorkerInfo.exactTiling). */
 function tilesFreely(m: CompilableModel, margin: number): boolean {
   const r = m.graph.meta.receptiveRadius;
-  if (r === undefined || margin < Math.ceil(r) || m.graph.meta.globalContext) return false;
-  if (m.defaultTile !== undefined) return false; // adaptive bits: the tile is the bit-decision unit
-  return !(m as { wholeImage?: boolean }).wholeImage; // DAQ / DFSQ: per-tile statistics
+  return r !== undefined && margin >= Math.ceil(r) && pixelsOnly(m);
 }
 
 /**
@@ -69,7 +74,7 @@ export function serveUpscaler(port: WorkerPort): void {
     const info: WorkerInfo = {
       backend: rt.info, scale: g.scale, tile: up.tile, margin: up.margin, config: model.config, modelName: g.name ?? "",
       inputRange: [...g.inputRange], outputRange: [...g.outputRange], exactTiling,
-      borderPad: g.borderPad ?? 0, tileAlign: g.tileAlign ?? 1, halo: exactTiling && !g.borderPad ? haloInfo(model) : undefined,
+      borderPad: g.borderPad ?? 0, tileAlign: g.tileAlign ?? 1, halo: pixelsOnly(model) && !g.borderPad ? haloInfo(model) : undefined,
     };
     post({ type: "ready", id, info });
   }
