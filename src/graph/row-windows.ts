@@ -18,7 +18,7 @@
  * Every needed row therefore gets the same value as in the untrimmed run, bit for bit — only
  * rows that no output depends on are skipped. Each tile becomes a trapezoid: the margin costs about
  * half as much. esrgan-medium ×2, 256² cut in two 128-row strips with its 18-row exact margin: one
- * strip took 1/1.74 of the whole image's time untrimmed and 1/1.84 trimmed (FP32 and W8A8 alike;
+ * strip took 1/1.75 of the whole image's time untrimmed and 1/1.86 trimmed (FP32 and W8A8 alike, quiet machine;
  * the `ceiling` lines of `npm run bench:pool`) — the bound on what two workers can reach.
  *
  * Only rows are trimmed: an NHWC row is contiguous, so a window of rows is a pointer offset and a

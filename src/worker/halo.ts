@@ -3,7 +3,7 @@
  *
  * Why: two strips cut with the exact receptive-field margin each recompute that margin — at 256²
  * on esrgan-medium ×2 that is 18 of every 146 rows (≈ 9 after row trimming), which caps two
- * workers at ~1.75× (~1.84× trimmed). Exchanging instead, each worker computes only its own rows
+ * workers at ~1.75× (~1.86× trimmed). Exchanging instead, each worker computes only its own rows
  * of every layer and, after each layer, swaps with its neighbours the r rows their next conv reads
  * across the boundary (row-windows.ts: haloRows / computeHaloWindows). The values are the same
  * numbers an untiled run computes — integer or float, bit for bit — since every needed row is
