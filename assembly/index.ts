@@ -25,6 +25,7 @@ export * from "./stats/channel-stats";
 export * from "./stats/histogram";
 export * from "./conv/qs8-qc8w-conv-nhwc";
 export * from "./conv/qs8-qc4w-conv-nhwc";
+export * from "./conv/qs8-qc8w-conv-fused-nhwc";
 export * from "./conv/qs8-qc8w-conv3x3-winograd2d-nhwc";
 export * from "./conv/qs8-qc8w-conv5x5-winograd2d-nhwc";
 export * from "./conv/qs16-qc16w-conv-nhwc-pcs";

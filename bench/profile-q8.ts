@@ -1,7 +1,7 @@
 // Where lowbit's fully quantized (W8A8) time goes, per plan step (bench-only).
 //
 //   "$(which node)" --import tsx bench/profile-q8.ts [--model esrgan-medium-x2] [--side 256] [--reps 5] [--bits w8a8] [--relaxed]
-//                                                     [--compare] [--wall]
+//                                                     [--compare] [--wall] [--fusion]
 //
 // Calibrates on a centre crop of an eval photo (as bench/models.bench.ts), compiles the Q8Plan for side×side,
 // times the whole plan, then every step on its own (min over --reps passes: the compute is deterministic, so
@@ -10,6 +10,8 @@
 // Step times are CPU time of this process (process.cpuUsage: robust when other jobs share the cores), --wall for
 // wall-clock time. --compare also compiles the plan with F(2×2,3×3) off ("1-D": F(2,3) along x for 3×3/5×5) and with
 // every Winograd path off ("direct") and times the three plans' steps interleaved, pass by pass, in this process.
+// --fusion also compiles the plan with { fuse: false } (every concat copied, every add its own pass) and times both
+// whole plans interleaved (their steps differ, so no per-step table for it).
 import { performance } from "node:perf_hooks";
 import { createRuntime } from "../src/runtime/runtime.ts";
 import { loadModel, getModelInfo } from "../src/models/registry.ts";
@@ -30,6 +32,7 @@ const REPS = Number(arg("reps", "5"));
 const BITS = arg("bits", "w8a8");
 const COMPARE = process.argv.includes("--compare");
 const WALL = process.argv.includes("--wall");
+const FUSION = process.argv.includes("--fusion");
 
 const rt = await createRuntime({ backend: process.argv.includes("--relaxed") ? "relaxed" : "simd" });
 console.log(`# lowbit ${BITS} profile — ${MODEL}@${SIDE}, backend ${rt.info.backend}, Node ${process.versions.node}, step times: ${WALL ? "wall clock" : "CPU time"}`);
@@ -88,7 +91,7 @@ plan.nodeSteps.forEach(([a, b], id) => {
   for (let i = a; i < b; i++) {
     if (ln.op === "conv2d") {
       keyOf[i] = `conv${ln.k}x${ln.k} ${ln.cin}->${ln.cout} @${SIDE * ln.spatial}`;
-      macsOf[i] = px * ln.k * ln.k * ln.cin * ln.cout;
+      macsOf[i] = i === a ? px * ln.k * ln.k * ln.cin * ln.cout : 0; // later steps of a node: its halo exchange
       plans.forEach((p, v) => (kernelOf[v][i] = p.info.convKernels[id] ?? "f32"));
     } else {
       keyOf[i] = `${plan.info.stepOps[i]} c=${ln.channels} @${SIDE * ln.spatial}`;
@@ -125,4 +128,27 @@ const group = (keyFn: (i: number) => string, withKernel: boolean) => {
 };
 group((i) => plan.info.stepOps[i], false);
 group((i) => keyOf[i], true);
+if (FUSION) {
+  // The default (fused) plan against { fuse: false }: same codes, whole-plan CPU time interleaved round by round.
+  const unfused = new Q8Plan(rt, qm, SIDE, SIDE, { fuse: false });
+  const x = unfused.inputView(SIDE, SIDE);
+  for (let i = 0; i < img.data.length; i++) x[i] = lo + (img.data[i] * (hi - lo)) / 255;
+  unfused.runSteps(SIDE, SIDE, 0, unfused.stepCount);
+  const same = unfused.outputView(SIDE, SIDE).every((y, i) => Object.is(y, outputs[0][i]));
+  const t: number[][] = [[], []];
+  for (let r = 0; r < 7; r++) {
+    [plan, unfused].forEach((p, v) => {
+      const t0 = clock();
+      p.runSteps(SIDE, SIDE, 0, p.stepCount);
+      t[v].push(clock() - t0);
+    });
+  }
+  const med = (a: number[]) => [...a].sort((u, v) => u - v)[a.length >> 1];
+  const f = plan.info.fused;
+  console.log(`\nfusion: ${f.gathered.size} concats read in place, ${f.adds.size} adds in a conv store; steps ${unfused.stepCount} → ${n}; ` +
+    `tensor memory ${fmt(unfused.info.tensorBytes / 2 ** 20, 1)} → ${fmt(plan.info.tensorBytes / 2 ** 20, 1)} MiB; output ${same ? "bit-identical" : "DIFFERS"}`);
+  console.log(`whole plan, 7 interleaved rounds: unfused min ${fmt(Math.min(...t[1]), 0)} / median ${fmt(med(t[1]), 0)} ms, ` +
+    `fused min ${fmt(Math.min(...t[0]), 0)} / median ${fmt(med(t[0]), 0)} ms (${fmt(Math.min(...t[1]) / Math.min(...t[0]), 3)}× by minima)`);
+  unfused.dispose();
+}
 for (const p of plans) p.dispose();

@@ -339,7 +339,8 @@ async function layerReport(name: string, config: string, o: { data: string; cali
   const W = Math.max(...crops.map((c) => c.w)), H = Math.max(...crops.map((c) => c.h));
   const rtF = await createRuntime({ backend: "simd" }), rtQ = await createRuntime({ backend: "simd" });
   const fp = new F32Plan(rtF, g, W, H);
-  const qp = qm.compile(rtQ, W, H) as Q8Plan;
+  // Unfused: every lowered node's tensor must exist to be read after its steps.
+  const qp = new Q8Plan(rtQ, qm, W, H, { ...qm.planOptions, fuse: false });
   if (fp.info.graph.nodes.length !== g.nodes.length) throw new Error("internal: optimized graph changed");
   const acc = g.nodes.map(() => ({ sig: 0, err: 0, iso: 0, clip: 0, n: 0 }));
   const [lo, hi] = g.meta.inputRange;

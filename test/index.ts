@@ -27,6 +27,7 @@ import "./kernels/channel-stats.test.ts";
 import "./kernels/histogram.test.ts";
 import "./kernels/f32-conv.test.ts";
 import "./kernels/qs8-conv.test.ts";
+import "./kernels/qs8-conv-fused.test.ts";
 import "./kernels/qs8-conv-winograd2d.test.ts";
 import "./kernels/nm-conv.test.ts";
 import "./kernels/qs16-conv-pcs.test.ts";

@@ -36,12 +36,16 @@
 // result is exact and bit-identical to the simd path. (The i8×i7 pair sums, ≤ 2·128·127 = 32512, never hit
 // the i16 saturation of x86's pmaddubsw lowering.)
 
+import { clampF, inFlip, roundMagic, widen0, widen1, widen2, widen3 } from "../elementwise/common";
+
 /** Output modes: requantize to uint8 / int8 codes, store the raw int32 accumulators, or an f32 epilogue. */
 export const OUT_U8: i32 = 0;
 export const OUT_S8: i32 = 1;
 export const OUT_I32: i32 = 2;
 /** f32 output clamp(f32(acc)·mult[o] + bias[o], lo, hi) (the LUT conv of ./qlut-qc16w-conv-nhwc.ts). */
 export const OUT_F32: i32 = 3;
+/** Requantized codes, then a residual add fused into the store (qs8ConvFusedNhwc): the add's output codes. */
+export const OUT_ADD: i32 = 4;
 
 /** 1.5·2^23: adding it to |v| < 2^22 leaves round_half_even(v) in the low mantissa bits. */
 const MAGIC: f32 = 12582912.0;
@@ -52,6 +56,8 @@ const SMALL_WEIGHTS: usize = 20 << 10;
 
 /** 32 bytes of static data for partial (channel-tail) stores. */
 const TAIL: usize = memory.data(32, 16);
+/** 16 bytes of static data for partial (channel-tail) residual loads of OUT_ADD. */
+const RES_TAIL: usize = memory.data(16, 16);
 
 // ---------------------------------------------------------------------------------------------------------
 // Packed weight blob (built by packQs8Conv in src/kernels/qs8-conv.ts). CoutP = Cout rounded up to 8,
@@ -163,6 +169,100 @@ function prepareU7(input: usize, inStride: i32, H: i32, W: i32, Cin: i32, shift:
   }
 }
 
+// ------------------------------------------- stage 2': gathered preparation --------------------------------
+//
+// A concat whose only consumer is this conv need not exist in memory (qs8ConvFusedNhwc): the preparation reads
+// each input segment j from its own tensor and requantizes it onto the concat's grid (z, [qmin, qmax]) on the fly,
+// with the arithmetic of q8_requantize_nhwc (../elementwise/concat.ts):
+//   x_cat − z = round_half_even(clamp(f32(m_j·f32(x_j − z_j)), qmin − z, qmax − z)),   m_j = fround(s_j/s_cat)
+//   (identity segments — the concat's own grid — are plain copies: x_cat − z = x_j − z)
+// The i16 rows then equal prepareI16 of the materialized concat and the u8 rows prepareU7's, bit for bit: the
+// concat's copy pass (a read and a write of every code) is gone, the requantization is paid once either way.
+
+/** Segment records of the gathered input: GATHER_WORDS i32 words each. */
+export const GATHER_WORDS: i32 = 6;
+// [0] tile base ptr   [1] pixel stride (bytes)   [2] channels   [3] z_j   [4] m_j (f32 bits)   [5] identity (≠ 0)
+
+/**
+ * prepareI16 (u7 = false: i16 x_cat − z, padding channels 0, ring 0) or prepareU7 (u7 = true: u8 x_cat + shift,
+ * ring z + shift) of the concat of the nSeg segments at `segs` (see above); CinP = Cin↑2 (i16) or Cin↑4 (u8).
+ */
+function prepareGather(segs: usize, nSeg: i32, signed: bool, H: i32, W: i32, z: i32, lo: f32, hi: f32,
+  y0: i32, nRows: i32, p: i32, Wc: i32, CinP: i32, u7: bool, shift: i32, dst: usize): void {
+  const es: usize = u7 ? 0 : 1;
+  const pxBytes = <usize>CinP << es;
+  const rowBytes = <usize>(Wc + 2 * p) * pxBytes;
+  const flip = inFlip(signed ? 1 : 0);
+  const vin = i8x16.splat(<i8>flip), vlo = f32x4.splat(lo), vhi = f32x4.splat(hi), vmagic = f32x4.splat(MAGIC);
+  // Rounded value − MAGIC_BITS (i16 rows: x_cat − z), or + z + shift as well (u8 rows: x_cat + shift).
+  const vsub = i32x4.splat(u7 ? MAGIC_BITS - z - shift : MAGIC_BITS);
+  const vshift = i8x16.splat(<i8>shift);
+  for (let r = 0; r < nRows; r++) {
+    const y = y0 - p + r;
+    const d = dst + <usize>r * rowBytes;
+    if (!ringRow(d, y, H, W, p, Wc, pxBytes, u7 ? <u8>(z + shift) : 0)) continue;
+    const q0 = d + <usize>p * pxBytes;
+    let off = 0;
+    for (let j = 0; j < nSeg; j++) {
+      const rec = segs + <usize>(j * GATHER_WORDS) * 4;
+      const st = <usize>load<i32>(rec, 4), ch = load<i32>(rec, 8), zj = load<i32>(rec, 12), m = load<f32>(rec, 16);
+      let s = <usize>load<u32>(rec) + <usize>y * <usize>W * st;
+      let q = q0 + (<usize>off << es);
+      if (load<i32>(rec, 20) != 0) {
+        // Identity: the codes already lie on the concat's grid.
+        const zv = i16x8.splat(<i16>z);
+        for (let x = 0; x < W; x++) {
+          let c = 0;
+          if (u7) {
+            for (; c + 16 <= ch; c += 16) v128.store(q + c, i8x16.add(v128.load(s + c), vshift));
+            for (; c < ch; c++) store<u8>(q + c, <u8>((signed ? <i32>load<i8>(s + c) : <i32>load<u8>(s + c)) + shift));
+          } else {
+            if (signed) for (; c + 8 <= ch; c += 8) v128.store(q + (<usize>c << 1), i16x8.sub(v128.load8x8_s(s + c), zv));
+            else for (; c + 8 <= ch; c += 8) v128.store(q + (<usize>c << 1), i16x8.sub(v128.load8x8_u(s + c), zv));
+            for (; c < ch; c++) store<i16>(q + (<usize>c << 1), <i16>((signed ? <i32>load<i8>(s + c) : <i32>load<u8>(s + c)) - z));
+          }
+          s += st;
+          q += pxBytes;
+        }
+      } else {
+        const vz = i32x4.splat(zj - flip), vm = f32x4.splat(m);
+        for (let x = 0; x < W; x++) {
+          let c = 0;
+          for (; c + 16 <= ch; c += 16) {
+            const b = v128.xor(v128.load(s + c), vin);
+            const r0 = i32x4.sub(f32x4.add(f32x4.pmin(vhi, f32x4.pmax(vlo, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(widen0(b), vz)), vm))), vmagic), vsub);
+            const r1 = i32x4.sub(f32x4.add(f32x4.pmin(vhi, f32x4.pmax(vlo, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(widen1(b), vz)), vm))), vmagic), vsub);
+            const r2 = i32x4.sub(f32x4.add(f32x4.pmin(vhi, f32x4.pmax(vlo, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(widen2(b), vz)), vm))), vmagic), vsub);
+            const r3 = i32x4.sub(f32x4.add(f32x4.pmin(vhi, f32x4.pmax(vlo, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(widen3(b), vz)), vm))), vmagic), vsub);
+            const h0 = i16x8.narrow_i32x4_s(r0, r1), h1 = i16x8.narrow_i32x4_s(r2, r3);
+            if (u7) {
+              v128.store(q + c, i8x16.narrow_i16x8_u(h0, h1));
+            } else {
+              v128.store(q + (<usize>c << 1), h0);
+              v128.store(q + (<usize>c << 1), h1, 16);
+            }
+          }
+          for (; c < ch; c++) {
+            const v = roundMagic(clampF(<f32>((signed ? <i32>load<i8>(s + c) : <i32>load<u8>(s + c)) - zj) * m, lo, hi));
+            if (u7) store<u8>(q + c, <u8>(v + z + shift));
+            else store<i16>(q + (<usize>c << 1), <i16>v);
+          }
+          s += st;
+          q += pxBytes;
+        }
+      }
+      off += ch;
+    }
+    if (off < CinP) {
+      let q = q0 + (<usize>off << es);
+      for (let x = 0; x < W; x++) {
+        memory.fill(q, 0, <usize>(CinP - off) << es);
+        q += pxBytes;
+      }
+    }
+  }
+}
+
 // ------------------------------------------- stage 4: requantize / store ----------------------------------
 
 /** Bytes per output element of a mode: 1 for codes, 4 for int32 / f32. */
@@ -184,6 +284,63 @@ function prepareU7(input: usize, inStride: i32, H: i32, W: i32, Cin: i32, shift:
 @inline function epilogueF32(acc: v128, m: v128, b: v128, lo: v128, hi: v128): v128 {
   const v = f32x4.add(f32x4.mul(f32x4.convert_i32x4_s(acc), m), b);
   return f32x4.min(f32x4.max(v, lo), hi);
+}
+
+// Fused residual add (OUT_ADD), as q8_add_nhwc (../elementwise/requant-add.ts) applied to the conv's codes l and
+// the residual codes r at the same pixel (r sits at dst + addDelta: the residual has the output's pixel stride):
+//   l − z_l = round_half_even(clamp(f32(acc)·M[o], qmin − z_l, qmax − z_l))        (the conv's own requantization,
+//                                                                                    without materializing l)
+//   t       = f32(m_l·f32(l − z_l)) + f32(m_r·f32(r − z_r))                          (m = fround(s_in/s_out))
+//   y       = round_half_even(clamp(t, qmin_y − z_y, qmax_y − z_y)) + z_y
+// The same f32 operations in the same order as the two unfused kernels, so y is bit-identical to conv → add.
+// Set once per call by qs8ConvFusedNhwc (module globals: storePixel's signature stays that of every other path).
+let addDelta: isize = 0;
+let addMl: f32 = 0;
+let addMr: f32 = 0;
+let addZr: i32 = 0;
+let addLo: f32 = 0;
+let addHi: f32 = 0;
+let addZo: i32 = 0;
+let addSigned: bool = false;
+
+/** round_half_even(clamp(f32(acc)·m, lo, hi)) as i32 lanes: requant() without the zero point. */
+@inline function requantCentered(acc: v128, m: v128, lo: v128, hi: v128): v128 {
+  let f = f32x4.mul(f32x4.convert_i32x4_s(acc), m);
+  f = f32x4.pmin(f32x4.pmax(f, lo), hi);
+  return i32x4.sub(f32x4.add(f, f32x4.splat(MAGIC)), i32x4.splat(MAGIC_BITS));
+}
+
+/** f32(m_l·f32(l − z_l)) + f32(m_r·f32(r − z_r)), clamped as q8_add_nhwc, rounded, + z_y (4 lanes). */
+@inline function addLanes(l: v128, r: v128): v128 {
+  const t = f32x4.add(f32x4.mul(f32x4.convert_i32x4_s(l), f32x4.splat(addMl)),
+    f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(r, i32x4.splat(addZr))), f32x4.splat(addMr)));
+  const c = f32x4.pmin(f32x4.splat(addHi), f32x4.pmax(f32x4.splat(addLo), t));
+  return i32x4.sub(f32x4.add(c, f32x4.splat(MAGIC)), i32x4.splat(MAGIC_BITS - addZo));
+}
+
+/** OUT_ADD store of one pixel's 8 channels (nValid ≤ 8): see the fused-add derivation above. */
+@inline function storeAdd(a: v128, b: v128, dst: usize, nValid: i32, m0: v128, m1: v128, lo: v128, hi: v128): void {
+  const src = <usize>(<isize>dst + addDelta);
+  let r: v128;
+  if (nValid == 8) {
+    r = v128.load64_zero(src);
+  } else {
+    v128.store(RES_TAIL, i32x4.splat(0), 0);
+    for (let i = 0; i < nValid; i++) store<u8>(RES_TAIL + i, load<u8>(src + i));
+    r = v128.load64_zero(RES_TAIL);
+  }
+  const r16 = addSigned ? i16x8.extend_low_i8x16_s(r) : i16x8.extend_low_i8x16_u(r);
+  const y0 = addLanes(requantCentered(a, m0, lo, hi), i32x4.extend_low_i16x8_s(r16));
+  const y1 = addLanes(requantCentered(b, m1, lo, hi), i32x4.extend_high_i16x8_s(r16));
+  // Codes lie in [qmin_y, qmax_y] ⊂ [−128, 255]: the saturating narrows only repack.
+  const h = i16x8.narrow_i32x4_s(y0, y1);
+  const v = addSigned ? i8x16.narrow_i16x8_s(h, h) : i8x16.narrow_i16x8_u(h, h);
+  if (nValid == 8) {
+    v128.store64_lane(dst, v, 0);
+  } else {
+    v128.store(TAIL, v);
+    for (let i = 0; i < nValid; i++) store<u8>(dst + i, load<u8>(TAIL + i));
+  }
 }
 
 /** Stores 8 32-bit lanes (a = lanes 0..3, b = 4..7) to dst, the first nValid ≤ 8 of them. */
@@ -211,6 +368,10 @@ function prepareU7(input: usize, inStride: i32, H: i32, W: i32, Cin: i32, shift:
   }
   if (mode == OUT_F32) {
     store8x32(dst, epilogueF32(a, m0, v128.load(fb), lo, hi), epilogueF32(b, m1, v128.load(fb, 16), lo, hi), nValid);
+    return;
+  }
+  if (mode == OUT_ADD) {
+    storeAdd(a, b, dst, nValid, m0, m1, lo, hi);
     return;
   }
   // Codes already lie in [qmin, qmax] ⊂ [−128, 255]: the saturating narrows only repack.
@@ -598,6 +759,56 @@ export function qs8ConvNhwc(input: usize, inStride: i32, H: i32, W: i32, Cin: i3
       accumulateU7(scratch, W, Wc, p, Cin4, k, n, inZp + shift, packed, w8, Cout, mult, dst, outStride, mode, outZp, lo, hi, relaxed);
     } else {
       prepareI16(input, inStride, H, W, Cin, inZp, inSigned != 0, y0, n + 2 * p, p, Wc, Cin2, scratch);
+      accumulateI16(scratch, W, Wc, p, Cin2, k, n, packed, Cout, mult, 0, dst, outStride, mode, outZp, lo, hi);
+    }
+  }
+}
+
+/**
+ * The direct conv with its neighbours fused in (the plan's "concat in, residual add out"; export:
+ * ./qs8-qc8w-conv-fused-nhwc.ts). Input: the concat of the nSeg segments at `segs` on the grid (inZp, [inQmin,
+ * inQmax]), prepared by prepareGather — a plain input is one identity segment. Output: the conv's codes
+ * (res = 0; grid outZp, [qmin, qmax], `signed` codes), or with res ≠ 0 the codes of add(conv, residual) (OUT_ADD:
+ * the residual at res has the output's pixel stride; the conv's own grid is outZp, [qmin, qmax], the add's
+ * addZp, [addQmin, addQmax], residual and output `signed` alike). Bit-identical to requantize-copies → conv →
+ * q8_add_nhwc. Direct loops only (i16; relaxed ≥ 1 as qs8ConvNhwc): the Winograd paths prepare differently.
+ */
+export function qs8ConvFusedNhwc(segs: usize, nSeg: i32, inSigned: i32, H: i32, W: i32, Cin: i32,
+  inZp: i32, inQmin: i32, inQmax: i32, k: i32, packed: usize, Cout: i32, mult: usize,
+  output: usize, outStride: i32, outZp: i32, qmin: i32, qmax: i32,
+  res: usize, resZp: i32, mConv: f32, mRes: f32, addZp: i32, addQmin: i32, addQmax: i32, signed: i32,
+  scratch: usize, bandRows: i32, relaxed: i32, inBits: i32): void {
+  const p = (k - 1) >> 1;
+  const Wc = W < 4 ? 4 : W;
+  const CoutP = (Cout + 7) & ~7;
+  const Cin2 = (Cin + 1) & ~1;
+  const Cin4 = (Cin + 3) & ~3;
+  const lo = <f32>(qmin - outZp);
+  const hi = <f32>(qmax - outZp);
+  const gLo = <f32>(inQmin - inZp);
+  const gHi = <f32>(inQmax - inZp);
+  let mode = signed != 0 ? OUT_S8 : OUT_U8;
+  if (res != 0) {
+    mode = OUT_ADD;
+    addDelta = <isize>res - <isize>output;
+    addMl = mConv;
+    addMr = mRes;
+    addZr = resZp;
+    addLo = <f32>(addQmin - addZp);
+    addHi = <f32>(addQmax - addZp);
+    addZo = addZp;
+    addSigned = signed != 0;
+  }
+  for (let y0 = 0; y0 < H; y0 += bandRows) {
+    const n = min(bandRows, H - y0);
+    const dst = output + <usize>y0 * <usize>W * <usize>outStride;
+    if (ASC_FEATURE_RELAXED_SIMD && relaxed > 0) {
+      const shift = inSigned != 0 ? 1 << (inBits - 1) : 0;
+      prepareGather(segs, nSeg, inSigned != 0, H, W, inZp, gLo, gHi, y0, n + 2 * p, p, Wc, Cin4, true, shift, scratch);
+      const w8 = packed + w16Offset(CoutP) + <usize>(CoutP >> 3) * w16BlockBytes(k, Cin2);
+      accumulateU7(scratch, W, Wc, p, Cin4, k, n, inZp + shift, packed, w8, Cout, mult, dst, outStride, mode, outZp, lo, hi, relaxed);
+    } else {
+      prepareGather(segs, nSeg, inSigned != 0, H, W, inZp, gLo, gHi, y0, n + 2 * p, p, Wc, Cin2, false, 0, scratch);
       accumulateI16(scratch, W, Wc, p, Cin2, k, n, packed, Cout, mult, 0, dst, outStride, mode, outZp, lo, hi);
     }
   }

@@ -17,6 +17,11 @@
  * 3. Grids. (scale, zero-point) from each tensor's range and bits
  *    (affineParams: zero exactly representable), shared per buffer; grid-
  *    preserving ops inherit their input's grid.
+ * 3'. Fusion (Q8PlanOptions.fuse, per-tensor concat grids): a concat whose only
+ *    consumer is a 1×1 conv is never materialized — the conv requantizes its
+ *    inputs while preparing its rows — and an add that directly follows its
+ *    only-consumed 1×1 conv runs in that conv's store
+ *    (kernels/qs8-conv-fused.ts); both bit-identical to the unfused steps.
  * 4. Steps. conv: int8/int4 weights, int32 accumulators, per-channel f32
  *    requantization multipliers s_x·s_w[o]/s_y, int32 bias round(b/(s_x·s_w)),
  *    fused ReLU as the clamp qmin = z_y (ReLU6: qmax = z_y + round(6/s_y));
@@ -31,6 +36,7 @@ import { spatialAlign } from "./validate.ts";
 import { StepPlan, windowed, type Step } from "./step-plan.ts";
 import { packF32Conv, f32ConvScratchBytes } from "../kernels/f32-conv.ts";
 import { packQs8Qc4wConv, packQs8Qc8wConv, qs8ConvPath, qs8ConvRun, qs8ConvScratchBytes, checkAccumulatorRange, type PackedQs8Conv, type QConvPath, type QConvPathOptions } from "../kernels/qs8-conv.ts";
+import { GATHER_WORDS, qs8ConvFusedRun } from "../kernels/qs8-conv-fused.ts";
 import { checkNmAccumulatorRange, nmKernelPays, packQs8NmConv, qs8NmConvRun, qs8NmConvScratchBytes, type PackedQs8NmConv } from "../kernels/nm-conv.ts";
 import { packInt4, quantizeBias, requantMultipliers } from "../kernels/requant.ts";
 import { preluMultipliers } from "../kernels/prelu.ts";
@@ -73,6 +79,8 @@ export interface Q8PlanInfo {
   nmConvs: number[];
   /** Lowered node id → the inner loop of each quantized conv ("nm": the N:M-sparse kernel; "nm-pairs": its pair kernel). */
   convKernels: Record<number, QConvPath | "nm" | "nm-pairs">;
+  /** Fused neighbours (lowered ids): conv → the concat it reads in place; conv → the add its store performs. */
+  fused: { gathered: Map<number, number>; adds: Map<number, number> };
 }
 
 const f = Math.fround;
@@ -93,6 +101,15 @@ export interface Q8PlanOptions {
    * direct). Every path gives bit-identical codes; turning them off is for benchmarks and cross-checks.
    */
   convPaths?: QConvPathOptions;
+  /**
+   * Fuse neighbours into 1×1 convs (default true; per-tensor concat grids only): a concat read only by a 1×1 conv
+   * is requantized by that conv as it prepares its input rows (no concat buffer, no copy pass), and an add right
+   * after a 1×1 conv that nothing else reads is done in the conv's store (no conv tensor, no add pass). The codes
+   * are bit-identical either way; the fused nodes' tensors do not exist, so per-layer inspection
+   * (bench/quant-accuracy.ts --layers) turns it off. On esrgan-medium-x2 that removes all 30 concat copies and
+   * 10 of the 11 adds.
+   */
+  fuse?: boolean | { concat?: boolean; add?: boolean };
 }
 
 export class Q8Plan extends StepPlan {
@@ -137,11 +154,40 @@ export class Q8Plan extends StepPlan {
     const inId = mapped[g.input];
     const lg = { ...g, nodes: nodes as unknown as Node[], input: inId, output: outId } as Graph;
 
+    // 1'. Fusion candidates (see the header); tensors of fused-away nodes are virtual in the memory plan.
+    const perTensor = (opts.concatGrids ?? "per-tensor") === "per-tensor";
+    const consumers: number[][] = nodes.map(() => []);
+    for (const ln of nodes) for (const i of ln.inputs) consumers[i].push(ln.id);
+    const gathered = new Map<number, number>(), fusedAdd = new Map<number, number>();
+    const virtual = new Set<number>(), liveFrom = new Map<number, number>();
+    const fuseConcat = perTensor && opts.fuse !== false && (typeof opts.fuse !== "object" || opts.fuse.concat !== false);
+    const fuseAdd = perTensor && opts.fuse !== false && (typeof opts.fuse !== "object" || opts.fuse.add !== false);
+    if (fuseConcat || fuseAdd) {
+      for (const ln of nodes) {
+        if (ln.op !== "conv2d" || ln.domain !== "q8") continue;
+        const n = ln as Extract<Node, { op: "conv2d" }>;
+        if (n.k !== 1 || n.sparsity) continue;
+        const x = nodes[n.inputs[0]];
+        if (fuseConcat && x.op === "concat" && x.domain === "q8" && consumers[x.id].length === 1 && x.inputs.every((i) => nodes[i].domain === "q8" && nodes[i].spatial === x.spatial)) {
+          gathered.set(ln.id, x.id);
+          virtual.add(x.id);
+        }
+        // The add must come right after the conv: its step then runs where the conv's did, after the residual exists.
+        const a = nodes[ln.id + 1];
+        if (fuseAdd && consumers[ln.id].length === 1 && a && consumers[ln.id][0] === a.id && a.op === "add" && a.domain === "q8" && a.inputs.length === 2 &&
+          a.inputs[0] !== a.inputs[1] && nodes[a.inputs[0]].spatial === a.spatial && nodes[a.inputs[1]].spatial === a.spatial) {
+          fusedAdd.set(ln.id, a.id);
+          virtual.add(ln.id);
+          liveFrom.set(a.id, ln.id);
+        }
+      }
+    }
+
     // 2. Memory (codes are 1 byte; grid-fixed ops and the input never alias into a concat).
     const bytes = (id: number) => (nodes[id].domain === "q8" ? 1 : 4);
     const mem = planMemory(lg, {
-      tileW: maxW, tileH: maxH, elemBytes: bytes, pinned: new Set([inId, outId]), noConcatAlias: (opts.concatGrids ?? "per-tensor") === "per-tensor",
-      canWriteStrided: (id) => !(nodes[id].domain === "q8" && isGridPreserving(nodes[id] as Node)),
+      tileW: maxW, tileH: maxH, elemBytes: bytes, pinned: new Set([inId, outId]), noConcatAlias: perTensor,
+      canWriteStrided: (id) => !(nodes[id].domain === "q8" && isGridPreserving(nodes[id] as Node)), virtual, liveFrom,
     });
 
     // 3. Grids: range of the model tensor (a quantize node: of its producer), shared per buffer.
@@ -276,7 +322,12 @@ export class Q8Plan extends StepPlan {
             const act = { bits: gx.bits, signed: false, zeroPoint: gx.zeroPoint };
             const out = { signed: false, zeroPoint: gy.zeroPoint, qmin, qmax };
             const xp = ptr(x), xs = stride(x);
-            if (S) {
+            const cat = gathered.get(ln.id), addId = fusedAdd.get(ln.id);
+            if (cat !== undefined || addId !== undefined) {
+              steps.push(fusedConvStep(rt, L!, cat !== undefined ? nodes[cat].inputs : [x], (i) => ({ ptr: ptr(i), stride: stride(i), channels: nodes[i].channels }),
+                grids, gx, out, addId === undefined ? null : nodes[addId] as Extract<Node, { op: "add" }>, ln.id, y, ys, scratch, this.region, R, s,
+                addId === undefined ? null : { ptr: ptr(addId), stride: stride(addId), grid: grids[addId]! }));
+            } else if (S) {
               steps.push(rowsOf((a, H, W) => qs8NmConvRun(rt, { layer: S.layer, packed: S.packed, H, W, input: xp + a * W * xs, inStride: xs, act,
                 output: y + a * W * ys, outStride: ys, scratch, multipliers: S.mult, out })));
             } else {
@@ -287,6 +338,7 @@ export class Q8Plan extends StepPlan {
             break;
           }
           case "add": {
+            if (liveFrom.has(ln.id)) break; // done in the store of the conv before it
             const n = ln as Extract<Node, { op: "add" }>;
             const coeffs = n.coeffs ?? n.inputs.map(() => 1);
             const [a, b, ...rest] = n.inputs;
@@ -302,6 +354,7 @@ export class Q8Plan extends StepPlan {
             break;
           }
           case "concat": {
+            if (virtual.has(ln.id)) break; // read in place by its conv
             const copies = new Set(mem.concatCopies.get(ln.id) ?? []);
             let off = 0;
             for (const i of ln.inputs) {
@@ -369,6 +422,7 @@ export class Q8Plan extends StepPlan {
         }
       }
       const hs = this.haloStep(id, y, ys, c, bytes(id), s);
+      if (hs && virtual.has(id)) throw new LowbitError("E_ARGUMENT", `internal: fused node '${ln.name}' has rows to exchange`);
       if (hs) steps.push(hs);
       for (let i = before; i < steps.length; i++) stepOps.push(`${ln.op} ${ln.domain}`);
       nodeSteps.push([before, steps.length]);
@@ -376,10 +430,56 @@ export class Q8Plan extends StepPlan {
     this.steps = steps;
     this.inPtr = ptr(inId);
     this.outPtr = ptr(outId);
-    this.info = { nodes, memory: mem, grids, stepOps, weightBytes, tensorBytes: mem.totalBytes, scratchBytes, nmConvs: [...nmLayers.keys()], convKernels };
+    this.info = { nodes, memory: mem, grids, stepOps, weightBytes, tensorBytes: mem.totalBytes, scratchBytes, nmConvs: [...nmLayers.keys()], convKernels,
+      fused: { gathered, adds: fusedAdd } };
     this.tensorAt = (id: number) => ({ ptr: ptr(id), stride: stride(id) });
     this.nodeSteps = nodeSteps;
   }
+}
+
+/**
+ * The step of a 1×1 conv with fused neighbours (kernels/qs8-conv-fused.ts): `inputs` are the gathered concat's
+ * inputs (or the conv's own input), each requantized onto the conv's input grid gx exactly as requantStep would
+ * copy it; with `add`, the step writes the add's output (grid and place in `addOut`) instead of the conv's.
+ * Runs over the row window of the node whose tensor it writes.
+ */
+function fusedConvStep(rt: Runtime, L: { layer: PackedQs8Conv; packed: number; mult: number }, inputs: readonly number[],
+  at: (id: number) => { ptr: number; stride: number; channels: number }, grids: (QuantParams | null)[], gx: QuantParams,
+  out: { signed: boolean; zeroPoint: number; qmin: number; qmax: number }, add: Extract<Node, { op: "add" }> | null, convId: number,
+  y: number, ys: number, scratch: number, region: { alloc(bytes: number): number }, R: Int32Array, spatial: number,
+  addOut: { ptr: number; stride: number; grid: QuantParams } | null): Step {
+  const segs = inputs.map((i) => {
+    const g = grids[i]!, t = at(i);
+    const identity = g.scale === gx.scale && g.zeroPoint === gx.zeroPoint && g.qmin === gx.qmin && g.qmax === gx.qmax;
+    return { base: t.ptr, input: t.ptr, stride: t.stride, channels: t.channels, zeroPoint: g.zeroPoint, multiplier: f(g.scale / gx.scale), identity };
+  });
+  const segTable = region.alloc(GATHER_WORDS * 4 * segs.length);
+  const act = { bits: gx.bits, signed: false, zeroPoint: gx.zeroPoint, qmin: gx.qmin, qmax: gx.qmax };
+  let res: { base: number; stride: number } | null = null, residual = null as null | { input: number; zeroPoint: number; mConv: number; mRes: number; out: typeof out };
+  let id = convId, yp = y, yst = ys;
+  if (add && addOut) {
+    // y = z + round(c_l·(s_l/s_y)·(l − z_l) + c_r·(s_r/s_y)·(r − z_r)): the add's multipliers by input position.
+    const j = add.inputs[0] === convId ? 0 : 1, r = add.inputs[1 - j], coeffs = add.coeffs ?? [1, 1];
+    const gl = grids[convId]!, gr = grids[r]!, gy = addOut.grid;
+    const t = at(r);
+    if (t.stride !== addOut.stride) throw new LowbitError("E_ARGUMENT", `internal: fused add '${add.name}' needs its residual at the output's stride`);
+    res = { base: t.ptr, stride: t.stride };
+    residual = { input: t.ptr, zeroPoint: gr.zeroPoint, mConv: f((coeffs[j] * gl.scale) / gy.scale), mRes: f((coeffs[1 - j] * gr.scale) / gy.scale),
+      out: { signed: false, zeroPoint: gy.zeroPoint, qmin: gy.qmin, qmax: gy.qmax } };
+    id = add.id;
+    yp = addOut.ptr;
+    yst = addOut.stride;
+  }
+  const call = { layer: L.layer, packed: L.packed, H: 0, W: 0, segments: segs, segTable, act, output: 0, outStride: yst, scratch,
+    multipliers: L.mult, out, add: residual ?? undefined };
+  return windowed(R, id, spatial, (a, H, W) => {
+    for (const sg of segs) sg.input = sg.base + a * W * sg.stride;
+    if (res && residual) residual.input = res.base + a * W * res.stride;
+    call.H = H;
+    call.W = W;
+    call.output = yp + a * W * yst;
+    qs8ConvFusedRun(rt, call);
+  });
 }
 
 /** y = requantize(β·x) on rows [a, a + H) of W-pixel rows (a plain copy when the grids match and β = 1). */

@@ -68,6 +68,14 @@ export interface MemoryPlanOptions {
   noConcatAlias?: boolean;
   /** Whether node i's producer kernel can write into a channel slice (default: yes). */
   canWriteStrided?: (nodeId: number) => boolean;
+  /**
+   * Nodes with no storage: their kernel is fused into a neighbour's (a concat read by its consumer conv, a conv
+   * whose store performs the following add). They get a 0-byte buffer, nothing aliases into them, and a
+   * consumer of a virtual node counts as a consumer of the virtual node's inputs (they stay live until it runs).
+   */
+  virtual?: ReadonlySet<number>;
+  /** Node → an earlier node whose (fused) step already writes it: its buffer is live from that node on. */
+  liveFrom?: ReadonlyMap<number, number>;
 }
 
 export function planMemory(g: Graph, opts: MemoryPlanOptions): MemoryPlan {
@@ -82,6 +90,10 @@ export function planMemory(g: Graph, opts: MemoryPlanOptions): MemoryPlan {
   for (let id = n - 1; id >= 0; id--) {
     const node = g.nodes[id];
     if (node.op !== "concat") continue;
+    if (opts.virtual?.has(id)) {
+      concatCopies.set(id, []);
+      continue;
+    }
     const eb = opts.elemBytes(id);
     const copies: number[] = [];
     const seen = new Set<number>();
@@ -93,6 +105,7 @@ export function planMemory(g: Graph, opts: MemoryPlanOptions): MemoryPlan {
         parent[i] === -1 &&
         i !== g.input &&
         !opts.pinned?.has(i) &&
+        !opts.virtual?.has(i) &&
         opts.elemBytes(i) === eb &&
         g.nodes[i].spatial === node.spatial &&
         (opts.canWriteStrided?.(i) ?? true);
@@ -122,6 +135,12 @@ export function planMemory(g: Graph, opts: MemoryPlanOptions): MemoryPlan {
     chanOff[id] = off;
   }
 
+  // Last step that reads node id's tensor: a virtual consumer reads it when its own consumers run.
+  const lastRead = (id: number): number => {
+    let last = id;
+    for (const c of consumers[id]) last = Math.max(last, opts.virtual?.has(c) ? lastRead(c) : c);
+    return last;
+  };
   const bufferIndex = new Map<number, number>();
   const buffers: BufferInfo[] = [];
   const placement: TensorPlacement[] = [];
@@ -134,12 +153,12 @@ export function planMemory(g: Graph, opts: MemoryPlanOptions): MemoryPlan {
       const hw = opts.tileH * rn.spatial * opts.tileW * rn.spatial;
       b = buffers.length;
       bufferIndex.set(r, b);
-      buffers.push({ channels: rn.channels, spatial: rn.spatial, elemBytes: eb, first: id, last: id, offset: 0, bytes: alignUp(hw * rn.channels * eb, 64) });
+      const bytes = opts.virtual?.has(r) ? 0 : alignUp(hw * rn.channels * eb, 64);
+      buffers.push({ channels: rn.channels, spatial: rn.spatial, elemBytes: eb, first: id, last: id, offset: 0, bytes });
     }
     const buf = buffers[b];
-    buf.first = Math.min(buf.first, id);
-    const lastUse = consumers[id].length ? Math.max(...consumers[id]) : id;
-    buf.last = Math.max(buf.last, lastUse, id);
+    buf.first = Math.min(buf.first, id, opts.liveFrom?.get(id) ?? id);
+    buf.last = Math.max(buf.last, lastRead(id));
     if (id === g.output || opts.pinned?.has(id)) buf.last = n; // outlives the run
     placement.push({ buffer: b, channelOffset: chanOff[id], pixelStride: g.nodes[r].channels });
   }
@@ -156,7 +175,7 @@ export function assignOffsets(buffers: BufferInfo[]): number {
   for (const i of order) {
     const bi = buffers[i];
     const conflicts = placed
-      .filter((j) => !(buffers[j].last < bi.first || bi.last < buffers[j].first))
+      .filter((j) => buffers[j].bytes > 0 && !(buffers[j].last < bi.first || bi.last < buffers[j].first))
       .map((j) => buffers[j])
       .sort((a, b) => a.offset - b.offset);
     let off = 0;

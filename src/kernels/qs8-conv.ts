@@ -405,12 +405,12 @@ export function qs8ConvPath(rt: Runtime, layer: PackedQs8Conv, act: QActivation,
   return qs8ConvPlan(rt, layer, act, opts).path;
 }
 
-function codeRange(bits: number, signed: boolean): [number, number] {
+export function codeRange(bits: number, signed: boolean): [number, number] {
   return signed ? [-(2 ** (bits - 1)), 2 ** (bits - 1) - 1] : [0, 2 ** bits - 1];
 }
 
 /** Rows per band of the prepared (widened, padded) input: about 384 KiB of scratch, so it stays in L2. */
-function bandRows(H: number, W: number, cin: number, k: number): number {
+export function bandRows(H: number, W: number, cin: number, k: number): number {
   const p = (k - 1) >> 1;
   const rowBytes = (Math.max(W, 4) + 2 * p) * ((cin + 1) & ~1) * 2;
   return Math.max(1, Math.min(H, Math.floor((384 * 1024) / rowBytes) - 2 * p));
@@ -464,7 +464,7 @@ export function checkActivation(act: QActivation, what = "input"): void {
   checkInt(act.zeroPoint, lo, hi, `${what} zero point (${act.bits}-bit ${act.signed ? "signed" : "unsigned"} codes)`, "E_RANGE");
 }
 
-function checkOutput(q: QOutput): void {
+export function checkOutput(q: QOutput): void {
   check(q && typeof q === "object", "E_ARGUMENT", "output format missing");
   const [lo, hi] = codeRange(8, q.signed);
   checkInt(q.zeroPoint, lo, hi, "output zero point", "E_RANGE");
