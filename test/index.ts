@@ -12,6 +12,7 @@ import "./io-onnx-upsamplers.test.ts";
 import "./io-onnx-prelu.test.ts";
 import "./engine.test.ts";
 import "./graph-row-windows.test.ts";
+import "./graph-fusion.test.ts";
 import "./parity-tfjs.test.ts";
 import "./quant-engine.test.ts";
 import "./lowbit-file.test.ts";
