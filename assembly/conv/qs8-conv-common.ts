@@ -293,29 +293,42 @@ function prepareGather(segs: usize, nSeg: i32, signed: bool, H: i32, W: i32, z: 
 //   t       = f32(m_l·f32(l − z_l)) + f32(m_r·f32(r − z_r))                          (m = fround(s_in/s_out))
 //   y       = round_half_even(clamp(t, qmin_y − z_y, qmax_y − z_y)) + z_y
 // The same f32 operations in the same order as the two unfused kernels, so y is bit-identical to conv → add.
-// Set once per call by qs8ConvFusedNhwc (module globals: storePixel's signature stays that of every other path).
+// Set once per call by qs8ConvFusedNhwc: the residual's address offset and signedness in globals, the splatted
+// constants in a static block that storeAdd reads per store (x64 V8 folds those loads into the vector ops; wasm
+// globals read and splatted per store cost ~14 extra vector instructions per 8 outputs).
 let addDelta: isize = 0;
-let addMl: f32 = 0;
-let addMr: f32 = 0;
-let addZr: i32 = 0;
-let addLo: f32 = 0;
-let addHi: f32 = 0;
-let addZo: i32 = 0;
 let addSigned: bool = false;
+/** [m_l, m_r (f32x4), z_r (i32x4), lo, hi, MAGIC (f32x4), MAGIC_BITS − z_y (i32x4)], 16 bytes each. */
+const ADD_K: usize = memory.data(112, 16);
 
-/** round_half_even(clamp(f32(acc)·m, lo, hi)) as i32 lanes: requant() without the zero point. */
+/** Fills ADD_K (see above). */
+function setAddConstants(ml: f32, mr: f32, zr: i32, lo: f32, hi: f32, zo: i32): void {
+  v128.store(ADD_K, f32x4.splat(ml), 0);
+  v128.store(ADD_K, f32x4.splat(mr), 16);
+  v128.store(ADD_K, i32x4.splat(zr), 32);
+  v128.store(ADD_K, f32x4.splat(lo), 48);
+  v128.store(ADD_K, f32x4.splat(hi), 64);
+  v128.store(ADD_K, f32x4.splat(MAGIC), 80);
+  v128.store(ADD_K, i32x4.splat(MAGIC_BITS - zo), 96);
+}
+
+/**
+ * round_half_even(clamp(f32(acc)·m, lo, hi)) as exact f32 lanes: requant() without the zero point, and with the
+ * magic constant taken off again in f32 ((v + MAGIC) − MAGIC is exact for |v| < 2^22), i.e. f32(l − z_l).
+ */
 @inline function requantCentered(acc: v128, m: v128, lo: v128, hi: v128): v128 {
   let f = f32x4.mul(f32x4.convert_i32x4_s(acc), m);
   f = f32x4.pmin(f32x4.pmax(f, lo), hi);
-  return i32x4.sub(f32x4.add(f, f32x4.splat(MAGIC)), i32x4.splat(MAGIC_BITS));
+  const magic = v128.load(ADD_K, 80);
+  return f32x4.sub(f32x4.add(f, magic), magic);
 }
 
-/** f32(m_l·f32(l − z_l)) + f32(m_r·f32(r − z_r)), clamped as q8_add_nhwc, rounded, + z_y (4 lanes). */
+/** f32(m_l·(l − z_l)) + f32(m_r·f32(r − z_r)), clamped as q8_add_nhwc, rounded, + z_y (4 lanes; l: f32 lanes). */
 @inline function addLanes(l: v128, r: v128): v128 {
-  const t = f32x4.add(f32x4.mul(f32x4.convert_i32x4_s(l), f32x4.splat(addMl)),
-    f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(r, i32x4.splat(addZr))), f32x4.splat(addMr)));
-  const c = f32x4.pmin(f32x4.splat(addHi), f32x4.pmax(f32x4.splat(addLo), t));
-  return i32x4.sub(f32x4.add(c, f32x4.splat(MAGIC)), i32x4.splat(MAGIC_BITS - addZo));
+  const t = f32x4.add(f32x4.mul(l, v128.load(ADD_K, 0)),
+    f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(r, v128.load(ADD_K, 32))), v128.load(ADD_K, 16)));
+  const c = f32x4.pmin(v128.load(ADD_K, 64), f32x4.pmax(v128.load(ADD_K, 48), t));
+  return i32x4.sub(f32x4.add(c, v128.load(ADD_K, 80)), v128.load(ADD_K, 96));
 }
 
 /** OUT_ADD store of one pixel's 8 channels (nValid ≤ 8): see the fused-add derivation above. */
@@ -791,13 +804,8 @@ export function qs8ConvFusedNhwc(segs: usize, nSeg: i32, inSigned: i32, H: i32, 
   if (res != 0) {
     mode = OUT_ADD;
     addDelta = <isize>res - <isize>output;
-    addMl = mConv;
-    addMr = mRes;
-    addZr = resZp;
-    addLo = <f32>(addQmin - addZp);
-    addHi = <f32>(addQmax - addZp);
-    addZo = addZp;
     addSigned = signed != 0;
+    setAddConstants(mConv, mRes, resZp, <f32>(addQmin - addZp), <f32>(addQmax - addZp), addZp);
   }
   for (let y0 = 0; y0 < H; y0 += bandRows) {
     const n = min(bandRows, H - y0);
