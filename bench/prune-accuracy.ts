@@ -4,12 +4,18 @@
  * Training/calibration data: data/calib (hr/ + lr_x<S>/, never the eval images).
  *
  *   node --import tsx bench/prune-accuracy.ts --model esrgan-medium-x2 [--steps 150] [--batch 4] [--patch 48]
- *        [--only dense,denseft,nm,nmpairs,sls,filter] [--pair-n 8,4] [--budgets 0.5,0.25] [--criteria data,l1] [--images a,b] [--json out.jsonl]
+ *        [--only dense,denseft,nm,nmpairs,sls,slspairs,filter] [--pair-n 8,4] [--budgets 0.5,0.25] [--criteria data,l1] [--images a,b]
+ *        [--json out.jsonl] [--save DIR]
+ *
+ * `slspairs` is SLS with pair-structured masks (N learned in steps of 2, the int8 pair kernel's pattern); --save writes
+ * the SLS models as FP32 .lowbit files (DIR/<model>-sls[-pairs].lowbit) for speed runs (bench/nm-model.ts --model-file).
  *
  * Every row states its training steps and wall time; ms is the mean per-image upscale time of the
  * evaluated model in this process (same run as the dense row).
  */
-import { appendFileSync } from "node:fs";
+import { appendFileSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { writeLowbitFile } from "../src/io/lowbit-file.ts";
 import { parseArgs } from "node:util";
 import { init } from "../src/runtime/runtime.ts";
 import { loadModel } from "../src/models/registry.ts";
@@ -27,6 +33,7 @@ const { values } = parseArgs({ options: {
   model: { type: "string", default: "esrgan-medium-x2" }, steps: { type: "string", default: "150" }, batch: { type: "string", default: "4" },
   patch: { type: "string", default: "48" }, only: { type: "string" }, images: { type: "string" }, json: { type: "string" },
   data: { type: "string", default: "/work/shared/data/eval" }, budgets: { type: "string" }, criteria: { type: "string" }, "pair-n": { type: "string" }, calib: { type: "string", default: "data/calib" },
+  save: { type: "string" },
 } });
 await init();
 const name = values.model!;
@@ -93,12 +100,19 @@ if (want("nm")) {
     await row(`N:M ${n}:${m} + fine-tune`, r.graph, Date.now() - t, steps, true);
   }
 }
-if (want("sls")) {
+for (const pairs of [false, true]) {
+  if (pairs ? !only?.has("slspairs") : !want("sls")) continue;
   const t = Date.now();
-  const r = await slsPrune(g, data, { budget: 0.25, steps, batch, patch });
-  console.log(`SLS: N = ${[...r.n.entries()].map(([k, v]) => `${k}:${v}`).join(" ")}; reached at step ${r.reachedAt}${r.forced ? " (greedy completion)" : ""}`);
-  await row("SLS 25 %", r.graph, Date.now() - t, steps);
-  await row("SLS 25 %", r.graph, Date.now() - t, steps, true);
+  const r = await slsPrune(g, data, { budget: 0.25, steps, batch, patch, pairs });
+  const ms = Date.now() - t;
+  console.log(`SLS${pairs ? " pairs" : ""}: N = ${[...r.n.entries()].map(([k, v]) => `${k}:${v}`).join(" ")}; reached at step ${r.reachedAt}${r.forced ? " (greedy completion)" : ""}`);
+  if (values.save) {
+    mkdirSync(values.save, { recursive: true });
+    await writeLowbitFile(join(values.save, `${name}-sls${pairs ? "-pairs" : ""}.lowbit`), r.graph);
+  }
+  const label = `SLS 25 %${pairs ? " (pairs, N:Mp)" : ""}`;
+  await row(label, r.graph, ms, steps);
+  await row(label, r.graph, ms, steps, true);
 }
 if (want("filter")) {
   const budgets = (values.budgets ?? "0.5,0.25").split(",").map(Number);

@@ -48,7 +48,8 @@ Prunes an FP32 model and writes an FP32 .lowbit file (quantize it with \`lowbit 
   --lr <x>             weight learning rate (default 1e-4)
   --seed <n>           sampling seed (default 1)
   --target teacher|hr  loss: L1 to the FP32 model or to HR (default hr when --data has hr/)
-  --method-options <k=v,…>  sls: lambda=<0.1>, search=<steps, default steps/3>, scorelr=<2e-3>, epoch=<10>;
+  --method-options <k=v,…>  sls: lambda=<0.1>, search=<steps, default steps/3>, scorelr=<2e-3>, epoch=<10>,
+                       pairs=1 (pair-structured masks, N learned in steps of 2: the faster int8 kernel);
                        filter-bn: score=mean|prob|var; filter-data: compensate=1|0
   --input-range <lo,hi> value range pixels 0..255 map to (default: the model's)
   -o, --output <f>     the .lowbit file to write
@@ -128,7 +129,7 @@ export async function pruneCommand(argv: string[], io: CliIO): Promise<number> {
   const target = str(p, "target", cmd);
   if (target !== undefined && target !== "teacher" && target !== "hr") throw new UsageError(`--target must be teacher or hr, got '${target}'`, cmd);
   const mo = methodOptions(str(p, "method-options", cmd),
-    method === "sls" ? ["lambda", "search", "scorelr", "epoch"] : method === "filter-bn" ? ["score"] : method === "filter-data" ? ["compensate"] : method === "nm" ? ["epoch"] : [], cmd);
+    method === "sls" ? ["lambda", "search", "scorelr", "epoch", "pairs"] : method === "filter-bn" ? ["score"] : method === "filter-data" ? ["compensate"] : method === "nm" ? ["epoch"] : [], cmd);
   const dataDir = str(p, "data", cmd);
   const needsData = method === "sls" || method === "filter-data" || steps > 0;
   if (needsData && !dataDir) throw new UsageError(`--data <dir> is required for --method ${method}${steps > 0 && method !== "sls" ? " with --steps" : ""}`, cmd);
@@ -176,10 +177,11 @@ export async function pruneCommand(argv: string[], io: CliIO): Promise<number> {
     const lambda = numOpt(mo.lambda, "lambda", cmd, 0, 1e9), scoreLr = numOpt(mo.scorelr, "scorelr", cmd, 0, 1);
     const search = mo.search !== undefined ? numOpt(mo.search, "search", cmd, 0, steps) : undefined;
     if (search !== undefined && !Number.isInteger(search)) throw new UsageError("search must be an integer number of steps", cmd);
-    const r = await slsPrune(graph, data!, { ...common, budget, steps, searchSteps: search, lambda, scoreLr,
+    if (mo.pairs !== undefined && mo.pairs !== "1" && mo.pairs !== "0") throw new UsageError("pairs must be 1 or 0", cmd);
+    const r = await slsPrune(graph, data!, { ...common, budget, steps, searchSteps: search, lambda, scoreLr, pairs: mo.pairs === "1",
       onProgress: (pr) => say(`step ${pr.step}/${pr.steps} ${pr.phase} loss ${pr.loss.toExponential(3)} MACs ${(100 * pr.ratio).toFixed(1)} % · ${seconds(pr.elapsedMs)}`, pr.step === pr.steps) });
     out = r.graph;
-    note = `SLS ${r.reachedAt >= 0 ? `budget reached at step ${r.reachedAt}` : "budget completed greedily"}; N: ${[...r.n.values()].join(",")}`;
+    note = `SLS${mo.pairs === "1" ? " (channel pairs)" : ""} ${r.reachedAt >= 0 ? `budget reached at step ${r.reachedAt}` : "budget completed greedily"}; N: ${[...r.n.values()].join(",")}`;
   } else {
     const criterion: FilterCriterion = method === "filter-bn" ? "bn" : method === "filter-data" ? "data" : "l1";
     const score = mo.score ?? "mean";

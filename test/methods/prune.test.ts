@@ -234,6 +234,17 @@ test("SLS: reaches the MAC budget, every sparse layer satisfies its N:M, fine-tu
     else t.notOk(n.sparsity, `${n.name}: N = M stays dense`);
   }
   t.equal(r.losses.length, 24, "one loss per step");
+  // Pair-structured search: N learned in steps of 2 (units = aligned channel pairs), by the scores and greedily.
+  for (const searchSteps of [16, 0]) {
+    const p = await slsPrune(g, data, { budget: 0.6, m: 4, pairs: true, steps: 20, searchSteps, epochSteps: 4, lambda: 1, scoreLr: 0.02, batch: 1, patch: 12, runtime: rt });
+    const how = searchSteps ? "search" : "greedy completion";
+    t.ok(p.ratio <= 0.6 + 1e-9 && (searchSteps > 0 || p.forced), `pairs (${how}): ratio ${p.ratio.toFixed(3)} ≤ budget`);
+    t.ok([...p.n.values()].every((v) => v % 2 === 0 && v >= 2 && v <= 4), `pairs (${how}): every N even (${[...p.n.values()].join(",")})`);
+    const sp = convs(p.graph).filter((c) => c.sparsity);
+    t.ok(sp.length > 0 && sp.every((c) => c.sparsity!.pairs === true && c.sparsity!.n === 2 && satisfiesNm(c.weights, c.k, c.cin, c.cout, c.sparsity!)),
+      `pairs (${how}): ${sp.length} sparse convs are 2:4p and satisfy it`);
+    t.ok(Math.abs(graphMacs(p.graph).ratio - p.ratio) < 1e-12, `pairs (${how}): graphMacs = the reported ratio`);
+  }
   // Fixed-N fine-tuning (the one-shot + fine-tune baseline).
   const f = await slsPrune(g, data, { m: 4, fixedN: 2, steps: 3, budget: 1, batch: 1, patch: 12, runtime: rt });
   t.ok([...f.n.values()].every((v) => v === 2), "fixedN: N = 2 everywhere");

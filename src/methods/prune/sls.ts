@@ -9,6 +9,9 @@
  * - **Scores.** k_1..k_{M−1} (init 1.0), p_j = Π_{i≤j} clamp(k_i, 0, 1.03), b_j = [p_j > 0.5].
  *   The mask is U_1 + Σ_j b_j·U_{j+1}; b is a prefix of ones, so N_l = 1 + Σ_j b_j.
  * - **Forward.** W̃ = W ⊙ mask (binary), written into the trainer as the conv's weights.
+ * - **Pairs** (`pairs`, lowbit's extension for the int8 pair kernel, N:Mp): the units are the M/2 aligned
+ *   channel pairs of a group ranked by Σ w² (pairGroupRanks), with M/2 − 1 scores; N_l = 2·(1 + Σ_j b_j).
+ *   Everything below holds with "unit" read as "pair" and the cost of a unit doubled.
  *
  * **Gradients** (what autograd computes in the released SparseConv, with the STE
  * b_j := b_j − sg(p_j) + p_j). With G = ∂L/∂W̃ from the trainer's backward:
@@ -91,8 +94,10 @@ export interface SlsOptions {
    */
   fixedN?: number;
   /**
-   * With fixedN (even, M even): pair-structured N:M ("N:Mp") — masks keep the N/2 aligned channel pairs of
-   * largest Σ w² per group (nm-mask.ts pairGroupRanks), re-ranked like the plain masks.
+   * Pair-structured N:M ("N:Mp", M even): masks keep the N/2 aligned channel pairs of largest Σ w² per group
+   * (nm-mask.ts pairGroupRanks), re-ranked like the plain masks — the pattern of the faster int8 kernel.
+   * The search then learns N in steps of 2: its units are pairs (M/2 per group, M/2 − 1 scores), N = 2·N_pairs.
+   * With fixedN, N must be even.
    */
   pairs?: boolean;
   signal?: AbortSignal;
@@ -202,6 +207,10 @@ export async function slsPrune(g: Graph, data: TrainData, o: SlsOptions = {}): P
   check(target === "teacher" || data.hr !== undefined, "E_ARGUMENT", "target 'hr' needs data.hr");
   throwIfAborted(o.signal);
 
+  // Pruning unit: one input channel, or (pairs) one aligned channel pair; N counts channels either way.
+  const u = o.pairs ? 2 : 1;
+  check(!o.pairs || M % 2 === 0, "E_ARGUMENT", `pair-structured masks need an even M, got ${M}`);
+  const Mu = M / u;
   const rt = o.runtime ?? (await init());
   const tg = buildTrainGraph(g, null);
   const convs = tg.graph.nodes.filter((n): n is Conv => n.op === "conv2d");
@@ -240,7 +249,7 @@ export async function slsPrune(g: Graph, data: TrainData, o: SlsOptions = {}): P
         fixedMacs += macs;
         continue;
       }
-      const k: Param = { name: `${c.name}/sls_scores`, layer: c.name, kind: "gamma", value: new Float32Array(M - 1).fill(1) };
+      const k: Param = { name: `${c.name}/sls_scores`, layer: c.name, kind: "gamma", value: new Float32Array(Mu - 1).fill(1) };
       sParams.push(k);
       const n = w.value.length;
       layers.push({ name: c.name, conv: c, macs, w, b, k, ranks: new Uint8Array(n), mask: new Uint8Array(n), n: M });
@@ -255,7 +264,7 @@ export async function slsPrune(g: Graph, data: TrainData, o: SlsOptions = {}): P
       for (const l of layers) (o.pairs ? pairGroupRanks : groupRanks)(l.ranks, l.w.value, l.conv.k, l.conv.cin, l.conv.cout, M);
     };
     const refreshN = (): void => {
-      for (const l of layers) l.n = slsN(l.k.value);
+      for (const l of layers) l.n = u * slsN(l.k.value);
     };
     const pushWeights = (): void => {
       const vals = new Map<string, Float32Array>();
@@ -273,10 +282,7 @@ export async function slsPrune(g: Graph, data: TrainData, o: SlsOptions = {}): P
     };
 
     if (o.fixedN !== undefined) checkInt(o.fixedN, 1, M, `fixedN (M = ${M})`);
-    if (o.pairs) {
-      check(o.fixedN !== undefined && o.fixedN % 2 === 0 && M % 2 === 0, "E_ARGUMENT",
-        `pair-structured masks need a fixed even N and an even M (got N ${o.fixedN}, M ${M})`);
-    }
+    if (o.pairs) check(o.fixedN === undefined || o.fixedN % 2 === 0, "E_ARGUMENT", `pair-structured masks need an even N, got ${o.fixedN}`);
     let searching = searchSteps > 0 && budget < 1 && o.fixedN === undefined;
     let anneal = 1, reachedAt = -1, forced = false;
     let lastRatio = denseMacs / cost(), epochsSinceAnneal = 0;
@@ -303,7 +309,7 @@ export async function slsPrune(g: Graph, data: TrainData, o: SlsOptions = {}): P
       }
       if (searching && step >= searchSteps) {
         // The search phase is over without reaching the budget: complete it greedily.
-        forced = greedyComplete(layers, M, denseMacs, fixedMacs, budget);
+        forced = greedyComplete(layers, M, u, denseMacs, fixedMacs, budget);
         searching = false;
       }
       pushWeights();
@@ -326,19 +332,19 @@ export async function slsPrune(g: Graph, data: TrainData, o: SlsOptions = {}): P
       for (const l of layers) {
         const gw = G.get(l.w.name)!;
         const dw = new Float32Array(gw.length);
-        const db = searching ? new Float64Array(M - 1) : null;
+        const db = searching ? new Float64Array(Mu - 1) : null;
         const W = l.w.value;
         for (let i = 0; i < gw.length; i++) {
           if (l.mask[i]) dw[i] = gw[i];
-          const r = l.ranks[i];
+          const r = u === 1 ? l.ranks[i] : l.ranks[i] >> 1; // the weight's unit (pair ranks are 2·r + parity)
           if (db && r > 0) db[r - 1] += gw[i] * W[i];
         }
         grads.set(l.w.name, dw);
         if (db) {
-          // Cost term: ∂(λ·a·C/C_dense)/∂b_j = λ·a·MACs_l/(M·C_dense) for every j (N = 1 + Σ b).
-          const dc = (lambda * anneal * l.macs) / (M * denseMacs);
-          for (let j = 0; j < M - 1; j++) db[j] += dc;
-          const dk = slsScoreGrad(new Float64Array(M - 1), l.k.value, db);
+          // Cost term: ∂(λ·a·C/C_dense)/∂b_j = λ·a·u·MACs_l/(M·C_dense) for every j (N = u·(1 + Σ b)).
+          const dc = (lambda * anneal * u * l.macs) / (M * denseMacs);
+          for (let j = 0; j < Mu - 1; j++) db[j] += dc;
+          const dk = slsScoreGrad(new Float64Array(Mu - 1), l.k.value, db);
           optS.step(new Map([[l.k.name, Float32Array.from(dk)]]));
         }
       }
@@ -355,7 +361,7 @@ export async function slsPrune(g: Graph, data: TrainData, o: SlsOptions = {}): P
       o.onProgress?.({ step: step + 1, steps, phase: searching ? "search" : "finetune", loss, ratio: cost() / denseMacs, anneal, elapsedMs: Date.now() - t0 });
       await tick();
     }
-    if (o.fixedN === undefined && cost() > budget * denseMacs) forced = greedyComplete(layers, M, denseMacs, fixedMacs, budget) || forced;
+    if (o.fixedN === undefined && cost() > budget * denseMacs) forced = greedyComplete(layers, M, u, denseMacs, fixedMacs, budget) || forced;
     // Final masks: the last ranking (what was trained) at the final N.
     const nByName = new Map<string, number>();
     const out: Node[] = g.nodes.map((n) => {
@@ -384,25 +390,25 @@ export async function slsPrune(g: Graph, data: TrainData, o: SlsOptions = {}): P
  * priority p (ties: the larger MAC saving), until the cost meets the budget. Returns whether it
  * changed anything.
  */
-function greedyComplete(layers: SparseLayer[], M: number, dense: number, fixed: number, budget: number): boolean {
+function greedyComplete(layers: SparseLayer[], M: number, u: number, dense: number, fixed: number, budget: number): boolean {
   let changed = false;
   const cost = () => fixed + layers.reduce((s, l) => s + (l.n / M) * l.macs, 0);
   while (cost() > budget * dense) {
     let best: SparseLayer | null = null, bestP = Infinity;
     for (const l of layers) {
-      if (l.n <= 1) continue;
-      const p = slsProbs(l.k.value)[l.n - 2];
+      if (l.n <= u) continue;
+      const p = slsProbs(l.k.value)[l.n / u - 2];
       if (p < bestP || (p === bestP && best && l.macs > best.macs)) {
         best = l;
         bestP = p;
       }
     }
     if (!best) break;
-    best.n--;
+    best.n -= u;
     // Keep the scores consistent with N: the dropped unit's cumulative product falls to 0.5.
     const k = best.k.value;
     const pr = slsProbs(k);
-    const j = best.n - 1;
+    const j = best.n / u - 1;
     if (pr[j] > 0.5) k[j] = Math.min(k[j], CLAMP_HI) * (0.5 / pr[j]) * (1 - 1e-6);
     changed = true;
   }
