@@ -8,7 +8,11 @@
 // The masks are not fine-tuned: this measures speed, not quality. `--pattern 8:32p`: pair-structured masks
 // (nm-mask.ts: the N/2 aligned channel pairs of largest Σ w²), run by the int8 pair kernel in W8A8.
 //
+// `--model-file f.lowbit`: an already pruned FP32 model instead (e.g. SLS's learned per-layer N, saved by
+// bench/prune-accuracy.ts --save or `lowbit prune`): its declared sparsity against the same weights run dense.
+//
 //   node --import tsx bench/nm-model.ts [--model esrgan-medium-x2] [--side 128] [--pattern 8:32|8:32p] [--rounds 3] [--relaxed]
+//   node --import tsx bench/nm-model.ts --model-file pruned.lowbit [--side 128] [--rounds 3] [--relaxed]
 import { createRuntime } from "../src/runtime/runtime.ts";
 import { fp32Model, Upscaler, type CompilableModel } from "../src/engine/upscaler-api.ts";
 import { F32Plan } from "../src/graph/compile-f32.ts";
@@ -20,6 +24,7 @@ import { quantizeModel } from "../src/quant/quantize-model.ts";
 import { nmDensity, nmPatternName } from "../src/kernels/nm-conv.ts";
 import { applyNm, parsePattern, patternField } from "../src/methods/prune/nm-mask.ts";
 import { evalCentreCrop } from "../test/util/eval-data.ts";
+import { readLowbitFile } from "../src/io/lowbit-file.ts";
 import { fmt, time, type Timing } from "./util.ts";
 
 const argv = process.argv;
@@ -27,7 +32,8 @@ const opt = (name: string, def: string): string => {
   const i = argv.indexOf(`--${name}`);
   return i >= 0 ? argv[i + 1] : def;
 };
-const MODEL = opt("model", "esrgan-medium-x2");
+const FILE = opt("model-file", "");
+const MODEL = FILE || opt("model", "esrgan-medium-x2");
 const SIDE = Number(opt("side", "128"));
 const PATTERN = parsePattern(opt("pattern", "8:32"));
 const ROUNDS = Number(opt("rounds", "3"));
@@ -55,8 +61,19 @@ function cpu(fn: () => unknown): number {
 }
 
 const rt = await createRuntime({ backend: argv.includes("--relaxed") ? "relaxed" : "simd" });
-const g = await loadModel(MODEL);
-const gd = masked(g, false), gs = masked(g, true);
+let g: Graph, gd: Graph, gs: Graph;
+if (FILE) {
+  const m = await readLowbitFile(FILE);
+  if (!("nodes" in m)) throw new Error(`${FILE} is a quantized model; --model-file takes an FP32 (pruned) .lowbit`);
+  g = gs = m;
+  gd = { ...m, nodes: m.nodes.map((n): Node => (n.op === "conv2d" && n.sparsity ? (({ sparsity: _s, ...rest }) => rest as Node)(n) : n)) };
+} else {
+  g = await loadModel(MODEL);
+  gd = masked(g, false);
+  gs = masked(g, true);
+}
+/** The sparsity the sparse model declares for a conv (by name: the calibrated graph is the optimized one). */
+const declared = new Map(gs.nodes.flatMap((n) => (n.op === "conv2d" && n.sparsity ? [[n.name, n.sparsity] as const] : [])));
 let dense = 0, sparse = 0;
 for (const n of gs.nodes) {
   if (n.op !== "conv2d") continue;
@@ -65,7 +82,7 @@ for (const n of gs.nodes) {
   sparse += n.sparsity ? macs * nmDensity(n.k, n.cin, n.sparsity.n, n.sparsity.m, n.sparsity.pairs) : macs;
 }
 const px = SIDE * SIDE;
-console.log(`# ${MODEL} @${SIDE}², one-shot magnitude ${nmPatternName(PATTERN)} on convs with cin ≥ 32 — backend ${rt.info.backend}, Node ${process.versions.node}, single thread, ${ROUNDS} rounds`);
+console.log(`# ${MODEL} @${SIDE}², ${FILE ? "the file's declared N:M per conv" : `one-shot magnitude ${nmPatternName(PATTERN)} on convs with cin ≥ 32`} — backend ${rt.info.backend}, Node ${process.versions.node}, single thread, ${ROUNDS} rounds`);
 console.log(`MACs: dense ${fmt((dense * px) / 1e9, 2)} G, stored-entry MACs ${fmt((sparse * px) / 1e9, 2)} G (${fmt((100 * sparse) / dense, 1)} % of dense)`);
 
 const u8 = evalCentreCrop("hr", "baboon", SIDE);
@@ -84,7 +101,11 @@ const calS = {
   ...calD,
   graph: {
     ...calD.graph,
-    nodes: calD.graph.nodes.map((n): Node => (n.op === "conv2d" && n.cin >= 32 ? { ...n, sparsity: patternField(PATTERN) } : n)),
+    nodes: calD.graph.nodes.map((n): Node => {
+      if (n.op !== "conv2d") return n;
+      const sp = FILE ? declared.get(n.name) : n.cin >= 32 ? patternField(PATTERN) : undefined;
+      return sp ? { ...n, sparsity: sp } : n;
+    }),
   },
 };
 contenders.push({ label: "w8a8", dense: quantizeModel(calD, { bits: "w8a8", method: "percentile" }), sparse: quantizeModel(calS, { bits: "w8a8", method: "percentile" }) });
