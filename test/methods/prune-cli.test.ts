@@ -184,6 +184,11 @@ test("lowbit prune: nm / sls / filter-* → FP32 .lowbit; quantize reads it; eva
   const sls = (await readLowbitFile(join(dir, "sls.lowbit"))) as Graph;
   t.ok(graphMacs(sls).effective <= 0.5 * dense + 1e-6, `sls: ${(100 * graphMacs(sls).effective / dense).toFixed(1)} % of dense MACs`);
   t.ok(/MACs/.test(r.out), `summary: ${r.out.trim()}`);
+  r = await cli(["prune", "--model", model, "--method", "sls", "--budget", "0.5", "--data", data, "--steps", "6", "--batch", "1", "--patch", "12", "--method-options", "lambda=5,scorelr=0.05,search=4,epoch=2,pairs=1", "-o", join(dir, "slsp.lowbit"), "-q"]);
+  t.equal(r.code, 0, `sls pairs=1 ${r.err.split("\n").slice(-3).join(" ")}`);
+  const slsp = convs((await readLowbitFile(join(dir, "slsp.lowbit"))) as Graph).filter((n) => n.sparsity);
+  t.ok(slsp.length > 0 && slsp.every((n) => n.sparsity!.pairs === true && n.sparsity!.n % 2 === 0), `sls pairs=1: ${slsp.length} convs N:Mp with even N (${slsp.map((n) => n.sparsity!.n).join(",")})`);
+  t.equal((await cli(["prune", "--model", model, "--method", "sls", "--data", data, "--method-options", "pairs=2", "-o", join(dir, "x.lowbit")])).code, 2, "sls pairs=2 is a usage error");
 
   for (const method of ["filter-bn", "filter-data", "filter-l1"]) {
     r = await cli(["prune", "--model", model, "--method", method, "--budget", "0.6", "--data", data, "--steps", method === "filter-l1" ? "2" : "0", "--batch", "1", "--patch", "12", "-o", join(dir, `${method}.lowbit`), "-q"]);
