@@ -5,7 +5,7 @@
  *
  *   node --import tsx bench/prune-accuracy.ts --model esrgan-medium-x2 [--steps 150] [--batch 4] [--patch 48]
  *        [--only dense,denseft,nm,nmpairs,sls,slspairs,filter] [--pair-n 8,4] [--budgets 0.5,0.25] [--criteria data,l1] [--images a,b]
- *        [--json out.jsonl] [--save DIR]
+ *        [--json out.jsonl] [--save DIR] [--score-lr X] [--lambda X]   (SLS options; defaults: the library's)
  *
  * `slspairs` is SLS with pair-structured masks (N learned in steps of 2, the int8 pair kernel's pattern); --save writes
  * the SLS models as FP32 .lowbit files (DIR/<model>-sls[-pairs].lowbit) for speed runs (bench/nm-model.ts --model-file).
@@ -33,7 +33,7 @@ const { values } = parseArgs({ options: {
   model: { type: "string", default: "esrgan-medium-x2" }, steps: { type: "string", default: "150" }, batch: { type: "string", default: "4" },
   patch: { type: "string", default: "48" }, only: { type: "string" }, images: { type: "string" }, json: { type: "string" },
   data: { type: "string", default: "/work/shared/data/eval" }, budgets: { type: "string" }, criteria: { type: "string" }, "pair-n": { type: "string" }, calib: { type: "string", default: "data/calib" },
-  save: { type: "string" },
+  save: { type: "string" }, "score-lr": { type: "string" }, lambda: { type: "string" },
 } });
 await init();
 const name = values.model!;
@@ -103,7 +103,8 @@ if (want("nm")) {
 for (const pairs of [false, true]) {
   if (pairs ? !only?.has("slspairs") : !want("sls")) continue;
   const t = Date.now();
-  const r = await slsPrune(g, data, { budget: 0.25, steps, batch, patch, pairs });
+  const r = await slsPrune(g, data, { budget: 0.25, steps, batch, patch, pairs,
+    ...(values["score-lr"] ? { scoreLr: Number(values["score-lr"]) } : {}), ...(values.lambda ? { lambda: Number(values.lambda) } : {}) });
   const ms = Date.now() - t;
   console.log(`SLS${pairs ? " pairs" : ""}: N = ${[...r.n.entries()].map(([k, v]) => `${k}:${v}`).join(" ")}; reached at step ${r.reachedAt}${r.forced ? " (greedy completion)" : ""}`);
   if (values.save) {

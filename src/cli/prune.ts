@@ -48,7 +48,7 @@ Prunes an FP32 model and writes an FP32 .lowbit file (quantize it with \`lowbit 
   --lr <x>             weight learning rate (default 1e-4)
   --seed <n>           sampling seed (default 1)
   --target teacher|hr  loss: L1 to the FP32 model or to HR (default hr when --data has hr/)
-  --method-options <k=v,…>  sls: lambda=<0.1>, search=<steps, default steps/3>, scorelr=<2e-3>, epoch=<10>,
+  --method-options <k=v,…>  sls: lambda=<0.1>, search=<steps, default steps/2>, scorelr=<2e-3>, epoch=<10>,
                        pairs=1 (pair-structured masks, N learned in steps of 2: the faster int8 kernel);
                        filter-bn: score=mean|prob|var; filter-data: compensate=1|0
   --input-range <lo,hi> value range pixels 0..255 map to (default: the model's)
