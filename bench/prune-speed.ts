@@ -4,7 +4,7 @@
  *
  *   node --import tsx bench/prune-speed.ts [--model esrgan-medium-x4] [--image butterfly] [--reps 5]
  *
- * N:M models run on the dense kernels until the N:M kernels are merged: their time equals dense.
+ * N:M-pruned models (one-shot masks or a pruned .lowbit): bench/nm-model.ts.
  */
 import { parseArgs } from "node:util";
 import { createRuntime, init } from "../src/runtime/runtime.ts";
