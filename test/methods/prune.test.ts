@@ -245,6 +245,13 @@ test("SLS: reaches the MAC budget, every sparse layer satisfies its N:M, fine-tu
       `pairs (${how}): ${sp.length} sparse convs are 2:4p and satisfy it`);
     t.ok(Math.abs(graphMacs(p.graph).ratio - p.ratio) < 1e-12, `pairs (${how}): graphMacs = the reported ratio`);
   }
+  // M = 8 (4 pairs per group, 3 scores): N moves in steps of 2 through 2, 4, 6.
+  const p8 = await slsPrune(g, data, { budget: 0.45, m: 8, pairs: true, steps: 12, searchSteps: 8, epochSteps: 4, lambda: 1, scoreLr: 0.05, batch: 1, patch: 12, runtime: rt });
+  const n8 = [...p8.n.values()];
+  t.ok(p8.ratio <= 0.45 + 1e-9 && n8.every((v) => v % 2 === 0 && v >= 2 && v <= 8) && n8.some((v) => v < 8),
+    `pairs, M = 8: N ∈ {2, 4, 6, 8} (${n8.join(",")}), ratio ${p8.ratio.toFixed(3)} ≤ 0.45`);
+  t.ok(convs(p8.graph).filter((c) => c.sparsity).every((c) => c.sparsity!.pairs === true && c.sparsity!.m === 8 && satisfiesNm(c.weights, c.k, c.cin, c.cout, c.sparsity!)),
+    "pairs, M = 8: every sparse conv satisfies its N:8p");
   // Fixed-N fine-tuning (the one-shot + fine-tune baseline).
   const f = await slsPrune(g, data, { m: 4, fixedN: 2, steps: 3, budget: 1, batch: 1, patch: 12, runtime: rt });
   t.ok([...f.n.values()].every((v) => v === 2), "fixedN: N = 2 everywhere");
