@@ -60,12 +60,18 @@ for (const cfg of a.configs!.split(",")) {
     const maxLr = Math.max(...evalImgs.map((e) => Math.max(e.lr.width, e.lr.height)));
     const up = new Upscaler(model, rt, whole ? { tile: maxLr, margin: 0 } : { tile: 90, margin: 3 });
     const rows: { name: string; psnr: number; ssim: number; fab: number; bitops: number; fp32: number; ms: number }[] = [];
+    // Mean bits per layer over every tile of every image: does the selector learn a layer allocation?
+    let layerNames: string[] = [];
+    let layerBits: number[] = [];
+    let tiles = 0;
     for (const e of evalImgs) {
       const t = performance.now();
       const sr = await up.upscale(e.lr);
       const ms = performance.now() - t;
       const s = scoreSR(sr, e.hr, scale);
       const bm = sr.bitMap!;
+      if (!layerNames.length) { layerNames = bm.layers; layerBits = bm.layers.map(() => 0); }
+      for (const t of bm.tiles) { t.bits.forEach((b, i) => (layerBits[i] += b)); tiles++; }
       rows.push({ name: e.name, psnr: s.psnrY, ssim: s.ssimY, fab: bm.fab, bitops: bm.bitops, fp32: bm.fp32Bitops, ms });
     }
     up.dispose();
@@ -73,6 +79,7 @@ for (const cfg of a.configs!.split(",")) {
     const bitopsRatio = rows.reduce((s, r) => s + r.bitops, 0) / rows.reduce((s, r) => s + r.fp32, 0);
     console.log(`  ${mode.padEnd(5)} PSNR-Y ${m((r) => r.psnr).toFixed(4)} SSIM-Y ${m((r) => r.ssim).toFixed(4)} FAB ${m((r) => r.fab).toFixed(3)} BitOPs/FP32 ${bitopsRatio.toFixed(4)} ms/img ${m((r) => r.ms).toFixed(0)}`);
     console.log("        " + rows.map((r) => `${r.name} ${r.psnr.toFixed(3)}/${r.fab.toFixed(2)}`).join("  "));
+    console.log("        bits per layer: " + layerNames.map((n, i) => `${n} ${(layerBits[i] / tiles).toFixed(2)}`).join("  "));
     out.push({ model: a.model, config: cfg, mode, trainS: trainMs / 1000, psnr: m((r) => r.psnr), ssim: m((r) => r.ssim), fab: m((r) => r.fab), bitopsRatio, images: rows, options: model.info.options });
   }
 }
