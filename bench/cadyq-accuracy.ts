@@ -3,7 +3,7 @@
 // whole-image mode, beside fixed-bit PAMS rows (single-candidate CADyQ: the same layers, grid and training).
 //
 //   node --import tsx bench/cadyq-accuracy.ts --model esrgan-slim-x2 [--configs cadyq,w8a8,w8a6,w8a4]
-//        [--steps 300] [--lambda 2e-4] [--lrw 0] [--patch 48] [--batch 4] [--images a,b] [--json out.json] [--save dir]
+//        [--cand 4,6,8] [--steps 300] [--lambda 2e-4] [--lrw 0] [--patch 48] [--batch 4] [--images a,b] [--json out.json] [--save dir]
 import { writeFileSync, mkdirSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
@@ -24,7 +24,7 @@ const { values: a } = parseArgs({
     steps: { type: "string", default: "300" }, lambda: { type: "string" }, lrw: { type: "string", default: "0" }, patch: { type: "string", default: "48" },
     batch: { type: "string", default: "4" }, images: { type: "string" }, json: { type: "string" }, save: { type: "string" },
     data: { type: "string" }, calib: { type: "string" }, modes: { type: "string", default: "patch,whole" },
-    lralpha: { type: "string" }, lrsel: { type: "string" },
+    lralpha: { type: "string" }, lrsel: { type: "string" }, cand: { type: "string", default: "4,6,8" },
   },
 });
 // Defaults: the shared eval set found beside the checkout, and this checkout's data/calib.
@@ -40,7 +40,7 @@ const evalImgs = await Promise.all(pairs.map((p) => loadEvalPair(p, { channels: 
 const out: Record<string, unknown>[] = [];
 
 for (const cfg of a.configs!.split(",")) {
-  const candidates = cfg === "cadyq" ? [4, 6, 8] : [Number(/^w8a(\d)$/.exec(cfg)![1])];
+  const candidates = cfg === "cadyq" ? a.cand!.split(",").map(Number) : [Number(/^w8a(\d)$/.exec(cfg)![1])];
   const t0 = performance.now();
   const res = await quantizeCadyqDetailed(graph, calib, {
     candidates, steps: Number(a.steps), lambdaBit: a.lambda ? Number(a.lambda) : undefined, lrWeights: Number(a.lrw), patch: Number(a.patch), batch: Number(a.batch),
