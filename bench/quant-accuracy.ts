@@ -132,7 +132,9 @@ function parseConfig(c: string): { bits: string; method: Method | null; options:
   const options: Record<string, string> = {};
   for (const kv of rest) {
     const m = /^([a-z]+)=(\S+)$/.exec(kv);
-    if (!m || !(method === "daq" || method === "dfsq" || method === "odm" || method === "adabm")) throw new Error(`bad option '${kv}' in config '${c}'`);
+    // Static methods take one option: p=<upper percentile> for `percentile` (e.g. w8a8-percentile-p=99.999).
+    const ok = method === "daq" || method === "dfsq" || method === "odm" || method === "adabm" || (method === "percentile" && m?.[1] === "p");
+    if (!m || !ok) throw new Error(`bad option '${kv}' in config '${c}'`);
     options[m[1]] = m[2];
   }
   return { bits, method: method as Method, options };
@@ -255,9 +257,9 @@ async function runModel(name: string, o: { data: string; calib: string; tile: nu
   log(`${name}: calibrated on ${cal.images} images (${cal.pixels} LR px) in ${seconds.toFixed(1)} s`);
 
   for (const config of quantized.filter((c) => !isDynamic(c))) {
-    const { bits, method } = parseConfig(config);
-    const qm = quantizeModel(cal, { bits, method: method as "minmax" | "percentile" | "mse" });
-    await runConfig(`${bits} ${method}`, method, qm, qm.weightBytes, fp.outs, fp.images);
+    const p = parseConfig(config);
+    const qm = quantizeModel(cal, { bits: p.bits, method: p.method as "minmax" | "percentile" | "mse", percentile: p.options.p ? Number(p.options.p) : undefined });
+    await runConfig(configName(p), p.method, qm, qm.weightBytes, fp.outs, fp.images);
   }
   return res;
 }
@@ -323,10 +325,10 @@ function report(files: string[]): string {
 async function layerReport(name: string, config: string, o: { data: string; calib: string; images?: string[]; crop: number }) {
   const graph = await loadModel(name);
   const scale = graph.meta.scale;
-  const { bits, method } = parseConfig(config);
+  const { bits, method, options } = parseConfig(config);
   if (!method || method === "daq" || method === "dfsq") throw new Error("--layers needs a static quantized --configs entry (minmax | percentile | mse)");
   const cal = await calibrate(graph, await loadCalibImages(o.calib, scale), { runtime: await createRuntime({ backend: "simd" }) });
-  const qm = quantizeModel(cal, { bits, method: method as "minmax" | "percentile" | "mse" });
+  const qm = quantizeModel(cal, { bits, method: method as "minmax" | "percentile" | "mse", percentile: options.p ? Number(options.p) : undefined });
   const g = cal.graph;
   const pairs = (await listEvalSet(o.data, scale)).filter((p) => !o.images || o.images.includes(p.name));
   const crops = [];
