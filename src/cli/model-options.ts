@@ -157,7 +157,7 @@ export const METHOD_OPTIONS_HELP = `  --method-options <k=v,…>  daq|dfsq|odm k
                        low=1, high=99, wp=99, nudge=0|1, offsets=<fraction of layers with v1 channel offsets>, kind=both|shift|scale, fold=1|0;
                        adabm (bits per tile: --bits wXaY sets W bits and the base A bits): scope, path, patches=100, patch=48, seed=1,
                        batch=16, image=1|0, layer=1|0, bac=1|0, steps=<fine-tuning steps per epoch, 0 = AdaBM-calib>, epochs=10, ftpatch=<LR side>,
-                            mlr=<measure lr scale>, alr=<activation-range lr, 0.01>;
+                            mlr=<measure lr scale>, alr=<activation-range lr, 0.01>, wlr=<weight-clip lr, 0.01>;
                        cadyq (--bits w8aB, B = the largest candidate; trains selectors on --calib): cand=4:6:8, scope=reference|body, path,
                             steps=300, batch=4, patch=48, lambda=<bit-loss λ_b>, lrw=0 (weights lr; 0 frozen), lra=1e-2, lrs=1e-4, seed=1`;
 

@@ -265,22 +265,26 @@ test("adabm/finetune: round-robin groups move u_w, ranges and measures; determin
   t.ok(out.bitMap && out.bitMap.fab >= 2 && out.bitMap.fab <= 6, `runs; FAB ${out.bitMap?.fab.toFixed(2)}`);
 });
 
-test("adabm/finetune: rangeLr sets the activation ranges' Adam step (default the spec's 0.01)", async (t) => {
+test("adabm/finetune: rangeLr / weightClipLr set the Adam steps of the activation ranges and weight clips (default the spec's 0.01)", async (t) => {
   const rt = await testRuntime();
   const rng = new Rng(12);
   const graph = rdnNet(9);
   const imgs = Array.from({ length: 3 }, () => randomImage(rng, 24, 24));
   const o = { weightBits: 4, actBits: 4, patches: 6, patchSize: 16, batch: 3, epochs: 2, stepsPerEpoch: 2, finetunePatch: 12, runtime: rt } as const;
   const cal = await adabmCalibrate(graph, imgs, o);
-  // Epoch 2 trains the ranges: two Adam steps, the first exactly lr in size, each at most ~lr.
-  const maxMove = (r: Awaited<ReturnType<typeof adabmFinetune>>) =>
-    Math.max(...[...r.params].map(([id, p]) => Math.max(Math.abs(p.lo - cal.params.get(id)!.lo), Math.abs(p.hi - cal.params.get(id)!.hi))));
-  for (const [lr, r] of [[0.01, await adabmFinetune(graph, imgs, o)], [1e-4, await adabmFinetune(graph, imgs, { ...o, rangeLr: 1e-4 })]] as const) {
-    const m = maxMove(r);
-    t.ok(m >= 0.99 * lr && m <= 2.1 * lr, `lr ${lr}: ranges moved by at most ${m.toExponential(3)} (one step = lr, two ≤ 2.1·lr)`);
+  // Epoch 1 trains u_w, epoch 2 the ranges: two Adam steps each, the first exactly lr in size, each at most ~lr.
+  type R = Awaited<ReturnType<typeof adabmFinetune>>;
+  const rangeMove = (r: R) => Math.max(...[...r.params].map(([id, p]) => Math.max(Math.abs(p.lo - cal.params.get(id)!.lo), Math.abs(p.hi - cal.params.get(id)!.hi))));
+  const clipMove = (r: R) => Math.max(...[...r.params].map(([id, p]) => Math.abs(p.uw - cal.params.get(id)!.uw)));
+  const def = await adabmFinetune(graph, imgs, o);
+  const small = await adabmFinetune(graph, imgs, { ...o, rangeLr: 1e-4, weightClipLr: 1e-4 });
+  for (const [what, lr, m] of [["ranges", 0.01, rangeMove(def)], ["ranges", 1e-4, rangeMove(small)], ["u_w", 0.01, clipMove(def)], ["u_w", 1e-4, clipMove(small)]] as const) {
+    t.ok(m >= 0.99 * lr && m <= 2.1 * lr, `${what}, lr ${lr}: moved by at most ${m.toExponential(3)} (one step = lr, two ≤ 2.1·lr)`);
   }
-  const err = await adabmFinetune(graph, imgs, { ...o, rangeLr: 0 }).then(() => null, (e: unknown) => e);
-  t.ok(err instanceof LowbitError && err.code === "E_ARGUMENT", `rangeLr 0: ${err instanceof LowbitError ? err.code + " " + err.message : String(err)}`);
+  for (const bad of [{ rangeLr: 0 }, { weightClipLr: -1 }]) {
+    const err = await adabmFinetune(graph, imgs, { ...o, ...bad }).then(() => null, (e: unknown) => e);
+    t.ok(err instanceof LowbitError && err.code === "E_ARGUMENT", `${JSON.stringify(bad)}: ${err instanceof LowbitError ? err.code + " " + err.message : String(err)}`);
+  }
 });
 
 test("adabm/cli: quantize --method adabm → .lowbit; eval reports FAB/BitOPs; upscale --bitmap writes the heat map; usage errors", async (t) => {

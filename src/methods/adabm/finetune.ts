@@ -66,6 +66,11 @@ export interface AdabmFinetuneOptions extends AdabmOptions {
    * → −1.154 (README, AdaBM table).
    */
   rangeLr?: number;
+  /**
+   * Adam learning rate of the weight clips u_w, in u_w's units (default the spec's 0.01). It is not
+   * scale-free: on esrgan-thick, whose clips are 0.03–0.13, 0.01 per step moves them 2–4× (README).
+   */
+  weightClipLr?: number;
   onStep?: (p: { epoch: number; step: number; group: "w" | "a" | "measure"; loss: number; avgBits: number }) => void;
 }
 
@@ -170,7 +175,9 @@ export async function adabmFinetune(graph: Graph, images: readonly ImageLike[], 
   const img: Param = { name: "image/thresholds", layer: "image", kind: "bias", value: Float32Array.of(cal.imageBits?.lower ?? 0, cal.imageBits?.upper ?? 0) };
   const imageAdaptive = cal.imageBits !== null;
   const sched = { every: spe, factor: 0.9 };
-  const optW = new Adam(gammaParams, { lr: 0.01, groups: gammaParams.map((p) => ({ layers: [p.layer], lr: 0.01 / tg.byName.get(p.layer)!.quant!.weightF })), schedule: sched });
+  const clipLr = o.weightClipLr ?? 0.01;
+  check(Number.isFinite(clipLr) && clipLr > 0, "E_ARGUMENT", `weight-clip learning rate must be positive, got ${clipLr}`);
+  const optW = new Adam(gammaParams, { lr: clipLr, groups: gammaParams.map((p) => ({ layers: [p.layer], lr: clipLr / tg.byName.get(p.layer)!.quant!.weightF })), schedule: sched });
   const rangeLr = o.rangeLr ?? 0.01;
   check(Number.isFinite(rangeLr) && rangeLr > 0, "E_ARGUMENT", `activation-range learning rate must be positive, got ${rangeLr}`);
   const optA = new Adam(rangeParams, { lr: rangeLr, lrMult: { act_range: 1 }, schedule: sched });

@@ -14,7 +14,7 @@ import { boolOption, checkOptionKeys, numberOption } from "../options.ts";
 import { adabmCalibrate, type AdabmOptions } from "./quantize.ts";
 import { adabmFinetune } from "./finetune.ts";
 
-export const ADABM_OPTION_KEYS = ["scope", "path", "patches", "patch", "seed", "batch", "image", "layer", "bac", "steps", "epochs", "ftpatch", "mlr", "alr"] as const;
+export const ADABM_OPTION_KEYS = ["scope", "path", "patches", "patch", "seed", "batch", "image", "layer", "bac", "steps", "epochs", "ftpatch", "mlr", "alr", "wlr"] as const;
 
 export async function adabmFromOptions(graph: Graph, images: readonly ImageLike[], bits: { w: number; a: number }, mo: Record<string, string>,
   ctx: { runtime?: Runtime; signal?: AbortSignal; onProgress?: (f: number) => void } = {}): Promise<DynamicQuantizedModel> {
@@ -26,5 +26,5 @@ export async function adabmFromOptions(graph: Graph, images: readonly ImageLike[
   };
   const steps = numberOption(mo, "steps");
   if (steps === 0) return (await adabmCalibrate(graph, images, o)).model;
-  return (await adabmFinetune(graph, images, { ...o, stepsPerEpoch: steps, epochs: numberOption(mo, "epochs"), finetunePatch: numberOption(mo, "ftpatch"), measureLrScale: numberOption(mo, "mlr"), rangeLr: numberOption(mo, "alr") })).model;
+  return (await adabmFinetune(graph, images, { ...o, stepsPerEpoch: steps, epochs: numberOption(mo, "epochs"), finetunePatch: numberOption(mo, "ftpatch"), measureLrScale: numberOption(mo, "mlr"), rangeLr: numberOption(mo, "alr"), weightClipLr: numberOption(mo, "wlr") })).model;
 }
