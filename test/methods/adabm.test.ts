@@ -243,13 +243,18 @@ test("adabm/train: the fake-quant backward's bit gradient = Σ g·∂x̂/∂b = 
   tr.dispose();
 });
 
-test("adabm/finetune: round-robin groups move u_w, ranges and measures; deterministic; deploys with variant=finetuned", async (t) => {
+/** A small 0–1 RDN, three random images, a W4A4 fine-tuning schedule of `epochs` × 2 steps, and its calibration. */
+async function finetuneSetup(rngSeed: number, graphSeed: number, epochs: number) {
   const rt = await testRuntime();
-  const rng = new Rng(11);
-  const graph = rdnNet(8);
+  const rng = new Rng(rngSeed);
+  const graph = rdnNet(graphSeed);
   const imgs = Array.from({ length: 3 }, () => randomImage(rng, 24, 24));
-  const o = { weightBits: 4, actBits: 4, patches: 6, patchSize: 16, batch: 3, epochs: 3, stepsPerEpoch: 2, finetunePatch: 12, runtime: rt } as const;
-  const cal = await adabmCalibrate(graph, imgs, o);
+  const o = { weightBits: 4, actBits: 4, patches: 6, patchSize: 16, batch: 3, epochs, stepsPerEpoch: 2, finetunePatch: 12, runtime: rt } as const;
+  return { rt, rng, graph, imgs, o, cal: await adabmCalibrate(graph, imgs, o) };
+}
+
+test("adabm/finetune: round-robin groups move u_w, ranges and measures; deterministic; deploys with variant=finetuned", async (t) => {
+  const { rt, rng, graph, imgs, o, cal } = await finetuneSetup(11, 8, 3);
   const a = await adabmFinetune(graph, imgs, o);
   const b = await adabmFinetune(graph, imgs, o);
   t.equal(a.losses.length, 6, "3 epochs × 2 steps");
@@ -266,12 +271,7 @@ test("adabm/finetune: round-robin groups move u_w, ranges and measures; determin
 });
 
 test("adabm/finetune: rangeLr / weightClipLr set the Adam steps of the activation ranges and weight clips (default the spec's 0.01)", async (t) => {
-  const rt = await testRuntime();
-  const rng = new Rng(12);
-  const graph = rdnNet(9);
-  const imgs = Array.from({ length: 3 }, () => randomImage(rng, 24, 24));
-  const o = { weightBits: 4, actBits: 4, patches: 6, patchSize: 16, batch: 3, epochs: 2, stepsPerEpoch: 2, finetunePatch: 12, runtime: rt } as const;
-  const cal = await adabmCalibrate(graph, imgs, o);
+  const { graph, imgs, o, cal } = await finetuneSetup(12, 9, 2);
   // Epoch 1 trains u_w, epoch 2 the ranges: two Adam steps each, the first exactly lr in size, each at most ~lr.
   type R = Awaited<ReturnType<typeof adabmFinetune>>;
   const rangeMove = (r: R) => Math.max(...[...r.params].map(([id, p]) => Math.max(Math.abs(p.lo - cal.params.get(id)!.lo), Math.abs(p.hi - cal.params.get(id)!.hi))));
