@@ -83,13 +83,15 @@ export function f32_fake_quant_nhwc(x: usize, xStride: i32, y: usize, yStride: i
       const o = <usize>c << 2;
       const cl = f32x4.pmin(f32x4.pmax(v128.load(x + o), vl), vu);
       const r = roundHalfUp(f32x4.div(f32x4.sub(cl, vl), vs), one, half);
-      v128.store(y + o, f32x4.add(f32x4.mul(r, vs), vl));
+      // Clamped again: n·s + l can exceed u by an ulp, and a level above u would read as clipped to
+      // a second quantizer on the same grid (a shared clip), blocking its straight-through gradient.
+      v128.store(y + o, f32x4.pmin(f32x4.pmax(f32x4.add(f32x4.mul(r, vs), vl), vl), vu));
     }
     for (; c < channels; c++) {
       const o = <usize>c << 2;
       const cl = clampP(load<f32>(x + o), l, u);
       const r = roundHalfUpS((cl - l) / s);
-      store<f32>(y + o, r * s + l);
+      store<f32>(y + o, clampP(r * s + l, l, u));
     }
     x += xs; y += ys;
   }

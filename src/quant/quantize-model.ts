@@ -26,7 +26,7 @@
  */
 import type { Graph, Node } from "../graph/ir.ts";
 import { subpixelMerge } from "../graph/passes.ts";
-import { LowbitError } from "../runtime/errors.ts";
+import { LowbitError, check } from "../runtime/errors.ts";
 import type { Calibration } from "./calibrate.ts";
 import { quantConfig, resolveLayers, formatBits, type QuantConfig, type QuantConfigInput } from "./config.ts";
 import { minmaxRange, mseRange, percentileRange, type ValueRange } from "./range.ts";
@@ -70,7 +70,7 @@ export class QuantizedModel implements CompilableModel {
     const keep = cfg.keepFp32?.length ? ` keep-fp32:${cfg.keepFp32.join(",")}` : "";
     const per = Object.entries(cfg.perLayer ?? {});
     const layers = per.length ? ` layers:${per.map(([k, v]) => `${k}=${typeof v === "string" ? v : formatBits({ weightBits: v.weightBits ?? cfg.weightBits, actBits: v.actBits ?? cfg.actBits })}`).join(",")}` : "";
-    this.config = `${formatBits({ weightBits: cfg.weightBits, actBits: cfg.actBits })} ${cfg.method}${keep}${layers}`;
+    this.config = `${formatBits({ weightBits: cfg.weightBits, actBits: cfg.actBits })} ${cfg.trained ?? cfg.method}${keep}${layers}`;
   }
 
   /** Options every compiled plan gets (see Q8PlanOptions). */
@@ -100,15 +100,27 @@ export class QuantizedModel implements CompilableModel {
 
 const PWL = new Set(["linear", "relu", "relu6"]);
 
-/** Quantizes the calibrated model with `config` ("w8a8", or options). */
-export function quantizeModel(calib: Calibration, config: string | QuantConfigInput | QuantConfig): QuantizedModel {
-  const cfg = typeof config === "object" && "weightBits" in config && "method" in config ? (config as QuantConfig) : quantConfig(config as string | QuantConfigInput);
-  const g = calib.graph;
+/**
+ * Which tensors of an optimized graph a static model quantizes, and how (shared by quantizeModel and
+ * the trained methods that learn ranges for exactly these tensors, src/methods/fqsr).
+ */
+export interface TensorPlan {
+  domain: Domain[];
+  /** Activation bits per tensor (8 for the input and the output chain). */
+  bits: number[];
+  /** The output chain: pinned to the model's output range at 8 bits (no range to choose). */
+  pinned: Set<number>;
+  /** Grid groups (joinConcatGrids): tensors with the same root share one grid. Root = own id when alone. */
+  root: number[];
+}
+
+/** The tensor plan of `cfg` on the optimized graph `g`. */
+export function planTensors(g: Graph, config: QuantConfig): TensorPlan {
+  const cfg = config;
   const layers = new Map(resolveLayers(cfg, g).map((l) => [l.id, l]));
   const n = g.nodes.length;
   const domain: Domain[] = new Array(n);
   for (const node of g.nodes) domain[node.id] = nodeDomain(node, domain, layers);
-
   // Bits per tensor: the largest actBits among quantized convs reading it, else the global actBits.
   const bits = new Array<number>(n).fill(0);
   for (const node of g.nodes) {
@@ -118,19 +130,14 @@ export function quantizeModel(calib: Calibration, config: string | QuantConfigIn
     const x = node.inputs[0];
     bits[x] = Math.max(bits[x], l.bits.actBits);
   }
-  const tensors: QuantTensor[] = g.nodes.map((node) => {
-    let b = bits[node.id] || cfg.actBits;
-    if (node.id === g.output) b = 8;
-    if (node.id === g.input) b = 8;
-    return { domain: domain[node.id], bits: b, range: [0, 0] };
-  });
+  for (const node of g.nodes) {
+    bits[node.id] ||= cfg.actBits;
+    if (node.id === g.output || node.id === g.input) bits[node.id] = 8;
+  }
   // Data movement and clamps keep their input's grid: give them their input's bits.
   for (const node of g.nodes) {
-    if (isGridPreserving(node) && domain[node.id] === "q8") tensors[node.id].bits = tensors[node.inputs[0]].bits;
+    if (isGridPreserving(node) && domain[node.id] === "q8") bits[node.id] = bits[node.inputs[0]];
   }
-  for (const node of g.nodes) tensors[node.id].range = chooseRange(calib, node.id, tensors[node.id].bits, cfg);
-  const [ilo, ihi] = g.meta.inputRange;
-  tensors[g.input].range = [ilo, ihi];
   // The output is clipped to the model's output range and rounded to 8 bits anyway: an 8-bit grid
   // on exactly that range loses nothing beyond that rounding, while a calibrated range would be
   // coarser (raw outputs overshoot, e.g. −83..335 for legacy div2k) or clip highlights the
@@ -140,11 +147,51 @@ export function quantizeModel(calib: Calibration, config: string | QuantConfigIn
   for (const node of g.nodes) for (const i of node.inputs) users[i]++;
   const chain = [g.output];
   for (let id = g.output; isGridPreserving(g.nodes[id]) && users[g.nodes[id].inputs[0]] === 1; ) chain.push((id = g.nodes[id].inputs[0]));
-  for (const id of chain) {
-    tensors[id].range = [...g.meta.outputRange];
-    tensors[id].bits = 8;
+  for (const id of chain) bits[id] = 8;
+  const pinned = new Set(chain);
+  const root = cfg.joinGrids !== false ? concatGridGroups(g, domain, bits, pinned) : g.nodes.map((node) => node.id);
+  return { domain, bits, pinned, root };
+}
+
+export interface QuantizeModelOptions {
+  /**
+   * Ranges by tensor id that replace the calibrated range method (e.g. clips learned by QAT). Tensors
+   * absent here take `calib`'s statistics; grid-preserving ops take their input's range.
+   */
+  ranges?: ReadonlyMap<number, ValueRange>;
+}
+
+/** Quantizes the calibrated model with `config` ("w8a8", or options). */
+export function quantizeModel(calib: Calibration, config: string | QuantConfigInput | QuantConfig, o: QuantizeModelOptions = {}): QuantizedModel {
+  const cfg = typeof config === "object" && "weightBits" in config && "method" in config ? (config as QuantConfig) : quantConfig(config as string | QuantConfigInput);
+  const g = calib.graph;
+  const layers = new Map(resolveLayers(cfg, g).map((l) => [l.id, l]));
+  const plan = planTensors(g, cfg);
+  const domain = plan.domain;
+  const tensors: QuantTensor[] = g.nodes.map((node) => ({ domain: domain[node.id], bits: plan.bits[node.id], range: [0, 0] }));
+  for (const node of g.nodes) {
+    const r = o.ranges?.get(node.id);
+    if (r) {
+      check(Number.isFinite(r[0]) && Number.isFinite(r[1]) && r[0] <= r[1], "E_RANGE", `range of '${node.name}' is [${r[0]}, ${r[1]}]`);
+      tensors[node.id].range = [r[0], r[1]];
+    } else tensors[node.id].range = chooseRange(calib, node.id, tensors[node.id].bits, cfg);
   }
-  if (cfg.joinGrids !== false) joinConcatGrids(g, tensors, new Set(chain));
+  if (o.ranges) for (const node of g.nodes) if (isGridPreserving(node) && !o.ranges.has(node.id)) tensors[node.id].range = [...tensors[node.inputs[0]].range];
+  const [ilo, ihi] = g.meta.inputRange;
+  tensors[g.input].range = [ilo, ihi];
+  for (const id of plan.pinned) tensors[id].range = [...g.meta.outputRange];
+  // Members of a grid group share the union of their ranges (nothing representable is clipped).
+  const lo = new Map<number, number>(), hi = new Map<number, number>(), size = new Map<number, number>();
+  for (const node of g.nodes) {
+    const r = plan.root[node.id], [a, b] = tensors[node.id].range;
+    lo.set(r, Math.min(lo.get(r) ?? 0, a));
+    hi.set(r, Math.max(hi.get(r) ?? 0, b));
+    size.set(r, (size.get(r) ?? 0) + 1);
+  }
+  for (const node of g.nodes) {
+    const r = plan.root[node.id];
+    if (size.get(r)! > 1) tensors[node.id].range = [lo.get(r)!, hi.get(r)!];
+  }
 
   const weights: (QuantConvWeights | null)[] = g.nodes.map((node) => {
     if (node.op !== "conv2d" || domain[node.id] !== "q8") return null;
@@ -217,9 +264,9 @@ function correctedBias(node: Extract<Node, { op: "conv2d" }>, qw: QuantConvWeigh
  * (aero1, building, fruits, messi5; fidelity to FP32, W8A8 percentile): psnr-small ×2
  * 45.06 → 45.28 dB, esrgan-slim ×2 51.11 → 51.30 dB. Members must share domain (q8) and bits; tensors of the
  * output chain (pinned to the output range) and grid-preserving ops (their grid is their input's)
- * are never joined.
+ * are never joined. Returns each tensor's group root.
  */
-function joinConcatGrids(g: Graph, tensors: QuantTensor[], pinned: Set<number>): void {
+function concatGridGroups(g: Graph, domain: readonly Domain[], bits: readonly number[], pinned: Set<number>): number[] {
   const users = g.nodes.map(() => 0);
   for (const node of g.nodes) for (const i of node.inputs) users[i]++;
   const parent = g.nodes.map((n) => n.id);
@@ -227,26 +274,16 @@ function joinConcatGrids(g: Graph, tensors: QuantTensor[], pinned: Set<number>):
     while (parent[x] !== x) x = parent[x] = parent[parent[x]];
     return x;
   };
-  const joinable = (id: number) => tensors[id].domain === "q8" && !pinned.has(id) && !isGridPreserving(g.nodes[id]) && g.nodes[id].op !== "input";
+  const joinable = (id: number) => domain[id] === "q8" && !pinned.has(id) && !isGridPreserving(g.nodes[id]) && g.nodes[id].op !== "input";
   for (const node of g.nodes) {
     if (node.op !== "concat" || !joinable(node.id)) continue;
     for (const i of node.inputs) {
       const src = g.nodes[i];
-      if (!joinable(i) || tensors[i].bits !== tensors[node.id].bits) continue;
+      if (!joinable(i) || bits[i] !== bits[node.id]) continue;
       if (src.op === "concat" || (src.op === "conv2d" && users[i] === 1)) parent[find(i)] = find(node.id);
     }
   }
-  const lo = new Map<number, number>(), hi = new Map<number, number>(), size = new Map<number, number>();
-  for (const node of g.nodes) {
-    const r = find(node.id), [a, b] = tensors[node.id].range;
-    lo.set(r, Math.min(lo.get(r) ?? 0, a));
-    hi.set(r, Math.max(hi.get(r) ?? 0, b));
-    size.set(r, (size.get(r) ?? 0) + 1);
-  }
-  for (const node of g.nodes) {
-    const r = find(node.id);
-    if (size.get(r)! > 1) tensors[node.id].range = [lo.get(r)!, hi.get(r)!];
-  }
+  return g.nodes.map((n) => find(n.id));
 }
 
 /**

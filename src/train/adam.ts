@@ -3,7 +3,7 @@
  * groups and a step learning-rate schedule.
  *
  * Groups: every parameter tensor has a kind (weight, bias, act_range, gamma, offset_scale,
- * offset_shift) and a layer. Its learning rate is base·lrMult[kind] (default: act_range 10×,
+ * offset_shift, act_clip) and a layer. Its learning rate is base·lrMult[kind] (default: act_range 10×,
  * odm.md §2 "learn the range at 10× the base learning rate"; everything else 1×), unless a
  * `groups` entry matches it first (by kind and/or layer), whose lr or lrMult then applies.
  * A multiplier of 0 freezes the tensor (its Adam state is not touched).
@@ -74,7 +74,7 @@ export class Adam {
     finitePos(this.lr, "lr", true);
     check(this.beta1 >= 0 && this.beta1 < 1 && this.beta2 >= 0 && this.beta2 < 1, "E_ARGUMENT", `Adam betas must be in [0, 1), got ${this.beta1}, ${this.beta2}`);
     finitePos(this.eps, "eps");
-    const kindMult: Record<ParamKind, number> = { weight: 1, bias: 1, act_range: 10, gamma: 1, offset_scale: 1, offset_shift: 1 };
+    const kindMult: Record<ParamKind, number> = { weight: 1, bias: 1, act_range: 10, gamma: 1, offset_scale: 1, offset_shift: 1, act_clip: 1 };
     for (const [k, v] of Object.entries(o.lrMult ?? {})) {
       check(PARAM_KINDS.includes(k as ParamKind), "E_ARGUMENT", `lrMult: unknown parameter kind '${k}' (${PARAM_KINDS.join(", ")})`);
       finitePos(v!, `lrMult.${k}`, true);

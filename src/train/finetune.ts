@@ -75,6 +75,13 @@ export interface FinetuneOptions {
   augment?: boolean;
   /** Activation-range init: P_low/P_high of the FP32 activations over `samples` patches (default 1/99 over 8). */
   calibration?: { samples?: number; low?: number; high?: number };
+  /**
+   * Tensor-quantizer clips still unset (quant.tensors without init) start from the FP32 model's
+   * max|x| averaged over this many patches (Trainer.warmupClips; FQSR's warm-up, default 20).
+   */
+  warmup?: number;
+  /** Weight of the tensor quantizers' calibration loss λ·Σ mean|x − x̂| (TrainerOptions.quantLoss; default 0). */
+  quantLoss?: number;
   /** Train conv weights/biases (default true); false trains only quantizer parameters. */
   trainWeights?: boolean;
   /** Start from a previous state (weights and quantizer parameters). */
@@ -95,6 +102,8 @@ export interface FinetuneResult {
   losses: number[];
   /** Activation ranges set by calibration (layer → [l, u]). */
   calibrated: Map<string, [number, number]>;
+  /** Trained tensor-quantizer grids [l, u] by clip parameter name (quant.tensors). */
+  clips: Map<string, [number, number]>;
   ms: number;
 }
 
@@ -126,7 +135,7 @@ export async function finetune(model: Graph, data: TrainData, o: FinetuneOptions
   const needTeacher = wT > 0 || feats.length > 0 || o.stepFn !== undefined;
   // All or nothing: an E_MEMORY while setting up leaves no blocks behind (Arena.atomic).
   const { trainer, teacher, gb } = rt.arena.atomic(() => {
-    const trainer = new Trainer(rt, tg, { maxW: maxSide, maxH: maxSide, optimizer: o.optimizer, trainWeights: o.trainWeights });
+    const trainer = new Trainer(rt, tg, { maxW: maxSide, maxH: maxSide, optimizer: o.optimizer, trainWeights: o.trainWeights, quantLoss: o.quantLoss });
     const teacher = needTeacher ? new Trainer(rt, buildTrainGraph(model, null), { maxW: maxSide, maxH: maxSide, forwardOnly: true }) : null;
     return { trainer, teacher, gb: trainer.createGrads() };
   });
@@ -145,6 +154,17 @@ export async function finetune(model: Graph, data: TrainData, o: FinetuneOptions
         return { data: s.lr, w: s.w, h: s.h };
       });
       calibrated = trainer.calibrateActRanges(samples, { low: o.calibration?.low, high: o.calibration?.high });
+    }
+    if (trainer.params.some((p) => p.kind === "act_clip" && Number.isNaN(p.value[0]))) {
+      const n = o.warmup ?? 20;
+      checkInt(n, 1, 1 << 16, "warm-up patches");
+      const ws = new PatchSampler(data, {
+        patch, scale: model.meta.scale, inputRange: model.meta.inputRange, outputRange: model.meta.outputRange, seed: ((o.seed ?? 1) ^ 0x2545f491) >>> 0, augment: o.augment,
+      });
+      trainer.warmupClips(Array.from({ length: n }, () => {
+        const s = ws.next();
+        return { data: s.lr, w: s.w, h: s.h };
+      }));
     }
 
     const losses = (s: Sample): { loss: number; seeds: Seed[] } => {
@@ -190,7 +210,7 @@ export async function finetune(model: Graph, data: TrainData, o: FinetuneOptions
             lastYield = Date.now();
           }
         }
-        stepLoss = sum / batch;
+        stepLoss = (sum + gb.quantLoss) / batch;
         grads = trainer.gradients(gb, 1 / batch);
       }
       throwIfAborted(o.signal);
@@ -204,7 +224,7 @@ export async function finetune(model: Graph, data: TrainData, o: FinetuneOptions
       throwIfAborted(o.signal);
     }
     const state = trainState(trainer);
-    return { state, graph: applyState(model, state), trainGraph: tg, losses: history, calibrated, ms: Date.now() - t0 };
+    return { state, graph: applyState(model, state), trainGraph: tg, losses: history, calibrated, clips: trainer.clips(), ms: Date.now() - t0 };
   } finally {
     gb.dispose();
     trainer.dispose();

@@ -9,6 +9,11 @@
  * - a **weight fake-quant** on ODM's odd grid: levels ±u_w·{1, 3, …, 2^w − 1}/(2^w − 1),
  *   u_w = f·γ with f = P99(|W|) fixed at build time and γ a learnable scalar (WCC, init 1).
  *
+ * - optionally (FQSR, fqsr.md §2–3) **tensor fake-quants** on node outputs: one learnable clip per
+ *   tensor (or per group of tensors that share one grid), full range [−α, α] or half range [0, α]
+ *   with 2^b levels — the "fm"/"ot" quantizers — applied in place so every reader sees x̂; and the
+ *   weight grid of the deployed static model (`weightGrid: "channel"`, symmetric per output channel).
+ *
  * The graph runs un-optimized except for activation fusion (conv → ReLU becomes one node): the
  * sub-pixel rewrite and MultiplyBeta folding change which tensors exist and what a layer's weights
  * mean, and the trained state must map 1:1 onto the source model's layers by name. The nearest
@@ -43,6 +48,50 @@ export interface TrainQuantSpec {
   weightPercentile?: number;
   /** f by layer name, replacing P_p(|W|) (AdaBM's OMSE clip: u_w = f·γ with γ = 1 at the start). */
   weightClip?: Readonly<Record<string, number>>;
+  /**
+   * Weight grid: "odd" (default; ODM's odd grid, u_w = f·γ per tensor, learnable γ) or "channel"
+   * (the static integer model's grid, src/quant/weights.ts: symmetric per output channel, scale
+   * max|W_o|/(2^(w−1) − 1), no learnable clip; straight-through gradient).
+   */
+  weightGrid?: "odd" | "channel";
+  /** Quantizers on node outputs (FQSR's fm/ot; see TensorQuantSpec). */
+  tensors?: readonly TensorQuantSpec[];
+}
+
+/**
+ * One learnable-clip quantizer on the outputs of some nodes (fqsr.md §2), applied in place after the
+ * node runs: every reader sees x̂, backward passes ∂L/∂x̂ straight through inside the clip (STE) and
+ * the LSQ-style clip gradient. Nodes listed together share the one clip (one grid).
+ */
+export interface TensorQuantSpec {
+  /** Node names (outputs quantized). The first one names the parameter (`${nodes[0]}/act_clip`). */
+  nodes: readonly string[];
+  /** Bits 1..16 (2^b levels). */
+  bits: number;
+  /**
+   * Grid: "full" = [−α, α] (FQSR's signed grid: odd multiples of α/(L − 1), no zero level),
+   * "half" = [0, α] (unsigned, post-ReLU), "asymmetric" = a learnable [l, u] (lowbit's own grid,
+   * not FQSR's). Parameter value: [α] or [l, u].
+   */
+  grid: "full" | "half" | "asymmetric";
+  /** Initial clip ([α] or [l, u]); absent = set before the first quantized forward (Trainer.warmupClips). */
+  init?: readonly number[];
+  /**
+   * Train on the grid the static integer model deploys (bits 2..8): the clip [l, u] becomes
+   * affineParams(l, u) — range widened to include 0, zero point nudged to an integer code — so
+   * the levels are those the integer kernels use. Default false (the clip's own grid).
+   */
+  nudge?: boolean;
+}
+
+/** A resolved tensor quantizer of the training graph. */
+export interface TrainTensorQuant {
+  /** Parameter name. */
+  name: string;
+  ids: number[];
+  levels: number;
+  grid: TensorQuantSpec["grid"];
+  nudge: boolean;
 }
 
 /** Quantization attached to one conv of the training graph. */
@@ -55,6 +104,8 @@ export interface TrainQuantLayer {
   weightF: number;
   /** Whether the input has learnable per-channel offsets. */
   offsets: boolean;
+  /** Weight grid (TrainQuantSpec.weightGrid). */
+  weightGrid: "odd" | "channel";
 }
 
 export interface TrainConvLayer {
@@ -80,10 +131,12 @@ export interface TrainGraph {
   spec: TrainQuantSpec | null;
   /** Initial parameter values by parameter name (see paramName). */
   init: Map<string, Float32Array>;
+  /** Tensor quantizers (TrainQuantSpec.tensors), in order. */
+  tensorQuant: TrainTensorQuant[];
 }
 
-export type ParamKind = "weight" | "bias" | "act_range" | "gamma" | "offset_scale" | "offset_shift";
-export const PARAM_KINDS: readonly ParamKind[] = ["weight", "bias", "act_range", "gamma", "offset_scale", "offset_shift"];
+export type ParamKind = "weight" | "bias" | "act_range" | "gamma" | "offset_scale" | "offset_shift" | "act_clip";
+export const PARAM_KINDS: readonly ParamKind[] = ["weight", "bias", "act_range", "gamma", "offset_scale", "offset_shift", "act_clip"];
 
 /** Parameter tensor names: `${layer}/${kind}`. */
 export function paramName(layer: string, kind: ParamKind): string {
@@ -137,6 +190,8 @@ export function buildTrainGraph(graph: Graph, quant: TrainQuantSpec | null = nul
       check(n !== undefined && picked.has(n.id), "E_ARGUMENT", `quant.offsets: '${name}' is not a quantized conv`);
       check(aLevels > 0, "E_ARGUMENT", `quant.offsets: '${name}' needs activation quantization (actBits)`);
     }
+    check(quant.weightGrid === undefined || quant.weightGrid === "odd" || quant.weightGrid === "channel", "E_ARGUMENT", `weightGrid must be "odd" or "channel", got '${String(quant.weightGrid)}'`);
+    check(quant.weightGrid !== "channel" || wLevels === 0 || quant.weightBits! >= 2, "E_BITS", "weightGrid \"channel\" needs weight bits 2..8");
     spec = { ...quant, layers: Array.isArray(layers) ? [...layers] : layers, weightPercentile: pct };
   }
 
@@ -147,8 +202,8 @@ export function buildTrainGraph(graph: Graph, quant: TrainQuantSpec | null = nul
   for (const n of convNodes) {
     let q: TrainQuantLayer | null = null;
     if (picked.has(n.id) && (aLevels > 0 || wLevels > 0)) {
-      q = { actLevels: aLevels, weightLevels: wLevels, weightF: 0, offsets: offsetSet.has(n.name) };
-      if (wLevels > 0) {
+      q = { actLevels: aLevels, weightLevels: wLevels, weightF: 0, offsets: offsetSet.has(n.name), weightGrid: quant!.weightGrid ?? "odd" };
+      if (wLevels > 0 && q.weightGrid === "odd") {
         const f = quant!.weightClip?.[n.name];
         if (f !== undefined) check(Number.isFinite(f) && f > 0, "E_RANGE", `weightClip['${n.name}'] must be a positive number, got ${f}`);
         q.weightF = f ?? weightScaleOf(n.weights, spec!.weightPercentile!);
@@ -168,7 +223,7 @@ export function buildTrainGraph(graph: Graph, quant: TrainQuantSpec | null = nul
         init.set(paramName(n.name, "act_range"), Float32Array.of(r[0], r[1]));
       }
     }
-    if (q && q.weightLevels > 0) {
+    if (q && q.weightLevels > 0 && q.weightGrid === "odd") {
       const gm = quant!.gamma?.[n.name] ?? 1;
       check(Number.isFinite(gm) && gm > 0, "E_RANGE", `gamma['${n.name}'] must be a positive number, got ${gm}`);
       init.set(paramName(n.name, "gamma"), Float32Array.of(gm));
@@ -182,7 +237,41 @@ export function buildTrainGraph(graph: Graph, quant: TrainQuantSpec | null = nul
     const l = byName.get(name);
     check(l?.quant && l.quant.actLevels > 0, "E_ARGUMENT", `actRanges: '${name}' is not a conv with an activation quantizer`);
   }
-  return { graph: g, convs, byName, spec, init };
+  const tensorQuant = resolveTensorQuant(g, quant?.tensors ?? [], init);
+  return { graph: g, convs, byName, spec, init, tensorQuant };
+}
+
+function resolveTensorQuant(g: Graph, specs: readonly TensorQuantSpec[], init: Map<string, Float32Array>): TrainTensorQuant[] {
+  check(Array.isArray(specs), "E_ARGUMENT", "quant.tensors must be an array");
+  const byName = new Map(g.nodes.map((n) => [n.name, n]));
+  const taken = new Set<number>();
+  return specs.map((t, i) => {
+    check(t !== null && typeof t === "object" && Array.isArray(t.nodes) && t.nodes.length > 0, "E_ARGUMENT", `quant.tensors[${i}]: needs a non-empty list of node names`);
+    check(t.grid === "full" || t.grid === "half" || t.grid === "asymmetric", "E_ARGUMENT", `quant.tensors[${i}]: grid must be "full", "half" or "asymmetric", got '${String(t.grid)}'`);
+    const levels = checkBits(t.bits, 16, `quant.tensors[${i}] bits`);
+    check(levels > 0, "E_BITS", `quant.tensors[${i}]: bits must be 1..16`);
+    const ids = t.nodes.map((name: string) => {
+      const n = byName.get(name);
+      check(n !== undefined, "E_ARGUMENT", `quant.tensors[${i}]: no node named '${name}'`);
+      check(n.op !== "input", "E_ARGUMENT", `quant.tensors[${i}]: the graph input '${name}' is not quantized here (it is exact 8-bit data)`);
+      check(!taken.has(n.id), "E_ARGUMENT", `quant.tensors[${i}]: node '${name}' already has a quantizer`);
+      taken.add(n.id);
+      return n.id;
+    });
+    const name = paramName(t.nodes[0], "act_clip");
+    check(t.nudge === undefined || typeof t.nudge === "boolean", "E_ARGUMENT", `quant.tensors[${i}]: nudge must be a boolean`);
+    check(!t.nudge || (t.bits >= 2 && t.bits <= 8), "E_BITS", `quant.tensors[${i}]: the deployed (nudged) grid needs bits 2..8, got ${t.bits}`);
+    if (t.init !== undefined) {
+      const v = t.init;
+      if (t.grid === "asymmetric") {
+        check(v.length === 2 && Number.isFinite(v[0]) && Number.isFinite(v[1]) && v[0] < v[1], "E_RANGE", `quant.tensors[${i}]: init must be [l, u] with l < u, got [${[...v].join(", ")}]`);
+      } else {
+        check(v.length === 1 && Number.isFinite(v[0]) && v[0] > 0, "E_RANGE", `quant.tensors[${i}]: init must be [α] with α > 0, got [${[...v].join(", ")}]`);
+      }
+      init.set(name, Float32Array.from(v));
+    }
+    return { name, ids, levels, grid: t.grid, nudge: t.nudge ?? false };
+  });
 }
 
 /**

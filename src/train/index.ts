@@ -17,7 +17,7 @@
  *   tr.step(combine(a, b));                        // Adam (groups, schedule), constraints, repack
  */
 export { buildTrainGraph, weightScaleOf, paramName, PARAM_KINDS } from "./graph.ts";
-export type { TrainGraph, TrainQuantSpec, TrainQuantLayer, TrainConvLayer, ParamKind } from "./graph.ts";
+export type { TrainGraph, TrainQuantSpec, TrainQuantLayer, TrainConvLayer, ParamKind, TensorQuantSpec, TrainTensorQuant } from "./graph.ts";
 export { Trainer, GradBuffers } from "./trainer.ts";
 export type { TensorRef, Seed, SeedTarget, TrainerOptions, ActQuantHook } from "./trainer.ts";
 export { Adam } from "./adam.ts";

@@ -16,7 +16,7 @@ export interface TrainExports extends F32Exports {
   f32_conv_backward_weights_scratch_bytes(w: number, cin: number, cout: number, k: number): number;
   /** dx = dy·[y > 0] (in place allowed). */
   f32_relu_backward_nhwc(dy: number, dyStride: number, y: number, yStride: number, dx: number, dxStride: number, pixels: number, channels: number): void;
-  /** y = round((clip(x, l, u) − l)/s)·s + l, half away from zero. */
+  /** y = clip(round((clip(x, l, u) − l)/s)·s + l, l, u), half away from zero. */
   f32_fake_quant_nhwc(x: number, xStride: number, y: number, yStride: number, pixels: number, channels: number, l: number, u: number, s: number): void;
   /** dx = dy·[l ≤ x ≤ u] (dx = 0: not written); returns Σ_inside dy·(r − t); below/above: Σ dy outside. */
   f32_fake_quant_backward_nhwc(x: number, xStride: number, dy: number, dyStride: number, dx: number, dxStride: number,

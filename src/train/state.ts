@@ -18,7 +18,7 @@ export interface TrainLayerState {
   bias: Float32Array | null;
   /** Activation quantizer on the input: 2^bits = levels on [l, u]. */
   act: { l: number; u: number; levels: number } | null;
-  /** Weight quantizer: odd grid with clip u = f·γ. */
+  /** Weight quantizer: odd grid with clip u = f·γ (null also for the per-channel grid, which has no parameter). */
   weight: { f: number; gamma: number; u: number; levels: number } | null;
   /** Per-input-channel offsets: the quantizer sees x·scale + shift (x̂ = (q(x·α + β) − β)/α). */
   offsets: { scale: Float32Array; shift: Float32Array } | null;
@@ -44,13 +44,14 @@ export function trainState(tr: Trainer): TrainState {
   const layers: TrainLayerState[] = tr.layers.map((l) => {
     const q = l.quant;
     const range = q && q.actLevels > 0 ? get(l.name, "act_range") : null;
-    const gamma = q && q.weightLevels > 0 ? get(l.name, "gamma")![0] : 0;
+    const odd = q !== null && q.weightLevels > 0 && q.weightGrid === "odd";
+    const gamma = odd ? get(l.name, "gamma")![0] : 0;
     const scale = q?.offsets ? get(l.name, "offset_scale") : null;
     return {
       name: l.name, k: l.k, cin: l.cin, cout: l.cout, relu: l.relu,
       weights: get(l.name, "weight")!, bias: get(l.name, "bias"),
       act: range ? { l: range[0], u: range[1], levels: q!.actLevels } : null,
-      weight: q && q.weightLevels > 0 ? { f: q.weightF, gamma, u: q.weightF * gamma, levels: q.weightLevels } : null,
+      weight: odd ? { f: q.weightF, gamma, u: q.weightF * gamma, levels: q.weightLevels } : null,
       offsets: scale ? { scale, shift: get(l.name, "offset_shift")! } : null,
     };
   });

@@ -34,6 +34,8 @@ import { paramName, type ParamKind, type TrainConvLayer, type TrainGraph } from 
 import { Adam, type AdamOptions, type Param } from "./adam.ts";
 import { fakeQuantStep, type TrainExports } from "./kernels.ts";
 import { fakeQuantWeightsOdd, fakeQuantWeightsOddBackward, percentile } from "./quant-math.ts";
+import { fakeQuantizeWeights } from "../quant/weights.ts";
+import { affineParams } from "../quant/params.ts";
 
 /** A tensor of the current sample in the arena: element (p, c) at f32 index ptr/4 + p·stride + c. */
 export interface TensorRef {
@@ -87,6 +89,11 @@ export interface TrainerOptions {
   forwardOnly?: boolean;
   /** Custom activation quantizers by conv name (layers without the graph's own act fake-quant). */
   actHooks?: ReadonlyMap<string, ActQuantHook>;
+  /**
+   * Weight λ of the tensor quantizers' calibration loss, λ·Σ_tensors mean|x − x̂| (FQSR: 0.3,
+   * fqsr.md §2), added in every backward pass; default 0. Its value is GradBuffers.quantLoss.
+   */
+  quantLoss?: number;
 }
 
 /** Raw gradient accumulators of one or more backward passes (arena + f64 scalars). */
@@ -97,6 +104,8 @@ export class GradBuffers {
   readonly scalars: Float64Array;
   /** Backward passes accumulated since the last zero(). */
   passes = 0;
+  /** Σ of the tensor quantizers' calibration loss (TrainerOptions.quantLoss) over those passes. */
+  quantLoss = 0;
   private readonly rt: Runtime;
   private readonly region: ArenaRegion;
 
@@ -113,6 +122,7 @@ export class GradBuffers {
     this.rt.arena.f32.fill(0, this.base >> 2, (this.base + this.bytes) >> 2);
     this.scalars.fill(0);
     this.passes = 0;
+    this.quantLoss = 0;
   }
 
   dispose(): void {
@@ -151,6 +161,45 @@ interface ConvSlots {
   hook: ActQuantHook | null;
 }
 
+/** A tensor quantizer (TrainGraph.tensorQuant) in the arena. */
+interface TensorQuantSlots {
+  /** The clip parameter: [α] (full / half grid) or [l, u] (asymmetric). */
+  clip: Param;
+  grid: "full" | "half" | "asymmetric";
+  levels: number;
+  ids: number[];
+  /** Index of [Σ∂L/∂l, Σ∂L/∂u] in GradBuffers.scalars. */
+  sIdx: number;
+  /** Fake-quantize on the deployed (nudged) grid. */
+  nudge: boolean;
+}
+
+/** The clip [l, u] of a clip parameter. */
+function clipRange(t: TensorQuantSlots): [number, number] {
+  const v = t.clip.value;
+  return t.grid === "asymmetric" ? [v[0], v[1]] : [t.grid === "full" ? -v[0] : 0, v[0]];
+}
+
+/**
+ * The grid the fake quant runs on: the clip itself, or (nudge) the integer model's grid
+ * affineParams(l, u) = [−z·s, (n − z)·s] with s = (max(u, 0) − min(l, 0))/n and the integer zero
+ * point z. With z held constant (piecewise constant in l, u), the grid ends are linear in the clip:
+ * ∂s/∂l = −[l < 0]/n, ∂s/∂u = [u > 0]/n, and J = [[∂l′/∂l, ∂l′/∂u], [∂u′/∂l, ∂u′/∂u]] maps the grid-end
+ * gradients back to the clip (gradients()).
+ */
+function gridOf(t: TensorQuantSlots): { l: number; u: number; s: number; J: [number, number, number, number] } {
+  const [l, u] = clipRange(t);
+  if (!t.nudge) return { l, u, s: fakeQuantStep(l, u, t.levels), J: [1, 0, 0, 1] };
+  const n = t.levels - 1;
+  const p = affineParams(l, u, Math.log2(t.levels), { signed: false });
+  const z = p.zeroPoint - p.qmin;
+  const dsl = l < 0 ? -1 / n : 0, dsu = u > 0 ? 1 / n : 0;
+  // The kernel gets the integer model's own step, and l′ = −z·s rounds like the kernel's z·s: the
+  // zero code dequantizes to exactly 0 (ReLU masks downstream see a true zero).
+  const s = p.scale, lo = -Math.fround(z * s);
+  return { l: lo, u: Math.fround(lo + Math.fround(n * s)), s, J: [-z * dsl, -z * dsu, (n - z) * dsl, (n - z) * dsu] };
+}
+
 function dense(ptr: number, channels: number): { ptr: number; stride: number; channels: number } {
   return { ptr, stride: channels, channels };
 }
@@ -178,6 +227,10 @@ export class Trainer {
   private readonly t2: number;
   private readonly scratch: number;
   private readonly convs = new Map<number, ConvSlots>();
+  /** Tensor quantizers, and per quantized node: its quantizer and the arena copy of x (dense, pre-quant). */
+  private readonly tq: TensorQuantSlots[] = [];
+  private readonly tqNode = new Map<number, { t: TensorQuantSlots; raw: number }>();
+  private readonly quantLossWeight: number;
   private readonly paramIndex = new Map<string, Param>();
   private readonly quantSteps: Step[] = [];
   private readonly fpSteps: Step[] = [];
@@ -229,7 +282,9 @@ export class Trainer {
     };
 
     // Memory plan: inference layout, every buffer live for the whole pass.
-    const mem = (this.mem = planMemory(g, { tileW: this.maxW, tileH: this.maxH, elemBytes: () => 4, pinned: new Set([g.input, g.output]) }));
+    // Tensor quantizers rewrite a tensor in place: no tensor may be a slice of another's buffer
+    // (a concat quantized in place would re-round its inputs under their readers' feet).
+    const mem = (this.mem = planMemory(g, { tileW: this.maxW, tileH: this.maxH, elemBytes: () => 4, pinned: new Set([g.input, g.output]), noConcatAlias: tg.tensorQuant.length > 0 }));
     for (const b of mem.buffers) {
       b.first = 0;
       b.last = N;
@@ -303,6 +358,17 @@ export class Trainer {
       }
       this.convs.set(n.id, slots);
     }
+    for (const t of tg.tensorQuant) {
+      const v = tg.init.get(t.name);
+      const clip: Param = { name: t.name, layer: g.nodes[t.ids[0]].name, kind: "act_clip", value: v ? Float32Array.from(v) : new Float32Array(t.grid === "asymmetric" ? 2 : 1).fill(NaN) };
+      this.params.push(clip);
+      this.paramIndex.set(clip.name, clip);
+      const slots: TensorQuantSlots = { clip, grid: t.grid, levels: t.levels, ids: t.ids, sIdx: this.forwardOnly ? -1 : (scalars += 2) - 2, nudge: t.nudge };
+      this.tq.push(slots);
+      for (const id of t.ids) this.tqNode.set(id, { t: slots, raw: this.region.alloc(4 * pix(g.nodes[id]) * g.nodes[id].channels) });
+    }
+    this.quantLossWeight = o.quantLoss ?? 0;
+    check(Number.isFinite(this.quantLossWeight) && this.quantLossWeight >= 0, "E_ARGUMENT", `quantLoss must be a non-negative number, got ${o.quantLoss}`);
     this.gradBytes = gradBytes;
     this.scalarCount = scalars;
     this.t1 = this.region.alloc(4 * tempElems);
@@ -343,46 +409,61 @@ export class Trainer {
       packedAt: new Map<number, number>(), steps, concatCopies: this.mem.concatCopies,
     };
     for (const n of g.nodes) {
-      if (n.op !== "conv2d") {
-        lowerF32Node(ctx, n);
-        continue;
-      }
-      const c = this.convs.get(n.id)!;
-      const s = n.spatial, cin = c.layer.cin, cout = c.layer.cout, kk = n.k;
-      const x = n.inputs[0];
-      let xp = this.fptr(x), xs = this.stride(x);
-      const q = quant ? c.layer.quant : null;
-      if (quant && c.hook) {
-        const hook = c.hook, src = xp, ss = xs;
-        steps.push((w, h) => hook.forward(src, ss, c.xq, w * s * h * s, cin, w * s, h * s));
-        xp = c.xq;
-        xs = cin;
-      } else if (q && q.actLevels > 0) {
-        const range = c.range!.value;
-        if (q.offsets) {
-          const A = c.offA, B = A + 4 * cin, Ai = B + 4 * cin, Bi = Ai + 4 * cin;
-          const src = xp, ss = xs;
-          steps.push((w, h) => {
-            const P = w * s * h * s;
-            const l = range[0], u = range[1];
-            k.f32_channel_affine_nhwc(src, ss, c.z, cin, P, cin, A, B);
-            k.f32_fake_quant_nhwc(c.z, cin, c.zq, cin, P, cin, l, u, fakeQuantStep(l, u, c.levels));
-            k.f32_channel_affine_nhwc(c.zq, cin, c.xq, cin, P, cin, Ai, Bi);
-          });
-        } else {
-          const src = xp, ss = xs;
-          steps.push((w, h) => {
-            const l = range[0], u = range[1];
-            k.f32_fake_quant_nhwc(src, ss, c.xq, cin, w * s * h * s, cin, l, u, fakeQuantStep(l, u, c.levels));
-          });
-        }
-        xp = c.xq;
-        xs = cin;
-      }
-      const y = this.fptr(n.id), ys = this.stride(n.id), wp = c.packed, lo = c.layer.relu ? 0 : -Infinity, scr = this.scratch;
-      const inP = xp, inS = xs;
-      steps.push((w, h) => k.f32_conv_nhwc(inP, inS, y, ys, h * s, w * s, cin, cout, kk, wp, lo, Infinity, scr));
+      this.lowerNode(ctx, steps, n, quant);
+      const tq = quant ? this.tqNode.get(n.id) : undefined;
+      if (!tq) continue;
+      // Keep x (backward needs it), then x̂ = q(x) in place: every reader sees x̂.
+      const y = this.fptr(n.id), ys = this.stride(n.id), C = n.channels, s = n.spatial, { t, raw } = tq;
+      steps.push((w, h) => {
+        const P = w * s * h * s;
+        const { l, u, s: step } = gridOf(t);
+        k.x32_copy_nhwc(y, P, C, ys, raw, C);
+        k.f32_fake_quant_nhwc(raw, C, y, ys, P, C, l, u, step);
+      });
     }
+  }
+
+  private lowerNode(ctx: Parameters<typeof lowerF32Node>[0], steps: Step[], n: Node, quant: boolean): void {
+    const k = this.k;
+    if (n.op !== "conv2d") {
+      lowerF32Node(ctx, n);
+      return;
+    }
+    const c = this.convs.get(n.id)!;
+    const s = n.spatial, cin = c.layer.cin, cout = c.layer.cout, kk = n.k;
+    const x = n.inputs[0];
+    let xp = this.fptr(x), xs = this.stride(x);
+    const q = quant ? c.layer.quant : null;
+    if (quant && c.hook) {
+      const hook = c.hook, src = xp, ss = xs;
+      steps.push((w, h) => hook.forward(src, ss, c.xq, w * s * h * s, cin, w * s, h * s));
+      xp = c.xq;
+      xs = cin;
+    } else if (q && q.actLevels > 0) {
+      const range = c.range!.value;
+      if (q.offsets) {
+        const A = c.offA, B = A + 4 * cin, Ai = B + 4 * cin, Bi = Ai + 4 * cin;
+        const src = xp, ss = xs;
+        steps.push((w, h) => {
+          const P = w * s * h * s;
+          const l = range[0], u = range[1];
+          k.f32_channel_affine_nhwc(src, ss, c.z, cin, P, cin, A, B);
+          k.f32_fake_quant_nhwc(c.z, cin, c.zq, cin, P, cin, l, u, fakeQuantStep(l, u, c.levels));
+          k.f32_channel_affine_nhwc(c.zq, cin, c.xq, cin, P, cin, Ai, Bi);
+        });
+      } else {
+        const src = xp, ss = xs;
+        steps.push((w, h) => {
+          const l = range[0], u = range[1];
+          k.f32_fake_quant_nhwc(src, ss, c.xq, cin, w * s * h * s, cin, l, u, fakeQuantStep(l, u, c.levels));
+        });
+      }
+      xp = c.xq;
+      xs = cin;
+    }
+    const y = this.fptr(n.id), ys = this.stride(n.id), wp = c.packed, lo = c.layer.relu ? 0 : -Infinity, scr = this.scratch;
+    const inP = xp, inS = xs;
+    steps.push((w, h) => k.f32_conv_nhwc(inP, inS, y, ys, h * s, w * s, cin, cout, kk, wp, lo, Infinity, scr));
   }
 
   // ---------------------------------------------------------------- parameters
@@ -456,6 +537,14 @@ export class Trainer {
         }
       } else if (p.kind === "gamma") {
         if (!(v[0] >= 1e-6)) v[0] = 1e-6;
+      } else if (p.kind === "act_clip" && !Number.isNaN(v[0])) {
+        // α > 0 (fqsr.md §5: guard α ≤ 0); an asymmetric clip keeps l < u.
+        if (v.length === 1) v[0] = Math.max(v[0], 1e-6);
+        else if (!(v[1] - v[0] >= 1e-6 * Math.max(1, Math.abs(v[0]), Math.abs(v[1])))) {
+          const mid = (v[0] + v[1]) / 2, eps = 1e-6 * Math.max(1, Math.abs(mid));
+          v[0] = mid - eps;
+          v[1] = mid + eps;
+        }
       } else if (p.kind === "offset_scale") {
         for (let i = 0; i < v.length; i++) if (Math.abs(v[i]) < 1e-6) v[i] = v[i] < 0 ? -1e-6 : 1e-6;
       }
@@ -468,8 +557,11 @@ export class Trainer {
     for (const c of this.convs.values()) {
       const { k, cin, cout } = c.layer;
       let w = c.w.value;
+      const q = c.layer.quant;
       if (mode === "quant" && c.gamma) {
-        w = fakeQuantWeightsOdd(new Float32Array(w.length), w, c.layer.quant!.weightF * c.gamma.value[0], c.layer.quant!.weightLevels);
+        w = fakeQuantWeightsOdd(new Float32Array(w.length), w, q!.weightF * c.gamma.value[0], q!.weightLevels);
+      } else if (mode === "quant" && q && q.weightLevels > 0 && q.weightGrid === "channel") {
+        w = fakeQuantizeWeights(w, cout, Math.log2(q.weightLevels));
       }
       a.write(c.packed, packF32Conv(w, k, cin, cout, c.b?.value ?? null));
       if (!this.forwardOnly) a.write(c.packedBwd, packF32ConvBackwardInput(w, k, cin, cout));
@@ -509,6 +601,9 @@ export class Trainer {
         if (c.range && !(c.range.value[0] < c.range.value[1])) {
           throw new LowbitError("E_ARGUMENT", `layer '${c.layer.name}': activation range not initialized (pass quant.actRanges or call calibrateActRanges)`);
         }
+      }
+      for (const t of this.tq) {
+        if (Number.isNaN(t.clip.value[0])) throw new LowbitError("E_ARGUMENT", `tensor quantizer '${t.clip.name}': clip not initialized (pass quant.tensors[].init or call warmupClips)`);
       }
     }
     this.sync(o.fp ? "fp" : "quant");
@@ -595,6 +690,48 @@ export class Trainer {
     this.constrain();
     this.invalidate();
     return out;
+  }
+
+  /**
+   * Initializes tensor-quantizer clips from the FP32 model (FQSR's warm-up, fqsr.md §2: α tracks the
+   * mean of max|x| over the unquantized iterations): α = mean over `samples` of max|x| over the
+   * quantizer's tensors (half grid: max x, floored at a tiny positive value); asymmetric: [l, u] = the
+   * means of min x and max x. Only clips still uninitialized unless `all`. Returns the clips set.
+   */
+  warmupClips(samples: ReadonlyArray<{ data: Float32Array; w: number; h: number }>, o: { all?: boolean } = {}): Map<string, number[]> {
+    check(samples.length > 0, "E_ARGUMENT", "warm-up needs at least one sample");
+    const todo = this.tq.filter((t) => o.all || Number.isNaN(t.clip.value[0]));
+    const sums = todo.map(() => [0, 0]);
+    for (const s of samples) {
+      this.forward(s.data, s.w, s.h, { fp: true });
+      todo.forEach((t, i) => {
+        let lo = Infinity, hi = -Infinity;
+        for (const id of t.ids) {
+          const v = this.read(id);
+          for (let j = 0; j < v.length; j++) {
+            if (v[j] < lo) lo = v[j];
+            if (v[j] > hi) hi = v[j];
+          }
+        }
+        sums[i][0] += lo;
+        sums[i][1] += t.grid === "full" ? Math.max(-lo, hi) : hi;
+      });
+    }
+    const out = new Map<string, number[]>();
+    todo.forEach((t, i) => {
+      const lo = sums[i][0] / samples.length, hi = sums[i][1] / samples.length;
+      if (t.grid === "asymmetric") t.clip.value.set([lo, hi]);
+      else t.clip.value[0] = hi;
+      this.constrain();
+      out.set(t.clip.name, [...t.clip.value]);
+    });
+    this.invalidate();
+    return out;
+  }
+
+  /** The clip parameters' grids [l, u] by parameter name. */
+  clips(): Map<string, [number, number]> {
+    return new Map(this.tq.map((t) => [t.clip.name, clipRange(t)]));
   }
 
   // ---------------------------------------------------------------- backward
@@ -720,6 +857,10 @@ export class Trainer {
       const s = n.spatial;
       const Pn = (w: number, h: number): number => w * s * h * s;
       const gy = this.gptr(id), sy = this.stride(id), C = n.channels;
+      const tqn = this.tqNode.get(id);
+      // The node's output as its own backward needs it (ReLU masks): x before the tensor quantizer.
+      const yOwn = tqn ? tqn.raw : this.fptr(id), yOwnS = tqn ? C : sy;
+      if (tqn && isLive) steps.push(this.tensorQuantBackward(tqn.t, tqn.raw, id, gy, sy, Pn));
       switch (n.op) {
         case "input":
           break;
@@ -733,10 +874,7 @@ export class Trainer {
           const xin = hasAct ? c.xq : this.fptr(x), xinS = hasAct ? cin : this.stride(x);
           const scr = this.scratch;
           if (isLive) {
-            if (relu) {
-              const yp = this.fptr(id);
-              steps.push((w, h) => k.f32_relu_backward_nhwc(gy, sy, yp, sy, gy, sy, Pn(w, h), cout));
-            }
+            if (relu) steps.push((w, h) => k.f32_relu_backward_nhwc(gy, sy, yOwn, yOwnS, gy, sy, Pn(w, h), cout));
             if (c.gW >= 0) {
               const gW = c.gW, gB = c.gB;
               steps.push((w, h, gb) => this.weightGrads && k.f32_conv_backward_weights_nhwc(xin, xinS, gy, sy, h * s, w * s, cin, cout, kk,
@@ -806,8 +944,7 @@ export class Trainer {
           if (n.activation.kind === "linear") {
             steps.push(into(x, Pn, (dst, ds, w, h) => k.x32_copy_nhwc(gy, Pn(w, h), C, sy, dst, ds)));
           } else {
-            const yp = this.fptr(id);
-            steps.push(into(x, Pn, (dst, ds, w, h) => k.f32_relu_backward_nhwc(gy, sy, yp, sy, dst, ds, Pn(w, h), C)));
+            steps.push(into(x, Pn, (dst, ds, w, h) => k.f32_relu_backward_nhwc(gy, sy, yOwn, yOwnS, dst, ds, Pn(w, h), C)));
           }
           break;
         }
@@ -861,6 +998,50 @@ export class Trainer {
   }
 
   /**
+   * Backward of a tensor quantizer, in place on the node's output gradient g = ∂L/∂x̂:
+   * - STE and LSQ clip sums (the conv-input quantizer's derivation above): g ← g·[l ≤ x ≤ u],
+   *   Σ∂L/∂l = B − A/n, Σ∂L/∂u = C + A/n;
+   * - the calibration loss λ·mean|x − x̂| (fqsr.md §2) with d = x − x̂ and k = λ/(P·C): through the
+   *   STE, x − x̂ has ∂/∂x = 0 inside the clip and 1 outside, so ∂/∂x = k·sign(d) on clipped elements;
+   *   inside, x̂ − x = (R − t)·s gives ∂x̂/∂u = −d/(u − l), ∂x̂/∂l = d/(u − l), hence
+   *   ∂/∂u = k|d|/(u − l), ∂/∂l = −k|d|/(u − l); above u: ∂/∂u = −k; below l: ∂/∂l = +k.
+   * The clip parameter's gradient is formed in gradients(): α of a full grid moves l = −α and u = α
+   * (∂/∂α = ∂/∂u − ∂/∂l), of a half grid only u.
+   */
+  private tensorQuantBackward(t: TensorQuantSlots, raw: number, id: number, gy: number, sy: number, Pn: (w: number, h: number) => number): (w: number, h: number, gb: GradBuffers) => void {
+    const k = this.k, f = this.rt.arena.f32, C = this.graph.nodes[id].channels, y = this.fptr(id), ys = this.stride(id);
+    const lam = this.quantLossWeight;
+    return (w, h, gb) => {
+      const P = Pn(w, h), { l, u, s: step } = gridOf(t), n1 = t.levels - 1;
+      const A = k.f32_fake_quant_backward_nhwc(raw, C, gy, sy, gy, sy, P, C, l, u, step);
+      let dl = k.f32_fake_quant_below() - A / n1, du = k.f32_fake_quant_above() + A / n1;
+      if (lam > 0) {
+        const kk = lam / (P * C), inv = 1 / (u - l), r0 = raw >> 2, y0 = y >> 2, g0 = gy >> 2;
+        let sum = 0, inside = 0, nAbove = 0, nBelow = 0;
+        for (let p = 0; p < P; p++) {
+          const rp = r0 + p * C, yp = y0 + p * ys, gp = g0 + p * sy;
+          for (let c = 0; c < C; c++) {
+            const x = f[rp + c], d = x - f[yp + c];
+            sum += Math.abs(d);
+            if (x > u) {
+              nAbove++;
+              f[gp + c] += kk;
+            } else if (x < l) {
+              nBelow++;
+              f[gp + c] -= kk;
+            } else inside += Math.abs(d);
+          }
+        }
+        gb.quantLoss += kk * sum;
+        du += kk * (inside * inv - nAbove);
+        dl += kk * (nBelow - inside * inv);
+      }
+      gb.scalars[t.sIdx] += dl;
+      gb.scalars[t.sIdx + 1] += du;
+    };
+  }
+
+  /**
    * Parameter-space gradients from raw accumulators, times `scale` (e.g. 1/batch):
    * weights through the weight quantizer's STE (and ∂L/∂γ), offsets through both affines.
    * Returns fresh arrays by parameter name.
@@ -907,6 +1088,12 @@ export class Trainer {
         out.set(c.scale.name, da);
         out.set(c.shift!.name, db);
       }
+    }
+    for (const t of this.tq) {
+      // Grid-end sums → clip [l, u] (through the nudge, gridOf) → the parameter ([α] or [l, u]).
+      const gl = gb.scalars[t.sIdx], gu = gb.scalars[t.sIdx + 1], J = gridOf(t).J;
+      const dl = gl * J[0] + gu * J[2], du = gl * J[1] + gu * J[3];
+      out.set(t.clip.name, t.grid === "asymmetric" ? Float32Array.of(scale * dl, scale * du) : Float32Array.of(scale * (t.grid === "full" ? du - dl : du)));
     }
     return out;
   }

@@ -57,6 +57,8 @@ interface CheckOpts {
   noOutputSeed?: boolean;
   /** Only these parameter tensors (default all). */
   filter?: (name: string) => boolean;
+  /** Tensor quantizers' calibration-loss weight (TrainerOptions.quantLoss). */
+  quantLoss?: number;
 }
 
 interface CheckResult { checked: number; worst: number; worstAt: string; tensors: number }
@@ -65,12 +67,13 @@ async function gradCheck(graph: Graph, o: CheckOpts): Promise<CheckResult> {
   const rt = await testRuntime();
   const rng = new Rng(o.seed);
   const tg: TrainGraph = buildTrainGraph(graph, o.quant);
-  const tr = new Trainer(rt, tg, { maxW: o.w, maxH: o.h });
+  const tr = new Trainer(rt, tg, { maxW: o.w, maxH: o.h, quantLoss: o.quantLoss });
   try {
     const [ilo, ihi] = graph.meta.inputRange;
     const input = new Float32Array(o.w * o.h * 3).map(() => rng.uniform(ilo, ihi));
     if (o.quant) {
-      tr.calibrateActRanges([{ data: input, w: o.w, h: o.h }], { low: 2, high: 98 });
+      if (tg.convs.size && [...tg.convs.values()].some((c) => c.quant && c.quant.actLevels > 0)) tr.calibrateActRanges([{ data: input, w: o.w, h: o.h }], { low: 2, high: 98 });
+      if (tg.tensorQuant.length) tr.warmupClips([{ data: input, w: o.w, h: o.h }]);
       if (o.perturbQuant) {
         const vals = new Map<string, Float32Array>();
         for (const p of tr.params) {
@@ -82,6 +85,14 @@ async function gradCheck(graph: Graph, o: CheckOpts): Promise<CheckResult> {
           }
           if (p.kind === "offset_scale") vals.set(p.name, p.value.map(() => rng.uniform(0.7, 1.3)));
           if (p.kind === "offset_shift") vals.set(p.name, p.value.map(() => rng.uniform(-0.1, 0.1) * (ihi - ilo)));
+          // Clips inside the data range, so some values are clipped at each end.
+          if (p.kind === "act_clip") {
+            if (p.value.length === 1) vals.set(p.name, Float32Array.of(p.value[0] * rng.uniform(0.5, 0.8)));
+            else {
+              const d = p.value[1] - p.value[0];
+              vals.set(p.name, Float32Array.of(p.value[0] + d * rng.uniform(0.1, 0.2), p.value[1] - d * rng.uniform(0.1, 0.2)));
+            }
+          }
         }
         tr.setParams(vals);
       }
@@ -105,6 +116,12 @@ async function gradCheck(graph: Graph, o: CheckOpts): Promise<CheckResult> {
     const loss = (P: Map<string, Float64Array>): number => {
       const v = evalSurrogate(tg, P, input, o.w, o.h, frozen, o.quant !== null);
       let L = 0;
+      // The calibration loss λ·Σ_tensors mean|x − x̂| (the engine adds it in every backward pass).
+      if (o.quantLoss) for (const { x, xh } of v.tq) {
+        let s = 0;
+        for (let i = 0; i < x.length; i++) s += Math.abs(x[i] - xh[i]);
+        L += (o.quantLoss * s) / x.length;
+      }
       for (const s of seedVals) {
         let t: Float64Array;
         if (typeof s.at === "object") t = v.qin.get(s.at.quantized)!;
@@ -206,6 +223,30 @@ test("train: esrgan-slim-x2 on a 6×6 crop, FP32 and W4A4 gradients vs central d
     filter: (n) => /\/(act_range|gamma|offset_scale|offset_shift)$/.test(n) || /^(F_1_1|LFF_1|GFF_2)\//.test(n),
   });
   t.ok(q.worst < TOL, `W4A4 body + offsets: ${q.checked} elements of ${q.tensors} tensors, worst rel err ${q.worst.toExponential(2)} (${q.worstAt})`);
+  t.end();
+});
+
+test("train: tensor quantizers (FQSR) — clips of full, half and asymmetric grids, a shared clip, the calibration loss and the per-channel weight grid vs the surrogate", async (t) => {
+  for (const seed of [31, 32]) {
+    const g = everyOpGraph(seed);
+    const cat1 = g.nodes.filter((n) => n.op === "concat")[0].name, a1 = g.nodes.filter((n) => n.op === "add")[0].name;
+    const quant: TrainQuantSpec = {
+      weightBits: 4, actBits: null, layers: "full", weightGrid: "channel", tensors: [
+        { nodes: ["c1"], bits: 4, grid: "half" },
+        { nodes: ["c2", cat1], bits: 3, grid: "full" },
+        { nodes: ["c4"], bits: 4, grid: "asymmetric" },
+        { nodes: [a1], bits: 5, grid: "full" },
+        { nodes: ["r1"], bits: 4, grid: "half" },
+        { nodes: ["c6"], bits: 2, grid: "full" },
+      ],
+    };
+    // The same quantizers on the deployed (nudged) grid.
+    const nudged: TrainQuantSpec = { ...quant, tensors: quant.tensors!.map((q) => ({ ...q, nudge: true })) };
+    for (const [what, q, quantLoss] of [["clip grids", quant, 0], ["clip grids", quant, 0.3], ["nudged grids", nudged, 0.3]] as const) {
+      const r = await gradCheck(g, { quant: q, w: 6, h: 5, seed, perTensor: 10, perturbQuant: true, quantLoss, extraSeeds: ["c3"] });
+      t.ok(r.worst < TOL, `seed ${seed}, ${what}, λ = ${quantLoss}: ${r.checked} elements of ${r.tensors} tensors, worst rel err ${r.worst.toExponential(2)} (${r.worstAt})`);
+    }
+  }
   t.end();
 });
 

@@ -38,10 +38,11 @@ export function convF64(x: F64Tensor, weights: ArrayLike<number>, bias: ArrayLik
 
 /**
  * Plain f64 evaluation of a graph (the semantics the IR promises), NHWC, batch 1: every node's value.
- * `conv` replaces the conv2d evaluation (the training tests' fake-quantized surrogate).
+ * `conv` replaces the conv2d evaluation (the training tests' fake-quantized surrogate); `post`
+ * may replace any node's value after it is computed (tensor fake-quant).
  */
 export function evalGraphNodes(g: Graph, x: Float32Array, h: number, w: number,
-  conv?: (n: ConvNode, a: F64Tensor) => F64Tensor): F64Tensor[] {
+  conv?: (n: ConvNode, a: F64Tensor) => F64Tensor, post?: (n: Graph["nodes"][number], r: F64Tensor, ins: F64Tensor[]) => F64Tensor): F64Tensor[] {
   const vals: F64Tensor[] = [];
   for (const n of g.nodes) {
     const ins = n.inputs.map((i) => vals[i]);
@@ -105,7 +106,7 @@ export function evalGraphNodes(g: Graph, x: Float32Array, h: number, w: number,
         break;
       }
     }
-    vals.push(r!);
+    vals.push(post ? post(n, r!, ins) : r!);
   }
   return vals;
 }

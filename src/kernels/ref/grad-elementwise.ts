@@ -37,12 +37,15 @@ export function fakeQuantT(x: number, l: number, u: number, s: number): [t: numb
   return [t, roundHalfUp(t)];
 }
 
-/** y = round((clip(x, l, u) − l)/s)·s + l. */
+/** y = clip(round((clip(x, l, u) − l)/s)·s + l, l, u). */
 export function fakeQuantRef(x: Flat, y: Flat, pixels: number, channels: number, l: number, u: number, levels: number): void {
   const s = fakeQuantStepRef(l, u, levels);
   for (let i = 0; i < pixels; i++) for (let c = 0; c < channels; c++) {
     const [, r] = fakeQuantT(x.data[ix(x, i, c)], l, u, s);
-    y.data[ix(y, i, c)] = f(f(r * s) + f(l));
+    // Clamped to [l, u] like the kernel (n·s + l can exceed u by an ulp).
+    let v = f(f(r * s) + f(l));
+    v = v < f(l) ? f(l) : v;
+    y.data[ix(y, i, c)] = f(u) < v ? f(u) : v;
   }
 }
 
