@@ -81,6 +81,9 @@ export * as train from "./train/index.ts";
 export { odmFinetune, quantizeOdmInit, odmInitPtq, ChannelOffsets } from "./methods/odm/index.ts";
 export type { OdmFinetuneOptions, OdmFinetuneResult } from "./methods/odm/index.ts";
 export * as odm from "./methods/odm/index.ts";
+export { fqsrFinetune } from "./methods/fqsr/index.ts";
+export type { FqsrOptions, FqsrResult } from "./methods/fqsr/index.ts";
+export * as fqsr from "./methods/fqsr/index.ts";
 
 // Adaptive bit-widths: the tile gradient feature, bit maps (FAB, BitOPs) and their heat map; AdaBM.
 export { gradientFeature, imageComplexity } from "./adaptive/gradient-feature.ts";

@@ -1,6 +1,6 @@
 /**
- * `lowbit finetune`: quantization-aware fine-tuning of an FP32 model with ODM (src/methods/odm) on
- * a few LR images (FP32 teacher as the target) or LR/HR pairs (L1 to HR), saved as a static integer
+ * `lowbit finetune`: quantization-aware fine-tuning of an FP32 model with ODM (src/methods/odm) or FQSR
+ * (src/methods/fqsr) on a few LR images (FP32 teacher as the target) or LR/HR pairs (L1 to HR), saved as a static integer
  * `.lowbit` model that `lowbit eval --model model.lowbit` and `lowbit upscale` run.
  */
 import { existsSync, readdirSync, statSync } from "node:fs";
@@ -16,8 +16,10 @@ import type { ImageLike } from "../engine/image.ts";
 import type { LayerScope } from "../methods/scope.ts";
 import type { DynamicPath } from "../graph/compile-dynamic.ts";
 import { odmFinetune, type OdmFinetuneOptions } from "../methods/odm/finetune.ts";
+import { fqsrFinetune, type FqsrOptions } from "../methods/fqsr/finetune.ts";
+import type { FinetuneProgress } from "../train/finetune.ts";
 
-export const FINETUNE_USAGE = `usage: lowbit finetune --model <name|model.json> --method odm --bits wXaY --data <dir>
+export const FINETUNE_USAGE = `usage: lowbit finetune --model <name|model.json> --method odm|fqsr --bits wXaY --data <dir>
                       [--scale S] [--steps N] -o <out.lowbit>
 
 Fine-tunes a quantized model (fake quantization, straight-through gradients, lowbit's own WASM
@@ -25,6 +27,8 @@ gradient engine) on the images in --data and writes a static integer .lowbit mod
 
   --model <m>        registered name (lowbit models), model.json path or its folder
   --method odm       ODM (odm.md): learned activation ranges from P1/P99, odd weight grid u_w = P99|W|·γ
+  --method fqsr      FQSR (fqsr.md): every tensor of the fully quantized static model on a learnable clip α,
+                     calibration loss 0.3·mean|x − x̂|; the output runs on the same plan as \`quantize\`
   --bits <wXaY>      weight / activation bits, X and Y in 2..8 (e.g. w4a4, w2a2)
   --data <dir>       LR images (target: the FP32 model's output), or a dir with hr/ and lr_x<S>/ (L1 to HR);
                      never the images you evaluate on
@@ -40,6 +44,9 @@ gradient engine) on the images in --data and writes a static integer .lowbit mod
                        vr=sign|naive|0 (v1 variance regularizer, default 0), lv=<λ_V, 1e-3>,
                        offsets=<fraction of layers with v1 channel offsets, default 0>,
                        scope=body|full|reference, path=lut|exact|oracle, weights=1|0 (train conv weights)
+                     FQSR: init=warmup|percentile|mse|minmax (clip start, default warmup),
+                       grid=fqsr|asymmetric (default fqsr), lq=<calibration-loss weight, 0.3>,
+                       clr=<clip lr multiplier, 1>, halve=<halve the lr every N steps>
   --input-range <lo,hi> value range pixels 0..255 map to (default: the model's; psnr-small 0,1)
   -o, --output <f>   the .lowbit file to write
   -q, --quiet        no progress
@@ -134,6 +141,28 @@ export function parseOdmFinetuneOptions(s: string | undefined, cmd = "finetune")
   };
 }
 
+const FQSR_KEYS = ["init", "grid", "lq", "clr", "halve"];
+
+/** --method-options for FQSR fine-tuning → FqsrOptions fields. */
+export function parseFqsrOptions(s: string | undefined, cmd = "finetune"): Partial<FqsrOptions> {
+  const o: Record<string, string> = {};
+  for (const part of s === undefined ? [] : s.split(",")) {
+    const m = /^\s*([a-z]+)\s*=\s*(\S+)\s*$/.exec(part);
+    if (!m) throw new UsageError(`--method-options takes key=value pairs (e.g. init=percentile,lq=0.3), got '${part}'`, cmd);
+    if (!FQSR_KEYS.includes(m[1])) throw new UsageError(`--method-options: '${m[1]}' is not an FQSR option (${FQSR_KEYS.join(", ")})`, cmd);
+    o[m[1]] = m[2];
+  }
+  if (o.init !== undefined && !["warmup", "percentile", "mse", "minmax"].includes(o.init)) throw new UsageError(`--method-options init=${o.init}: expected warmup, percentile, mse or minmax`, cmd);
+  if (o.grid !== undefined && o.grid !== "fqsr" && o.grid !== "asymmetric") throw new UsageError(`--method-options grid=${o.grid}: expected fqsr or asymmetric`, cmd);
+  const halve = numOpt(o.halve, "halve", cmd, 1, 1e9);
+  if (halve !== undefined && !Number.isInteger(halve)) throw new UsageError(`--method-options halve=${o.halve}: expected a whole number of steps`, cmd);
+  return {
+    ...(o.init ? { init: o.init as FqsrOptions["init"] } : {}), ...(o.grid ? { grid: o.grid as FqsrOptions["grid"] } : {}),
+    ...(o.lq !== undefined ? { quantLoss: numOpt(o.lq, "lq", cmd, 0, 1e6) } : {}), ...(o.clr !== undefined ? { clipLrMult: numOpt(o.clr, "clr", cmd, 0, 1e6) } : {}),
+    ...(halve !== undefined ? { halveEvery: halve } : {}),
+  };
+}
+
 export async function finetuneCommand(argv: string[], io: CliIO): Promise<number> {
   const cmd = "finetune";
   const p = parseCommand(argv, OPTIONS, cmd);
@@ -148,7 +177,7 @@ export async function finetuneCommand(argv: string[], io: CliIO): Promise<number
   if (!bitsArg) throw new UsageError("--bits wXaY is required (e.g. --bits w4a4)", cmd);
   if (!dataDir) throw new UsageError("--data <dir> is required (LR images, or hr/ + lr_x<S>/)", cmd);
   const method = (str(p, "method", cmd) ?? "odm").toLowerCase();
-  if (method !== "odm") throw new UsageError(`--method ${method}: fine-tuning implements odm`, cmd);
+  if (method !== "odm" && method !== "fqsr") throw new UsageError(`--method ${method}: fine-tuning implements odm and fqsr`, cmd);
   let bits;
   try {
     bits = parseBits(bitsArg);
@@ -158,7 +187,9 @@ export async function finetuneCommand(argv: string[], io: CliIO): Promise<number
   if (bits === "fp32") throw new UsageError("--bits fp32 has nothing to quantize", cmd);
   const steps = int(p, "steps", 0, 1e7, cmd), batch = int(p, "batch", 1, 4096, cmd), patch = int(p, "patch", 4, 1024, cmd), seed = int(p, "seed", 0, 2 ** 31, cmd);
   const lr = numOpt(str(p, "lr", cmd), "--lr", cmd, 0, 1);
-  const components = parseOdmFinetuneOptions(str(p, "method-options", cmd), cmd);
+  const mo = str(p, "method-options", cmd);
+  const components = method === "odm" ? parseOdmFinetuneOptions(mo, cmd) : {};
+  const fqsrOpts = method === "fqsr" ? parseFqsrOptions(mo, cmd) : {};
   const inputRange = parseRange(str(p, "input-range", cmd), cmd);
   const graph = await loadModelArg(modelArg, io.signal, inputRange);
   const scale = int(p, "scale", 1, 16, cmd) ?? graph.meta.scale;
@@ -167,15 +198,14 @@ export async function finetuneCommand(argv: string[], io: CliIO): Promise<number
   const quiet = flag(p, "quiet");
   const t0 = performance.now();
   let last = 0;
-  const r = await odmFinetune(graph, data, {
-    weightBits: bits.weightBits, actBits: bits.actBits, steps, batch, patch, seed, lr, ...components, signal: io.signal,
-    onProgress: quiet ? undefined : (pr) => {
-      const now = performance.now();
-      if (now - last < 1000 && pr.step !== pr.steps) return;
-      last = now;
-      io.stderr.write(`finetune: step ${pr.step}/${pr.steps} loss ${pr.loss.toExponential(3)} lr ${pr.lr.toExponential(1)} · ${seconds(pr.elapsedMs)}\n`);
-    },
-  });
+  const onProgress = quiet ? undefined : (pr: FinetuneProgress) => {
+    const now = performance.now();
+    if (now - last < 1000 && pr.step !== pr.steps) return;
+    last = now;
+    io.stderr.write(`finetune: step ${pr.step}/${pr.steps} loss ${pr.loss.toExponential(3)} lr ${pr.lr.toExponential(1)} · ${seconds(pr.elapsedMs)}\n`);
+  };
+  const common = { weightBits: bits.weightBits, actBits: bits.actBits, steps, batch, patch, seed, lr, signal: io.signal, onProgress };
+  const r = method === "odm" ? await odmFinetune(graph, data, { ...common, ...components }) : await fqsrFinetune(graph, data, { ...common, ...fqsrOpts });
   await writeLowbitFile(output, r.model);
   if (!quiet) {
     io.stdout.write(`${output}: ${graph.meta.name} ${r.model.config} · ${data.lr.length} ${data.hr ? "LR/HR pairs" : "LR images (FP32 teacher)"} · fine-tuned in ${seconds(r.ms)} · total ${seconds(performance.now() - t0)}\n`);

@@ -6,7 +6,7 @@
  */
 import { closeSync, existsSync, openSync, readdirSync, readSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
-import type { ImageLike } from "../engine/image.ts";
+import { centreCrop, type ImageLike } from "../engine/image.ts";
 import type { Runtime } from "../runtime/runtime.ts";
 import { readImage } from "../io/image.ts";
 import { calibrate } from "../quant/calibrate.ts";
@@ -208,28 +208,20 @@ export async function loadCalibImages(dir: string, scale: number, side = CALIB_P
   return out;
 }
 
-function centreCrop(img: { data: Uint8Array; width: number; height: number; channels: number }, side: number): ImageLike {
-  const w = Math.min(side, img.width), h = Math.min(side, img.height);
-  const x0 = (img.width - w) >> 1, y0 = (img.height - h) >> 1;
-  const C = img.channels;
-  const data = new Uint8Array(w * h * 3);
-  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) for (let c = 0; c < 3; c++) {
-    data[(y * w + x) * 3 + c] = img.data[((y0 + y) * img.width + x0 + x) * C + c];
-  }
-  return { data, width: w, height: h, channels: 3 };
-}
-
 /**
  * The model a configuration runs. FP32 is the graph as imported; `wXaY` with a range method
  * (minmax | percentile | mse) calibrates the FP32 model on --calib images (else on the
  * context's fallback images, else on the default calibration directory) and quantizes it
- * fully (src/quant/quantize-model.ts). Methods from later work (daq, dfsq, odm, adabm, cadyq,
- * fqsr) are rejected with a clear error until they land.
+ * fully (src/quant/quantize-model.ts). FQSR needs training (`lowbit finetune --method fqsr`): asked
+ * for here it is a clear error naming that command.
  */
 export async function buildModel(graph: Graph, options: ModelOptions, ctx: BuildContext = {}): Promise<CompilableModel> {
   if (options.bits.kind === "fp32") return fp32Model(graph);
   const method = options.method ?? "minmax";
   if ((DYNAMIC_METHODS as readonly string[]).includes(method)) return buildDynamicModel(graph, options, method as DynamicMethod, ctx);
+  if (method === "fqsr") {
+    throw new LowbitError("E_ARGUMENT", "--method fqsr is quantization-aware training: run `lowbit finetune --method fqsr --bits wXaY --data <dir> -o m.lowbit`, then use --model m.lowbit");
+  }
   if (!(PTQ_METHODS as readonly string[]).includes(method)) {
     throw new LowbitError("E_ARGUMENT", `--method ${method} is not implemented in this version of lowbit (available: ${PTQ_METHODS.join(", ")})`);
   }

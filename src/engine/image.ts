@@ -39,3 +39,18 @@ export function imageChannels(img: ImageLike, maxPixels: number): 3 | 4 {
   }
   return c;
 }
+
+/**
+ * The centre side×side crop of an image as RGB (alpha dropped; a smaller image is kept whole): the
+ * calibration protocol's patch (one per calibration photo).
+ */
+export function centreCrop(img: ImageLike, side: number): ImageLike {
+  const C = imageChannels(img, Number.MAX_SAFE_INTEGER);
+  const w = Math.min(side, img.width), h = Math.min(side, img.height);
+  const x0 = (img.width - w) >> 1, y0 = (img.height - h) >> 1;
+  const data = new Uint8Array(w * h * 3);
+  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) for (let c = 0; c < 3; c++) {
+    data[(y * w + x) * 3 + c] = img.data[((y0 + y) * img.width + x0 + x) * C + c];
+  }
+  return { data, width: w, height: h, channels: 3 };
+}

@@ -372,6 +372,7 @@ function configJson(c: QuantConfig): JsonObject {
     keepFp32: [...(c.keepFp32 ?? [])],
   };
   if (c.percentile !== undefined) j.percentile = c.percentile;
+  if (c.trained !== undefined) j.trained = c.trained;
   return j as JsonObject;
 }
 
@@ -799,7 +800,7 @@ function parseConfig(v: Json | undefined, g: Graph): QuantConfig {
     const x = get(o, key);
     if (x !== undefined) input[key] = finite(x, `quant.config.${key}`);
   }
-  for (const key of ["method", "weightMethod"] as const) {
+  for (const key of ["method", "weightMethod", "trained"] as const) {
     const x = get(o, key);
     if (x !== undefined) (input as Record<string, unknown>)[key] = str(x, `quant.config.${key}`);
   }

@@ -96,6 +96,11 @@ export interface QuantConfig {
    * quantize-model.ts).
    */
   joinGrids?: boolean;
+  /**
+   * The ranges were trained rather than chosen by `method` (e.g. "fqsr": quantization-aware training,
+   * src/methods/fqsr). Informational: the file and the config string say so.
+   */
+  trained?: "fqsr";
 }
 
 export type QuantConfigInput = Partial<Omit<QuantConfig, "weightBits" | "actBits">> & {
@@ -142,8 +147,10 @@ export function quantConfig(input: string | QuantConfigInput): QuantConfig {
   }
   if (o.biasCorrection !== undefined && typeof o.biasCorrection !== "boolean") throw new LowbitError("E_ARGUMENT", "biasCorrection must be a boolean");
   if (o.joinGrids !== undefined && typeof o.joinGrids !== "boolean") throw new LowbitError("E_ARGUMENT", "joinGrids must be a boolean");
+  if (o.trained !== undefined && o.trained !== "fqsr") throw new LowbitError("E_ARGUMENT", `unknown training method '${String(o.trained)}' (fqsr)`);
   const cfg: QuantConfig = {
     weightBits, actBits, method, weightMethod, perLayer, keepFp32: [...keepFp32], biasCorrection: o.biasCorrection ?? true, joinGrids: o.joinGrids ?? true,
+    ...(o.trained ? { trained: o.trained } : {}),
   };
   if (o.percentile !== undefined) cfg.percentile = o.percentile;
   return cfg;
