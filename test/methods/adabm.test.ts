@@ -289,21 +289,13 @@ test("adabm/finetune: rangeLr / weightClipLr set the Adam steps of the activatio
 
 test("adabm/cli: quantize --method adabm → .lowbit; eval reports FAB/BitOPs; upscale --bitmap writes the heat map; usage errors", async (t) => {
   const { run } = await import("../../src/cli/main.ts");
-  const { mkdtempSync, mkdirSync, writeFileSync, existsSync } = await import("node:fs");
-  const { tmpdir } = await import("node:os");
+  const { existsSync, writeFileSync } = await import("node:fs");
   const { join } = await import("node:path");
-  const { encodePng, readImage } = await import("../../src/io/image.ts");
+  const { readImage, encodePng } = await import("../../src/io/image.ts");
   const { findEvalDir } = await import("../util/eval-data.ts");
-  const sink = () => { let s = ""; return { write: (x: string) => { s += x; return true; }, get text() { return s; } }; };
-  const io = () => ({ stdout: sink(), stderr: sink(), env: {} as Record<string, string | undefined> });
-  const dir = mkdtempSync(join(tmpdir(), "adabm-cli-"));
-  const calib = join(dir, "calib");
-  mkdirSync(calib);
+  const { cliIo: io, pngFolder } = await import("../util/cli.ts");
   const rng = new Rng(23);
-  for (let i = 0; i < 2; i++) {
-    const im = randomImage(rng, 40, 40, 20 + 80 * i);
-    writeFileSync(join(calib, `p${i}.png`), encodePng({ data: Uint8Array.from(im.data), width: 40, height: 40, channels: 3 }));
-  }
+  const { root: dir, dir: calib } = pngFolder("adabm-cli-", "calib", [randomImage(rng, 40, 40, 20), randomImage(rng, 40, 40, 100)]);
   const out = join(dir, "m.lowbit");
   const a = io();
   const code = await run(["quantize", "--model", "esrgan-slim-x2", "--method", "adabm", "--bits", "w4a4", "--calib", calib, "-o", out, "--method-options", "patches=4,patch=24,steps=0"], a);

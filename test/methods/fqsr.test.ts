@@ -3,9 +3,8 @@
 import test from "tape";
 import { testRuntime } from "../util/runtime.ts";
 import { Rng } from "../util/rng.ts";
+import { randomImage, smallNet } from "../util/small-net.ts";
 import { loadModel } from "../../src/models/registry.ts";
-import { GraphBuilder } from "../../src/graph/builder.ts";
-import type { Graph } from "../../src/graph/ir.ts";
 import { Q8Plan } from "../../src/graph/compile-q8.ts";
 import { fqsrFinetune } from "../../src/methods/fqsr/index.ts";
 import { Trainer, buildTrainGraph, loadState } from "../../src/train/index.ts";
@@ -13,15 +12,7 @@ import { saveLowbit, loadLowbit } from "../../src/io/lowbit-file.ts";
 import { LowbitError } from "../../src/runtime/errors.ts";
 import { isGridPreserving } from "../../src/quant/quantize-model.ts";
 import type { ImageLike } from "../../src/engine/image.ts";
-
-function randomImage(rng: Rng, w: number, h: number): ImageLike {
-  const data = new Uint8Array(w * h * 3);
-  const fx = 0.05 + 0.3 * rng.next(), fy = 0.05 + 0.3 * rng.next(), base = rng.int(0, 120);
-  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) for (let c = 0; c < 3; c++) {
-    data[(y * w + x) * 3 + c] = Math.max(0, Math.min(255, base + 60 * Math.sin(fx * x + c) + 50 * Math.cos(fy * y) + rng.int(0, 40)));
-  }
-  return { data, width: w, height: h, channels: 3 };
-}
+import { cliIo, pngFolder } from "../util/cli.ts";
 
 const runPlan = (plan: Q8Plan, x: Float32Array, w: number, h: number): Float32Array => plan.run(x, w, h);
 
@@ -91,19 +82,6 @@ test("fqsr: every integer tensor of the static plan gets a trained clip; the exp
   p2.dispose();
   t.ok(out2.every((v, i) => v === out[i]), "loaded model: identical output");
 });
-
-/** A small 0–1 SR net: ReLU conv, residual add, concat, sub-pixel tail. */
-function smallNet(seed: number): Graph {
-  const b = new GraphBuilder({ seed });
-  const x = b.input();
-  const h = b.conv2d(x, 8, 3, { name: "head" });
-  const f1 = b.conv2d(h, 8, 3, { activation: "relu", name: "body1" });
-  const f2 = b.conv2d(f1, 8, 3, { name: "body2" });
-  const r = b.add(f2, h);
-  const c = b.concat(r, f1);
-  const f3 = b.conv2d(c, 12, 3, { name: "tail" });
-  return b.build(b.depthToSpace(f3, 2), { inputRange: [0, 1] });
-}
 
 test("fqsr: training lowers the loss; init from a post-training method; asymmetric clips; FQSR's own grid", async (t) => {
   const rt = await testRuntime();
@@ -177,20 +155,10 @@ test("fqsr: bad options and aborts throw typed errors", async (t) => {
 
 test("fqsr/cli: lowbit finetune --method fqsr writes a .lowbit that eval runs; usage errors", async (t) => {
   const { run } = await import("../../src/cli/main.ts");
-  const { mkdtempSync, mkdirSync, writeFileSync } = await import("node:fs");
-  const { tmpdir } = await import("node:os");
   const { join } = await import("node:path");
-  const { encodePng } = await import("../../src/io/image.ts");
-  const sink = () => { let s = ""; return { write: (x: string) => { s += x; return true; }, get text() { return s; } }; };
-  const io = () => ({ stdout: sink(), stderr: sink(), env: {} as Record<string, string | undefined> });
-  const dir = mkdtempSync(join(tmpdir(), "fqsr-ft-"));
-  const data = join(dir, "lr");
-  mkdirSync(data);
+  const io = cliIo;
   const rng = new Rng(44);
-  for (let i = 0; i < 2; i++) {
-    const im = randomImage(rng, 24, 24);
-    writeFileSync(join(data, `p${i}.png`), encodePng({ data: Uint8Array.from(im.data), width: 24, height: 24, channels: 3 }));
-  }
+  const { root: dir, dir: data } = pngFolder("fqsr-ft-", "lr", [randomImage(rng, 24, 24), randomImage(rng, 24, 24)]);
   const out = join(dir, "m.lowbit");
   const a = io();
   const code = await run(["finetune", "--model", "esrgan-slim-x2", "--method", "fqsr", "--bits", "w8a8", "--data", data, "--steps", "2", "--batch", "1", "--patch", "12", "-o", out, "--method-options", "init=percentile,lq=0.3,clr=2"], a);

@@ -2,7 +2,6 @@
 // oracle written from the definition (§5.2), tiled = untiled given the receptive-field margin (§5.3),
 // P1/P99 calibration percentiles (§5.4), channel offsets (fold, mismatch), .lowbit round trip, errors.
 import test from "tape";
-import { GraphBuilder } from "../../src/graph/builder.ts";
 import { optimizeGraph } from "../../src/graph/passes.ts";
 import { F32Plan } from "../../src/graph/compile-f32.ts";
 import { DynamicPlan } from "../../src/graph/compile-dynamic.ts";
@@ -16,8 +15,8 @@ import {
 } from "../../src/methods/odm/index.ts";
 import { testRuntime } from "../util/runtime.ts";
 import { Rng } from "../util/rng.ts";
-import type { Graph, Node } from "../../src/graph/ir.ts";
-import type { ImageLike } from "../../src/engine/image.ts";
+import { randomImage, smallNet } from "../util/small-net.ts";
+import type { Node } from "../../src/graph/ir.ts";
 
 type Conv = Extract<Node, { op: "conv2d" }>;
 
@@ -31,30 +30,6 @@ function throwsCode(t: test.Test, f: () => unknown, code: string, what: string):
 }
 
 /** A small SR net: head, a residual body with a ReLU, a concat, a sub-pixel tail (×2). */
-function smallNet(seed = 1): Graph {
-  const b = new GraphBuilder({ seed });
-  const x = b.input();
-  const h = b.conv2d(x, 8, 3, { name: "head" });
-  const f1 = b.conv2d(h, 8, 3, { activation: "relu", name: "body1" });
-  const f2 = b.conv2d(f1, 8, 3, { name: "body2" });
-  const r = b.add(f2, h);
-  const c = b.concat(r, f1);
-  const f3 = b.conv2d(c, 12, 3, { name: "body3" });
-  return b.build(b.depthToSpace(f3, 2), { inputRange: [0, 1] });
-}
-
-function randomImage(rng: Rng, w: number, h: number): ImageLike {
-  const data = new Uint8Array(w * h * 3);
-  // Smooth content plus noise: channel statistics differ between images.
-  const fx = 0.05 + 0.3 * rng.next(), fy = 0.05 + 0.3 * rng.next(), base = rng.int(0, 120);
-  for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
-      for (let c = 0; c < 3; c++) data[(y * w + x) * 3 + c] = Math.max(0, Math.min(255, base + 60 * Math.sin(fx * x + c) + 50 * Math.cos(fy * y) + rng.int(0, 40)));
-    }
-  }
-  return { data, width: w, height: h, channels: 3 };
-}
-
 test("odm/grid: activation grids — 2^b levels at l + kΔ, nudging, degenerate ranges", (t) => {
   const rng = new Rng(11);
   for (let trial = 0; trial < 200; trial++) {
@@ -512,21 +487,11 @@ test("odm/finetune: trains (every component on), exports a static model that mat
 
 test("odm/cli: lowbit finetune writes a .lowbit that lowbit eval runs; usage errors", async (t) => {
   const { run } = await import("../../src/cli/main.ts");
-  const { mkdtempSync, mkdirSync, writeFileSync } = await import("node:fs");
-  const { tmpdir } = await import("node:os");
   const { join } = await import("node:path");
-  const { encodePng } = await import("../../src/io/image.ts");
   const { findEvalDir } = await import("../util/eval-data.ts");
-  const sink = () => { let s = ""; return { write: (x: string) => { s += x; return true; }, get text() { return s; } }; };
-  const io = () => ({ stdout: sink(), stderr: sink(), env: {} as Record<string, string | undefined> });
-  const dir = mkdtempSync(join(tmpdir(), "odm-ft-"));
-  const data = join(dir, "lr");
-  mkdirSync(data);
+  const { cliIo: io, pngFolder } = await import("../util/cli.ts");
   const rng = new Rng(22);
-  for (let i = 0; i < 2; i++) {
-    const im = randomImage(rng, 24, 24);
-    writeFileSync(join(data, `p${i}.png`), encodePng({ data: Uint8Array.from(im.data), width: 24, height: 24, channels: 3 }));
-  }
+  const { root: dir, dir: data } = pngFolder("odm-ft-", "lr", [randomImage(rng, 24, 24), randomImage(rng, 24, 24)]);
   const out = join(dir, "m.lowbit");
   const a = io();
   const code = await run(["finetune", "--model", "esrgan-slim-x2", "--method", "odm", "--bits", "w4a4", "--data", data, "--steps", "2", "--batch", "1", "--patch", "12", "-o", out, "--method-options", "mr=cos,wcc=1,offsets=0.25"], a);
