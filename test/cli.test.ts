@@ -290,8 +290,8 @@ test("cli: errors — missing file E_IO, unknown model, bad --bits, quantized no
   t.ok(meth.status === 2 && /unknown --method 'magic'; known: minmax/.test(meth.stderr), "unknown method: exit 2");
   const fpm = cli(["eval", "--model", "default-model", "--data", dir, "--method", "minmax"]);
   t.ok(fpm.status === 2 && /needs quantized --bits/.test(fpm.stderr), "--method with fp32: exit 2");
-  const later = cli(["eval", "--model", "default-model", "--data", dir, "--bits", "w4a4", "--method", "fqsr", "--images", "messi5"]);
-  t.ok(later.status === 1 && /^lowbit: E_ARGUMENT: --method fqsr is quantization-aware training: run `lowbit finetune --method fqsr/.test(later.stderr), "fqsr (training) asked of eval: clear error naming the finetune command, exit 1");
+  const fq = cli(["eval", "--model", "default-model", "--data", dir, "--bits", "w4a4", "--method", "fqsr", "--images", "messi5", "--method-options", "init=kl"]);
+  t.ok(fq.status === 1 && /^lowbit: E_ARGUMENT: --method-options init=kl: expected warmup/.test(fq.stderr), `fqsr with a bad option value: exit 1 before training (${fq.stderr.split("\n")[0]})`);
   const mo = cli(["eval", "--model", "default-model", "--data", dir, "--bits", "w4a4", "--method", "daq", "--method-options", "speed=9"]);
   t.ok(mo.status === 2 && /'speed' is not an option of daq/.test(mo.stderr), `unknown --method-options key: exit 2 (${mo.stderr.split("\n")[0]})`);
   const mo2 = cli(["eval", "--model", "default-model", "--data", dir, "--bits", "w4a4", "--method", "minmax", "--method-options", "qq=4"]);

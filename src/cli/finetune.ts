@@ -17,6 +17,7 @@ import type { LayerScope } from "../methods/scope.ts";
 import type { DynamicPath } from "../graph/compile-dynamic.ts";
 import { odmFinetune, type OdmFinetuneOptions } from "../methods/odm/finetune.ts";
 import { fqsrFinetune, type FqsrOptions } from "../methods/fqsr/finetune.ts";
+import { fqsrOptionsFrom } from "../methods/fqsr/options.ts";
 import type { FinetuneProgress } from "../train/finetune.ts";
 
 export const FINETUNE_USAGE = `usage: lowbit finetune --model <name|model.json> --method odm|fqsr --bits wXaY --data <dir>
@@ -141,26 +142,20 @@ export function parseOdmFinetuneOptions(s: string | undefined, cmd = "finetune")
   };
 }
 
-const FQSR_KEYS = ["init", "grid", "lq", "clr", "halve"];
-
-/** --method-options for FQSR fine-tuning → FqsrOptions fields. */
+/** --method-options for FQSR fine-tuning → FqsrOptions fields (the training flags stay flags here). */
 export function parseFqsrOptions(s: string | undefined, cmd = "finetune"): Partial<FqsrOptions> {
   const o: Record<string, string> = {};
   for (const part of s === undefined ? [] : s.split(",")) {
     const m = /^\s*([a-z]+)\s*=\s*(\S+)\s*$/.exec(part);
     if (!m) throw new UsageError(`--method-options takes key=value pairs (e.g. init=percentile,lq=0.3), got '${part}'`, cmd);
-    if (!FQSR_KEYS.includes(m[1])) throw new UsageError(`--method-options: '${m[1]}' is not an FQSR option (${FQSR_KEYS.join(", ")})`, cmd);
+    if (["steps", "batch", "patch", "lr", "seed"].includes(m[1])) throw new UsageError(`--method-options ${m[1]}: use --${m[1]}`, cmd);
     o[m[1]] = m[2];
   }
-  if (o.init !== undefined && !["warmup", "percentile", "mse", "minmax"].includes(o.init)) throw new UsageError(`--method-options init=${o.init}: expected warmup, percentile, mse or minmax`, cmd);
-  if (o.grid !== undefined && o.grid !== "fqsr" && o.grid !== "asymmetric") throw new UsageError(`--method-options grid=${o.grid}: expected fqsr or asymmetric`, cmd);
-  const halve = numOpt(o.halve, "halve", cmd, 1, 1e9);
-  if (halve !== undefined && !Number.isInteger(halve)) throw new UsageError(`--method-options halve=${o.halve}: expected a whole number of steps`, cmd);
-  return {
-    ...(o.init ? { init: o.init as FqsrOptions["init"] } : {}), ...(o.grid ? { grid: o.grid as FqsrOptions["grid"] } : {}),
-    ...(o.lq !== undefined ? { quantLoss: numOpt(o.lq, "lq", cmd, 0, 1e6) } : {}), ...(o.clr !== undefined ? { clipLrMult: numOpt(o.clr, "clr", cmd, 0, 1e6) } : {}),
-    ...(halve !== undefined ? { halveEvery: halve } : {}),
-  };
+  try {
+    return fqsrOptionsFrom(o);
+  } catch (e) {
+    throw new UsageError((e as Error).message.replace(/^E_[A-Z_]+: /, ""), cmd);
+  }
 }
 
 export async function finetuneCommand(argv: string[], io: CliIO): Promise<number> {

@@ -25,6 +25,9 @@ import { ODM_OPTION_KEYS, odmInitFromOptions } from "../methods/odm/options.ts";
 import { ADABM_OPTION_KEYS, adabmFromOptions } from "../methods/adabm/options.ts";
 import { boolOption, numberOption } from "../methods/options.ts";
 import { CADYQ_OPTION_KEYS, cadyqFromOptions } from "../methods/cadyq/options.ts";
+import { FQSR_OPTION_KEYS, fqsrOptionsFrom } from "../methods/fqsr/options.ts";
+import { fqsrFinetune } from "../methods/fqsr/finetune.ts";
+import { loadTrainData } from "./finetune.ts";
 import type { LayerScope } from "../methods/scope.ts";
 import type { DynamicPath } from "../graph/compile-dynamic.ts";
 
@@ -132,12 +135,12 @@ export function parseModelOptions(raw: { bits?: string; method?: string; calib?:
   }
   let methodOptions: Record<string, string> | undefined;
   if (raw.methodOptions !== undefined) {
-    if (!(DYNAMIC_METHODS as readonly string[]).includes(method)) throw new UsageError(`--method-options applies to --method ${DYNAMIC_METHODS.join(" | ")}, not ${method}`, command);
+    if (!(DYNAMIC_METHODS as readonly string[]).includes(method) && method !== "fqsr") throw new UsageError(`--method-options applies to --method ${DYNAMIC_METHODS.join(" | ")} | fqsr, not ${method}`, command);
     methodOptions = {};
     for (const part of raw.methodOptions.split(",")) {
       const m = /^\s*([a-z][a-z-]*)\s*=\s*([^=\s]+)\s*$/i.exec(part);
       if (!m) throw new UsageError(`--method-options takes key=value pairs (e.g. scope=full,qq=4), got '${part}'`, command);
-      const allowed = DYNAMIC_METHOD_KEYS[method as DynamicMethod];
+      const allowed = method === "fqsr" ? FQSR_OPTION_KEYS : DYNAMIC_METHOD_KEYS[method as DynamicMethod];
       if (!allowed.includes(m[1])) throw new UsageError(`--method-options: '${m[1]}' is not an option of ${method} (${allowed.join(", ")})`, command);
       methodOptions[m[1]] = m[2];
     }
@@ -159,7 +162,9 @@ export const METHOD_OPTIONS_HELP = `  --method-options <k=v,…>  daq|dfsq|odm k
                        batch=16, image=1|0, layer=1|0, bac=1|0, steps=<fine-tuning steps per epoch, 0 = AdaBM-calib>, epochs=10, ftpatch=<LR side>,
                             mlr=<measure lr scale>, alr=<activation-range lr, 0.01>, wlr=<weight-clip lr, 0.01>;
                        cadyq (--bits w8aB, B = the largest candidate; trains selectors on --calib): cand=4:6:8, scope=reference|body, path,
-                            steps=300, batch=4, patch=48, lambda=<bit-loss λ_b>, lrw=0 (weights lr; 0 frozen), lra=1e-2, lrs=1e-4, seed=1`;
+                            steps=300, batch=4, patch=48, lambda=<bit-loss λ_b>, lrw=0 (weights lr; 0 frozen), lra=1e-2, lrs=1e-4, seed=1;
+                       fqsr (quantization-aware training on --calib: LR images, or hr/ + lr_x<S>/ for L1 to HR): steps=300, batch=4,
+                            patch=48, lr=1e-4, init=warmup|percentile|mse|minmax, grid=fqsr|asymmetric, lq=0.3, clr=1, halve=<N>, seed=1`;
 
 export type DynamicMethod = (typeof DYNAMIC_METHODS)[number];
 export const DYNAMIC_METHOD_KEYS: Record<DynamicMethod, readonly string[]> = {
@@ -212,15 +217,21 @@ export async function loadCalibImages(dir: string, scale: number, side = CALIB_P
  * The model a configuration runs. FP32 is the graph as imported; `wXaY` with a range method
  * (minmax | percentile | mse) calibrates the FP32 model on --calib images (else on the
  * context's fallback images, else on the default calibration directory) and quantizes it
- * fully (src/quant/quantize-model.ts). FQSR needs training (`lowbit finetune --method fqsr`): asked
- * for here it is a clear error naming that command.
+ * fully (src/quant/quantize-model.ts). `fqsr` trains on --calib (quantization-aware, src/methods/fqsr)
+ * and returns the same kind of static model.
  */
 export async function buildModel(graph: Graph, options: ModelOptions, ctx: BuildContext = {}): Promise<CompilableModel> {
   if (options.bits.kind === "fp32") return fp32Model(graph);
   const method = options.method ?? "minmax";
   if ((DYNAMIC_METHODS as readonly string[]).includes(method)) return buildDynamicModel(graph, options, method as DynamicMethod, ctx);
   if (method === "fqsr") {
-    throw new LowbitError("E_ARGUMENT", "--method fqsr is quantization-aware training: run `lowbit finetune --method fqsr --bits wXaY --data <dir> -o m.lowbit`, then use --model m.lowbit");
+    // FQSR (src/methods/fqsr): quantization-aware training on --calib, exported as a static model.
+    if (options.perLayer) throw new LowbitError("E_ARGUMENT", "--layer-bits is not supported with --method fqsr (every tensor is trained at --bits)");
+    const dir = options.calib ?? (ctx.defaultCalibDir && existsSync(ctx.defaultCalibDir) ? ctx.defaultCalibDir : undefined);
+    if (!dir) throw new LowbitError("E_ARGUMENT", "--method fqsr trains on --calib <dir> (LR images, or hr/ + lr_x<S>/ pairs; e.g. the set made by `npm run calib-data`)");
+    const data = await loadTrainData(dir, graph.meta.scale);
+    const r = await fqsrFinetune(graph, data, { weightBits: options.bits.w, actBits: options.bits.a, ...fqsrOptionsFrom(options.methodOptions ?? {}), runtime: ctx.runtime, signal: ctx.signal });
+    return r.model;
   }
   if (!(PTQ_METHODS as readonly string[]).includes(method)) {
     throw new LowbitError("E_ARGUMENT", `--method ${method} is not implemented in this version of lowbit (available: ${PTQ_METHODS.join(", ")})`);

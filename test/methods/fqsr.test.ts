@@ -166,6 +166,16 @@ test("fqsr/cli: lowbit finetune --method fqsr writes a .lowbit that eval runs; u
   t.ok(/w8a8 fqsr/.test(a.stdout.text), "reports the fqsr config");
   const b = io();
   t.equal(await run(["upscale", join(data, "p0.png"), join(dir, "up.png"), "--model", out], b), 0, `lowbit upscale --model m.lowbit runs it${b.stderr.text}`);
+  // eval / quantize train on --calib (quantize on the fly) and report the config.
+  const { findEvalDir } = await import("../util/eval-data.ts");
+  const c = io();
+  const ce = await run(["eval", "--model", "esrgan-slim-x2", "--data", findEvalDir() ?? "missing", "--images", "butterfly", "--bits", "w8a8", "--method", "fqsr",
+    "--calib", data, "--method-options", "steps=2,batch=1,patch=12,init=warmup", "--json"], c);
+  const j = ce === 0 ? JSON.parse(c.stdout.text) : null;
+  t.ok(j && j.config === "w8a8 fqsr" && Number.isFinite(j.mean.psnr) && Number.isFinite(j.mean.fidelity), `eval --method fqsr: ${j ? `${j.config}, PSNR ${j.mean.psnr.toFixed(2)}, fidelity ${j.mean.fidelity.toFixed(1)}` : c.stderr.text}`);
+  t.equal(await run(["eval", "--model", "esrgan-slim-x2", "--data", findEvalDir() ?? "missing", "--bits", "w8a8", "--method", "fqsr", "--calib", data, "--layer-bits", "head=w8a8"], io()), 1, "--layer-bits with fqsr: E_ARGUMENT");
+  t.equal(await run(["eval", "--model", "esrgan-slim-x2", "--data", findEvalDir() ?? "missing", "--bits", "w8a8", "--method", "fqsr", "--calib", data, "--method-options", "steps=x"], io()), 1, "steps=x: E_ARGUMENT");
+  t.equal(await run(["finetune", "--model", "esrgan-slim-x2", "--method", "fqsr", "--bits", "w8a8", "--data", data, "--method-options", "steps=3", "-o", out], io()), 2, "finetune: steps belongs to --steps, usage error");
   t.equal(await run(["finetune", "--model", "esrgan-slim-x2", "--method", "fqsr", "--bits", "w8a8", "--data", data, "--method-options", "mr=cos", "-o", out], io()), 2, "an ODM option with fqsr: usage error");
   t.equal(await run(["finetune", "--model", "esrgan-slim-x2", "--method", "fqsr", "--bits", "w8a8", "--data", data, "--method-options", "init=kl", "-o", out], io()), 2, "init=kl: usage error");
   t.equal(await run(["finetune", "--model", "esrgan-slim-x2", "--method", "fqsr", "--bits", "w8a8", "--data", data, "--method-options", "halve=1.5", "-o", out], io()), 2, "halve=1.5: usage error");

@@ -1,1 +1,2 @@
 export * from "./finetune.ts";
+export * from "./options.ts";
