@@ -227,10 +227,11 @@ export async function buildModel(graph: Graph, options: ModelOptions, ctx: Build
   if (method === "fqsr") {
     // FQSR (src/methods/fqsr): quantization-aware training on --calib, exported as a static model.
     if (options.perLayer) throw new LowbitError("E_ARGUMENT", "--layer-bits is not supported with --method fqsr (every tensor is trained at --bits)");
+    const fo = fqsrOptionsFrom(options.methodOptions ?? {});
     const dir = options.calib ?? (ctx.defaultCalibDir && existsSync(ctx.defaultCalibDir) ? ctx.defaultCalibDir : undefined);
     if (!dir) throw new LowbitError("E_ARGUMENT", "--method fqsr trains on --calib <dir> (LR images, or hr/ + lr_x<S>/ pairs; e.g. the set made by `npm run calib-data`)");
     const data = await loadTrainData(dir, graph.meta.scale);
-    const r = await fqsrFinetune(graph, data, { weightBits: options.bits.w, actBits: options.bits.a, ...fqsrOptionsFrom(options.methodOptions ?? {}), runtime: ctx.runtime, signal: ctx.signal });
+    const r = await fqsrFinetune(graph, data, { weightBits: options.bits.w, actBits: options.bits.a, ...fo, runtime: ctx.runtime, signal: ctx.signal });
     return r.model;
   }
   if (!(PTQ_METHODS as readonly string[]).includes(method)) {
