@@ -43,6 +43,7 @@ import "./methods/dynamic.test.ts";
 import "./methods/odm.test.ts";
 import "./methods/adabm.test.ts";
 import "./methods/cadyq.test.ts";
+import "./methods/fqsr.test.ts";
 import "./methods/prune.test.ts";
 import "./methods/prune-cli.test.ts";
 import "./cli.test.ts";
