@@ -97,7 +97,8 @@ test("pair-structured N:M masks (N:Mp): top N/2 aligned pairs by Σ w², ties to
     const p = { n, m, pairs: true };
     const a = nmMask(new Uint8Array(w.length), w, k, cin, cout, p);
     cases++;
-    if (a.some((v, i) => v !== refPairMask(w, k, cin, cout, n, m)[i])) bad++;
+    const want = refPairMask(w, k, cin, cout, n, m);
+    if (a.some((v, i) => v !== want[i])) bad++;
     const masked = applyNm(new Float32Array(w.length), w, k, cin, cout, p);
     if (!satisfiesNm(masked, k, cin, cout, p) || !satisfiesNm(masked, k, cin, cout, { n, m })) bad++;
   }

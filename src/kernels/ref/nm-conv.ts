@@ -103,7 +103,7 @@ export function f32NmConvRef(out: Float32Array, outStride: number, L: NmLayerRef
   const coutP = (L.cout + 3) & ~3, T = tapsOf(L);
   const dv = new DataView(L.bytes.buffer, L.bytes.byteOffset, L.bytes.byteLength);
   const idx0 = 4 * (coutP + L.cout * T);
-  const acc = sparseSum(L, img, (ib, c) => input[ib + c], f32Entries(L, (e) => dv.getFloat32(4 * (coutP + e), true), idx0),
+  const acc = sparseSum(L, img, Float64Array.from(input), f32Entries(L, (e) => dv.getFloat32(4 * (coutP + e), true), idx0),
     (o) => dv.getFloat32(4 * o, true));
   for (let p = 0; p < img.H * img.W; p++) {
     for (let o = 0; o < L.cout; o++) out[p * outStride + o] = Math.min(Math.max(acc[p * L.cout + o], outMin), outMax);
@@ -116,7 +116,7 @@ export function f32NmConvAbsSum(L: NmLayerRef, input: Float32Array, img: NmConvR
   const coutP = (L.cout + 3) & ~3, T = tapsOf(L);
   const dv = new DataView(L.bytes.buffer, L.bytes.byteOffset, L.bytes.byteLength);
   const idx0 = 4 * (coutP + L.cout * T);
-  return sparseSum(L, img, (ib, c) => Math.abs(input[ib + c]), f32Entries(L, (e) => Math.abs(dv.getFloat32(4 * (coutP + e), true)), idx0),
+  return sparseSum(L, img, Float64Array.from(input, Math.abs), f32Entries(L, (e) => Math.abs(dv.getFloat32(4 * (coutP + e), true)), idx0),
     (o) => Math.abs(dv.getFloat32(4 * o, true)));
 }
 
@@ -125,7 +125,7 @@ export function qs8NmConvAccRef(L: NmLayerRef, input: Uint8Array | Int8Array, in
   const dv = new DataView(L.bytes.buffer, L.bytes.byteOffset, L.bytes.byteLength);
   const ent: Entry[][] = Array.from({ length: L.cout }, () => []);
   forEachQWeight(L, (o, kh, kw, c, w) => ent[o].push([kh, kw, c, w]));
-  return sparseSum(L, img, (ib, c) => input[ib + c] - inZp, ent, (o) => dv.getInt32(4 * o, true));
+  return sparseSum(L, img, Float64Array.from(input, (v) => v - inZp), ent, (o) => dv.getInt32(4 * o, true));
 }
 
 /** Requantized codes out[p·outStride + o] (requantizeRef of the exact accumulator). */
@@ -148,21 +148,38 @@ function f32Entries(L: NmLayerRef, val: (e: number) => number, idx0: number): En
   return ent;
 }
 
-function sparseSum(L: NmLayerRef, img: NmConvRefImage, act: (ib: number, c: number) => number, ent: Entry[][],
-  bias: (o: number) => number): Float64Array {
+/**
+ * acc[p·cout + o] = bias(o) + Σ act[pixel·inStride + c]·w over the entries of o whose tap lands inside the image
+ * (zero padding). `act` is the input already mapped to the summed value (x, |x| or x − z_x), and the entries are
+ * flattened into typed arrays first: the plain loop below is the whole reference, kept monomorphic so the test
+ * suites' random layers run in seconds.
+ */
+function sparseSum(L: NmLayerRef, img: NmConvRefImage, act: Float64Array, ent: Entry[][], bias: (o: number) => number): Float64Array {
   const { H, W, inStride } = img;
   const p = (L.k - 1) >> 1;
+  const start = new Int32Array(L.cout + 1);
+  for (let o = 0; o < L.cout; o++) start[o + 1] = start[o] + ent[o].length;
+  const dy = new Int32Array(start[L.cout]), dx = new Int32Array(start[L.cout]), ch = new Int32Array(start[L.cout]);
+  const wv = new Float64Array(start[L.cout]);
+  for (let o = 0; o < L.cout; o++) {
+    ent[o].forEach(([kh, kw, c, w], i) => {
+      dy[start[o] + i] = kh - p;
+      dx[start[o] + i] = kw - p;
+      ch[start[o] + i] = c;
+      wv[start[o] + i] = w;
+    });
+  }
+  // Entry-major: every accumulator still receives bias(o), then its entries in stored order (the same f64 sums
+  // as a pixel-major loop), with the zero-padding bounds hoisted out of the pixel loops.
   const acc = new Float64Array(H * W * L.cout);
-  for (let y = 0; y < H; y++) {
-    for (let x = 0; x < W; x++) {
-      for (let o = 0; o < L.cout; o++) {
-        let s = bias(o);
-        for (const [kh, kw, c, w] of ent[o]) {
-          const iy = y + kh - p, ix = x + kw - p;
-          if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
-          s += act((iy * W + ix) * inStride, c) * w;
-        }
-        acc[(y * W + x) * L.cout + o] = s;
+  for (let o = 0; o < L.cout; o++) {
+    const b = bias(o);
+    for (let q = o; q < acc.length; q += L.cout) acc[q] = b;
+    for (let e = start[o]; e < start[o + 1]; e++) {
+      const y0 = Math.max(0, -dy[e]), y1 = Math.min(H, H - dy[e]), x0 = Math.max(0, -dx[e]), x1 = Math.min(W, W - dx[e]);
+      const w = wv[e], off = (dy[e] * W + dx[e]) * inStride + ch[e];
+      for (let y = y0; y < y1; y++) {
+        for (let x = x0; x < x1; x++) acc[(y * W + x) * L.cout + o] += act[(y * W + x) * inStride + off] * w;
       }
     }
   }
