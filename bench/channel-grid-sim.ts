@@ -1,0 +1,153 @@
+// Channel grids, simulated: would per-channel activation scales close the W8A8 gap of a static model?
+// (Not a lowbit feature yet: this measures the idea before it is built.)
+//
+// The model runs on the FP32 plan node by node; after every node the integer plan quantizes, its f32 tensor is
+// fake-quantized in place on
+//   pt — the integer plan's own per-tensor grid (scale s, zero point z, [qmin, qmax]), or
+//   pc — that grid shrunk per channel around z to hold the channel's calibrated [min, max]: s_c = f_c·s with
+//        f_c = max(min_c/lo, max_c/hi) ≤ 1 (a shared zero point keeps zero padding exact). Only tensors read
+//        solely by convs, adds and concats get channel grids (not the tensors feeding depth_to_space / output);
+//        a concat of channel grids is a copy. A conv then reads channel-scaled codes through weights w·f_c,
+//        quantized per output channel (8-bit symmetric max|w|) and divided by f_c again: the weight-precision
+//        price of folding the channel scales into the next conv.
+// Both rows use the same weight rounding and empirical bias correction (b_o −= Σ ΔW·E[x_c], as quantizeModel).
+// Scores on centre crops of the eval set: PSNR-Y vs HR and fidelity vs FP32, beside the real integer plan (q8).
+//
+//   node --import tsx bench/channel-grid-sim.ts --model esrgan-thick-x2 [--crop 128] [--method percentile]
+//        [--no-add] [--float-weights] [--no-bias-correction]
+//   --no-add: adds and their operands stay per tensor (what works without a per-channel add kernel)
+//   --float-weights: weights unquantized in pt and pc (activation grids alone)
+import { parseArgs } from "node:util";
+import { createRuntime } from "../src/runtime/runtime.ts";
+import { loadModel } from "../src/models/registry.ts";
+import { calibrate } from "../src/quant/calibrate.ts";
+import { quantizeModel } from "../src/quant/quantize-model.ts";
+import { loadCalibImages } from "../src/cli/model-options.ts";
+import { listEvalSet, loadEvalPair } from "../src/metrics/evalset.ts";
+import { psnrY } from "../src/metrics/psnr.ts";
+import { F32Plan } from "../src/graph/compile-f32.ts";
+import { Q8Plan } from "../src/graph/compile-q8.ts";
+import { createUpscaler } from "../src/engine/upscaler-api.ts";
+import type { Graph } from "../src/graph/ir.ts";
+import type { QuantParams } from "../src/quant/params.ts";
+
+const { values: a } = parseArgs({
+  options: {
+    model: { type: "string", default: "esrgan-thick-x2" }, crop: { type: "string", default: "128" },
+    method: { type: "string", default: "percentile" }, calib: { type: "string", default: "data/calib" },
+    data: { type: "string", default: "../shared/data/eval" }, "no-add": { type: "boolean", default: false },
+    "float-weights": { type: "boolean", default: false }, "no-bias-correction": { type: "boolean", default: false },
+  },
+});
+const model = a.model!, crop = Number(a.crop), method = a.method as "minmax" | "percentile" | "mse";
+const rt = await createRuntime({ backend: "simd" });
+const g0 = await loadModel(model);
+const scale = g0.meta.scale;
+const t0 = Date.now();
+const cal = await calibrate(g0, await loadCalibImages(a.calib!, scale), { runtime: rt });
+console.log(`calibrated in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+const qm = quantizeModel(cal, { bits: "w8a8", method });
+const g = cal.graph;
+const qp = new Q8Plan(await createRuntime({ backend: "simd" }), qm, 16, 16, { ...qm.planOptions, fuse: false });
+const grid: (QuantParams | null)[] = g.nodes.map(() => null);
+qp.info.nodes.forEach((l, i) => { if (l.src >= 0 && l.domain === "q8" && !grid[l.src]) grid[l.src] = qp.info.grids[i]; });
+qp.dispose();
+const consumers = g.nodes.map(() => [] as number[]);
+for (const n of g.nodes) for (const i of n.inputs) consumers[i].push(n.id);
+const pcOk = g.nodes.map((n) => n.id !== g.output && n.op !== "input" && grid[n.id] !== null &&
+  consumers[n.id].every((c) => ["conv2d", "add", "concat"].includes(g.nodes[c].op)) &&
+  !(a["no-add"] && (n.op === "add" || consumers[n.id].some((c) => g.nodes[c].op === "add"))));
+// per-channel factor f_c ≤ 1: the tensor grid shrunk around its zero point to hold channel c's calibrated range
+const fac = g.nodes.map((n) => {
+  const p = grid[n.id];
+  if (!p || !pcOk[n.id]) return null;
+  const st = cal.tensors[n.id].perChannel;
+  const lo = p.scale * (p.qmin - p.zeroPoint), hi = p.scale * (p.qmax - p.zeroPoint);
+  return Float64Array.from({ length: n.channels }, (_, c) => {
+    const a = lo < 0 ? Math.min(0, st.min[c]) / lo : 0, b = hi > 0 ? Math.max(0, st.max[c]) / hi : 0;
+    return Math.min(1, Math.max(a, b, 1e-3));
+  });
+});
+console.log(`${fac.filter(Boolean).length} of ${grid.filter(Boolean).length} quantized tensors per channel`);
+
+function quantWeights(gr: Graph, perChannel: boolean): Graph {
+  if (a["float-weights"]) return gr;
+  return {
+    ...gr, nodes: gr.nodes.map((n) => {
+      if (n.op !== "conv2d") return n;
+      const f = perChannel ? fac[n.inputs[0]] : null;
+      const { k, cin, cout } = n;
+      const w = n.weights, out = new Float32Array(w.length);
+      for (let o = 0; o < cout; o++) {
+        let m = 0;
+        for (let t = 0; t < k * k; t++) for (let c = 0; c < cin; c++) m = Math.max(m, Math.abs(w[(t * cin + c) * cout + o] * (f ? f[c] : 1)));
+        const d = m / 127 || 1;
+        for (let t = 0; t < k * k; t++) for (let c = 0; c < cin; c++) {
+          const j = (t * cin + c) * cout + o, fc = f ? f[c] : 1;
+          out[j] = (Math.round((w[j] * fc) / d) * d) / fc;
+        }
+      }
+      let bias = n.bias;
+      if (!a["no-bias-correction"]) {
+        const mean = cal.tensors[n.inputs[0]].channelMean;
+        bias = Float32Array.from({ length: cout }, (_, o) => {
+          let d = 0;
+          for (let t = 0; t < k * k; t++) for (let c = 0; c < cin; c++) { const j = (t * cin + c) * cout + o; d += (out[j] - w[j]) * mean[c]; }
+          return (n.bias ? n.bias[o] : 0) - d;
+        });
+      }
+      return { ...n, weights: out, bias };
+    }),
+  } as Graph;
+}
+
+const pairs = await listEvalSet(a.data!, scale);
+const [lo, hi] = g.meta.inputRange;
+const gPT = quantWeights(g, false), gPC = quantWeights(g, true);
+const plans = { fp: new F32Plan(rt, g, crop, crop), pt: new F32Plan(rt, gPT, crop, crop), pc: new F32Plan(rt, gPC, crop, crop) };
+const up = await createUpscaler(qm, { runtime: rt });
+const sums: Record<string, number[]> = { fp: [], pt: [], pc: [], q8: [], fidpt: [], fidpc: [], fidq8: [] };
+for (const pair of pairs) {
+  const { lr, hr } = await loadEvalPair(pair, { channels: 3 });
+  const w = Math.min(crop, lr.width), h = Math.min(crop, lr.height), x0 = (lr.width - w) >> 1, y0 = (lr.height - h) >> 1;
+  const lrc = { width: w, height: h, channels: 3, data: new Uint8Array(w * h * 3) };
+  for (let y = 0; y < h; y++) lrc.data.set(lr.data.subarray(((y0 + y) * lr.width + x0) * 3, ((y0 + y) * lr.width + x0 + w) * 3), y * w * 3);
+  const hrc = { width: w * scale, height: h * scale, channels: 3, data: new Uint8Array(w * h * scale * scale * 3) };
+  for (let y = 0; y < h * scale; y++) {
+    const s = ((y0 * scale + y) * hr.width + x0 * scale) * 3;
+    hrc.data.set(hr.data.subarray(s, s + w * scale * 3), y * w * scale * 3);
+  }
+  const outs: Record<string, Uint8Array> = {};
+  for (const [name, plan] of Object.entries(plans)) {
+    const x = plan.inputView(w, h);
+    for (let i = 0; i < w * h * 3; i++) x[i] = lo + (lrc.data[i] * (hi - lo)) / 255;
+    for (const n of g.nodes) {
+      const [a, b] = plan.nodeSteps[n.id];
+      if (b > a) plan.runSteps(w, h, a, b);
+      const p = grid[n.id];
+      if (name === "fp" || !p) continue;
+      if (name === "pc" && n.op === "concat" && fac[n.id]) continue; // per-channel concat: a copy
+      const v = plan.tensorView(n.id, w, h), f = name === "pc" ? fac[n.id] : null;
+      for (let c = 0; c < v.channels; c++) {
+        const s = p.scale * (f ? f[c] : 1), inv = 1 / s;
+        for (let q = 0; q < v.pixels; q++) {
+          const j = v.offset + q * v.stride + c;
+          const code = Math.min(p.qmax, Math.max(p.qmin, Math.round(v.data[j] * inv) + p.zeroPoint));
+          v.data[j] = (code - p.zeroPoint) * s;
+        }
+      }
+    }
+    const o = plan.tensorView(g.output, w, h), img = new Uint8Array(o.pixels * 3);
+    for (let q = 0; q < o.pixels; q++) for (let c = 0; c < 3; c++) img[q * 3 + c] = Math.min(255, Math.max(0, Math.round(((o.data[o.offset + q * o.stride + c] - lo) / (hi - lo)) * 255)));
+    outs[name] = img;
+  }
+  outs.q8 = (await up.upscale(lrc)).data as Uint8Array;
+  const im = (d: Uint8Array) => ({ width: w * scale, height: h * scale, channels: 3, data: d });
+  const row: string[] = [];
+  for (const k of ["fp", "pt", "pc", "q8"]) { const v = psnrY(im(outs[k]), hrc, scale); sums[k].push(v); row.push(`${k} ${v.toFixed(4)}`); }
+  for (const k of ["pt", "pc", "q8"]) { const v = psnrY(im(outs[k]), im(outs.fp), scale); sums["fid" + k].push(v); row.push(`fid-${k} ${v.toFixed(2)}`); }
+  console.log(pair.name.padEnd(10), row.join("  "));
+}
+const mean = (a: number[]) => a.reduce((x, y) => x + y, 0) / a.length;
+console.log("mean      ", Object.entries(sums).map(([k, v]) => `${k} ${mean(v).toFixed(4)}`).join("  "));
+console.log("Δ vs fp:   pt", (mean(sums.pt) - mean(sums.fp)).toFixed(4), " pc", (mean(sums.pc) - mean(sums.fp)).toFixed(4), " q8", (mean(sums.q8) - mean(sums.fp)).toFixed(4));
