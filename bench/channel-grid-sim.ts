@@ -12,11 +12,18 @@
 //        price of folding the channel scales into the next conv.
 // Both rows use the same weight rounding and empirical bias correction (b_o −= Σ ΔW·E[x_c], as quantizeModel).
 // Scores on centre crops of the eval set: PSNR-Y vs HR and fidelity vs FP32, beside the real integer plan (q8).
+// Read pc against q8, not against pt: the FP32 plan writes a concat's operands straight into the concat buffer,
+// so pt's in-place rounding of a concat onto its (wider) grid also coarsens an operand that something else reads
+// later (the trunk tensor a residual add reads), where the integer plan requantizes a copy. pt therefore matches
+// the integer plan tensor for tensor only up to the first such concat (`--layers` beside `bench/quant-accuracy.ts
+// --layers`: identical to 0.01 dB on esrgan-slim-x2 up to LFF_1, then 2.4 dB low at LRL_1) and is a pessimistic
+// per-tensor row. pc has no such error: a concat of channel grids is a copy, which is what the simulation does.
 //
 //   node --import tsx bench/channel-grid-sim.ts --model esrgan-thick-x2 [--crop 128] [--method percentile]
 //        [--no-add] [--float-weights] [--no-bias-correction]
 //   --no-add: adds and their operands stay per tensor (what works without a per-channel add kernel)
 //   --float-weights: weights unquantized in pt and pc (activation grids alone)
+//   --layers: also print each quantized tensor's accumulated SQNR vs FP32 (compare bench/quant-accuracy.ts --layers)
 import { parseArgs } from "node:util";
 import { createRuntime } from "../src/runtime/runtime.ts";
 import { loadModel } from "../src/models/registry.ts";
@@ -37,6 +44,7 @@ const { values: a } = parseArgs({
     method: { type: "string", default: "percentile" }, calib: { type: "string", default: "data/calib" },
     data: { type: "string", default: "../shared/data/eval" }, "no-add": { type: "boolean", default: false },
     "float-weights": { type: "boolean", default: false }, "no-bias-correction": { type: "boolean", default: false },
+    layers: { type: "boolean", default: false },
   },
 });
 const model = a.model!, crop = Number(a.crop), method = a.method as "minmax" | "percentile" | "mse";
@@ -104,7 +112,13 @@ function quantWeights(gr: Graph, perChannel: boolean): Graph {
 const pairs = await listEvalSet(a.data!, scale);
 const [lo, hi] = g.meta.inputRange;
 const gPT = quantWeights(g, false), gPC = quantWeights(g, true);
-const plans = { fp: new F32Plan(rt, g, crop, crop), pt: new F32Plan(rt, gPT, crop, crop), pc: new F32Plan(rt, gPC, crop, crop) };
+// One runtime (WASM memory) per plan: they run interleaved.
+const plans = {
+  fp: new F32Plan(rt, g, crop, crop),
+  pt: new F32Plan(await createRuntime({ backend: "simd" }), gPT, crop, crop),
+  pc: new F32Plan(await createRuntime({ backend: "simd" }), gPC, crop, crop),
+};
+const layerAcc = g.nodes.map(() => ({ sig: 0, pt: 0, pc: 0 }));
 const up = await createUpscaler(qm, { runtime: rt });
 const sums: Record<string, number[]> = { fp: [], pt: [], pc: [], q8: [], fidpt: [], fidpc: [], fidq8: [] };
 for (const pair of pairs) {
@@ -117,11 +131,15 @@ for (const pair of pairs) {
     const s = ((y0 * scale + y) * hr.width + x0 * scale) * 3;
     hrc.data.set(hr.data.subarray(s, s + w * scale * 3), y * w * scale * 3);
   }
+  // The three plans step together, node by node, so each quantized tensor can be compared with FP32's.
   const outs: Record<string, Uint8Array> = {};
-  for (const [name, plan] of Object.entries(plans)) {
+  const entries = Object.entries(plans);
+  for (const [, plan] of entries) {
     const x = plan.inputView(w, h);
     for (let i = 0; i < w * h * 3; i++) x[i] = lo + (lrc.data[i] * (hi - lo)) / 255;
-    for (const n of g.nodes) {
+  }
+  for (const n of g.nodes) {
+    for (const [name, plan] of entries) {
       const [a, b] = plan.nodeSteps[n.id];
       if (b > a) plan.runSteps(w, h, a, b);
       const p = grid[n.id];
@@ -137,6 +155,19 @@ for (const pair of pairs) {
         }
       }
     }
+    if (!a.layers || !grid[n.id]) continue;
+    const vf = plans.fp.tensorView(n.id, w, h), vt = plans.pt.tensorView(n.id, w, h), vc = plans.pc.tensorView(n.id, w, h);
+    const L = layerAcc[n.id];
+    for (let q = 0; q < vf.pixels; q++) {
+      for (let c = 0; c < vf.channels; c++) {
+        const f = vf.data[vf.offset + q * vf.stride + c];
+        L.sig += f * f;
+        L.pt += (vt.data[vt.offset + q * vt.stride + c] - f) ** 2;
+        L.pc += (vc.data[vc.offset + q * vc.stride + c] - f) ** 2;
+      }
+    }
+  }
+  for (const [name, plan] of entries) {
     const o = plan.tensorView(g.output, w, h), img = new Uint8Array(o.pixels * 3);
     for (let q = 0; q < o.pixels; q++) for (let c = 0; c < 3; c++) img[q * 3 + c] = Math.min(255, Math.max(0, Math.round(((o.data[o.offset + q * o.stride + c] - lo) / (hi - lo)) * 255)));
     outs[name] = img;
@@ -151,3 +182,11 @@ for (const pair of pairs) {
 const mean = (a: number[]) => a.reduce((x, y) => x + y, 0) / a.length;
 console.log("mean      ", Object.entries(sums).map(([k, v]) => `${k} ${mean(v).toFixed(4)}`).join("  "));
 console.log("Δ vs fp:   pt", (mean(sums.pt) - mean(sums.fp)).toFixed(4), " pc", (mean(sums.pc) - mean(sums.fp)).toFixed(4), " q8", (mean(sums.q8) - mean(sums.fp)).toFixed(4));
+if (a.layers) {
+  console.log("\n# accumulated SQNR vs FP32 per quantized tensor (dB), all crops: per-tensor grid (pt) / channel grids (pc)");
+  const db = (x: number, e: number) => (e === 0 ? "inf" : (10 * Math.log10(x / e)).toFixed(2));
+  for (const n of g.nodes) {
+    const L = layerAcc[n.id];
+    if (grid[n.id]) console.log(`${String(n.id).padStart(4)} ${n.name.padEnd(30)} ${n.op.padEnd(14)} pt ${db(L.sig, L.pt).padStart(6)}  pc ${db(L.sig, L.pc).padStart(6)}${fac[n.id] ? "" : "  (per tensor)"}`);
+  }
+}
