@@ -16,6 +16,7 @@ export function heap_base(): usize {
 }
 export * from "./elementwise/quantize";
 export * from "./elementwise/requant-add";
+export * from "./elementwise/requant-wide";
 export * from "./elementwise/concat";
 export * from "./elementwise/depth-to-space";
 export * from "./elementwise/upsample";

@@ -4,6 +4,7 @@ export * from "./qs8-conv.ts";
 export * from "./requant.ts";
 export * from "./quantize.ts";
 export * from "./requant-add.ts";
+export * from "./requant-wide.ts";
 export * from "./concat.ts";
 export * from "./depth-to-space.ts";
 export * from "./upsample.ts";

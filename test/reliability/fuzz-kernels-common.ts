@@ -25,7 +25,7 @@ export function diffMsg(a: ArrayLike<number>, b: ArrayLike<number>, what = ""): 
 }
 
 /** Extreme-heavy integer fill: all-min, all-max, alternating extremes, or uniform. */
-export function fillCodes(r: Rng, a: Int8Array | Uint8Array, lo: number, hi: number): void {
+export function fillCodes(r: Rng, a: Int8Array | Uint8Array | Uint16Array, lo: number, hi: number): void {
   const k = r.int(0, 4);
   for (let i = 0; i < a.length; i++) a[i] = k === 0 ? lo : k === 1 ? hi : k === 2 ? (r.next() < 0.5 ? lo : hi) : r.int(lo, hi);
 }

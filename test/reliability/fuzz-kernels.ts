@@ -15,6 +15,8 @@ import { quantize, dequantize, quantRange } from "../../src/kernels/quantize.ts"
 import { quantizeRef, dequantizeRef } from "../../src/kernels/ref/quantize.ts";
 import { requantAdd, addMultipliers } from "../../src/kernels/requant-add.ts";
 import { requantAddRef } from "../../src/kernels/ref/requant-add.ts";
+import { q16Add, q16Requantize } from "../../src/kernels/requant-wide.ts";
+import { q16AddRef, q16RequantizeRef } from "../../src/kernels/ref/requant-wide.ts";
 import { depthToSpace } from "../../src/kernels/depth-to-space.ts";
 import { depthToSpaceRef } from "../../src/kernels/ref/depth-to-space.ts";
 import { upsampleBilinear, upsampleNearest } from "../../src/kernels/upsample.ts";
@@ -151,6 +153,39 @@ const requantAddCase: Case = (rt, r) => {
   return d < 0 ? null : `requant-add c=${c} n=${n} sIn=${sIn} sOut=${sOut} relu=${relu}: at ${d} got ${got[d]} want ${want[d]}`;
 };
 
+/** The 16-bit residual-stream kernels: every operand u8 or u16, random strides, scales, zero points, sub-ranges. */
+const wideCase = (op: "add" | "requantize"): Case => (rt, r) => {
+  const c = r.pick(CH), n = r.pick([1, 1, 3, 10, 40]);
+  const stride = () => c + (r.next() < 0.3 ? r.int(1, 5) : 0);
+  const codes = (wide: boolean, s: number) => {
+    const x = wide ? new Uint16Array((n - 1) * s + c) : new Uint8Array((n - 1) * s + c);
+    fillCodes(r, x, 0, wide ? 65535 : 255);
+    return x;
+  };
+  const wa = r.next() < 0.5, wb = r.next() < 0.5, wy = r.next() < 0.5;
+  const as = stride(), bs = stride(), ys = stride();
+  const a = codes(wa, as), b = codes(wb, bs);
+  const top = wy ? 65535 : 255;
+  const qmin = r.next() < 0.3 ? r.int(0, top >> 2) : 0, qmax = r.next() < 0.3 ? r.int(top >> 1, top) : top;
+  const scaleOf = () => Math.fround(Math.exp(r.uniform(-8, 2)));
+  const sa = scaleOf(), sb = scaleOf(), so = scaleOf();
+  const za = r.int(0, wa ? 65535 : 255), zb = r.int(0, wb ? 65535 : 255), zo = r.int(qmin, qmax);
+  const Out = wy ? Uint16Array : Uint8Array;
+  const got = new Out((n - 1) * ys + c).fill(33), want = new Out(got.length).fill(33);
+  const bits = (w: boolean) => (w ? 16 : 8) as 8 | 16;
+  if (op === "add") {
+    q16Add(rt, got, a, b, { a: { scale: sa, zeroPoint: za, bits: bits(wa) }, b: { scale: sb, zeroPoint: zb, bits: bits(wb) }, out: { scale: so, zeroPoint: zo, bits: bits(wy) }, qmin, qmax },
+      { pixels: n, channels: c, aStride: as, bStride: bs, outStride: ys });
+    q16AddRef(want, a, b, n, c, za, zb, Math.fround(sa / so), Math.fround(sb / so), zo, qmin, qmax, as, bs, ys);
+  } else {
+    q16Requantize(rt, got, a, { x: { scale: sa, zeroPoint: za, bits: bits(wa) }, out: { scale: so, zeroPoint: zo, bits: bits(wy) }, qmin, qmax },
+      { pixels: n, channels: c, xStride: as, outStride: ys });
+    q16RequantizeRef(want, a, n, c, za, Math.fround(sa / so), zo, qmin, qmax, as, ys);
+  }
+  const d = firstDiff(got, want);
+  return d < 0 ? null : `${op}-wide c=${c} n=${n} widths a${bits(wa)} b${bits(wb)} y${bits(wy)}: at ${d} got ${got[d]} want ${want[d]}`;
+};
+
 function spatialCase(op: "d2s" | "up" | "bilinear", elem: "u8" | "i8" | "f32"): Case {
   return (rt, r) => {
     const h = r.int(1, 9), w = r.int(1, 11), c = r.pick(CH), f = r.pick([1, 2, 2, 3, 4, 8]);
@@ -221,6 +256,8 @@ export const KERNEL_VARIANTS: Record<string, Case> = {
   quantize: quantizeCase,
   dequantize: dequantizeCase,
   "requant-add": requantAddCase,
+  "requant-add-wide": wideCase("add"),
+  "requantize-wide": wideCase("requantize"),
   "depth-to-space-u8": spatialCase("d2s", "u8"),
   "depth-to-space-i8": spatialCase("d2s", "i8"),
   "depth-to-space-f32": spatialCase("d2s", "f32"),
