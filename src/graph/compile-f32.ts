@@ -66,7 +66,8 @@ export class F32Plan extends StepPlan {
   readonly nodeSteps: [number, number][];
   private readonly tensorPtr: number[];
 
-  constructor(rt: Runtime, graph: Graph, maxW: number, maxH: number) {
+  /** `noConcatAlias`: every concat gets its own buffer and copies its inputs (inspection: operands stay apart). */
+  constructor(rt: Runtime, graph: Graph, maxW: number, maxH: number, opts: { noConcatAlias?: boolean } = {}) {
     const g = optimizeGraph(graph);
     super(rt, g.nodes[g.output].spatial, maxW, maxH, spatialAlign(g));
     maxW = this.maxW;
@@ -74,7 +75,7 @@ export class F32Plan extends StepPlan {
     if (g.nodes[g.input].channels !== 3 || g.nodes[g.output].channels !== 3) {
       throw new LowbitError("E_SHAPE", `an upscaling model maps RGB to RGB; this one maps ${g.nodes[g.input].channels} to ${g.nodes[g.output].channels} channels`);
     }
-    const mem = planMemory(g, { tileW: maxW, tileH: maxH, elemBytes: () => 4, pinned: new Set([g.input, g.output]) });
+    const mem = planMemory(g, { tileW: maxW, tileH: maxH, elemBytes: () => 4, pinned: new Set([g.input, g.output]), noConcatAlias: opts.noConcatAlias });
     const k = rt.kernels<F32Exports>();
     const seAt = new Map<number, SeBuffers>();
 

@@ -7,7 +7,11 @@
  *    consumer needs the other domain, a `quantize` or `dequantize` node is
  *    inserted (one per producer and direction). A fully quantized model thus
  *    has exactly one quantize (the image) and one dequantize (the output).
- * 2. Memory. The same planner as FP32 (liveness reuse) with 1-byte codes.
+ *    With a 16-bit residual stream (QuantConfig.residualBits) the adds' sums
+ *    are u16 codes ("q16"): adds and concats read them directly, any other
+ *    reader gets one `narrow` node (u16 → u8 on the tensor's 8-bit grid).
+ * 2. Memory. The same planner as FP32 (liveness reuse) with 1-byte codes
+ *    (2-byte for q16; those are never aliased into a concat).
  *    By default each concat input keeps its own grid and is requantized into
  *    the concat (Q8PlanOptions.concatGrids); with "shared", inputs are written
  *    in place into the concat's slices, and every buffer's members then share
@@ -60,10 +64,14 @@ interface Q8Exports extends F32Exports {
   q8_prelu_nhwc(x: number, n: number, c: number, xs: number, y: number, ys: number, zx: number, mPos: number, mNeg: number, zy: number, qmin: number, qmax: number, signed: number): void;
   x8_space_to_depth_phased_nhwc(x: number, h: number, w: number, c: number, block: number, phase: number, xs: number, y: number, ys: number, fill: number): void;
   x8_shift_nhwc(x: number, h: number, w: number, c: number, by: number, xs: number, y: number, ys: number, fill: number): void;
+  q16_add_nhwc(a: number, b: number, n: number, c: number, as: number, bs: number, y: number, ys: number, za: number, zb: number, ma: number, mb: number,
+    zo: number, qmin: number, qmax: number, aWide: number, bWide: number, yWide: number): void;
+  q16_requantize_nhwc(x: number, n: number, c: number, xs: number, y: number, ys: number, zx: number, m: number, zy: number, qmin: number, qmax: number,
+    xWide: number, yWide: number): void;
 }
 
 /** A lowered node: an IR node, or a domain conversion. `src` = id in the model graph (−1 for conversions). */
-export type LNode = (Node | (Omit<Node, "op"> & { op: "quantize" | "dequantize" })) & { src: number; domain: "q8" | "f32" };
+export type LNode = (Node | (Omit<Node, "op"> & { op: "quantize" | "dequantize" | "narrow" })) & { src: number; domain: "q8" | "q16" | "f32" };
 
 export interface Q8PlanInfo {
   nodes: LNode[];
@@ -118,6 +126,11 @@ export class Q8Plan extends StepPlan {
   readonly tensorAt: (id: number) => { ptr: number; stride: number };
   /** Per lowered node: its steps [from, to). */
   readonly nodeSteps: [number, number][];
+  /**
+   * Byte offset of the int32 bias (cout entries, accumulator units) of lowered dense integer conv `id`, else null.
+   * Writing it changes the conv's next run: sequential bias correction (src/quant/bias-correction.ts) patches it.
+   */
+  readonly convBiasAt: (id: number) => number | null;
 
   constructor(rt: Runtime, qm: QuantizedModel, maxW: number, maxH: number, opts: Q8PlanOptions = {}) {
     super(rt, qm.graph.nodes[qm.graph.output].spatial, maxW, maxH, spatialAlign(qm.graph));
@@ -136,16 +149,20 @@ export class Q8Plan extends StepPlan {
       let c = conv.get(key);
       if (c === undefined) {
         const s = nodes[id];
+        if (s.domain === "q16" && d === "f32") throw new LowbitError("E_ARGUMENT", `internal: 16-bit tensor '${s.name}' has a float reader`);
+        const op = s.domain === "q16" ? "narrow" : d === "q8" ? "quantize" : "dequantize";
         c = nodes.length;
-        nodes.push({ id: c, name: `${s.name}/${d === "q8" ? "quantize" : "dequantize"}`, op: d === "q8" ? "quantize" : "dequantize",
-          inputs: [id], channels: s.channels, spatial: s.spatial, src: -1, domain: d } as LNode);
+        nodes.push({ id: c, name: `${s.name}/${op}`, op, inputs: [id], channels: s.channels, spatial: s.spatial, src: -1, domain: d } as LNode);
         conv.set(key, c);
       }
       return c;
     };
     for (const n of g.nodes) {
-      const d = qm.tensors[n.id].domain;
-      const inputs = n.inputs.map((i) => want(i, d));
+      const t = qm.tensors[n.id];
+      const d = t.domain === "q8" && t.bits > 8 ? "q16" : t.domain;
+      // Adds and concats read 16-bit codes as they are; every other integer reader gets the 8-bit copy ("narrow").
+      const wide = (i: number) => nodes[mapped[i]].domain === "q16" && d !== "f32" && (n.op === "add" || n.op === "concat");
+      const inputs = n.inputs.map((i) => (wide(i) ? mapped[i] : want(i, d === "q16" ? "q8" : d)));
       const id = nodes.length;
       nodes.push({ ...n, id, inputs, src: n.id, domain: d } as LNode);
       mapped[n.id] = id;
@@ -174,7 +191,7 @@ export class Q8Plan extends StepPlan {
         }
         // The add must come right after the conv: its step then runs where the conv's did, after the residual exists.
         const a = nodes[ln.id + 1];
-        if (fuseAdd && consumers[ln.id].length === 1 && a && consumers[ln.id][0] === a.id && a.op === "add" && a.domain === "q8" && a.inputs.length === 2 &&
+        if (fuseAdd && consumers[ln.id].length === 1 && a && consumers[ln.id][0] === a.id && a.op === "add" && a.domain === "q8" && a.inputs.length === 2 && a.inputs.every((i) => nodes[i].domain === "q8") &&
           a.inputs[0] !== a.inputs[1] && nodes[a.inputs[0]].spatial === a.spatial && nodes[a.inputs[1]].spatial === a.spatial) {
           fusedAdd.set(ln.id, a.id);
           virtual.add(ln.id);
@@ -184,21 +201,22 @@ export class Q8Plan extends StepPlan {
     }
 
     // 2. Memory (codes are 1 byte; grid-fixed ops and the input never alias into a concat).
-    const bytes = (id: number) => (nodes[id].domain === "q8" ? 1 : 4);
+    const bytes = (id: number) => (nodes[id].domain === "q8" ? 1 : nodes[id].domain === "q16" ? 2 : 4);
     const mem = planMemory(lg, {
       tileW: maxW, tileH: maxH, elemBytes: bytes, pinned: new Set([inId, outId]), noConcatAlias: perTensor,
-      canWriteStrided: (id) => !(nodes[id].domain === "q8" && isGridPreserving(nodes[id] as Node)), virtual, liveFrom,
+      canWriteStrided: (id) => !(nodes[id].domain === "q8" && isGridPreserving(nodes[id] as Node)) && nodes[id].domain !== "q16", virtual, liveFrom,
     });
 
     // 3. Grids: range of the model tensor (a quantize node: of its producer), shared per buffer.
     const rangeOf = (ln: LNode): [number, number, number] => {
       const t = qm.tensors[ln.src >= 0 ? ln.src : nodes[ln.inputs[0]].src];
+      if (ln.op === "narrow") return [t.narrow!.range[0], t.narrow!.range[1], t.narrow!.bits];
       return [t.range[0], t.range[1], t.bits];
     };
     const grids: (QuantParams | null)[] = nodes.map(() => null);
     const byBuffer = new Map<number, number[]>();
     nodes.forEach((ln) => {
-      if (ln.domain !== "q8") return;
+      if (ln.domain === "f32") return;
       const b = mem.placement[ln.id].buffer;
       if (!byBuffer.has(b)) byBuffer.set(b, []);
       byBuffer.get(b)!.push(ln.id);
@@ -346,11 +364,29 @@ export class Q8Plan extends StepPlan {
             const ga = grids[a]!, gb = grids[b]!;
             const ap = ptr(a), as = stride(a), bp = ptr(b), bs = stride(b);
             const ma = f((coeffs[0] * ga.scale) / gy.scale), mb = f((coeffs[1] * gb.scale) / gy.scale);
+            if (n.inputs.some((i) => nodes[i].domain === "q16") || ln.domain === "q16") {
+              // 16-bit residual stream: u8/u16 codes in, u8/u16 out (assembly/elementwise/requant-wide.ts).
+              const wa = bytes(a), wb = bytes(b), wy = bytes(ln.id);
+              steps.push(rowsOf((o, H, W) => k.q16_add_nhwc(ap + o * W * as * wa, bp + o * W * bs * wb, H * W, c, as, bs, y + o * W * ys * wy, ys,
+                ga.zeroPoint, gb.zeroPoint, ma, mb, gy.zeroPoint, gy.qmin, gy.qmax, wa - 1, wb - 1, wy - 1)));
+              rest.forEach((r, j) => {
+                const gr = grids[r]!, rp = ptr(r), rs = stride(r), mr = f((coeffs[j + 2] * gr.scale) / gy.scale), wr = bytes(r);
+                steps.push(rowsOf((o, H, W) => k.q16_add_nhwc(y + o * W * ys * wy, rp + o * W * rs * wr, H * W, c, ys, rs, y + o * W * ys * wy, ys,
+                  gy.zeroPoint, gr.zeroPoint, 1, mr, gy.zeroPoint, gy.qmin, gy.qmax, wy - 1, wr - 1, wy - 1)));
+              });
+              break;
+            }
             steps.push(rowsOf((o, H, W) => k.q8_add_nhwc(ap + o * W * as, bp + o * W * bs, H * W, c, as, bs, y + o * W * ys, ys, ga.zeroPoint, gb.zeroPoint, ma, mb, gy.zeroPoint, gy.qmin, gy.qmax, 0)));
             rest.forEach((r, j) => {
               const gr = grids[r]!, rp = ptr(r), rs = stride(r), mr = f((coeffs[j + 2] * gr.scale) / gy.scale);
               steps.push(rowsOf((o, H, W) => k.q8_add_nhwc(y + o * W * ys, rp + o * W * rs, H * W, c, ys, rs, y + o * W * ys, ys, gy.zeroPoint, gr.zeroPoint, 1, mr, gy.zeroPoint, gy.qmin, gy.qmax, 0)));
             });
+            break;
+          }
+          case "narrow": {
+            // The 8-bit copy of a 16-bit residual tensor: y = z_y + round((s_x/s_y)·(x − z_x)).
+            const x = ln.inputs[0], gx = grids[x]!, xp = ptr(x), xs = stride(x), m = f(gx.scale / gy.scale);
+            steps.push(rowsOf((a, H, W) => k.q16_requantize_nhwc(xp + 2 * a * W * xs, H * W, c, xs, y + a * W * ys, ys, gx.zeroPoint, m, gy.zeroPoint, gy.qmin, gy.qmax, 1, 0)));
             break;
           }
           case "concat": {
@@ -359,7 +395,10 @@ export class Q8Plan extends StepPlan {
             let off = 0;
             for (const i of ln.inputs) {
               const ci = nodes[i].channels;
-              if (copies.has(off)) steps.push(rowsOf(requantStep(k, ptr(i), stride(i), grids[i]!, y + off, ys, gy, ci, 1)));
+              if (copies.has(off) && nodes[i].domain === "q16") {
+                const gi = grids[i]!, ip = ptr(i), is = stride(i), m = f(gi.scale / gy.scale), yo = y + off;
+                steps.push(rowsOf((a, H, W) => k.q16_requantize_nhwc(ip + 2 * a * W * is, H * W, ci, is, yo + a * W * ys, ys, gi.zeroPoint, m, gy.zeroPoint, gy.qmin, gy.qmax, 1, 0)));
+              } else if (copies.has(off)) steps.push(rowsOf(requantStep(k, ptr(i), stride(i), grids[i]!, y + off, ys, gy, ci, 1)));
               off += ci;
             }
             break;
@@ -433,6 +472,7 @@ export class Q8Plan extends StepPlan {
     this.info = { nodes, memory: mem, grids, stepOps, weightBytes, tensorBytes: mem.totalBytes, scratchBytes, nmConvs: [...nmLayers.keys()], convKernels,
       fused: { gathered, adds: fusedAdd } };
     this.tensorAt = (id: number) => ({ ptr: ptr(id), stride: stride(id) });
+    this.convBiasAt = (id: number) => qLayers.get(id)?.packed ?? null;
     this.nodeSteps = nodeSteps;
   }
 }
