@@ -132,8 +132,11 @@ function parseConfig(c: string): { bits: string; method: Method | null; options:
   const options: Record<string, string> = {};
   for (const kv of rest) {
     const m = /^([a-z]+)=(\S+)$/.exec(kv);
-    // Static methods take one option: p=<upper percentile> for `percentile` (e.g. w8a8-percentile-p=99.999).
-    const ok = method === "daq" || method === "dfsq" || method === "odm" || method === "adabm" || (method === "percentile" && m?.[1] === "p");
+    // Static methods take p=<upper percentile> for `percentile` (e.g. w8a8-percentile-p=99.999) and r=16 (16-bit
+    // residual sums, QuantConfig.residualBits).
+    const isStatic = method === "minmax" || method === "percentile" || method === "mse";
+    const ok = method === "daq" || method === "dfsq" || method === "odm" || method === "adabm" || (method === "percentile" && m?.[1] === "p") ||
+      (isStatic && m?.[1] === "r" && m[2] === "16");
     if (!m || !ok) throw new Error(`bad option '${kv}' in config '${c}'`);
     options[m[1]] = m[2];
   }
@@ -258,7 +261,8 @@ async function runModel(name: string, o: { data: string; calib: string; tile: nu
 
   for (const config of quantized.filter((c) => !isDynamic(c))) {
     const p = parseConfig(config);
-    const qm = quantizeModel(cal, { bits: p.bits, method: p.method as "minmax" | "percentile" | "mse", percentile: p.options.p ? Number(p.options.p) : undefined });
+    const qm = quantizeModel(cal, { bits: p.bits, method: p.method as "minmax" | "percentile" | "mse", percentile: p.options.p ? Number(p.options.p) : undefined,
+      residualBits: p.options.r === "16" ? 16 : undefined });
     await runConfig(configName(p), p.method, qm, qm.weightBytes, fp.outs, fp.images);
   }
   return res;
@@ -328,7 +332,8 @@ async function layerReport(name: string, config: string, o: { data: string; cali
   const { bits, method, options } = parseConfig(config);
   if (!method || method === "daq" || method === "dfsq") throw new Error("--layers needs a static quantized --configs entry (minmax | percentile | mse)");
   const cal = await calibrate(graph, await loadCalibImages(o.calib, scale), { runtime: await createRuntime({ backend: "simd" }) });
-  const qm = quantizeModel(cal, { bits, method: method as "minmax" | "percentile" | "mse", percentile: options.p ? Number(options.p) : undefined });
+  const qm = quantizeModel(cal, { bits, method: method as "minmax" | "percentile" | "mse", percentile: options.p ? Number(options.p) : undefined,
+    residualBits: options.r === "16" ? 16 : undefined });
   const g = cal.graph;
   const pairs = (await listEvalSet(o.data, scale)).filter((p) => !o.images || o.images.includes(p.name));
   const crops = [];

@@ -330,7 +330,7 @@ test("lowbit file: every malformed-file class is a typed error naming the tensor
     f(d);
     return build(H(), D(), d);
   };
-  expectErr(t, L(withDoc((d) => (d.formatVersion = 3))), F, /format version 3.*upgrade lowbit/, "newer format version");
+  expectErr(t, L(withDoc((d) => (d.formatVersion = 4))), F, /format version 4.*upgrade lowbit/, "newer format version");
   expectErr(t, L(withDoc((d) => (d.formatVersion = 0))), F, /not a valid .lowbit format version/, "format version 0");
   expectErr(t, L(withDoc((d) => (d.format = "onnx"))), F, /format is "onnx", expected "lowbit"/, "unknown format name");
   expectErr(t, L(build(H(), D(), 42)), F, /not a JSON object/, "lowbit JSON is a number");

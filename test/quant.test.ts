@@ -195,7 +195,9 @@ test("quant/params: errors", (t) => {
   t.equal(code(() => affineParams(-Infinity, 0, 8)), "E_RANGE", "-Inf min");
   t.equal(code(() => affineParams(-1e39, 0, 8)), "E_RANGE", "beyond f32");
   t.equal(code(() => affineParams(2, 1, 8)), "E_ARGUMENT", "min > max");
-  for (const b of [0, 1, 9, 16, 2.5, NaN, -4]) t.equal(code(() => affineParams(-1, 1, b)), "E_BITS", `bits ${b}`);
+  for (const b of [0, 1, 9, 15, 17, 32, 2.5, NaN, -4]) t.equal(code(() => affineParams(-1, 1, b)), "E_BITS", `bits ${b}`);
+  const p16 = affineParams(-2, 6, 16);
+  t.ok(p16.qmin === 0 && p16.qmax === 65535 && p16.zeroPoint === 16384 && Math.abs(p16.scale - 8 / 65535) < 1e-9, "16 bits: the residual-stream grid, 0..65535");
   for (const b of [2, 3, 4, 5, 6, 7, 8]) t.equal(code(() => affineParams(-1, 1, b)), "no error", `bits ${b} ok`);
   t.equal(code(() => affineParamsPerChannel([0, 1], [1], 8)), "E_SHAPE");
   t.equal(code(() => affineParamsPerChannel([0, NaN], [1, 1], 8)), "E_RANGE");

@@ -20,7 +20,7 @@ import { psnrY } from "../metrics/psnr.ts";
 import { scoreSR } from "../metrics/score.ts";
 import { BACKENDS, flag, int, oneOf, parseCommand, positionals, str, UsageError, type BackendChoice } from "./args.ts";
 import { defaultEvalDir, parseRange, rangeText, runtimeFor, type CliIO } from "./common.ts";
-import { buildModel, defaultCalibDir, isLowbitPath, parseModelOptions, resolveModel, type ModelOptions, MODEL_OPTION_SPECS, METHOD_OPTIONS_HELP } from "./model-options.ts";
+import { buildModel, defaultCalibDir, isLowbitPath, parseModelOptions, rawModelOptions, resolveModel, type ModelOptions, MODEL_OPTION_SPECS, METHOD_OPTIONS_HELP } from "./model-options.ts";
 import { getModelInfo, loadModel } from "../models/registry.ts";
 import { ProgressBar } from "./progress.ts";
 import { graphMacs } from "../methods/prune/nm-mask.ts";
@@ -42,6 +42,8 @@ export interface EvaluateOptions {
   layerBits?: string;
   /** --method-options k=v,… for daq / dfsq. */
   methodOptions?: string;
+  /** "16": integer adds store 16-bit sums (--residual-bits). */
+  residualBits?: string;
   /** --input-range override for a model loaded by name/path. */
   inputRange?: [number, number];
   /** LR tile core size (default 128, adaptive-bit models 96; 0 = whole image). */
@@ -135,7 +137,7 @@ export async function evaluate(o: EvaluateOptions): Promise<EvalResult> {
     }
     model = o.model;
   } else {
-    opts = parseModelOptions({ bits: o.bits, method: o.method, calib: o.calib, layerBits: o.layerBits, methodOptions: o.methodOptions }, "eval");
+    opts = parseModelOptions({ bits: o.bits, method: o.method, calib: o.calib, layerBits: o.layerBits, methodOptions: o.methodOptions, residualBits: o.residualBits }, "eval");
     if (opts.calib && within(opts.calib, o.data)) {
       throw new LowbitError("E_ARGUMENT", `--calib ${opts.calib} is inside the eval data ${o.data}: never calibrate on the eval images (protocol.md §7)`);
     }
@@ -262,6 +264,7 @@ Options:
   --method <name>       quantization method for integer --bits (default minmax)
   --calib <dir>         calibration images (never the eval images)
   --layer-bits <l=b,…> per-layer bits: conv names or roles head|tail|upsampler = wXaY|fp32
+  --residual-bits 16   integer adds keep 16-bit sums (the residual stream; convs still read 8-bit codes)
 ${METHOD_OPTIONS_HELP}
   --input-range <lo,hi> value range pixels 0..255 map to (default: the model's; psnr-small 0,1)
   --json                print one JSON object instead of the table:
@@ -297,7 +300,7 @@ export async function evalCommand(argv: string[], io: CliIO): Promise<number> {
   const modelArg = str(p, "model", cmd);
   if (modelArg === undefined) throw new UsageError("--model is required (a name from `lowbit models`, or a model.json path)", cmd);
   // Every option is validated before the model is loaded or the data is read.
-  const raw = { bits: str(p, "bits", cmd), method: str(p, "method", cmd), calib: str(p, "calib", cmd), layerBits: str(p, "layer-bits", cmd), methodOptions: str(p, "method-options", cmd) };
+  const raw = rawModelOptions(p, cmd);
   parseModelOptions(raw, cmd);
   const scale = int(p, "scale", 1, 64, cmd);
   const tile = int(p, "tile", 0, 1 << 16, cmd);

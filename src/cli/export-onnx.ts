@@ -7,7 +7,7 @@ import { statSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { UsageError, flag, parseCommand, positionals, str } from "./args.ts";
 import { parseRange, seconds, type CliIO } from "./common.ts";
-import { defaultCalibDir, parseModelOptions, resolveModel, MODEL_OPTION_SPECS } from "./model-options.ts";
+import { defaultCalibDir, parseModelOptions, rawModelOptions, resolveModel, MODEL_OPTION_SPECS } from "./model-options.ts";
 import { ProgressBar } from "./progress.ts";
 import { exportOnnx } from "../io/onnx/export.ts";
 import { QuantizedModel } from "../quant/quantize-model.ts";
@@ -58,7 +58,7 @@ export async function exportOnnxCommand(argv: string[], io: CliIO): Promise<numb
   const opsetStr = str(p, "opset", cmd);
   const opset = opsetStr === undefined ? 13 : Number(opsetStr);
   if (!Number.isInteger(opset)) throw new UsageError(`--opset must be an integer, got '${opsetStr}'`, cmd);
-  const opts = parseModelOptions({ bits: str(p, "bits", cmd), method: str(p, "method", cmd), calib: str(p, "calib", cmd), layerBits: str(p, "layer-bits", cmd), methodOptions: str(p, "method-options", cmd) }, cmd);
+  const opts = parseModelOptions(rawModelOptions(p, cmd), cmd);
   const inputRange = parseRange(str(p, "input-range", cmd), cmd);
   const bar = new ProgressBar(flag(p, "quiet") ? null : io.stderr, "calibrate");
   const t0 = performance.now();

@@ -17,7 +17,7 @@ import { QuantizedModel, quantizeModel } from "../quant/quantize-model.ts";
 import type { Graph } from "../graph/ir.ts";
 import { fp32Model, type CompilableModel } from "../engine/upscaler-api.ts";
 import { LowbitError } from "../runtime/errors.ts";
-import { UsageError } from "./args.ts";
+import { UsageError, str, type Parsed } from "./args.ts";
 import { quantizeDaq } from "../methods/daq/quantize.ts";
 import { DynamicQuantizedModel } from "../methods/dynamic/model.ts";
 import { quantizeDfsq } from "../methods/dfsq/quantize.ts";
@@ -42,6 +42,7 @@ export const MODEL_OPTION_SPECS = {
   calib: { type: "string" },
   "layer-bits": { type: "string" },
   "method-options": { type: "string" },
+  "residual-bits": { type: "string" },
   "input-range": { type: "string" },
   quiet: { type: "boolean", short: "q" },
 } as const;
@@ -70,6 +71,26 @@ export interface ModelOptions {
    * DFSQ: scope, path, patches, patch, seed, restarts). Validated by the method.
    */
   methodOptions?: Record<string, string>;
+  /** --residual-bits 16: integer adds store 16-bit sums (QuantConfig.residualBits; static methods only). */
+  residualBits?: 16;
+}
+
+/** The raw model options of a parsed command line (validated by parseModelOptions). */
+export interface RawModelOptions {
+  bits?: string;
+  method?: string;
+  calib?: string;
+  layerBits?: string;
+  methodOptions?: string;
+  residualBits?: string;
+}
+
+/** Reads the MODEL_OPTION_SPECS strings of a parsed command line. */
+export function rawModelOptions(p: Parsed, command: string): RawModelOptions {
+  return {
+    bits: str(p, "bits", command), method: str(p, "method", command), calib: str(p, "calib", command), layerBits: str(p, "layer-bits", command),
+    methodOptions: str(p, "method-options", command), residualBits: str(p, "residual-bits", command),
+  };
 }
 
 /** `fp32` or `wXaY` (X, Y in 2..8), case-insensitive. */
@@ -96,15 +117,22 @@ export function bitsName(b: Bits): string {
 export function configName(o: ModelOptions): string {
   if (o.bits.kind === "fp32") return "fp32";
   const layers = o.perLayer ? ` layers:${Object.entries(o.perLayer).map(([k, v]) => `${k}=${v}`).join(",")}` : "";
-  return `${bitsName(o.bits)} ${o.method}${layers}`;
+  return `${bitsName(o.bits)} ${o.method}${layers}${o.residualBits === 16 ? " residual:16" : ""}`;
 }
 
 /**
  * Validates the raw option strings. Usage errors (exit 2): malformed bits, unknown method,
  * --method/--calib without integer bits. E_IO (exit 1): --calib is not a readable directory.
  */
-export function parseModelOptions(raw: { bits?: string; method?: string; calib?: string; layerBits?: string; methodOptions?: string }, command = ""): ModelOptions {
+export function parseModelOptions(raw: RawModelOptions, command = ""): ModelOptions {
   const bits = raw.bits === undefined ? ({ kind: "fp32" } as Bits) : parseBits(raw.bits, command);
+  if (raw.residualBits !== undefined && raw.residualBits !== "8" && raw.residualBits !== "16") {
+    throw new UsageError(`--residual-bits must be 8 or 16, got '${raw.residualBits}'`, command, "E_BITS");
+  }
+  const residualBits = raw.residualBits === "16" ? { residualBits: 16 as const } : {};
+  if (raw.residualBits === "16" && (bits.kind === "fp32" || !(PTQ_METHODS as readonly string[]).includes((raw.method ?? "minmax").toLowerCase()))) {
+    throw new UsageError(`--residual-bits 16 applies to static quantization (--bits wXaY --method ${PTQ_METHODS.join(" | ")})`, command);
+  }
   if (bits.kind === "fp32") {
     if (raw.method !== undefined) throw new UsageError(`--method ${raw.method} needs quantized --bits (e.g. --bits w8a8); fp32 has no method`, command);
     if (raw.calib !== undefined) throw new UsageError("--calib needs quantized --bits (e.g. --bits w8a8); fp32 is not calibrated", command);
@@ -145,7 +173,7 @@ export function parseModelOptions(raw: { bits?: string; method?: string; calib?:
       methodOptions[m[1]] = m[2];
     }
   }
-  return { bits, method: method as Method, calib, ...(perLayer ? { perLayer } : {}), ...(methodOptions ? { methodOptions } : {}) };
+  return { bits, method: method as Method, calib, ...(perLayer ? { perLayer } : {}), ...(methodOptions ? { methodOptions } : {}), ...residualBits };
 }
 
 /** Methods with per-image (dynamic) activation statistics, and their --method-options keys. */
@@ -247,6 +275,7 @@ export async function buildModel(graph: Graph, options: ModelOptions, ctx: Build
   // (esrgan-slim ×2 W4A8 mse, 2 eval images: −1.59 dB vs −0.60 dB with the full range).
   return quantizeModel(cal, {
     weightBits: options.bits.w, actBits: options.bits.a, method: method as "minmax" | "percentile" | "mse", perLayer: options.perLayer,
+    residualBits: options.residualBits,
   });
 }
 

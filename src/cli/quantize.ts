@@ -6,7 +6,7 @@
 import { statSync } from "node:fs";
 import { UsageError, flag, parseCommand, positionals, str } from "./args.ts";
 import { parseRange, seconds, type CliIO } from "./common.ts";
-import { defaultCalibDir, parseModelOptions, resolveModel, MODEL_OPTION_SPECS, METHOD_OPTIONS_HELP } from "./model-options.ts";
+import { defaultCalibDir, parseModelOptions, rawModelOptions, resolveModel, MODEL_OPTION_SPECS, METHOD_OPTIONS_HELP } from "./model-options.ts";
 import { ProgressBar } from "./progress.ts";
 import { writeLowbitFile } from "../io/lowbit-file.ts";
 import { QuantizedModel } from "../quant/quantize-model.ts";
@@ -24,6 +24,7 @@ quantizes every conv, add, concat and upsampler to integers, and writes a .lowbi
   --method <m>       activation range: minmax (default), percentile (99.99), mse; or daq, dfsq, odm, cadyq
   --calib <dir>      calibration LR images (never the images you evaluate on)
   --layer-bits <l=b,…> per-layer bits: conv names or roles head|tail|upsampler = wXaY|fp32
+  --residual-bits 16   integer adds keep 16-bit sums (the residual stream; convs still read 8-bit codes)
 ${METHOD_OPTIONS_HELP}
   --input-range <lo,hi> value range pixels 0..255 map to (default: the model's; psnr-small 0,1)
   -o, --output <f>   the .lowbit file to write
@@ -50,7 +51,7 @@ export async function quantizeCommand(argv: string[], io: CliIO): Promise<number
   if (!output) throw new UsageError("-o <out.lowbit> is required", cmd);
   const bits = str(p, "bits", cmd);
   if (!bits) throw new UsageError("--bits wXaY is required (e.g. --bits w8a8)", cmd);
-  const opts = parseModelOptions({ bits, method: str(p, "method", cmd), calib: str(p, "calib", cmd), layerBits: str(p, "layer-bits", cmd), methodOptions: str(p, "method-options", cmd) }, cmd);
+  const opts = parseModelOptions({ ...rawModelOptions(p, cmd), bits }, cmd);
   if (opts.bits.kind === "fp32") throw new UsageError("--bits fp32 has nothing to quantize", cmd);
   const inputRange = parseRange(str(p, "input-range", cmd), cmd);
   const bar = new ProgressBar(flag(p, "quiet") ? null : io.stderr, "calibrate");

@@ -8,7 +8,7 @@ import { planTiles } from "../tiling/tiles.ts";
 import { readImage, writePng } from "../io/image.ts";
 import { BACKENDS, flag, int, oneOf, parseCommand, positionals, str, UsageError } from "./args.ts";
 import { parseRange, runtimeFor, seconds, type CliIO } from "./common.ts";
-import { parseModelOptions, resolveModel, MODEL_OPTION_SPECS, METHOD_OPTIONS_HELP } from "./model-options.ts";
+import { parseModelOptions, rawModelOptions, resolveModel, MODEL_OPTION_SPECS, METHOD_OPTIONS_HELP } from "./model-options.ts";
 import { ProgressBar } from "./progress.ts";
 import { renderBitMap } from "../adaptive/heatmap.ts";
 import { LowbitError } from "../runtime/errors.ts";
@@ -31,6 +31,7 @@ Options:
   --method <name>       quantization method for integer --bits
   --calib <dir>         calibration images for integer --bits
   --layer-bits <l=b,…> per-layer bits: conv names or roles head|tail|upsampler = wXaY|fp32
+  --residual-bits 16   integer adds keep 16-bit sums (the residual stream; convs still read 8-bit codes)
 ${METHOD_OPTIONS_HELP}
   --bitmap <map.png>    adaptive-bit models (--method adabm, or such a .lowbit): write the bits
                         each tile used as a heat map at the input's size (blue 2 … red 8 bits)
@@ -60,7 +61,7 @@ export async function upscaleCommand(argv: string[], io: CliIO): Promise<number>
   const tileArg = int(p, "tile", 0, 1 << 16, cmd);
   const margin = int(p, "margin", 0, 4096, cmd);
   const backend = oneOf(p, "backend", BACKENDS, cmd);
-  const modelOptions = parseModelOptions({ bits: str(p, "bits", cmd), method: str(p, "method", cmd), calib: str(p, "calib", cmd), layerBits: str(p, "layer-bits", cmd), methodOptions: str(p, "method-options", cmd) }, cmd);
+  const modelOptions = parseModelOptions(rawModelOptions(p, cmd), cmd);
   const quiet = flag(p, "quiet");
   const inputRange = parseRange(str(p, "input-range", cmd), cmd);
   const bitmapPath = str(p, "bitmap", cmd);

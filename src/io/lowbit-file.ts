@@ -20,7 +20,8 @@
  *                      "N:Mp" with pairs, checked on load; a reader that ignores `pairs` still gets a valid N:M),
  *                      weight: { storage: "f32" | "int8" | "int4", bits?, shape: [k,k,cin,cout] } }] },
  *     quant?: { config: QuantConfig (perLayer as [name, override] pairs),
- *               tensors: [{ domain, bits, range }] (one per node, by node id) } }
+ *               tensors: [{ domain, bits, range, narrow?: { bits, range } }] (one per node, by node id;
+ *               bits 16 + narrow: a 16-bit residual-stream add, config.residualBits 16, format version 3) } }
  *
  * Tensors, per conv node `<name>`:
  *   `<name>.weight`        F32 [k,k,cin,cout] (HWIO)               storage "f32"
@@ -75,11 +76,14 @@ import type { ImageBitThresholds } from "../adaptive/context.ts";
 export const LOWBIT_VERSION = "0.1.0";
 /**
  * The `.lowbit` format version: the newest this build reads. Static and FP32 models are written
- * as version 1 (unchanged); models of the dynamic methods (DAQ, DFSQ) as version 2, so older
- * readers say "upgrade lowbit" instead of misreading them.
+ * as version 1 (unchanged); models of the dynamic methods (DAQ, DFSQ) as version 2, static models
+ * with a 16-bit residual stream as version 3, so older readers say "upgrade lowbit" instead of
+ * misreading them.
  */
-export const LOWBIT_FORMAT_VERSION = 2;
+export const LOWBIT_FORMAT_VERSION = 3;
 const STATIC_FORMAT_VERSION = 1;
+const DYNAMIC_FORMAT_VERSION = 2;
+const RESIDUAL16_FORMAT_VERSION = 3;
 /** Largest accepted safetensors header (the reference implementation's limit is also 100 MB). */
 export const MAX_HEADER_BYTES = 100 * 1024 * 1024;
 
@@ -373,6 +377,7 @@ function configJson(c: QuantConfig): JsonObject {
   };
   if (c.percentile !== undefined) j.percentile = c.percentile;
   if (c.trained !== undefined) j.trained = c.trained;
+  if (c.residualBits === 16) j.residualBits = 16;
   return j as JsonObject;
 }
 
@@ -417,7 +422,7 @@ export function saveLowbit(model: LowbitSavable): Uint8Array {
   }
   const doc: Record<string, unknown> = {
     format: "lowbit",
-    formatVersion: STATIC_FORMAT_VERSION,
+    formatVersion: q?.quantConfig.residualBits === 16 ? RESIDUAL16_FORMAT_VERSION : STATIC_FORMAT_VERSION,
     lowbitVersion: LOWBIT_VERSION,
     model: q ? "quantized" : "fp32",
     meta: metaJson(g.meta),
@@ -429,7 +434,8 @@ export function saveLowbit(model: LowbitSavable): Uint8Array {
     }
     doc.quant = {
       config: configJson(q.quantConfig),
-      tensors: q.tensors.map((t) => ({ domain: t.domain, bits: t.bits, range: [t.range[0], t.range[1]] })),
+      tensors: q.tensors.map((t) => ({ domain: t.domain, bits: t.bits, range: [t.range[0], t.range[1]],
+        ...(t.narrow ? { narrow: { bits: t.narrow.bits, range: [t.narrow.range[0], t.narrow.range[1]] } } : {}) })),
     };
   }
 
@@ -556,7 +562,7 @@ function saveDynamic(model: DynamicQuantizedModel): Uint8Array {
   const info = model.info;
   const doc: Record<string, unknown> = {
     format: "lowbit",
-    formatVersion: LOWBIT_FORMAT_VERSION,
+    formatVersion: DYNAMIC_FORMAT_VERSION,
     lowbitVersion: LOWBIT_VERSION,
     model: "dynamic",
     meta: metaJson(g.meta),
@@ -796,9 +802,9 @@ function parseMeta(v: Json | undefined): GraphMeta {
 function parseConfig(v: Json | undefined, g: Graph): QuantConfig {
   const o = obj(v, "quant.config");
   const input: QuantConfigInput & Record<string, unknown> = {};
-  for (const key of ["weightBits", "actBits", "percentile"] as const) {
+  for (const key of ["weightBits", "actBits", "percentile", "residualBits"] as const) {
     const x = get(o, key);
-    if (x !== undefined) input[key] = finite(x, `quant.config.${key}`);
+    if (x !== undefined) (input as Record<string, unknown>)[key] = finite(x, `quant.config.${key}`);
   }
   for (const key of ["method", "weightMethod", "trained"] as const) {
     const x = get(o, key);
@@ -840,6 +846,14 @@ function parseQuantTensor(v: Json, n: Node): QuantTensor {
   const o = obj(v, w);
   const domain = str(get(o, "domain"), `${w}.domain`);
   if (domain !== "q8" && domain !== "f32") fail(`${w}.domain '${domain}' is not q8 or f32`);
+  const nj = get(o, "narrow");
+  if (nj !== undefined) {
+    // A 16-bit residual-stream tensor (checked against the config and its readers by the caller).
+    if (int(get(o, "bits"), 16, 16, `${w}.bits (a tensor with 'narrow')`, "E_BITS") !== 16 || domain !== "q8") fail(`${w}: only q8 tensors have 'narrow'`);
+    const no = obj(nj, `${w}.narrow`);
+    const narrow = { bits: int(get(no, "bits"), MIN_ACT_BITS, MAX_ACT_BITS, `${w}.narrow.bits`, "E_BITS"), range: range(get(no, "range"), `${w}.narrow.range`, false) };
+    return { domain, bits: 16, range: range(get(o, "range"), `${w}.range`, false), narrow };
+  }
   const bits = int(get(o, "bits"), MIN_ACT_BITS, MAX_ACT_BITS, `${w}.bits`, "E_BITS");
   return { domain, bits, range: range(get(o, "range"), `${w}.range`, false) };
 }
@@ -1160,6 +1174,15 @@ export function loadLowbit(bytes: Uint8Array | ArrayBuffer): QuantizedModel | Dy
     if (n.op === "activation" && d === "q8" && !PWL.has(n.activation.kind)) fail(`activation '${n.name}' in the q8 domain is '${n.activation.kind}' (only linear, relu, relu6 run on codes)`);
   }
   const cfg = parseConfig(get(qj, "config"), g);
+  // 16-bit residual tensors: only integer adds, all of whose readers are integer ops, of a residualBits-16 model.
+  const readers = g.nodes.map(() => [] as number[]);
+  for (const n of g.nodes) for (const i of n.inputs) readers[i].push(n.id);
+  for (const n of g.nodes) {
+    if (!tensors[n.id].narrow) continue;
+    if (cfg.residualBits !== 16) fail(`quant.tensors[${n.id}] (node '${n.name}') is 16-bit but quant.config.residualBits is not 16`, "E_BITS");
+    if (n.op !== "add") fail(`quant.tensors[${n.id}]: node '${n.name}' is a ${n.op}; only adds hold 16-bit codes`);
+    if (n.id === g.output || readers[n.id].some((r) => tensors[r].domain !== "q8")) fail(`quant.tensors[${n.id}]: 16-bit add '${n.name}' has a float reader`);
+  }
   return new QuantizedModel(g, tensors, weights, cfg);
 }
 

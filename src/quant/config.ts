@@ -101,6 +101,12 @@ export interface QuantConfig {
    * src/methods/fqsr). Informational: the file and the config string say so.
    */
   trained?: "fqsr";
+  /**
+   * Bits of the residual stream (default 8): with 16, every integer add whose readers are all integer ops stores
+   * its sum as 16-bit codes; the next add reads them as they are, and a conv (or any other op) reads an 8-bit copy
+   * on the tensor's own calibrated grid (quantize-model.ts, "Residual stream").
+   */
+  residualBits?: 8 | 16;
 }
 
 export type QuantConfigInput = Partial<Omit<QuantConfig, "weightBits" | "actBits">> & {
@@ -147,10 +153,14 @@ export function quantConfig(input: string | QuantConfigInput): QuantConfig {
   }
   if (o.biasCorrection !== undefined && typeof o.biasCorrection !== "boolean") throw new LowbitError("E_ARGUMENT", "biasCorrection must be a boolean");
   if (o.joinGrids !== undefined && typeof o.joinGrids !== "boolean") throw new LowbitError("E_ARGUMENT", "joinGrids must be a boolean");
+  if (o.residualBits !== undefined && o.residualBits !== 8 && o.residualBits !== 16) {
+    throw new LowbitError("E_BITS", `residualBits must be 8 or 16, got ${String(o.residualBits)}`);
+  }
   if (o.trained !== undefined && o.trained !== "fqsr") throw new LowbitError("E_ARGUMENT", `unknown training method '${String(o.trained)}' (fqsr)`);
   const cfg: QuantConfig = {
     weightBits, actBits, method, weightMethod, perLayer, keepFp32: [...keepFp32], biasCorrection: o.biasCorrection ?? true, joinGrids: o.joinGrids ?? true,
     ...(o.trained ? { trained: o.trained } : {}),
+    ...(o.residualBits === 16 ? { residualBits: 16 as const } : {}),
   };
   if (o.percentile !== undefined) cfg.percentile = o.percentile;
   return cfg;

@@ -26,6 +26,8 @@ export const MIN_ACT_BITS = 2;
 export const MAX_ACT_BITS = 8;
 export const MIN_WEIGHT_BITS = 2;
 export const MAX_WEIGHT_BITS = 8;
+/** The one grid wider than 8 bits: the 16-bit residual stream (QuantConfig.residualBits). */
+export const RESIDUAL_BITS = 16;
 
 /**
  * Smallest scale affineParams produces for a non-empty range: 2^−32. A range narrower than
@@ -83,7 +85,7 @@ export interface AffineOptions {
 
 /** The code range [qmin, qmax] for the given bits / signedness / narrow range. */
 export function codeRange(bits: number, signed: boolean, narrowRange = false): [number, number] {
-  checkBits(bits, "bits");
+  checkGridBits(bits);
   const half = 1 << (bits - 1);
   if (signed) return [narrowRange ? -half + 1 : -half, half - 1];
   return [narrowRange ? 1 : 0, 2 * half - 1];
@@ -92,6 +94,11 @@ export function codeRange(bits: number, signed: boolean, narrowRange = false): [
 /** Throws E_BITS unless bits is an integer in [lo, hi] (default 2..8). */
 export function checkBits(bits: number, what = "bits", lo = MIN_ACT_BITS, hi = MAX_ACT_BITS): void {
   checkInt(bits, lo, hi, what, "E_BITS");
+}
+
+/** Bits of a code grid: 2..8, or 16 (the residual stream). E_BITS otherwise. */
+function checkGridBits(bits: number): void {
+  if (bits !== RESIDUAL_BITS) checkBits(bits, "bits (2..8 or 16)");
 }
 
 function checkRangeEnd(v: number, what: string): void {
@@ -127,7 +134,7 @@ function checkRangeEnd(v: number, what: string): void {
  * not an integer in 2..8.
  */
 export function affineParams(min: number, max: number, bits: number, opts: AffineOptions = {}): QuantParams {
-  checkBits(bits);
+  checkGridBits(bits);
   checkRangeEnd(min, "range min");
   checkRangeEnd(max, "range max");
   if (min > max) throw new LowbitError("E_ARGUMENT", `range min ${min} > max ${max}`);

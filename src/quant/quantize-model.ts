@@ -23,6 +23,15 @@
  *   weights are symmetric signed codes per output channel.
  * - Convs with a non-piecewise-linear fused activation (sigmoid, tanh…) stay
  *   FP32 (no integer LUT activation yet); so do layers the config keeps.
+ * - Residual stream (QuantConfig.residualBits = 16, off by default): on deep
+ *   residual nets the trunk is rounded onto an 8-bit grid at every add, and
+ *   the error accumulates (esrgan-thick: 41 adds; accumulated SQNR of the trunk
+ *   falls block by block). With 16 bits every integer add whose readers are all
+ *   integer ops stores its sum as u16 codes; adds and concats read them
+ *   directly (one rounding, onto their own grid), other readers — the convs —
+ *   read one 8-bit copy on the grid `method` gives the tensor at 8 bits. Every
+ *   conv still reads 8-bit codes (A8) with 8-bit weights; only the sums are
+ *   wider. Simulated first (bench/channel-grid-sim.ts --exact-adds).
  */
 import type { Graph, Node } from "../graph/ir.ts";
 import { subpixelMerge } from "../graph/passes.ts";
@@ -43,6 +52,11 @@ export interface QuantTensor {
   bits: number;
   /** Clipping range (real values) the codes cover. */
   range: ValueRange;
+  /**
+   * A 16-bit residual-stream tensor (bits 16, QuantConfig.residualBits): the bits and range of the 8-bit copy that
+   * its readers other than adds and concats get (the range `method` would have given the tensor at 8 bits).
+   */
+  narrow?: { bits: number; range: ValueRange };
 }
 
 export interface QuantConvWeights {
@@ -70,7 +84,8 @@ export class QuantizedModel implements CompilableModel {
     const keep = cfg.keepFp32?.length ? ` keep-fp32:${cfg.keepFp32.join(",")}` : "";
     const per = Object.entries(cfg.perLayer ?? {});
     const layers = per.length ? ` layers:${per.map(([k, v]) => `${k}=${typeof v === "string" ? v : formatBits({ weightBits: v.weightBits ?? cfg.weightBits, actBits: v.actBits ?? cfg.actBits })}`).join(",")}` : "";
-    this.config = `${formatBits({ weightBits: cfg.weightBits, actBits: cfg.actBits })} ${cfg.trained ?? cfg.method}${keep}${layers}`;
+    const res = cfg.residualBits === 16 ? " residual:16" : "";
+    this.config = `${formatBits({ weightBits: cfg.weightBits, actBits: cfg.actBits })} ${cfg.trained ?? cfg.method}${keep}${layers}${res}`;
   }
 
   /** Options every compiled plan gets (see Q8PlanOptions). */
@@ -82,7 +97,7 @@ export class QuantizedModel implements CompilableModel {
 
   /** Activation bytes per LR pixel (codes 1 byte, FP32 islands 4; conversions not counted). */
   bytesPerPixel(): number {
-    return (this.bpp ||= activationBytesPerPixel(this.graph, (id) => (this.tensors[id].domain === "q8" ? 1 : 4)));
+    return (this.bpp ||= activationBytesPerPixel(this.graph, (id) => (this.tensors[id].domain === "q8" ? (this.tensors[id].bits > 8 ? 2 : 1) : 4)));
   }
   private bpp = 0;
 
@@ -112,6 +127,8 @@ export interface TensorPlan {
   pinned: Set<number>;
   /** Grid groups (joinConcatGrids): tensors with the same root share one grid. Root = own id when alone. */
   root: number[];
+  /** Adds whose sums are stored as 16-bit codes (QuantConfig.residualBits 16); `bits` holds their 8-bit copies' bits. */
+  residual: Set<number>;
 }
 
 /** The tensor plan of `cfg` on the optimized graph `g`. */
@@ -150,7 +167,16 @@ export function planTensors(g: Graph, config: QuantConfig): TensorPlan {
   for (const id of chain) bits[id] = 8;
   const pinned = new Set(chain);
   const root = cfg.joinGrids !== false ? concatGridGroups(g, domain, bits, pinned) : g.nodes.map((node) => node.id);
-  return { domain, bits, pinned, root };
+  const residual = new Set<number>();
+  if (cfg.residualBits === 16) {
+    const readers = g.nodes.map(() => [] as number[]);
+    for (const node of g.nodes) for (const i of node.inputs) readers[i].push(node.id);
+    for (const node of g.nodes) {
+      if (node.op !== "add" || domain[node.id] !== "q8" || pinned.has(node.id) || root[node.id] !== node.id) continue;
+      if (readers[node.id].length > 0 && readers[node.id].every((r) => domain[r] === "q8")) residual.add(node.id);
+    }
+  }
+  return { domain, bits, pinned, root, residual };
 }
 
 export interface QuantizeModelOptions {
@@ -191,6 +217,14 @@ export function quantizeModel(calib: Calibration, config: string | QuantConfigIn
   for (const node of g.nodes) {
     const r = plan.root[node.id];
     if (size.get(r)! > 1) tensors[node.id].range = [lo.get(r)!, hi.get(r)!];
+  }
+  // Residual stream at 16 bits: the sum keeps the calibrated min–max range with 2× headroom (no clipping needed:
+  // the 16-bit step on it is still ~100× finer than the 8-bit step on the clipped range), and the 8-bit copy that
+  // convs read keeps the range `method` chose above.
+  for (const id of plan.residual) {
+    const t = tensors[id], mm = calib.tensors[id]?.minmax;
+    const wide: ValueRange = mm && mm.count > 0 ? [2 * Math.min(0, mm.min), 2 * Math.max(0, mm.max)] : [...t.range];
+    tensors[id] = { domain: "q8", bits: 16, range: o.ranges?.get(id) ?? wide, narrow: { bits: t.bits, range: t.range } };
   }
 
   const weights: (QuantConvWeights | null)[] = g.nodes.map((node) => {

@@ -291,7 +291,12 @@ function finish(b: OnnxBuilder, g: Graph, outVal: string, o: ExportOnnxOptions, 
  */
 export function exportOnnx(model: Graph | CompilableModel | QuantizedModel, options: ExportOnnxOptions = {}): Uint8Array {
   const { opset, io } = checkOptions(options);
-  if (model instanceof QuantizedModel) return exportQuantized(model, options, opset, io);
+  if (model instanceof QuantizedModel) {
+    if (model.quantConfig.residualBits === 16) {
+      throw new LowbitError("E_UNSUPPORTED_LAYER", `exportOnnx: '${model.config}' keeps 16-bit residual sums, which the uint8 QDQ form cannot hold; export the 8-bit model (residualBits 8)`);
+    }
+    return exportQuantized(model, options, opset, io);
+  }
   let g: Graph;
   if (typeof model === "object" && model !== null && Array.isArray((model as Graph).nodes)) g = model as Graph;
   else if (typeof model === "object" && model !== null && "graph" in model && (model as CompilableModel).config === "fp32") g = (model as CompilableModel).graph;
