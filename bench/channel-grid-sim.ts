@@ -18,8 +18,9 @@
 // the integer plan tensor for tensor only up to the first such concat (`--layers` beside `bench/quant-accuracy.ts
 // --layers`: identical to 0.01 dB on esrgan-slim-x2 up to LFF_1, then 2.4 dB low at LRL_1) and is a pessimistic
 // per-tensor row. pc has no such error: a concat of channel grids is a copy, which is what the simulation does.
-// With --no-alias every concat copies its operands and pt follows the integer plan (esrgan-thick-x2, 8 crops: fidelity
-// 48.85 vs 48.82 dB per image on board, ΔPSNR equal to ±0.003 dB).
+// With --no-alias every concat copies its operands and pt follows the integer plan (esrgan-thick-x2, the 8 crops:
+// fidelity 48.53 vs 48.52 dB, ΔPSNR −0.083 vs −0.082 dB). --exact-adds (thick ×2: 50.87 dB, −0.043 dB) is what led to
+// the 16-bit residual stream (QuantConfig.residualBits).
 //
 //   node --import tsx bench/channel-grid-sim.ts --model esrgan-thick-x2 [--crop 128] [--method percentile]
 //        [--no-add] [--float-weights] [--no-bias-correction]
