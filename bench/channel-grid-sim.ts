@@ -42,6 +42,7 @@ import { Q8Plan } from "../src/graph/compile-q8.ts";
 import { createUpscaler } from "../src/engine/upscaler-api.ts";
 import type { Graph } from "../src/graph/ir.ts";
 import type { QuantParams } from "../src/quant/params.ts";
+import { centreCropPair } from "./util.ts";
 
 const { values: a } = parseArgs({
   options: {
@@ -143,14 +144,7 @@ const up = await createUpscaler(qm, { runtime: rt });
 const sums: Record<string, number[]> = { fp: [], pt: [], pc: [], q8: [], fidpt: [], fidpc: [], fidq8: [] };
 for (const pair of pairs) {
   const { lr, hr } = await loadEvalPair(pair, { channels: 3 });
-  const w = Math.min(crop, lr.width), h = Math.min(crop, lr.height), x0 = (lr.width - w) >> 1, y0 = (lr.height - h) >> 1;
-  const lrc = { width: w, height: h, channels: 3, data: new Uint8Array(w * h * 3) };
-  for (let y = 0; y < h; y++) lrc.data.set(lr.data.subarray(((y0 + y) * lr.width + x0) * 3, ((y0 + y) * lr.width + x0 + w) * 3), y * w * 3);
-  const hrc = { width: w * scale, height: h * scale, channels: 3, data: new Uint8Array(w * h * scale * scale * 3) };
-  for (let y = 0; y < h * scale; y++) {
-    const s = ((y0 * scale + y) * hr.width + x0 * scale) * 3;
-    hrc.data.set(hr.data.subarray(s, s + w * scale * 3), y * w * scale * 3);
-  }
+  const { lr: lrc, hr: hrc, w, h } = centreCropPair(lr, hr, crop, scale);
   // The three plans step together, node by node, so each quantized tensor can be compared with FP32's.
   const outs: Record<string, Uint8Array> = {};
   const entries = Object.entries(plans);

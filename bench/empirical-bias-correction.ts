@@ -22,6 +22,7 @@ import { F32Plan } from "../src/graph/compile-f32.ts";
 import { Q8Plan } from "../src/graph/compile-q8.ts";
 import { createUpscaler } from "../src/engine/upscaler-api.ts";
 import { quantizeBias } from "../src/kernels/requant.ts";
+import { centreCropPair } from "./util.ts";
 
 const { values: a } = parseArgs({ options: {
   model: { type: "string", default: "esrgan-slim-x2" }, crop: { type: "string", default: "64" }, ecrop: { type: "string", default: "128" },
@@ -107,11 +108,7 @@ const up2 = await createUpscaler(qm2, { runtime: rt });
 const S = { fp: 0, q: 0, e: 0, fq: 0, fe: 0 };
 for (const pair of pairs) {
   const { lr, hr } = await loadEvalPair(pair, { channels: 3 });
-  const w = Math.min(ec, lr.width), h = Math.min(ec, lr.height), x0 = (lr.width - w) >> 1, y0 = (lr.height - h) >> 1;
-  const lrc = { width: w, height: h, channels: 3, data: new Uint8Array(w * h * 3) };
-  for (let y = 0; y < h; y++) lrc.data.set(lr.data.subarray(((y0 + y) * lr.width + x0) * 3, ((y0 + y) * lr.width + x0 + w) * 3), y * w * 3);
-  const hrc = { width: w * scale, height: h * scale, channels: 3, data: new Uint8Array(w * h * scale * scale * 3) };
-  for (let y = 0; y < h * scale; y++) { const s = ((y0 * scale + y) * hr.width + x0 * scale) * 3; hrc.data.set(hr.data.subarray(s, s + w * scale * 3), y * w * scale * 3); }
+  const { lr: lrc, hr: hrc } = centreCropPair(lr, hr, ec, scale);
   const oF = await upF.upscale(lrc), o1 = await up1.upscale(lrc), o2 = await up2.upscale(lrc);
   const r = { fp: psnrY(oF, hrc, scale), q: psnrY(o1, hrc, scale), e: psnrY(o2, hrc, scale), fq: psnrY(o1, oF, scale), fe: psnrY(o2, oF, scale) };
   for (const k of Object.keys(S) as (keyof typeof S)[]) S[k] += r[k] / pairs.length;

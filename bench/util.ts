@@ -114,3 +114,19 @@ export function gmacs(macs: number, t: Timing): number {
 export function fmt(x: number, d = 1): string {
   return x.toFixed(d);
 }
+
+/**
+ * The centre side×side LR crop of an eval pair (smaller images kept whole) and the HR crop aligned with it
+ * (origin and size × scale), both RGB: what the simulation scripts score on.
+ */
+export function centreCropPair(lr: { width: number; height: number; data: Uint8Array }, hr: { width: number; data: Uint8Array }, side: number, scale: number) {
+  const w = Math.min(side, lr.width), h = Math.min(side, lr.height), x0 = (lr.width - w) >> 1, y0 = (lr.height - h) >> 1;
+  const lrc = { width: w, height: h, channels: 3, data: new Uint8Array(w * h * 3) };
+  for (let y = 0; y < h; y++) lrc.data.set(lr.data.subarray(((y0 + y) * lr.width + x0) * 3, ((y0 + y) * lr.width + x0 + w) * 3), y * w * 3);
+  const hrc = { width: w * scale, height: h * scale, channels: 3, data: new Uint8Array(w * h * scale * scale * 3) };
+  for (let y = 0; y < h * scale; y++) {
+    const s = ((y0 * scale + y) * hr.width + x0 * scale) * 3;
+    hrc.data.set(hr.data.subarray(s, s + w * scale * 3), y * w * scale * 3);
+  }
+  return { lr: lrc, hr: hrc, w, h };
+}

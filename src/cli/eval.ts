@@ -20,12 +20,16 @@ import { psnrY } from "../metrics/psnr.ts";
 import { scoreSR } from "../metrics/score.ts";
 import { BACKENDS, flag, int, oneOf, parseCommand, positionals, str, UsageError, type BackendChoice } from "./args.ts";
 import { defaultEvalDir, parseRange, rangeText, runtimeFor, type CliIO } from "./common.ts";
-import { buildModel, defaultCalibDir, isLowbitPath, parseModelOptions, rawModelOptions, resolveModel, type ModelOptions, MODEL_OPTION_SPECS, METHOD_OPTIONS_HELP } from "./model-options.ts";
+import { buildModel, defaultCalibDir, isLowbitPath, parseModelOptions, rawModelOptions, resolveModel, type ModelOptions, type RawModelOptions, MODEL_OPTION_SPECS, METHOD_OPTIONS_HELP } from "./model-options.ts";
 import { getModelInfo, loadModel } from "../models/registry.ts";
 import { ProgressBar } from "./progress.ts";
 import { graphMacs } from "../methods/prune/nm-mask.ts";
 
-export interface EvaluateOptions {
+/**
+ * Options of `evaluate`: the model, the data and the run; the configuration fields (RawModelOptions: bits, method,
+ * calib, layerBits, methodOptions, residualBits) are validated as on the command line and ignored for a CompilableModel.
+ */
+export interface EvaluateOptions extends RawModelOptions {
   /** Registered name, model.json path (or its directory), a loaded Graph, or a ready CompilableModel. */
   model: string | Graph | CompilableModel;
   /** Directory with hr/ and lr_x<scale>/. */
@@ -34,16 +38,6 @@ export interface EvaluateOptions {
   fromFile?: boolean;
   /** Upscale factor; default (and required to match) the model's. */
   scale?: number;
-  /** Configuration, validated as on the command line (ignored when `model` is a CompilableModel). */
-  bits?: string;
-  method?: string;
-  calib?: string;
-  /** --layer-bits: name=bits pairs (conv names or roles head/tail/upsampler). */
-  layerBits?: string;
-  /** --method-options k=v,… for daq / dfsq. */
-  methodOptions?: string;
-  /** "16": integer adds store 16-bit sums (--residual-bits). */
-  residualBits?: string;
   /** --input-range override for a model loaded by name/path. */
   inputRange?: [number, number];
   /** LR tile core size (default 128, adaptive-bit models 96; 0 = whole image). */
@@ -137,7 +131,7 @@ export async function evaluate(o: EvaluateOptions): Promise<EvalResult> {
     }
     model = o.model;
   } else {
-    opts = parseModelOptions({ bits: o.bits, method: o.method, calib: o.calib, layerBits: o.layerBits, methodOptions: o.methodOptions, residualBits: o.residualBits }, "eval");
+    opts = parseModelOptions(o, "eval");
     if (opts.calib && within(opts.calib, o.data)) {
       throw new LowbitError("E_ARGUMENT", `--calib ${opts.calib} is inside the eval data ${o.data}: never calibrate on the eval images (protocol.md §7)`);
     }

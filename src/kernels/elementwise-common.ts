@@ -38,6 +38,22 @@ export function checkArray(a: ArrayBufferView & { length: number }, span: number
 }
 
 /** An arena offset whose [ptr, ptr + bytes) lies in linear memory. */
+/**
+ * The validated geometry of a binary elementwise op (out = f(a, b)): dims, pixel strides (default channels) and
+ * array spans of a, b and out (shared by the requantized, wide and f32 adds).
+ */
+export function binaryLayout(layout: { pixels: number; channels: number; aStride?: number; bStride?: number; outStride?: number },
+  a: ArrayBufferView & { length: number }, b: ArrayBufferView & { length: number }, out: ArrayBufferView & { length: number }):
+  { n: number; c: number; as: number; bs: number; ys: number } {
+  const { pixels: n, channels: c } = layout;
+  checkDims(n, c);
+  const as = strideOf(layout.aStride, c, "a"), bs = strideOf(layout.bStride, c, "b"), ys = strideOf(layout.outStride, c, "output");
+  checkArray(a, spanOf(n, c, as), "a");
+  checkArray(b, spanOf(n, c, bs), "b");
+  checkArray(out, spanOf(n, c, ys), "out");
+  return { n, c, as, bs, ys };
+}
+
 export function checkPtr(rt: Runtime, ptr: number, bytes: number, what: string, align = 1): void {
   checkInt(ptr, 0, MAX_I32, `${what} offset`, "E_ARGUMENT");
   check(ptr % align === 0, "E_ARGUMENT", () => `${what} offset ${ptr} is not ${align}-byte aligned`);

@@ -12,7 +12,7 @@ import type { Runtime } from "../runtime/runtime.ts";
 import { check } from "../runtime/errors.ts";
 import type { Activation, ActivationKind } from "../graph/ir.ts";
 import {
-  type Codes, type Tensor, checkArray, checkCodes, checkDims, checkF32, checkFinite, checkPtr, isSigned, rtOr, spanOf,
+  type Codes, type Tensor, binaryLayout, checkArray, checkCodes, checkDims, checkF32, checkFinite, checkPtr, isSigned, rtOr, spanOf,
   strideOf, withScratch,
 } from "./elementwise-common.ts";
 import { checkInt } from "../runtime/errors.ts";
@@ -115,12 +115,7 @@ export function add(out: Float32Array, a: Float32Array, b: Float32Array, layout:
   checkF32(out, "out");
   checkF32(a, "a");
   checkF32(b, "b");
-  const { pixels: n, channels: c } = layout;
-  checkDims(n, c);
-  const as = strideOf(layout.aStride, c, "a"), bs = strideOf(layout.bStride, c, "b"), ys = strideOf(layout.outStride, c, "output");
-  checkArray(a, spanOf(n, c, as), "a");
-  checkArray(b, spanOf(n, c, bs), "b");
-  checkArray(out, spanOf(n, c, ys), "out");
+  const { n, c, as, bs, ys } = binaryLayout(layout, a, b, out);
   checkFinite(beta, "beta");
   const r = rtOr(rt);
   withScratch(r, (s) => addAt(r, {

@@ -7,7 +7,7 @@
 import type { Runtime } from "../runtime/runtime.ts";
 import { check } from "../runtime/errors.ts";
 import {
-  type Codes, checkArray, checkCodes, checkDims, checkInputZeroPoint, checkPositive, checkPtr, checkQRange, checkZeroPoint,
+  type Codes, binaryLayout, checkCodes, checkDims, checkInputZeroPoint, checkPositive, checkPtr, checkQRange, checkZeroPoint,
   isSigned, rtOr, spanOf, strideOf, withScratch,
 } from "./elementwise-common.ts";
 
@@ -97,12 +97,7 @@ export function requantAdd(out: Codes, a: Codes, b: Codes, layout: AddLayout, q:
   checkCodes(a, "a");
   checkCodes(b, "b");
   check(isSigned(a) === isSigned(b), "E_ARGUMENT", "a and b must both be Uint8Array or both Int8Array");
-  const { pixels: n, channels: c } = layout;
-  checkDims(n, c);
-  const as = strideOf(layout.aStride, c, "a"), bs = strideOf(layout.bStride, c, "b"), ys = strideOf(layout.outStride, c, "output");
-  checkArray(a, spanOf(n, c, as), "a");
-  checkArray(b, spanOf(n, c, bs), "b");
-  checkArray(out, spanOf(n, c, ys), "out");
+  const { n, c, as, bs, ys } = binaryLayout(layout, a, b, out);
   const so = isSigned(out);
   const qmin = q.qmin ?? (so ? -128 : 0), qmax = q.qmax ?? (so ? 127 : 255);
   checkQRange(qmin, qmax, so);

@@ -10,7 +10,7 @@
 import type { Runtime } from "../runtime/runtime.ts";
 import { check, checkInt } from "../runtime/errors.ts";
 import {
-  checkArray, checkDims, checkPositive, checkPtr, checkZeroPoint, rtOr, spanOf, strideOf, withScratch,
+  binaryLayout, checkArray, checkDims, checkPositive, checkPtr, checkZeroPoint, rtOr, spanOf, strideOf, withScratch,
 } from "./elementwise-common.ts";
 import { addMultipliers, type AddLayout } from "./requant-add.ts";
 
@@ -170,12 +170,7 @@ export function q16RequantizeAt(rt: Runtime, p: Q16RequantizeAt): void {
  */
 export function q16Add(rt: Runtime | undefined, out: Codes16, a: Codes16, b: Codes16, q: Q16AddParams, layout: AddLayout): void {
   const wa = bitsOf(a, q.a.bits, "a"), wb = bitsOf(b, q.b.bits, "b"), wy = bitsOf(out, q.out.bits, "out");
-  const { pixels: n, channels: c } = layout;
-  checkDims(n, c);
-  const as = strideOf(layout.aStride, c, "a"), bs = strideOf(layout.bStride, c, "b"), ys = strideOf(layout.outStride, c, "output");
-  checkArray(a, spanOf(n, c, as), "a");
-  checkArray(b, spanOf(n, c, bs), "b");
-  checkArray(out, spanOf(n, c, ys), "out");
+  const { n, c, as, bs, ys } = binaryLayout(layout, a, b, out);
   const qmin = q.qmin ?? 0, qmax = q.qmax ?? codeMax(wy);
   checkQRange16(qmin, qmax, wy);
   const r = rtOr(rt);
