@@ -219,7 +219,7 @@ export function quantizeModel(calib: Calibration, config: string | QuantConfigIn
     if (size.get(r)! > 1) tensors[node.id].range = [lo.get(r)!, hi.get(r)!];
   }
   // Residual stream at 16 bits: the sum keeps the calibrated min–max range with 2× headroom (no clipping needed:
-  // the 16-bit step on it is still ~100× finer than the 8-bit step on the clipped range), and the 8-bit copy that
+  // the 16-bit step on it is still 65535 / 255 / 2 ≈ 128× finer than an 8-bit step on the min–max range), and the 8-bit copy that
   // convs read keeps the range `method` chose above.
   for (const id of plan.residual) {
     const t = tensors[id], mm = calib.tensors[id]?.minmax;
