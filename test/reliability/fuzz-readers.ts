@@ -373,7 +373,7 @@ function tfjsRunner(rt: Runtime): Runner {
 
 interface LowbitBase { name: string; bytes: Uint8Array }
 
-/** Base files: FP32, static W8A8 and W4A4 (mixed, keep-fp32 head), dynamic DAQ. */
+/** Base files: FP32, static W8A8 (8- and 16-bit residual sums) and W4A4 (mixed, keep-fp32 head), dynamic DAQ. */
 export async function lowbitBases(rt: Runtime): Promise<LowbitBase[]> {
   const out: LowbitBase[] = [];
   for (const seed of [1, 2]) {
@@ -381,6 +381,7 @@ export async function lowbitBases(rt: Runtime): Promise<LowbitBase[]> {
     out.push({ name: `fp32-${seed}`, bytes: saveLowbit(g) });
     const calib = await calibrate(g, [smallImage(new Rng(seed), 12, 10, 3)], { runtime: rt });
     out.push({ name: `w8a8-${seed}`, bytes: saveLowbit(quantizeModel(calib, "w8a8")) });
+    out.push({ name: `w8a8-r16-${seed}`, bytes: saveLowbit(quantizeModel(calib, { bits: "w8a8", residualBits: 16 })) });
     out.push({ name: `w4a4-${seed}`, bytes: saveLowbit(quantizeModel(calib, { bits: "w4a4", method: "mse", keepFp32: ["head"] })) });
     out.push({ name: `daq-${seed}`, bytes: saveLowbit(await quantizeDaq(g, { weightBits: 4, actBits: 4 })) });
   }
