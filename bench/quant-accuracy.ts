@@ -248,6 +248,7 @@ async function runModel(name: string, o: { data: string; calib: string; tile: nu
     log(`${name} ${configName(p)}: quantized in ${qs.toFixed(1)} s (${qm.config})`);
     await runConfig(configName(p), p.method, qm, qm.weightBytes, fp.outs, fp.images);
     res.configs[res.configs.length - 1].quantizeSeconds = qs;
+    save(res); // runConfig saved before the time was known
   }
   if (quantized.every(isDynamic)) return res;
 
@@ -295,6 +296,23 @@ function report(files: string[]): string {
     }
     for (const r of at.filter((x) => !full(x))) {
       lines.push("", `${r.model} (${r.configs[0].images.length} img): only ${r.configs[0].images.map((x) => x.name).join(", ")}, with their own bicubic row.`);
+    }
+    lines.push("");
+  }
+  // Adaptive-bit models (issue 7's table): FAB, BitOPs, calibration time and ms per image beside the scores.
+  const adaptive = runs.filter((r) => r.configs.some((c) => c.mean.fab !== undefined));
+  if (adaptive.length) {
+    lines.push("**Bit-width models** (FAB = feature average bit-width; BitOPs = Σ MACs·b_w·b_a over FP32's; quantize = calibration + fine-tuning wall time):", "",
+      "| model | config | PSNR-Y | SSIM-Y | ΔPSNR vs FP32 | FAB | BitOPs vs FP32 | quantize (s) | ms / image |", "|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    for (const r of adaptive) {
+      const label = full(r) ? r.model : `${r.model} (${r.configs[0]?.images.length ?? 0} img)`;
+      for (const c of r.configs) {
+        const cfg = c.config === "fp32" ? "FP32" : c.config.replace(/^w(\d)a(\d)/, "W$1A$2");
+        const fab = c.mean.fab === undefined ? (c.config === "fp32" ? "32" : "–") : c.mean.fab.toFixed(2);
+        const bo = c.mean.bitops === undefined ? (c.config === "fp32" ? "100 %" : "–") : `${(100 * c.mean.bitops).toFixed(1)} %`;
+        const qs = c.quantizeSeconds === undefined ? "–" : c.quantizeSeconds.toFixed(0);
+        lines.push(`| ${label} | ${cfg} | ${f4(c.mean.psnr)} | ${f4(c.mean.ssim)} | ${c.config === "fp32" ? "" : sd(c.mean.dPsnr)} | ${fab} | ${bo} | ${qs} | ${Math.round(c.mean.ms)} |`);
+      }
     }
     lines.push("");
   }
