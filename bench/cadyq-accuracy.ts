@@ -2,21 +2,21 @@
 // FAB and BitOPs per image in patch mode (LR tile core 90 + margin 3 → 96×96 regions, cadyq.md §6) and
 // whole-image mode, beside fixed-bit PAMS rows (single-candidate CADyQ: the same layers, grid and training).
 //
-//   node --import tsx bench/cadyq-accuracy.ts --model esrgan-slim-x2 [--configs cadyq,w8a8,w8a6,w8a4]
+//   node --import tsx bench/cadyq-accuracy.ts --model esrgan-slim-x2 [--configs fp32,cadyq,w8a8,w8a6,w8a4]
 //        [--cand 4,6,8] [--steps 300] [--lambda 2e-4] [--lrw 0] [--patch 48] [--batch 4] [--images a,b] [--json out.json] [--save dir]
 import { writeFileSync, mkdirSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { evalDir } from "../test/util/eval-data.ts";
 import { loadModel } from "../src/models/registry.ts";
-import { Upscaler } from "../src/engine/upscaler-api.ts";
+import { Upscaler, fp32Model, type CompilableModel } from "../src/engine/upscaler-api.ts";
 import { listEvalSet, loadEvalPair } from "../src/metrics/evalset.ts";
 import { scoreSR } from "../src/metrics/score.ts";
 import { init } from "../src/runtime/runtime.ts";
 import { loadCalibImages } from "../src/cli/model-options.ts";
 import { quantizeCadyqDetailed } from "../src/methods/cadyq/quantize.ts";
 import { saveLowbit } from "../src/io/lowbit-file.ts";
-import type { DynamicQuantizedModel } from "../src/methods/dynamic/model.ts";
+import { DynamicQuantizedModel } from "../src/methods/dynamic/model.ts";
 
 const { values: a } = parseArgs({
   options: {
@@ -40,21 +40,26 @@ const evalImgs = await Promise.all(pairs.map((p) => loadEvalPair(p, { channels: 
 const out: Record<string, unknown>[] = [];
 
 for (const cfg of a.configs!.split(",")) {
-  const candidates = cfg === "cadyq" ? a.cand!.split(",").map(Number) : [Number(/^w8a(\d)$/.exec(cfg)![1])];
-  const t0 = performance.now();
-  const res = await quantizeCadyqDetailed(graph, calib, {
-    candidates, steps: Number(a.steps), lambdaBit: a.lambda ? Number(a.lambda) : undefined, lrWeights: Number(a.lrw), patch: Number(a.patch), batch: Number(a.batch),
-    lrAlpha: a.lralpha ? Number(a.lralpha) : undefined, lrSelector: a.lrsel ? Number(a.lrsel) : undefined, runtime: rt,
-  });
-  const trainMs = performance.now() - t0;
-  const model: DynamicQuantizedModel = res.model;
-  if (a.save) {
-    mkdirSync(a.save, { recursive: true });
-    writeFileSync(`${a.save}/${a.model}-${cfg}.lowbit`, saveLowbit(model));
+  // "fp32": the same tiling without quantization (the time and score reference; FAB 32, BitOPs 100 %).
+  let model: CompilableModel, trainMs = 0;
+  if (cfg === "fp32") model = fp32Model(graph);
+  else {
+    const candidates = cfg === "cadyq" ? a.cand!.split(",").map(Number) : [Number(/^w8a(\d)$/.exec(cfg)![1])];
+    const t0 = performance.now();
+    const res = await quantizeCadyqDetailed(graph, calib, {
+      candidates, steps: Number(a.steps), lambdaBit: a.lambda ? Number(a.lambda) : undefined, lrWeights: Number(a.lrw), patch: Number(a.patch), batch: Number(a.batch),
+      lrAlpha: a.lralpha ? Number(a.lralpha) : undefined, lrSelector: a.lrsel ? Number(a.lrsel) : undefined, runtime: rt,
+    });
+    trainMs = performance.now() - t0;
+    model = res.model;
+    if (a.save) {
+      mkdirSync(a.save, { recursive: true });
+      writeFileSync(`${a.save}/${a.model}-${cfg}.lowbit`, saveLowbit(res.model));
+    }
+    const tr = res.train;
+    const tail = (v: number[]) => v.slice(-20).reduce((s, x) => s + x, 0) / Math.max(1, Math.min(20, v.length));
+    console.log(`${a.model} ${cfg}: trained in ${(trainMs / 1000).toFixed(1)} s (loop ${(tr.ms / 1000).toFixed(1)} s), last-20 loss ${tail(tr.losses).toExponential(3)} train FAB ${tail(tr.fab).toFixed(2)}`);
   }
-  const tr = res.train;
-  const tail = (v: number[]) => v.slice(-20).reduce((s, x) => s + x, 0) / Math.max(1, Math.min(20, v.length));
-  console.log(`${a.model} ${cfg}: trained in ${(trainMs / 1000).toFixed(1)} s (loop ${(tr.ms / 1000).toFixed(1)} s), last-20 loss ${tail(tr.losses).toExponential(3)} train FAB ${tail(tr.fab).toFixed(2)}`);
   for (const mode of a.modes!.split(",")) {
     const whole = mode === "whole";
     const maxLr = Math.max(...evalImgs.map((e) => Math.max(e.lr.width, e.lr.height)));
@@ -69,10 +74,10 @@ for (const cfg of a.configs!.split(",")) {
       const sr = await up.upscale(e.lr);
       const ms = performance.now() - t;
       const s = scoreSR(sr, e.hr, scale);
-      const bm = sr.bitMap!;
-      if (!layerNames.length) { layerNames = bm.layers; layerBits = bm.layers.map(() => 0); }
-      for (const t of bm.tiles) { t.bits.forEach((b, i) => (layerBits[i] += b)); tiles++; }
-      rows.push({ name: e.name, psnr: s.psnrY, ssim: s.ssimY, fab: bm.fab, bitops: bm.bitops, fp32: bm.fp32Bitops, ms });
+      const bm = sr.bitMap;
+      if (bm && !layerNames.length) { layerNames = bm.layers; layerBits = bm.layers.map(() => 0); }
+      for (const t of bm?.tiles ?? []) { t.bits.forEach((b, i) => (layerBits[i] += b)); tiles++; }
+      rows.push({ name: e.name, psnr: s.psnrY, ssim: s.ssimY, fab: bm?.fab ?? 32, bitops: bm?.bitops ?? 1, fp32: bm?.fp32Bitops ?? 1, ms });
     }
     up.dispose();
     const m = (f: (r: (typeof rows)[number]) => number) => rows.reduce((s, r) => s + f(r), 0) / rows.length;
@@ -80,7 +85,7 @@ for (const cfg of a.configs!.split(",")) {
     console.log(`  ${mode.padEnd(5)} PSNR-Y ${m((r) => r.psnr).toFixed(4)} SSIM-Y ${m((r) => r.ssim).toFixed(4)} FAB ${m((r) => r.fab).toFixed(3)} BitOPs/FP32 ${bitopsRatio.toFixed(4)} ms/img ${m((r) => r.ms).toFixed(0)}`);
     console.log("        " + rows.map((r) => `${r.name} ${r.psnr.toFixed(3)}/${r.fab.toFixed(2)}`).join("  "));
     console.log("        bits per layer: " + layerNames.map((n, i) => `${n} ${(layerBits[i] / tiles).toFixed(2)}`).join("  "));
-    out.push({ model: a.model, config: cfg, mode, trainS: trainMs / 1000, psnr: m((r) => r.psnr), ssim: m((r) => r.ssim), fab: m((r) => r.fab), bitopsRatio, images: rows, options: model.info.options });
+    out.push({ model: a.model, config: cfg, mode, trainS: trainMs / 1000, psnr: m((r) => r.psnr), ssim: m((r) => r.ssim), fab: m((r) => r.fab), bitopsRatio, images: rows, options: model instanceof DynamicQuantizedModel ? model.info.options : null });
   }
 }
 if (a.json) writeFileSync(a.json, JSON.stringify(out, null, 1));
